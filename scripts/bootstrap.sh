@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what mrv-ml needs into ./.venv (and, for tests, node_modules and Chromium).
+# Usage: scripts/bootstrap.sh main|test      Idempotent: rerunning installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-main}
+PY=${PYTHON:-python3}
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+pip install --upgrade pip
+# PyTorch first, pinned to the CPU build this machine has on disk: anything installed
+# later that wants torch is then satisfied and does not pull a multi-GB CUDA build.
+pip install "torch==2.13.0"
+if [ "$what" = test ]; then
+  pip install -e ".[torch,lightning,huggingface,keras,test]"
+  # Node packages: pinned solc, anvil, ethers, OpenZeppelin (contracts + merkle-tree).
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+  # Debian's Chromium for the dashboard's browser tests (Playwright cannot download one here).
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+  fi
+else
+  pip install -e ".[torch]"
+fi

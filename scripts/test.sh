@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what it needs, then lint, types, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh test
+.venv/bin/ruff check src tests benchmarks examples scripts
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,53 @@
+"""The ``mrv`` command line: one thin layer that parses, calls the library, and turns
+:class:`~mrv_ml.errors.MRVError` into a one-line message and its exit code.
+
+Commands live in one private module per area and register themselves on :data:`app`.
+Only this package exits.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from mrv_ml.cli._app import app, console_err
+from mrv_ml.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, MRVError
+
+# Importing registers the commands on `app`.
+from mrv_ml.cli import _chain, _core, _report, _run, _serve  # noqa: E402,F401  isort: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``mrv`` script."""
+    try:
+        command = typer.main.get_command(app)
+        command.main(args=argv, prog_name="mrv", standalone_mode=False)
+    except MRVError as e:
+        console_err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        console_err.print(f"[bold red]usage error:[/] {e.format_message()}", highlight=False,
+                          soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    except click.Abort:
+        console_err.print("interrupted", highlight=False)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        console_err.print("interrupted", highlight=False)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as e:
+        console_err.print(f"[bold red]error:[/] {e.format_message()}", highlight=False,
+                          soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    except Exception as e:  # a bug: still one line, but say it is one
+        console_err.print(f"[bold red]internal error:[/] {type(e).__name__}: {e} "
+                          "(please report this; run with MRV_DEBUG=1 for a traceback)",
+                          highlight=False, soft_wrap=True)
+        if __import__("os").environ.get("MRV_DEBUG"):
+            raise
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(0)

@@ -1,0 +1,190 @@
+"""Settings, resolved lowest to highest precedence:
+
+defaults → config file (``mrv.toml``) → environment (the seed's variables, a ``.env``
+file filling only what the real environment leaves unset) → explicit overrides
+(command-line flags or constructor arguments).
+
+Secrets are held in :class:`Secret`, whose ``repr`` and ``str`` never show the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mrv_ml.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+CONFIG_FILE_NAME = "mrv.toml"
+DEFAULT_DATA_DIR = "mrv_data"
+
+
+class Secret:
+    """A string that never appears in output, logs, exceptions or ``repr``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> Any:  # pickling would write the key somewhere; refuse
+        raise TypeError("Secret values cannot be pickled")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Field names match ``mrv.toml`` keys."""
+
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    # chain
+    network: str = "local"
+    rpc_url: str | None = None
+    contract_address: str | None = None
+    private_key: Secret | None = field(default=None, repr=False)
+    keystore: Path | None = None
+    keystore_password: Secret | None = field(default=None, repr=False)
+    confirmations: int | None = None  # None: the network preset's default
+    tx_timeout_s: float = 120.0
+    # measurement
+    country_iso_code: str | None = None  # None: measurement module's documented default
+    region: str | None = None
+    online_lookup: bool = False
+    pue: float = 1.0
+
+    def replace(self, **overrides: Any) -> Settings:
+        """A copy with the given fields replaced; ``None`` values are ignored."""
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self, **_coerce(clean))
+
+
+# Environment variables, the seed's first. Value: Settings field.
+ENV_VARS: dict[str, str] = {
+    "BLOCKCHAIN_RPC_URL": "rpc_url",
+    "CONTRACT_ADDRESS": "contract_address",
+    "PRIVATE_KEY": "private_key",
+    "NETWORK": "network",
+    "MRV_DATA_DIR": "data_dir",
+    "MRV_NETWORK": "network",
+    "MRV_KEYSTORE": "keystore",
+    "MRV_KEYSTORE_PASSWORD": "keystore_password",
+    "MRV_CONFIRMATIONS": "confirmations",
+    "MRV_TX_TIMEOUT": "tx_timeout_s",
+    "MRV_COUNTRY": "country_iso_code",
+    "MRV_REGION": "region",
+    "MRV_ONLINE_LOOKUP": "online_lookup",
+    "MRV_PUE": "pue",
+}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_SECRET_FIELDS = {"private_key", "keystore_password"}
+_PATH_FIELDS = {"data_dir", "keystore"}
+
+
+def _coerce(values: Mapping[str, Any], source: str = "settings") -> dict[str, Any]:
+    """Convert raw strings (from env or TOML) to the field types, with one-line errors."""
+    out: dict[str, Any] = {}
+    for name, raw in values.items():
+        if name not in _FIELDS:
+            raise ConfigError(f"{source}: unknown setting {name!r}")
+        try:
+            if name in _SECRET_FIELDS:
+                out[name] = raw if isinstance(raw, Secret) else Secret(str(raw))
+            elif name in _PATH_FIELDS:
+                out[name] = Path(raw).expanduser()
+            elif name == "confirmations":
+                out[name] = int(raw)
+                if out[name] < 0:
+                    raise ValueError("must be >= 0")
+            elif name in ("tx_timeout_s", "pue"):
+                out[name] = float(raw)
+                if out[name] <= 0:
+                    raise ValueError("must be > 0")
+            elif name == "online_lookup":
+                out[name] = raw if isinstance(raw, bool) else str(raw).strip().lower() in (
+                    "1", "true", "yes", "on")
+            else:
+                out[name] = str(raw) if raw != "" else None
+        except ValueError as e:
+            shown = "***" if name in _SECRET_FIELDS else repr(raw)
+            raise ConfigError(f"{source}: invalid value {shown} for {name}: {e}") from None
+    return out
+
+
+def find_config_file(cwd: Path | None = None) -> Path | None:
+    """``$MRV_CONFIG``, else ``./mrv.toml``, else ``~/.config/mrv-ml/config.toml``."""
+    explicit = os.environ.get("MRV_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"MRV_CONFIG points to {path}, which is not a file")
+        return path
+    for candidate in ((cwd or Path.cwd()) / CONFIG_FILE_NAME,
+                      Path.home() / ".config" / "mrv-ml" / "config.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from None
+    table = data.get("mrv", data)  # keys may sit under [mrv] or at top level
+    if "private_key" in table:
+        raise ConfigError(
+            f"{path}: private_key must not be stored in a config file; "
+            "use PRIVATE_KEY or an encrypted keystore")
+    return _coerce(table, source=str(path))
+
+
+def _read_dotenv(cwd: Path) -> dict[str, str]:
+    path = cwd / ".env"
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, *, cwd: Path | None = None,
+                  environ: Mapping[str, str] | None = None, use_dotenv: bool = True) -> Settings:
+    """Resolve settings from every source; ``overrides`` (flags) win."""
+    cwd = cwd or Path.cwd()
+    env = dict(os.environ if environ is None else environ)
+    if use_dotenv and not env.get("MRV_NO_DOTENV"):
+        for key, value in _read_dotenv(cwd).items():
+            env.setdefault(key, value)  # the real environment wins over .env
+    values: dict[str, Any] = {}
+    config_path = find_config_file(cwd)
+    if config_path is not None:
+        values.update(_read_config_file(config_path))
+    from_env = {ENV_VARS[k]: v for k, v in env.items() if k in ENV_VARS and v != ""}
+    values.update(_coerce(from_env, source="environment"))
+    if overrides:
+        values.update(_coerce({k: v for k, v in overrides.items() if v is not None},
+                              source="command line"))
+    return Settings(**values)

@@ -1,0 +1,71 @@
+"""The record fingerprint: SHA-256 over the RFC 8785 (JCS) canonical form.
+
+We hash canonical bytes, never ``json.dumps`` output or the file as written, so
+that Python, the browser and any other JCS implementation agree byte for byte.
+The algorithm travels with the digest (:data:`HASH_ALGORITHM`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import rfc8785
+
+from mrv_ml.errors import NonFiniteNumberError, RecordError
+
+#: Name of the fingerprint algorithm, stored beside every digest.
+HASH_ALGORITHM = "sha256-jcs"
+
+
+def _find_non_finite(value: Any, path: str) -> str | None:
+    """Path of the first NaN/infinity in ``value``, or ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _find_non_finite(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _find_non_finite(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def canonical_bytes(record: Mapping[str, Any]) -> bytes:
+    """RFC 8785 canonical UTF-8 bytes of ``record``.
+
+    Raises :class:`NonFiniteNumberError` for NaN or infinity (naming the field) and
+    :class:`RecordError` for anything else JSON cannot represent faithfully
+    (integers beyond ±2**53, non-string keys, non-JSON types).
+    """
+    bad = _find_non_finite(record, "")
+    if bad is not None:
+        raise NonFiniteNumberError(f"{bad or 'value'}: NaN or infinity cannot be represented in JSON")
+    try:
+        return rfc8785.dumps(record)
+    except rfc8785.CanonicalizationError as e:
+        raise RecordError(f"record cannot be canonicalized (RFC 8785): {e}") from None
+    except TypeError as e:  # non-JSON types such as sets or datetimes
+        raise RecordError(f"record contains a value JSON cannot hold: {e}") from None
+
+
+def compute_hash(record: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical form, as 64 lowercase hex characters."""
+    return hashlib.sha256(canonical_bytes(record)).hexdigest()
+
+
+def hash_to_bytes32(digest_hex: str) -> bytes:
+    """The 32 raw bytes of a hex digest (with or without ``0x``), for the contract."""
+    text = digest_hex[2:] if digest_hex.startswith(("0x", "0X")) else digest_hex
+    if len(text) != 64:
+        raise RecordError(f"not a SHA-256 digest: {digest_hex!r}")
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise RecordError(f"not a hex digest: {digest_hex!r}") from None

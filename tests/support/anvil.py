@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures for anvil tests (see docs/ARCHITECTURE.md)."""

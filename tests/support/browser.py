@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures for browser tests (see docs/ARCHITECTURE.md)."""
