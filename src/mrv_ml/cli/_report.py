@@ -1,5 +1,82 @@
-"""Commands: see docs/ARCHITECTURE.md for which helper owns this module."""
+"""``mrv report``: summary, citation (plain text or LaTeX) and SVG badge for one record."""
 
 from __future__ import annotations
 
-from mrv_ml.cli._app import app, console, console_err  # noqa: F401
+import enum
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mrv_ml.cli._app import app, console, console_err
+from mrv_ml.errors import StoreError
+
+
+class ReportFormat(str, enum.Enum):
+    text = "text"
+    citation = "citation"
+    latex = "latex"
+    badge = "badge"
+
+
+@app.command("report")
+def report_command(
+    record_file: Annotated[Path, typer.Argument(metavar="RECORD.json",
+                                                help="The MRV record to report on.")],
+    fmt: Annotated[ReportFormat, typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="text: summary; citation: sentence for a paper; latex: the same in LaTeX; "
+             "badge: SVG badge linking to the dashboard.")] = ReportFormat.text,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write to this file instead of standard output.")] = None,
+    dashboard_url: Annotated[str | None, typer.Option(
+        "--dashboard-url", envvar="MRV_DASHBOARD_URL",
+        help="Dashboard the links point to (default: the local `mrv serve` page).")] = None,
+    network: Annotated[str | None, typer.Option(
+        "--network", help="Network for the deep link when the record has no proof file.")] = None,
+    run_verify: Annotated[bool, typer.Option(
+        "--verify", help="Verify against the chain first; only a VALID result makes the "
+                         "badge say 'verified'. Exits with the verdict's code.")] = False,
+) -> None:
+    """Summary, citation or badge for RECORD.json."""
+    from mrv_ml import report
+    from mrv_ml.config import load_settings
+    from mrv_ml.record import load_record_file
+
+    settings = load_settings({"network": network} if network else None)
+    record = load_record_file(record_file)
+    mrv_id = record.get("mrv_id") if isinstance(record.get("mrv_id"), str) else None
+    proof = report.find_proof(record_file, mrv_id, settings.data_dir)
+    verdict = None
+    if run_verify:
+        from mrv_ml.verify import verify
+
+        verdict = verify(record_file)
+    text = report.render(record, fmt.value, proof=proof, verdict=verdict,
+                         dashboard_url=dashboard_url or report.DEFAULT_DASHBOARD_URL,
+                         network=settings.network)
+    if output is None:
+        console.out(text, end="", highlight=False)
+    else:
+        _write_atomically(output, text)
+        console_err.print(f"wrote {output}", highlight=False)
+    if verdict is not None and not verdict:
+        raise typer.Exit(verdict.exit_code)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Temp file + rename: an interrupted write never leaves half a badge behind."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise StoreError(f"cannot write {path}: {e.strerror or e}") from e

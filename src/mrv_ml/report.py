@@ -1,0 +1,390 @@
+"""Human-facing renderings of a record: a short summary, a citation sentence for a paper
+(plain text and LaTeX) and a small SVG badge linking to the dashboard's deep link.
+
+Everything here is a pure function of the record (plus, optionally, its proof sidecar and a
+verification verdict); nothing touches the chain. Every record field is untrusted text: it is
+LaTeX-escaped in LaTeX and XML-escaped in SVG.
+
+The badge says "verified" only when a verification was run and returned VALID; a record
+that merely has an anchoring proof is "anchored", one modified since it was anchored is
+"modified", and anything else is "unverified".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from xml.sax.saxutils import escape as _xml_escape
+
+from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
+from mrv_ml.verify import Verdict, VerdictStatus
+
+#: Where ``mrv serve`` shows the dashboard by default; ``--dashboard-url`` or the
+#: ``MRV_DASHBOARD_URL`` environment variable point elsewhere (a public deployment).
+DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8000/"
+
+FORMATS = ("text", "citation", "latex", "badge")
+
+# Badge states, in the colours readers know from CI badges.
+BADGE_COLORS = {
+    "verified": "#2e7d32",
+    "anchored": "#1565c0",
+    "pending": "#9e9e9e",
+    "unverified": "#9e9e9e",
+    "modified": "#c62828",
+    "tampered": "#c62828",
+    "not found": "#c62828",
+    "submitter mismatch": "#c62828",
+}
+
+_VERDICT_BADGE = {
+    VerdictStatus.VALID: "verified",
+    VerdictStatus.TAMPERED: "tampered",
+    VerdictStatus.NOT_FOUND: "not found",
+    VerdictStatus.SUBMITTER_MISMATCH: "submitter mismatch",
+}
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _get(record: Mapping[str, Any], *path: str) -> Any:
+    node: Any = record
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def format_quantity(value: float | None, unit: str) -> str:
+    """Three significant digits, scaling ``kWh``/``kg`` down to ``Wh``/``g``/``mWh``/``mg``
+    so a tiny run reads "3.1 g" rather than "3.1e-03 kg"."""
+    if value is None:
+        return "not measured"
+    ladders = {"kWh": (("kWh", 1.0), ("Wh", 1e-3), ("mWh", 1e-6)),
+               "kg": (("kg", 1.0), ("g", 1e-3), ("mg", 1e-6))}
+    ladder = ladders.get(unit, ((unit, 1.0),))
+    if value == 0:
+        return f"0 {ladder[0][0]}"
+    for name, scale in ladder:
+        if abs(value) >= scale * 0.1 or name == ladder[-1][0]:
+            return f"{_sig(value / scale)} {name}"
+    raise AssertionError("unreachable")
+
+
+def _sig(x: float) -> str:
+    """Three significant digits without scientific notation for ordinary magnitudes."""
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    text = f"{x:.3g}"
+    if "e" in text:  # below the smallest unit of the ladder: still readable
+        return f"{x:.2e}"
+    return text
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, s = divmod(round(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}h {m:02d}m {s:02d}s" if hours else f"{m}m {s:02d}s"
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters so record text prints literally."""
+    replacements = {
+        "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+        "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+        "|": r"\textbar{}",
+    }
+    flat = " ".join(str(text).split())  # newlines would end the paragraph
+    return "".join(replacements.get(ch, ch) for ch in flat)
+
+
+def _latex_url(url: str) -> str:
+    r"""A URL inside ``\url{}``: ``%`` and ``#`` escaped (so it survives inside footnotes),
+    braces and backslashes percent-encoded (they cannot appear in ``\url`` at all)."""
+    url = "".join(quote(ch) if ch in "{}\\" or ch.isspace() else ch for ch in url)
+    return url.replace("%", r"\%").replace("#", r"\#")
+
+
+def deep_link(dashboard_url: str, mrv_id: str, network: str | None = None) -> str:
+    """The dashboard's deep link for one record: ``<dashboard>?id=MRV-...&network=...``.
+    Existing query parameters of ``dashboard_url`` are kept."""
+    parts = urlsplit(dashboard_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k not in ("id", "network")]
+    query.append(("id", mrv_id))
+    if network:
+        query.append(("network", network))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/",
+                       urlencode(query, quote_via=quote), parts.fragment))
+
+
+# --- proof sidecar and status ------------------------------------------------------------
+
+
+def find_proof(record_path: Path, mrv_id: str | None,
+               data_dir: Path | None = None) -> dict[str, Any] | None:
+    """The proof sidecar for a record: beside the record file, else in the store.
+    Unreadable or foreign sidecars count as absent (the report then says "unverified")."""
+    candidates: list[Path] = []
+    if mrv_id:
+        candidates.append(record_path.parent / f"{mrv_id}.proof.json")
+        if data_dir is not None:
+            candidates.append(Path(data_dir) / f"{mrv_id}.proof.json")
+    stem = record_path.name[:-5] if record_path.name.endswith(".json") else record_path.name
+    candidates.append(record_path.parent / f"{stem}.proof.json")
+    for path in candidates:
+        try:
+            proof = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(proof, dict) and (mrv_id is None or proof.get("mrv_id") == mrv_id):
+            return proof
+    return None
+
+
+def proof_matches(record: Mapping[str, Any], proof: Mapping[str, Any] | None) -> bool:
+    """Whether the sidecar's digest is this record's fingerprint (it is not after an edit)."""
+    digest = _get(proof or {}, "record_hash", "digest")
+    algorithm = _get(proof or {}, "record_hash", "algorithm")
+    if not isinstance(digest, str) or algorithm not in (None, HASH_ALGORITHM):
+        return False
+    try:
+        return digest.lower() == compute_hash(record)
+    except Exception:  # a record that cannot be hashed matches nothing
+        return False
+
+
+def badge_status(record: Mapping[str, Any], proof: Mapping[str, Any] | None = None,
+                 verdict: Verdict | None = None) -> str:
+    """``verified`` only for a VALID verdict; else what the verdict or sidecar supports."""
+    if verdict is not None:
+        return _VERDICT_BADGE[verdict.status]
+    if proof is None:
+        return "unverified"
+    if not proof_matches(record, proof):
+        return "modified"
+    return "anchored" if proof.get("status") == "anchored" else "pending"
+
+
+def network_of(proof: Mapping[str, Any] | None, verdict: Verdict | None = None,
+               default: str | None = None) -> str | None:
+    if verdict is not None and verdict.network:
+        return verdict.network
+    network = _get(proof or {}, "anchor", "network")
+    return network if isinstance(network, str) and network else default
+
+
+# --- the sentence ------------------------------------------------------------------------
+
+
+def _facts(record: Mapping[str, Any]) -> dict[str, Any]:
+    ee = _get(record, "energy_emissions") or {}
+    model = _get(record, "experiment", "model_name")
+    dataset = _get(record, "experiment", "dataset_name")
+    epochs = _get(record, "training", "epochs")
+    dist = _get(record, "distributed")
+    gpus = _get(record, "hardware", "gpus") or []
+    gpu_count = _get(record, "hardware", "gpu_count") or 0
+    hardware = None
+    if isinstance(dist, Mapping) and isinstance(dist.get("world_size"), int) \
+            and dist["world_size"] > 1:
+        hardware = f"{dist['world_size']} processes"
+    elif gpu_count and gpus and isinstance(gpus[0], Mapping) and gpus[0].get("name"):
+        names = {g.get("name") for g in gpus if isinstance(g, Mapping)}
+        name = str(gpus[0]["name"]) if len(names) == 1 else "GPUs"
+        hardware = f"{gpu_count}x {name}" if gpu_count > 1 else str(name)
+    return {
+        "mrv_id": str(_get(record, "mrv_id") or "unknown"),
+        "model": str(model) if model and model != "Unknown" else None,
+        "dataset": str(dataset) if dataset and dataset != "Unknown" else None,
+        "epochs": epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
+        "energy_kwh": _number(ee.get("energy_kwh")) if isinstance(ee, Mapping) else None,
+        "co2_kg": _number(ee.get("co2_kg")) if isinstance(ee, Mapping) else None,
+        "status": _get(record, "outcome", "status") or "completed",
+        "hardware": hardware,
+    }
+
+
+def _sentence(record: Mapping[str, Any], esc: Any, co2: str) -> str:
+    f = _facts(record)
+    what = f"We trained {esc(f['model'])}" if f["model"] else "We trained a model"
+    if f["dataset"]:
+        what += f" on {esc(f['dataset'])}"
+    if f["epochs"] is not None:
+        what += f" for {f['epochs']} epoch{'s' if f['epochs'] != 1 else ''}"
+    if f["hardware"]:
+        what += f" using {esc(f['hardware'])}"
+    if f["energy_kwh"] is None and f["co2_kg"] is None:
+        what += "; energy and emissions could not be measured"
+    else:
+        what += (f", consuming {format_quantity(f['energy_kwh'], 'kWh')} and emitting "
+                 f"{format_quantity(f['co2_kg'], 'kg')} {co2}")
+    what += f" (MRV ID: {esc(f['mrv_id'])})."
+    if f["status"] != "completed":
+        what += f" The run {esc(str(f['status']))} before completing."
+    return what
+
+
+def citation_text(record: Mapping[str, Any], *, dashboard_url: str = DEFAULT_DASHBOARD_URL,
+                  network: str | None = None) -> str:
+    """The seed's sentence for a paper, in plain text, with the verification link."""
+    link = deep_link(dashboard_url, _facts(record)["mrv_id"], network)
+    return f"{_sentence(record, str, 'CO₂')}\nVerification: {link}\n"
+
+
+def citation_latex(record: Mapping[str, Any], *, dashboard_url: str = DEFAULT_DASHBOARD_URL,
+                   network: str | None = None) -> str:
+    r"""The same sentence in LaTeX (record text escaped; the link needs ``\usepackage{url}``
+    or ``hyperref``)."""
+    link = deep_link(dashboard_url, _facts(record)["mrv_id"], network)
+    return (f"{_sentence(record, latex_escape, 'CO$_2$')}\n"
+            f"Verification: \\url{{{_latex_url(link)}}}\n")
+
+
+# --- badge -------------------------------------------------------------------------------
+
+
+def _text_width_px(text: str) -> int:
+    """Rough width of 11 px Verdana text (the badge font), wide enough for any glyph."""
+    return int(sum(7.2 if ch.isupper() or ord(ch) > 127 else 6.2 for ch in text)) + 10
+
+
+def badge_svg(record: Mapping[str, Any], *, status: str, link: str | None = None) -> str:
+    """A flat two-part badge: "CO2" | "0.42 kg · <status>", linked to ``link``."""
+    co2 = format_quantity(_facts(record)["co2_kg"], "kg")
+    label, message = "CO2", f"{co2} · {status}"
+    title = f"{label}: {message}"
+    color = BADGE_COLORS.get(status, "#9e9e9e")
+    lw, mw = _text_width_px(label), _text_width_px(message)
+    width = lw + mw
+    body = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        f'width="{width}" height="20" role="img" aria-label={_attr(title)}>'
+        f"<title>{_xml_escape(title)}</title>"
+        f'<rect width="{lw}" height="20" fill="#555"/>'
+        f'<rect x="{lw}" width="{mw}" height="20" fill="{color}"/>'
+        f'<g fill="#fff" text-anchor="middle" font-family="Verdana,DejaVu Sans,sans-serif" '
+        f'font-size="11">'
+        f'<text x="{lw / 2:.1f}" y="14">{_xml_escape(label)}</text>'
+        f'<text x="{lw + mw / 2:.1f}" y="14">{_xml_escape(message)}</text>'
+        f"</g></svg>"
+    )
+    if link:
+        inner = body[body.index(">") + 1:-len("</svg>")]
+        head = body[:body.index(">") + 1]
+        body = f"{head}<a href={_attr(link)} xlink:href={_attr(link)}>{inner}</a></svg>"
+    return body + "\n"
+
+
+def _attr(value: str) -> str:
+    """A double-quoted, fully escaped XML attribute value."""
+    return '"' + _xml_escape(value, {'"': "&quot;", "'": "&apos;"}) + '"'
+
+
+# --- summary -----------------------------------------------------------------------------
+
+
+def summary_text(record: Mapping[str, Any], *, proof: Mapping[str, Any] | None = None,
+                 verdict: Verdict | None = None) -> str:
+    """A short human summary: what ran, what it cost, where it is anchored."""
+    f = _facts(record)
+    ee = _get(record, "energy_emissions") or {}
+    lines = [f"{f['mrv_id']}  {_get(record, 'experiment', 'name') or ''}  [{f['status']}]"]
+
+    def row(name: str, value: str) -> None:
+        lines.append(f"  {name:<11}{value}")
+
+    training = [f"model {f['model'] or 'unknown'}", f"data {f['dataset'] or 'unknown'}"]
+    if f["epochs"] is not None:
+        training.append(f"{f['epochs']} epochs")
+    batch = _get(record, "training", "batch_size")
+    if batch is not None:
+        training.append(f"batch {batch}")
+    framework = _get(record, "experiment", "framework")
+    if framework:
+        training.append(str(framework))
+    row("training", ", ".join(training))
+    error = _get(record, "outcome", "error_message")
+    if error:
+        row("error", f"{_get(record, 'outcome', 'error_type') or 'error'}: {error}")
+    parts = []
+    for comp in ("cpu", "gpu", "ram"):
+        value = _number(ee.get(f"{comp}_energy_kwh")) if isinstance(ee, Mapping) else None
+        if value is not None:
+            method = _get(ee, "methods", comp, "method")
+            parts.append(f"{comp.upper()} {format_quantity(value, 'kWh')}"
+                         + (f" ({method})" if method else ""))
+    energy = format_quantity(f["energy_kwh"], "kWh")
+    row("energy", energy + (f" = {', '.join(parts)}" if parts else ""))
+    intensity = _number(_get(ee, "carbon_intensity_g_per_kwh"))
+    where = _get(ee, "country_iso_code")
+    co2_line = format_quantity(f["co2_kg"], "kg") + " CO2"
+    if intensity is not None:
+        co2_line += f" at {intensity:.0f} g/kWh"
+    if where:
+        co2_line += f" ({where}, {_get(ee, 'location_source') or 'location'})"
+    pue = _number(_get(ee, "pue"))
+    if pue is not None:
+        co2_line += f", PUE {pue:g}"
+    row("emissions", co2_line)
+    row("duration", format_duration(_number(_get(ee, "duration_seconds"))))
+    dist = _get(record, "distributed")
+    if isinstance(dist, Mapping):
+        missing = dist.get("missing_ranks") or []
+        row("ranks", f"{dist.get('world_size')} ({dist.get('backend')})"
+            + (f", missing {', '.join(str(r) for r in missing)}" if missing else ""))
+    start, end = _get(record, "timestamps", "start_time"), _get(record, "timestamps", "end_time")
+    if start:
+        row("period", f"{start} → {end or '?'}")
+    try:
+        row("hash", f"{HASH_ALGORITHM} {compute_hash(record)}")
+    except Exception as e:  # a summary must still print for a damaged record
+        row("hash", f"cannot be computed: {e}")
+    anchor = _get(proof or {}, "anchor") or {}
+    if proof is None:
+        row("anchor", "none found (not anchored, or the proof file is elsewhere)")
+    elif not proof_matches(record, proof):
+        row("anchor", "the proof file's hash differs: the record changed since anchoring")
+    elif proof.get("status") == "anchored":
+        row("anchor", f"{anchor.get('mode', 'single')} on {anchor.get('network')} "
+            f"(chain {anchor.get('chain_id')}), tx {anchor.get('tx_hash')}, "
+            f"block {anchor.get('block_number')}")
+    else:
+        row("anchor", f"pending: {proof.get('pending_reason') or 'not sent yet'}")
+    if verdict is not None:
+        row("verdict", verdict.status.value + (f" — {verdict.detail}" if verdict.detail else ""))
+    return "\n".join(lines) + "\n"
+
+
+def render(record: Mapping[str, Any], fmt: str, *, proof: Mapping[str, Any] | None = None,
+           verdict: Verdict | None = None, dashboard_url: str = DEFAULT_DASHBOARD_URL,
+           network: str | None = None) -> str:
+    """One of :data:`FORMATS` as text."""
+    net = network_of(proof, verdict, network)
+    if fmt == "text":
+        return summary_text(record, proof=proof, verdict=verdict)
+    if fmt == "citation":
+        return citation_text(record, dashboard_url=dashboard_url, network=net)
+    if fmt == "latex":
+        return citation_latex(record, dashboard_url=dashboard_url, network=net)
+    if fmt == "badge":
+        link = deep_link(dashboard_url, _facts(record)["mrv_id"], net)
+        return badge_svg(record, status=badge_status(record, proof, verdict), link=link)
+    raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
