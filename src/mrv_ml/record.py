@@ -1,0 +1,395 @@
+"""MRV records: identity, the JSON Schema, strict reading and canonical-looking writing.
+
+A record is a plain ``dict`` (JSON object) whose shape is fixed by the JSON Schema
+shipped in ``schema/mrv-record-1.0.schema.json``. This module checks records
+(:func:`validate_record`), reads them strictly from bytes or files
+(:func:`parse_record_bytes`, :func:`load_record_file`), writes them
+(:func:`dump_record_bytes`) and condenses them for listings (:func:`summarize`).
+
+Reading is strict on purpose: Python's ``json`` module accepts ``NaN``, ``Infinity``
+and duplicate keys, none of which another verifier (a browser, another language)
+would read the same way, so a record containing them cannot be fingerprinted
+reproducibly and is refused.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import math
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError, best_match
+
+from mrv_ml import __version__
+from mrv_ml.errors import (
+    NonFiniteNumberError,
+    NotARecordError,
+    NotJSONError,
+    RecordError,
+    SchemaValidationError,
+    UnknownSchemaVersionError,
+)
+
+#: The schema version this release writes.
+SCHEMA_VERSION = "1.0"
+#: Every schema version this release can read and verify, oldest first.
+SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("1.0",)
+
+#: An MRV ID: "MRV-" and a lowercase UUID version 4 (what :func:`new_mrv_id` makes).
+MRV_ID_PATTERN = re.compile(
+    r"^MRV-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+)
+
+# Integers beyond ±(2**53 - 1) lose precision in JavaScript and RFC 8785 refuses them.
+_MAX_SAFE_INTEGER = 2**53 - 1
+# Longest instance text quoted in an error message, so messages stay one short line.
+_MAX_QUOTE_CHARS = 80
+
+# RFC 3339 date-time (what JSON Schema's "date-time" format means); jsonschema only
+# checks this format when an optional package is installed, so we check it ourselves.
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def new_mrv_id() -> str:
+    """A fresh record ID: ``"MRV-"`` followed by a random UUID (version 4)."""
+    return f"MRV-{uuid.uuid4()}"
+
+
+def schema_path(version: str = SCHEMA_VERSION) -> Path:
+    """Location of the JSON Schema file for ``version`` inside the installed package."""
+    return Path(str(resources.files("mrv_ml") / "schema" / f"mrv-record-{version}.schema.json"))
+
+
+@functools.cache
+def _load_schema(version: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_path(version).read_text(encoding="utf-8"))
+    return schema
+
+
+def load_schema(version: str = SCHEMA_VERSION) -> dict[str, Any]:
+    """The JSON Schema (as a fresh dict the caller may modify) for records of ``version``."""
+    return copy.deepcopy(_load_schema(version))
+
+
+def _is_rfc3339(value: object) -> bool:
+    if not isinstance(value, str):
+        return True  # formats only constrain strings; "type" catches the rest
+    match = _RFC3339.match(value)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    try:
+        # Leap seconds (":60") are legal in RFC 3339 but not in datetime.
+        datetime(year, month, day, hour, minute, min(second, 59))
+    except ValueError:
+        return False
+    return second <= 60
+
+
+@functools.cache
+def _validator(version: str) -> Draft202012Validator:
+    checker = FormatChecker()
+    checker.checks("date-time")(_is_rfc3339)
+    schema = _load_schema(version)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=checker)
+
+
+def _field_path(parts: Any) -> str:
+    """``energy_emissions.co2_kg`` / ``hardware.gpus[0].name`` from a path deque."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _describe(error: ValidationError) -> str:
+    """One readable line for a schema error, without dumping whole sub-objects."""
+    message = error.message
+    instance_text = repr(error.instance)
+    if len(instance_text) > _MAX_QUOTE_CHARS and message.startswith(instance_text):
+        # "{...huge dict...} is not of type 'null'" -> "object is not of type 'null'"
+        kind = type(error.instance).__name__
+        kind = {"dict": "object", "list": "array", "str": "string"}.get(kind, kind)
+        message = f"{kind} value" + message[len(instance_text):]
+    if error.validator == "pattern" and list(error.absolute_path) == ["mrv_id"]:
+        message = f"{error.instance!r} is not \"MRV-\" followed by a lowercase UUID version 4"
+    if "then" in error.absolute_schema_path:
+        # A conditional rule (failed measurement -> null figures): say which condition.
+        message += " (because of measurement_status)"
+    message = _one_line(message)
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return message
+
+
+def _check_json_values(value: Any, path: str) -> None:
+    """Refuse what JSON (and RFC 8785) cannot carry faithfully, naming the field."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise NonFiniteNumberError(
+                f"{path or 'record'}: {value!r} is not a finite number; JSON cannot represent it"
+            )
+    elif isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    elif isinstance(value, int):
+        if abs(value) > _MAX_SAFE_INTEGER:
+            raise SchemaValidationError(
+                f"{path or 'record'}: integer {value} is outside ±(2**53-1) and cannot be "
+                "represented exactly in JSON/JavaScript"
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SchemaValidationError(
+                    f"{path or 'record'}: key {key!r} is not a string"
+                )
+            _check_json_values(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_json_values(item, f"{path}[{index}]")
+    else:
+        raise SchemaValidationError(
+            f"{path or 'record'}: a {type(value).__name__} is not a JSON value"
+        )
+
+
+def _version_key(version: str) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(p) for p in version.split("."))
+    except ValueError:
+        return None
+
+
+def validate_record(record: Mapping[str, Any]) -> None:
+    """Check that ``record`` is a well-formed MRV record of a known schema version.
+
+    Order matters for the message the user sees: first "is this a record at all"
+    (:class:`NotARecordError`), then the version (:class:`UnknownSchemaVersionError`),
+    then values JSON cannot hold (:class:`NonFiniteNumberError`), then the schema
+    (:class:`SchemaValidationError`, naming the field path and the problem).
+    """
+    version = check_record_header(record)
+    _check_json_values(record, "")
+    error = best_match(_validator(version).iter_errors(record))
+    if error is not None:
+        path = _field_path(error.absolute_path) or "record"
+        raise SchemaValidationError(f"{path}: {_describe(error)}")
+
+
+def check_record_header(record: Any) -> str:
+    """The cheap part of :func:`validate_record`: is it a record, of a known version?
+
+    Returns the schema version. Used alone where full validation would be too slow
+    (listing thousands of stored records).
+    """
+    if not isinstance(record, Mapping):
+        kind = {"list": "an array", "str": "a string", "NoneType": "null", "bool": "a boolean",
+                "int": "a number", "float": "a number"}.get(type(record).__name__, "not an object")
+        raise NotARecordError(f"not an MRV record: the JSON is {kind}, not an object")
+    if "schema_version" not in record or "mrv_id" not in record:
+        missing = [k for k in ("schema_version", "mrv_id") if k not in record]
+        raise NotARecordError(
+            f"not an MRV record: no {' and no '.join(missing)} field"
+        )
+    version = record["schema_version"]
+    if not isinstance(version, str):
+        raise NotARecordError(
+            f"not an MRV record: schema_version is {json.dumps(version, default=repr)}, "
+            "not a string"
+        )
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        known = ", ".join(SUPPORTED_SCHEMA_VERSIONS)
+        own, oldest = _version_key(version), _version_key(SUPPORTED_SCHEMA_VERSIONS[0])
+        if own is not None and oldest is not None and own < oldest:
+            raise UnknownSchemaVersionError(
+                f"schema_version {version!r} is older than mrv-ml {__version__} reads "
+                f"(known: {known}); this record was written by an earlier format"
+            )
+        raise UnknownSchemaVersionError(
+            f"schema_version {version!r} is not known to mrv-ml {__version__} "
+            f"(known: {known}); upgrade mrv-ml"
+        )
+    return version
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def parse_json_strict(data: bytes, source: str) -> Any:
+    """Parse UTF-8 JSON bytes strictly; :class:`NotJSONError` names ``source``.
+
+    Refuses what the ``json`` module would let through but other readers would not:
+    invalid UTF-8, a byte-order mark, ``NaN``/``Infinity`` literals, duplicate keys.
+    """
+    if not data.strip():
+        raise NotJSONError(f"{source}: not JSON: the file is empty")
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise NotJSONError(f"{source}: not JSON: starts with a UTF-8 byte-order mark")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise NotJSONError(
+            f"{source}: not JSON: invalid UTF-8 at byte {e.start}"
+        ) from e
+    try:
+        return json.loads(text, parse_constant=_reject_constant,
+                          object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as e:
+        truncated = e.pos >= len(text.rstrip())
+        hint = "truncated or incomplete JSON" if truncated else "invalid JSON"
+        raise NotJSONError(
+            f"{source}: {hint}: {e.msg} (line {e.lineno}, column {e.colno})"
+        ) from e
+    except ValueError as e:  # our hooks: NaN/Infinity, duplicate keys
+        raise NotJSONError(f"{source}: invalid JSON: {e}") from e
+    except RecursionError as e:
+        raise NotJSONError(f"{source}: invalid JSON: nested too deeply") from e
+
+
+def _prefixed(error: RecordError, source: str) -> RecordError:
+    """The same kind of error with the file name in front of the message."""
+    return type(error)(f"{source}: {error}")
+
+
+def parse_record_bytes(data: bytes, source: str) -> dict[str, Any]:
+    """Parse and validate a record from raw file bytes; errors start with ``source``."""
+    value = parse_json_strict(data, source)
+    try:
+        validate_record(value)
+    except RecordError as e:
+        raise _prefixed(e, source) from e
+    record: dict[str, Any] = value
+    return record
+
+
+def read_file_bytes(path: str | Path) -> bytes:
+    """The bytes of an input file; :class:`RecordError` (one line) when it cannot be read."""
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError as e:
+        raise RecordError(f"{p}: no such file") from e
+    except IsADirectoryError as e:
+        raise RecordError(f"{p}: is a directory, not a record file") from e
+    except PermissionError as e:
+        raise RecordError(f"{p}: permission denied") from e
+    except OSError as e:
+        raise RecordError(f"{p}: cannot be read: {e.strerror or e}") from e
+
+
+def load_record_file(path: str | Path) -> dict[str, Any]:
+    """Read, parse strictly and validate the record in ``path``.
+
+    Every error is a :class:`RecordError` subclass whose message starts with the path.
+    """
+    return parse_record_bytes(read_file_bytes(path), str(path))
+
+
+def _first_non_finite(value: Any, path: str) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "record"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _first_non_finite(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _first_non_finite(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def dump_json_bytes(value: Any) -> bytes:
+    """UTF-8 JSON as the store writes it: sorted keys, 2-space indent, final newline.
+
+    The file layout is for people; the fingerprint is computed over the RFC 8785
+    form, never over these bytes.
+    """
+    try:
+        text = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError as e:
+        bad = _first_non_finite(value, "")
+        if bad is not None:
+            raise NonFiniteNumberError(
+                f"{bad}: NaN or infinity cannot be represented in JSON"
+            ) from e
+        raise RecordError(f"cannot be written as JSON: {e}") from e
+    except TypeError as e:
+        raise RecordError(f"contains a value JSON cannot hold: {e}") from e
+    return (text + "\n").encode("utf-8")
+
+
+def dump_record_bytes(record: Mapping[str, Any]) -> bytes:
+    """The bytes of a record file (see :func:`dump_json_bytes`); refuses NaN/infinity."""
+    return dump_json_bytes(record)
+
+
+def _section(record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = record.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def summarize(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures a listing shows, tolerant of missing fields.
+
+    Keys: ``mrv_id, experiment, model_name, dataset_name, status,
+    measurement_status, start_time, end_time, duration_s, energy_kwh, co2_kg``.
+    """
+    experiment = _section(record, "experiment")
+    outcome = _section(record, "outcome")
+    energy = _section(record, "energy_emissions")
+    timestamps = _section(record, "timestamps")
+    return {
+        "mrv_id": _text(record.get("mrv_id")),
+        "experiment": _text(experiment.get("name")),
+        "model_name": _text(experiment.get("model_name")),
+        "dataset_name": _text(experiment.get("dataset_name")),
+        "status": _text(outcome.get("status")),
+        "measurement_status": _text(energy.get("measurement_status")),
+        "start_time": _text(timestamps.get("start_time")),
+        "end_time": _text(timestamps.get("end_time")),
+        "duration_s": _number(energy.get("duration_seconds")),
+        "energy_kwh": _number(energy.get("energy_kwh")),
+        "co2_kg": _number(energy.get("co2_kg")),
+    }
