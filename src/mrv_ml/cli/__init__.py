@@ -8,12 +8,21 @@ Only this package exits.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 import typer
 
 from mrv_ml.cli._app import app, console_err
 from mrv_ml.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, MRVError
+
+try:  # typer >= 0.24 vendors click: its usage errors are not click's classes
+    from typer._click import exceptions as _typer_click
+
+    _USAGE_ERRORS: tuple[Any, ...] = (click.UsageError, _typer_click.UsageError)
+    _CLICK_ERRORS: tuple[Any, ...] = (click.ClickException, _typer_click.ClickException)
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _USAGE_ERRORS, _CLICK_ERRORS = (click.UsageError,), (click.ClickException,)
 
 # Importing registers the commands on `app`.
 from mrv_ml.cli import _chain, _core, _report, _run, _serve  # noqa: E402,F401  isort: skip
@@ -29,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.UsageError as e:
+    except _USAGE_ERRORS as e:
         console_err.print(f"[bold red]usage error:[/] {e.format_message()}", highlight=False,
                           soft_wrap=True)
         sys.exit(EXIT_USAGE)
@@ -39,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         console_err.print("interrupted", highlight=False)
         sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as e:
+    except _CLICK_ERRORS as e:
         console_err.print(f"[bold red]error:[/] {e.format_message()}", highlight=False,
                           soft_wrap=True)
         sys.exit(EXIT_USAGE)
