@@ -1,0 +1,275 @@
+"""report.py and `mrv report`: summary, citation (plain/LaTeX), SVG badge."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from mrv_ml import report
+from mrv_ml.hashing import compute_hash
+from mrv_ml.verify import Verdict, VerdictStatus
+from tests.support.records import make_sample_record
+
+SVG = "{http://www.w3.org/2000/svg}"
+XLINK = "{http://www.w3.org/1999/xlink}"
+NASTY = r"Res_Net & 50% $x$ #1 {a} ~b^c \d <e>"
+
+
+def _proof(record: dict[str, Any], *, status: str = "anchored", digest: str | None = None,
+           network: str = "local") -> dict[str, Any]:
+    return {"proof_version": "1.0", "mrv_id": record["mrv_id"],
+            "record_hash": {"algorithm": "sha256-jcs", "digest": digest or compute_hash(record)},
+            "status": status,
+            "anchor": {"mode": "single", "network": network, "chain_id": 1337,
+                       "tx_hash": "0x" + "ab" * 32, "block_number": 3}}
+
+
+def _verdict(record: dict[str, Any], status: VerdictStatus) -> Verdict:
+    return Verdict(status=status, mrv_id=record["mrv_id"], local_hash=compute_hash(record),
+                   network="sepolia")
+
+
+# --- LaTeX ---------------------------------------------------------------------------------
+
+
+def test_latex_escape_covers_every_special_character() -> None:
+    escaped = report.latex_escape(NASTY)
+    assert escaped == (r"Res\_Net \& 50\% \$x\$ \#1 \{a\} \textasciitilde{}b\textasciicircum{}c "
+                       r"\textbackslash{}d \textless{}e\textgreater{}")
+    assert report.latex_escape("two\nlines") == "two lines"  # a newline would end the paragraph
+
+
+def test_latex_citation_escapes_record_fields_and_keeps_figures() -> None:
+    record = make_sample_record(experiment__model_name=NASTY, experiment__dataset_name="CIFAR_10",
+                                training__epochs=90, energy_emissions__energy_kwh=0.87,
+                                energy_emissions__co2_kg=0.42)
+    text = report.citation_latex(record, dashboard_url="https://verify.example/app",
+                                 network="sepolia")
+    sentence, link_line = text.strip().split("\n")
+    assert sentence.startswith(r"We trained Res\_Net \& 50\% \$x\$ \#1 \{a\}")
+    assert r"on CIFAR\_10 for 90 epochs, consuming 0.87 kWh and emitting 0.42 kg CO$_2$" in sentence
+    assert f"(MRV ID: {record['mrv_id']})." in sentence
+    # every special character outside the escapes we emit is gone
+    stripped = re.sub(r"\\(textbackslash|textasciitilde|textasciicircum|textless|textgreater)\{\}"
+                      r"|\\[&%$#_{}]|CO\$_2\$", "", sentence)
+    assert not re.search(r"[&%$#_{}~^\\<>]", stripped), stripped
+    assert link_line == (r"Verification: \url{https://verify.example/app?id="
+                         f"{record['mrv_id']}&network=sepolia}}")
+
+
+def test_latex_url_escapes_percent_and_hash() -> None:
+    record = make_sample_record()
+    text = report.citation_latex(record, dashboard_url="https://x.example/a%20b/?q=1#top")
+    assert r"\url{https://x.example/a\%20b/?q=1&id=" in text and text.strip().endswith(r"\#top}")
+
+
+def test_plain_citation_has_figures_and_deep_link() -> None:
+    record = make_sample_record(experiment__model_name="ResNet18", training__epochs=1,
+                                energy_emissions__energy_kwh=0.0042,
+                                energy_emissions__co2_kg=0.0000451)
+    text = report.citation_text(record, dashboard_url="http://127.0.0.1:8000/", network="local")
+    assert "We trained ResNet18 on MNIST for 1 epoch, consuming 4.2 Wh and emitting 45.1 mg CO₂" \
+        in text
+    link = text.split("Verification: ")[1].strip()
+    assert parse_qs(urlsplit(link).query) == {"id": [record["mrv_id"]], "network": ["local"]}
+
+
+def test_citation_of_failed_unmeasured_run_says_so() -> None:
+    record = make_sample_record(outcome__status="failed",
+                                energy_emissions__measurement_status="failed",
+                                energy_emissions__energy_kwh=None, energy_emissions__co2_kg=None)
+    text = report.citation_text(record)
+    assert "energy and emissions could not be measured" in text
+    assert "The run failed before completing." in text
+    assert "None" not in text and "0 kg" not in text  # never an invented figure
+
+
+def test_deep_link_keeps_existing_query_and_encodes() -> None:
+    link = report.deep_link("https://h.example/verify?lang=en&id=old", "MRV-1 2", "base sepolia")
+    assert parse_qs(urlsplit(link).query) == {"lang": ["en"], "id": ["MRV-1 2"],
+                                              "network": ["base sepolia"]}
+    assert " " not in link
+
+
+@pytest.mark.parametrize(("value", "unit", "expected"), [
+    (0.87, "kWh", "0.87 kWh"), (0.0042, "kWh", "4.2 Wh"), (3.14159e-5, "kg", "31.4 mg"),
+    (0, "kg", "0 kg"), (1234.5, "kg", "1,234 kg"), (None, "kg", "not measured"),
+])
+def test_format_quantity(value: float | None, unit: str, expected: str) -> None:
+    assert report.format_quantity(value, unit) == expected
+
+
+# --- badge ---------------------------------------------------------------------------------
+
+
+def _parse_badge(svg: str) -> tuple[str, str | None]:
+    root = ET.fromstring(svg)  # raises on malformed XML
+    assert root.tag == f"{SVG}svg"
+    title = root.find(f".//{SVG}title")
+    assert title is not None and title.text == root.get("aria-label")
+    anchor = root.find(f"{SVG}a")
+    href = None if anchor is None else anchor.get("href")
+    if anchor is not None:
+        assert anchor.get(f"{XLINK}href") == href
+    return title.text or "", href
+
+
+def test_badge_text_and_link_for_anchored_record() -> None:
+    record = make_sample_record(energy_emissions__co2_kg=0.42)
+    svg = report.render(record, "badge", proof=_proof(record),
+                        dashboard_url="https://verify.example/")
+    title, href = _parse_badge(svg)
+    assert title == "CO2: 0.42 kg · anchored"
+    assert href == f"https://verify.example/?id={record['mrv_id']}&network=local"
+
+
+@pytest.mark.parametrize(("proof_kind", "verdict_status", "expected"), [
+    (None, None, "unverified"),
+    ("anchored", None, "anchored"),
+    ("pending", None, "pending"),
+    ("other-digest", None, "modified"),
+    ("anchored", VerdictStatus.VALID, "verified"),
+    ("anchored", VerdictStatus.TAMPERED, "tampered"),
+    (None, VerdictStatus.NOT_FOUND, "not found"),
+])
+def test_badge_says_verified_only_after_a_valid_verification(
+        proof_kind: str | None, verdict_status: VerdictStatus | None, expected: str) -> None:
+    record = make_sample_record(energy_emissions__co2_kg=0.42)
+    proof = None
+    if proof_kind == "other-digest":
+        proof = _proof(record, digest="00" * 32)
+    elif proof_kind is not None:
+        proof = _proof(record, status=proof_kind)
+    verdict = _verdict(record, verdict_status) if verdict_status else None
+    title, _ = _parse_badge(report.render(record, "badge", proof=proof, verdict=verdict))
+    assert title == f"CO2: 0.42 kg · {expected}"
+
+
+def test_badge_escapes_hostile_url_and_stays_well_formed() -> None:
+    record = make_sample_record()
+    evil = 'https://x.example/"><script>alert(1)</script>&a=\'1'
+    svg = report.render(record, "badge", dashboard_url=evil)
+    _, href = _parse_badge(svg)
+    assert "<script>" not in svg
+    assert href is not None and href.startswith('https://x.example/"><script>')
+
+
+# --- summary -------------------------------------------------------------------------------
+
+
+def test_summary_names_figures_hash_and_anchor() -> None:
+    record = make_sample_record(experiment__name="resnet & co")
+    text = report.summary_text(record, proof=_proof(record))
+    assert record["mrv_id"] in text and "resnet & co" in text
+    assert f"sha256-jcs {compute_hash(record)}" in text
+    assert "0.123 Wh" in text and "CPU 0.1 Wh (TDP)" in text
+    assert "single on local (chain 1337)" in text
+    edited = dict(record, experiment={**record["experiment"], "name": "changed"})
+    assert "the record changed since anchoring" in report.summary_text(edited,
+                                                                      proof=_proof(record))
+
+
+def test_find_proof_beside_record_or_in_store(tmp_path: Path) -> None:
+    record = make_sample_record()
+    folder, store = tmp_path / "elsewhere", tmp_path / "store"
+    folder.mkdir()
+    store.mkdir()
+    path = folder / "copy.json"
+    path.write_text(json.dumps(record))
+    assert report.find_proof(path, record["mrv_id"], store) is None
+    (store / f"{record['mrv_id']}.proof.json").write_text(json.dumps(_proof(record)))
+    assert report.find_proof(path, record["mrv_id"], store) == _proof(record)
+    # a sidecar for another record is not this record's proof
+    other = _proof(make_sample_record())
+    (folder / f"{record['mrv_id']}.proof.json").write_text(json.dumps(other))
+    assert report.find_proof(path, record["mrv_id"], store) == _proof(record)
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+@dataclass
+class _Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def mrv(capsys: pytest.CaptureFixture[str]) -> Callable[..., _Result]:
+    """Runs the real `mrv` entry point in-process (exit code from its SystemExit)."""
+    from mrv_ml.cli import main
+
+    def run(*args: str) -> _Result:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(args))
+        out = capsys.readouterr()
+        return _Result(int(exit_info.value.code or 0), out.out, out.err)
+
+    return run
+
+
+def _write_record(tmp_path: Path, **overrides: Any) -> tuple[Path, dict[str, Any]]:
+    record = make_sample_record(**overrides)
+    path = tmp_path / f"{record['mrv_id']}.json"
+    path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return path, record
+
+
+def test_cli_report_formats(tmp_path: Path, mrv: Callable[..., _Result]) -> None:
+    path, record = _write_record(tmp_path, energy_emissions__co2_kg=0.42,
+                                 experiment__model_name="Res_Net")
+    (tmp_path / f"{record['mrv_id']}.proof.json").write_text(
+        json.dumps(_proof(record, network="sepolia")))
+    latex = mrv("report", str(path), "--format", "latex", "--dashboard-url", "https://v.example/")
+    assert latex.returncode == 0, latex.stderr
+    assert r"We trained Res\_Net" in latex.stdout
+    assert f"https://v.example/?id={record['mrv_id']}&network=sepolia" in latex.stdout
+    out = tmp_path / "badges" / "co2.svg"
+    badge = mrv("report", str(path), "-f", "badge", "-o", str(out))
+    assert badge.returncode == 0, badge.stderr
+    assert _parse_badge(out.read_text())[0] == "CO2: 0.42 kg · anchored"
+    text = mrv("report", str(path))
+    assert text.returncode == 0 and compute_hash(record) in text.stdout
+
+
+@pytest.mark.parametrize(("content", "code", "needle"), [
+    (None, 3, "no such file"),
+    ("{not json", 3, "invalid JSON"),
+    ('{"schema_version": "1.0"}', 3, "not an MRV record"),
+])
+def test_cli_report_bad_input_is_one_line(tmp_path: Path, content: str | None, code: int,
+                                          needle: str, mrv: Callable[..., _Result]) -> None:
+    path = tmp_path / "r.json"
+    if content is not None:
+        path.write_text(content)
+    result = mrv("report", str(path))
+    assert result.returncode == code
+    assert needle in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_report_unknown_format_is_usage_error(tmp_path: Path,
+                                                 mrv: Callable[..., _Result]) -> None:
+    path, _ = _write_record(tmp_path)
+    result = mrv("report", str(path), "--format", "pdf")
+    assert result.returncode == 64 and "Traceback" not in result.stderr
+
+
+def test_cli_report_output_to_unwritable_place_is_store_error(
+        tmp_path: Path, mrv: Callable[..., _Result]) -> None:
+    path, _ = _write_record(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = mrv("report", str(path), "-f", "badge", "-o", str(blocker / "b.svg"))
+    assert result.returncode == 6 and "cannot write" in result.stderr
+    assert blocker.read_text() == "x"
