@@ -1,0 +1,527 @@
+"""The local record store: one directory of record files and their proof sidecars.
+
+Layout (``mrv_data/`` by default)::
+
+    MRV-<uuid>.json          the record; written once, never overwritten
+    MRV-<uuid>.proof.json    its proof sidecar; replaced atomically as anchoring progresses
+    .index.json              listing cache; the JSON files above remain the source of truth
+
+Writes are crash-safe: the bytes go to a temporary file in the same directory, are
+fsynced, and the final name is created with ``os.link`` (records: fails if the name
+exists, so a record is never replaced) or ``os.replace`` (proofs). A failed write
+leaves neither a partial file nor a stray temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mrv_ml.errors import (
+    NotARecordError,
+    RecordError,
+    RecordExistsError,
+    RecordNotFoundError,
+    StoreError,
+)
+from mrv_ml.record import (
+    check_record_header,
+    dump_json_bytes,
+    dump_record_bytes,
+    load_record_file,
+    parse_json_strict,
+    read_file_bytes,
+    summarize,
+    validate_record,
+)
+
+DEFAULT_DATA_DIR = "mrv_data"
+INDEX_FILE = ".index.json"
+PROOF_SUFFIX = ".proof.json"
+_INDEX_VERSION = 1
+
+# Store file names accept any UUID version (records written by other tools), lowercase.
+_ID = r"MRV-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_ID_RE = re.compile(rf"^{_ID}$")
+_RECORD_FILE_RE = re.compile(rf"^({_ID})\.json$")
+_PREFIX_RE = re.compile(r"^MRV-[0-9a-f-]+$")
+
+#: ``RecordSummary.status`` of a record file that cannot be read or is not a record.
+UNREADABLE = "unreadable"
+
+# Filesystems without hard links answer os.link with one of these.
+_NO_HARDLINK_ERRNOS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS,
+                       errno.EXDEV}
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    """One line of ``mrv list``.
+
+    ``status`` is the run's outcome (``completed``/``failed``/``interrupted``) or
+    ``"unreadable"`` for a record file that cannot be used (``error`` says why).
+    ``anchor_state`` is ``"none"`` (no sidecar), ``"pending"``, ``"anchored"`` or
+    ``"unreadable"`` (the sidecar is corrupt; ``error`` says why).
+    """
+
+    mrv_id: str
+    path: Path
+    experiment: str | None
+    model_name: str | None
+    status: str
+    start_time: str | None
+    duration_s: float | None
+    energy_kwh: float | None
+    co2_kg: float | None
+    anchor_state: str
+    anchor_mode: str | None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``path`` as a string)."""
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+
+def _reason(e: OSError) -> str:
+    """'no space left on device' from an OSError, without the file name noise."""
+    text = e.strerror or (os.strerror(e.errno) if e.errno else str(e))
+    return text[:1].lower() + text[1:] if text else type(e).__name__
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a new directory entry durable. Best effort: the file's bytes are already
+    fsynced and the entry is visible; some filesystems refuse fsync on directories."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _time_key(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00")).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def read_proof_file(path: str | Path) -> dict[str, Any] | None:
+    """The proof sidecar at ``path``, or ``None`` when there is none.
+
+    A sidecar that exists but cannot be read or parsed raises a :class:`RecordError`
+    naming the file: a corrupt proof must not look like "not anchored yet".
+    """
+    p = Path(path)
+    if not p.exists():
+        return None
+    value = parse_json_strict(read_file_bytes(p), str(p))
+    if not isinstance(value, dict):
+        raise NotARecordError(f"{p}: not a proof sidecar: the JSON is not an object")
+    return value
+
+
+def _proof_info(proof: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(anchor_state, anchor_mode) of a parsed sidecar."""
+    status = proof.get("status")
+    anchor = proof.get("anchor")
+    mode = anchor.get("mode") if isinstance(anchor, Mapping) else None
+    if status not in ("pending", "anchored"):
+        raise NotARecordError(f"not a proof sidecar: status is {status!r}")
+    return str(status), mode if isinstance(mode, str) else None
+
+
+class RecordStore:
+    """Record files and proof sidecars in one directory (created on first write)."""
+
+    def __init__(self, root: str | Path = DEFAULT_DATA_DIR) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"RecordStore({str(self.root)!r})"
+
+    # --- paths -----------------------------------------------------------------------
+
+    def path_for(self, mrv_id: str) -> Path:
+        """Where the record ``mrv_id`` lives (whether or not it exists)."""
+        return self.root / f"{self._checked_id(mrv_id)}.json"
+
+    def proof_path_for(self, mrv_id: str) -> Path:
+        """Where the proof sidecar of ``mrv_id`` lives (whether or not it exists)."""
+        return self.root / f"{self._checked_id(mrv_id)}{PROOF_SUFFIX}"
+
+    @staticmethod
+    def _checked_id(mrv_id: str) -> str:
+        # The ID becomes a file name: refuse anything that could leave the directory.
+        if not isinstance(mrv_id, str) or not _ID_RE.match(mrv_id):
+            raise RecordError(f"{mrv_id!r} is not an MRV ID (expected MRV-<uuid>)")
+        return mrv_id
+
+    # --- records ---------------------------------------------------------------------
+
+    def save(self, record: Mapping[str, Any]) -> Path:
+        """Validate and write a new record; returns its path.
+
+        Raises :class:`RecordExistsError` if a record with that ID is already stored
+        (records are never overwritten) and :class:`StoreError` when the directory
+        cannot be written (read-only, full disk, permissions...).
+        """
+        validate_record(record)
+        final = self.path_for(record["mrv_id"])
+        data = dump_record_bytes(record)
+        self._ensure_root()
+        if os.path.lexists(final):
+            raise RecordExistsError(f"{final}: a record with this ID already exists; "
+                                    "records are never overwritten")
+        tmp = self._temp_path(final.name)
+        try:
+            self._write_temp(tmp, data)
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                raise RecordExistsError(f"{final}: a record with this ID already exists; "
+                                        "records are never overwritten") from None
+            except OSError as e:
+                if e.errno not in _NO_HARDLINK_ERRNOS:
+                    raise
+                self._create_exclusive_without_link(tmp, final)
+        except OSError as e:
+            raise StoreError(f"cannot write the record to {self.root}: {_reason(e)}") from e
+        finally:
+            self._discard(tmp)
+        _fsync_dir(self.root)
+        return final
+
+    def load(self, mrv_id: str) -> dict[str, Any]:
+        """The validated record ``mrv_id``; :class:`RecordNotFoundError` if not stored."""
+        path = self.path_for(mrv_id)
+        if not path.is_file():
+            raise RecordNotFoundError(f"no record {mrv_id} in {self.root}")
+        record = load_record_file(path)
+        if record["mrv_id"] != mrv_id:
+            raise RecordError(f"{path}: the file name says {mrv_id} but the record's mrv_id "
+                              f"is {record['mrv_id']}")
+        return record
+
+    def exists(self, mrv_id: str) -> bool:
+        """Whether a record file for ``mrv_id`` is stored."""
+        return self.path_for(mrv_id).is_file()
+
+    # --- proofs ----------------------------------------------------------------------
+
+    def load_proof(self, mrv_id: str) -> dict[str, Any] | None:
+        """The proof sidecar of ``mrv_id``, or ``None`` when it has none yet."""
+        return read_proof_file(self.proof_path_for(mrv_id))
+
+    def save_proof(self, mrv_id: str, proof: Mapping[str, Any]) -> Path:
+        """Write (or atomically replace) the proof sidecar of ``mrv_id``; returns its path."""
+        if not isinstance(proof, Mapping):
+            raise RecordError("a proof sidecar must be a JSON object")
+        if proof.get("mrv_id") not in (None, mrv_id):
+            raise RecordError(f"proof is for {proof.get('mrv_id')!r}, not {mrv_id}")
+        final = self.proof_path_for(mrv_id)
+        data = dump_json_bytes(dict(proof))
+        self._ensure_root()
+        tmp = self._temp_path(final.name)
+        try:
+            self._write_temp(tmp, data)
+            os.replace(tmp, final)
+        except OSError as e:
+            raise StoreError(f"cannot write the proof to {self.root}: {_reason(e)}") from e
+        finally:
+            self._discard(tmp)
+        _fsync_dir(self.root)
+        return final
+
+    # --- listing ---------------------------------------------------------------------
+
+    def list(self) -> list[RecordSummary]:
+        """Every stored record, oldest ``start_time`` first.
+
+        Files whose size, mtime and inode match the ``.index.json`` cache are not
+        re-read, so listing a large store is fast. Record files that cannot be read
+        are listed with ``status="unreadable"`` and the reason in ``error``.
+        """
+        entries = self._scan()
+        index = self._read_index()
+        fresh: dict[str, dict[str, Any]] = {}
+        summaries: list[RecordSummary] = []
+        for name, entry in entries.items():
+            match = _RECORD_FILE_RE.match(name)
+            if match is None:
+                continue
+            record_key = self._stat_key(entry)
+            if record_key is None:
+                continue  # vanished since the scan, or not a regular file
+            mrv_id = match.group(1)
+            proof_entry = entries.get(mrv_id + PROOF_SUFFIX)
+            proof_key = self._stat_key(proof_entry) if proof_entry is not None else None
+            cached = index.get(name)
+            if cached is not None and cached["r"] == record_key:
+                record_info = cached["record"]
+            else:
+                record_info = self._read_record_info(self.root / name, mrv_id)
+            if cached is not None and cached["p"] == proof_key and cached["r"] == record_key:
+                proof_info = cached["proof"]
+            else:
+                proof_info = self._read_proof_info(self.root / (mrv_id + PROOF_SUFFIX), proof_key)
+            fresh[name] = {"r": record_key, "p": proof_key, "record": record_info,
+                           "proof": proof_info}
+            summaries.append(self._summary(mrv_id, self.root / name, record_info, proof_info))
+        if fresh != index:
+            self._write_index(fresh)
+        summaries.sort(key=self._sort_key)
+        return summaries
+
+    def __iter__(self) -> Iterator[RecordSummary]:
+        return iter(self.list())
+
+    def pending_ids(self) -> list[str]:
+        """IDs of readable records not anchored yet (no sidecar, or status pending)."""
+        return [s.mrv_id for s in self.list()
+                if s.status != UNREADABLE and s.anchor_state in ("none", "pending")]
+
+    def resolve(self, ref: str | Path) -> Path:
+        """The record file meant by ``ref``: a full ID, a unique ID prefix, or a path.
+
+        Raises :class:`RecordNotFoundError` for an ID (or prefix) with no record and
+        :class:`RecordError` for an ambiguous prefix or a path that is not a file.
+        """
+        text = str(ref).strip()
+        if _ID_RE.match(text):
+            path = self.path_for(text)
+            if path.is_file():
+                return path
+            raise RecordNotFoundError(f"no record {text} in {self.root}")
+        candidate = Path(text).expanduser()
+        if isinstance(ref, Path) or os.sep in text or text.endswith(".json") or candidate.exists():
+            if candidate.is_file():
+                return candidate
+            if candidate.is_dir():
+                raise RecordError(f"{candidate}: is a directory, not a record file")
+            raise RecordError(f"{candidate}: no such file")
+        prefix = text if text[:4].upper() == "MRV-" else f"MRV-{text}"
+        prefix = "MRV-" + prefix[4:].lower()
+        if not _PREFIX_RE.match(prefix):
+            raise RecordError(f"{text!r} is neither a record file nor an MRV ID (MRV-<uuid>)")
+        names = sorted(n for n in self._scan() if _RECORD_FILE_RE.match(n) and n.startswith(prefix))
+        if not names:
+            raise RecordNotFoundError(f"no record matching {text!r} in {self.root}")
+        if len(names) > 1:
+            shown = ", ".join(n[:-len(".json")] for n in names[:3])
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            raise RecordError(f"{text!r} matches {len(names)} records ({shown}{more}); "
+                              "give more characters of the ID")
+        return self.root / names[0]
+
+    # --- internals -------------------------------------------------------------------
+
+    def _ensure_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as e:
+            raise StoreError(f"data directory {self.root} exists and is not a directory") from e
+        except OSError as e:
+            raise StoreError(f"cannot create the data directory {self.root}: {_reason(e)}") from e
+
+    def _temp_path(self, final_name: str) -> Path:
+        # Hidden and unique per writer; listing ignores it by name.
+        return self.root / f".{final_name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+    @staticmethod
+    def _write_temp(tmp: Path, data: bytes) -> None:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _create_exclusive_without_link(tmp: Path, final: Path) -> None:
+        # No hard links here: claim the name exclusively (an empty placeholder), then
+        # move the complete file over it. Still never replaces someone else's record.
+        try:
+            fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise RecordExistsError(f"{final}: a record with this ID already exists; "
+                                    "records are never overwritten") from None
+        os.close(fd)
+        os.replace(tmp, final)
+
+    @staticmethod
+    def _discard(tmp: Path) -> None:
+        # Already linked and gone, or never created: nothing to clean.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+    def _scan(self) -> dict[str, os.DirEntry[str]]:
+        try:
+            with os.scandir(self.root) as it:
+                return {entry.name: entry for entry in it}
+        except FileNotFoundError:
+            return {}
+        except NotADirectoryError as e:
+            raise StoreError(f"data directory {self.root} is not a directory") from e
+        except OSError as e:
+            raise StoreError(f"cannot read the data directory {self.root}: {_reason(e)}") from e
+
+    @staticmethod
+    def _stat_key(entry: os.DirEntry[str]) -> list[int] | None:
+        try:
+            st = entry.stat()
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        # Inode too: os.replace within one mtime tick can keep size and mtime.
+        return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+    @staticmethod
+    def _read_record_info(path: Path, mrv_id: str) -> dict[str, Any]:
+        """What a listing needs from a record file (full schema validation is left to
+        ``mrv validate``/``verify``: it would make listing thousands of records slow)."""
+        try:
+            value = parse_json_strict(read_file_bytes(path), str(path))
+            try:
+                check_record_header(value)
+            except RecordError as e:
+                raise type(e)(f"{path}: {e}") from e
+            if value["mrv_id"] != mrv_id:
+                raise RecordError(f"{path}: the file name says {mrv_id} but the record's "
+                                  f"mrv_id is {value['mrv_id']!r}")
+        except RecordError as e:
+            return {"error": str(e)}
+        info = summarize(value)
+        info["error"] = None
+        return info
+
+    @staticmethod
+    def _read_proof_info(path: Path, key: list[int] | None) -> dict[str, Any] | None:
+        if key is None:
+            return None
+        try:
+            proof = read_proof_file(path)
+            if proof is None:
+                return None
+            state, mode = _proof_info(proof)
+        except RecordError as e:
+            message = str(e)
+            if not message.startswith(str(path)):
+                message = f"{path}: {message}"
+            return {"state": UNREADABLE, "mode": None, "error": message}
+        return {"state": state, "mode": mode, "error": None}
+
+    @staticmethod
+    def _summary(mrv_id: str, path: Path, record_info: Mapping[str, Any],
+                 proof_info: Mapping[str, Any] | None) -> RecordSummary:
+        error = record_info.get("error")
+        proof_error = proof_info.get("error") if proof_info else None
+        return RecordSummary(
+            mrv_id=mrv_id,
+            path=path,
+            experiment=record_info.get("experiment"),
+            model_name=record_info.get("model_name"),
+            status=UNREADABLE if error else (record_info.get("status") or "unknown"),
+            start_time=record_info.get("start_time"),
+            duration_s=record_info.get("duration_s"),
+            energy_kwh=record_info.get("energy_kwh"),
+            co2_kg=record_info.get("co2_kg"),
+            anchor_state=proof_info["state"] if proof_info else "none",
+            anchor_mode=proof_info.get("mode") if proof_info else None,
+            error=error or proof_error,
+        )
+
+    @staticmethod
+    def _sort_key(summary: RecordSummary) -> tuple[bool, float, str]:
+        key = _time_key(summary.start_time)
+        return (key is None, key or 0.0, summary.mrv_id)
+
+    def _read_index(self) -> dict[str, dict[str, Any]]:
+        """The listing cache; anything odd about it means "no cache" (it is rebuilt)."""
+        try:
+            raw = json.loads((self.root / INDEX_FILE).read_bytes())
+        except (OSError, ValueError, RecursionError):
+            return {}
+        if not isinstance(raw, dict) or raw.get("version") != _INDEX_VERSION:
+            return {}
+        entries = raw.get("entries")
+        if not isinstance(entries, dict):
+            return {}
+        return {name: entry for name, entry in entries.items() if _valid_index_entry(entry)}
+
+    def _write_index(self, entries: dict[str, dict[str, Any]]) -> None:
+        """Replace the cache atomically; failures are ignored (the files are the truth)."""
+        if not self.root.is_dir():
+            return
+        tmp = self._temp_path(INDEX_FILE)
+        try:
+            data = json.dumps({"version": _INDEX_VERSION, "entries": entries},
+                              separators=(",", ":"), allow_nan=False).encode("utf-8")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.root / INDEX_FILE)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._discard(tmp)
+
+
+_RECORD_INFO_TYPES: dict[str, tuple[type, ...]] = {
+    "experiment": (str, type(None)), "model_name": (str, type(None)),
+    "status": (str, type(None)), "start_time": (str, type(None)),
+    "duration_s": (float, int, type(None)), "energy_kwh": (float, int, type(None)),
+    "co2_kg": (float, int, type(None)), "error": (str, type(None)),
+}
+
+
+def _valid_key(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+
+
+def _valid_index_entry(entry: Any) -> bool:
+    """Whether a cache entry has the shape list() relies on (else it is re-read)."""
+    if not isinstance(entry, dict) or not _valid_key(entry.get("r")):
+        return False
+    if entry.get("p") is not None and not _valid_key(entry.get("p")):
+        return False
+    record = entry.get("record")
+    if not isinstance(record, dict) or not all(
+        isinstance(record.get(k), t) for k, t in _RECORD_INFO_TYPES.items()
+    ):
+        return False
+    proof = entry.get("proof")
+    if proof is None:
+        return entry.get("p") is None
+    return (isinstance(proof, dict) and proof.get("state") in ("pending", "anchored", UNREADABLE)
+            and isinstance(proof.get("mode"), (str, type(None)))
+            and isinstance(proof.get("error"), (str, type(None))))
