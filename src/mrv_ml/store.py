@@ -14,6 +14,7 @@ leaves neither a partial file nor a stray temporary file.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import json
@@ -301,7 +302,7 @@ class RecordStore:
     def __iter__(self) -> Iterator[RecordSummary]:
         return iter(self.list())
 
-    def pending_ids(self) -> list[str]:
+    def pending_ids(self) -> builtins.list[str]:
         """IDs of readable records not anchored yet (no sidecar, or status pending)."""
         return [s.mrv_id for s in self.list()
                 if s.status != UNREADABLE and s.anchor_state in ("none", "pending")]
@@ -392,7 +393,7 @@ class RecordStore:
             raise StoreError(f"cannot read the data directory {self.root}: {_reason(e)}") from e
 
     @staticmethod
-    def _stat_key(entry: os.DirEntry[str]) -> list[int] | None:
+    def _stat_key(entry: os.DirEntry[str]) -> builtins.list[int] | None:
         try:
             st = entry.stat()
         except OSError:
@@ -422,7 +423,7 @@ class RecordStore:
         return info
 
     @staticmethod
-    def _read_proof_info(path: Path, key: list[int] | None) -> dict[str, Any] | None:
+    def _read_proof_info(path: Path, key: builtins.list[int] | None) -> dict[str, Any] | None:
         if key is None:
             return None
         try:
