@@ -20,18 +20,24 @@ from mrv_ml.errors import NonFiniteNumberError, RecordError
 HASH_ALGORITHM = "sha256-jcs"
 
 
-def _find_non_finite(value: Any, path: str) -> str | None:
-    """Path of the first NaN/infinity in ``value``, or ``None``."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return path
+# RFC 8785 numbers are IEEE doubles: integers beyond this lose precision in JavaScript.
+_MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _find_unrepresentable(value: Any, path: str) -> tuple[str, bool] | None:
+    """(path, is_non_finite) of the first value RFC 8785 cannot carry exactly, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, True)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (path, False) if abs(value) > _MAX_SAFE_INTEGER else None
     if isinstance(value, Mapping):
         for key, item in value.items():
-            found = _find_non_finite(item, f"{path}.{key}" if path else str(key))
+            found = _find_unrepresentable(item, f"{path}.{key}" if path else str(key))
             if found:
                 return found
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            found = _find_non_finite(item, f"{path}[{index}]")
+            found = _find_unrepresentable(item, f"{path}[{index}]")
             if found:
                 return found
     return None
@@ -44,9 +50,14 @@ def canonical_bytes(record: Mapping[str, Any]) -> bytes:
     :class:`RecordError` for anything else JSON cannot represent faithfully
     (integers beyond ±2**53, non-string keys, non-JSON types).
     """
-    bad = _find_non_finite(record, "")
+    bad = _find_unrepresentable(record, "")
     if bad is not None:
-        raise NonFiniteNumberError(f"{bad or 'value'}: NaN or infinity cannot be represented in JSON")
+        path, non_finite = bad
+        if non_finite:
+            raise NonFiniteNumberError(
+                f"{path or 'value'}: NaN or infinity cannot be represented in JSON")
+        raise RecordError(f"{path or 'value'}: integer outside ±(2**53-1) cannot be "
+                          "represented exactly in JSON (RFC 8785)")
     try:
         return rfc8785.dumps(record)
     except rfc8785.CanonicalizationError as e:
