@@ -264,7 +264,8 @@ def parse_json_strict(data: bytes, source: str) -> Any:
         return json.loads(text, parse_constant=_reject_constant,
                           object_pairs_hook=_reject_duplicates)
     except json.JSONDecodeError as e:
-        truncated = e.pos >= len(text.rstrip())
+        # The parser ran off the end of the text: most likely a cut-off file.
+        truncated = e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string")
         hint = "truncated or incomplete JSON" if truncated else "invalid JSON"
         raise NotJSONError(
             f"{source}: {hint}: {e.msg} (line {e.lineno}, column {e.colno})"
