@@ -1,5 +1,416 @@
-"""Commands: see docs/ARCHITECTURE.md for which helper owns this module."""
+"""``mrv hash``, ``mrv validate``, ``mrv list``, ``mrv show``: records and the local store.
+
+Thin layer: parse the arguments, call :mod:`mrv_ml.record` / :mod:`mrv_ml.store`,
+print. Library errors propagate to :func:`mrv_ml.cli.main`, which prints them on one
+line and exits with their code. Heavy modules are imported inside the commands so
+that ``mrv --help`` stays fast.
+"""
 
 from __future__ import annotations
 
-from mrv_ml.cli._app import app, console, console_err  # noqa: F401
+import contextlib
+import json
+import re
+import sys
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from mrv_ml.cli._app import app, console, console_err
+from mrv_ml.errors import EXIT_BAD_INPUT, RecordError
+
+if TYPE_CHECKING:
+    from mrv_ml.store import RecordStore, RecordSummary
+
+# C0/C1 control characters (and DEL) in user-supplied text would move the cursor or
+# recolour the terminal: show them escaped instead.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+DataDirOption = Annotated[Path | None, typer.Option(
+    "--data-dir", metavar="DIR",
+    help="Record store directory (default: MRV_DATA_DIR, the config file, or ./mrv_data).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _safe(value: Any) -> str:
+    """Printable text for a terminal, whatever a record contains."""
+    if value is None:
+        return "-"
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
+def _store(data_dir: Path | None) -> RecordStore:
+    from mrv_ml.config import load_settings
+    from mrv_ml.store import RecordStore
+
+    settings = load_settings({"data_dir": str(data_dir)} if data_dir is not None else None)
+    return RecordStore(settings.data_dir)
+
+
+def _print_json(value: Any) -> None:
+    console.out(json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False), highlight=False)
+
+
+def _read_input(file: str) -> tuple[bytes, str]:
+    """Bytes and display name of FILE ("-" is standard input)."""
+    from mrv_ml.record import read_file_bytes
+
+    if file == "-":
+        return sys.stdin.buffer.read(), "<stdin>"
+    return read_file_bytes(file), file
+
+
+def _fmt_number(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    text = "0" if value == 0 else f"{value:.4g}"
+    return f"{text} {unit}".rstrip()
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _fmt_minute_utc(value: str | None) -> str:
+    """A timestamp as "2026-11-24 22:00" in UTC, short enough for a table column."""
+    if not value:
+        return "-"
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return _safe(value)
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%d %H:%M")
+
+
+def _fmt_time(value: str | None) -> str:
+    """2026-11-24T22:00:00.000000Z -> 2026-11-24 22:00:00Z (seconds are enough to read)."""
+    if not value:
+        return "-"
+    match = re.match(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.\d+)?(.*)$", value)
+    return f"{match.group(1)} {match.group(2)}{match.group(3)}" if match else _safe(value)
+
+
+# --- mrv hash -----------------------------------------------------------------------------
+
+
+@app.command("hash")
+def hash_command(
+    file: Annotated[str, typer.Argument(metavar="FILE",
+                                        help="Record file (JSON); '-' reads standard input.")],
+    as_json: JsonOption = False,
+    no_validate: Annotated[bool, typer.Option(
+        "--no-validate",
+        help="Hash any strict JSON object without checking it against the record schema.")]
+    = False,
+) -> None:
+    """Print the fingerprint of a record: SHA-256 over its RFC 8785 canonical JSON.
+
+    The digest is what `mrv anchor` registers on chain and what `mrv verify` and the
+    dashboard recompute. It does not depend on key order, indentation or how numbers
+    were written in the file. Exit 3 if FILE is not a valid record.
+    """
+    from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
+    from mrv_ml.record import parse_json_strict, parse_record_bytes
+
+    data, source = _read_input(file)
+    if no_validate:
+        value = parse_json_strict(data, source)
+        if not isinstance(value, dict):
+            raise RecordError(f"{source}: not a JSON object")
+        record: dict[str, Any] = value
+    else:
+        record = parse_record_bytes(data, source)
+    digest = compute_hash(record)
+    if as_json:
+        mrv_id = record.get("mrv_id")
+        _print_json({"algorithm": HASH_ALGORITHM, "digest": digest,
+                     "mrv_id": mrv_id if isinstance(mrv_id, str) else None})
+    else:
+        console.out(digest, highlight=False)
+
+
+# --- mrv validate -------------------------------------------------------------------------
+
+
+@app.command("validate")
+def validate_command(
+    files: Annotated[list[str], typer.Argument(metavar="FILE...",
+                                               help="Record files to check.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Check record files: strict JSON, a known schema version, and the JSON Schema.
+
+    Prints "OK <file> (<MRV ID>, schema <version>)" for each valid file and a one-line
+    reason for each invalid one. Exit 0 when all are valid, 3 when any is not.
+    """
+    from mrv_ml.record import load_record_file
+
+    results: list[dict[str, Any]] = []
+    for file in files:
+        try:
+            record = load_record_file(file)
+        except RecordError as e:
+            results.append({"file": file, "valid": False, "mrv_id": None,
+                            "schema_version": None, "error": str(e)})
+            if not as_json:
+                console_err.print(Text.assemble(("INVALID ", "bold red"), _safe(e)))
+            continue
+        results.append({"file": file, "valid": True, "mrv_id": record["mrv_id"],
+                        "schema_version": record["schema_version"], "error": None})
+        if not as_json:
+            console.print(Text.assemble(
+                ("OK ", "bold green"),
+                f"{_safe(file)} ({record['mrv_id']}, schema {record['schema_version']})"))
+    if as_json:
+        _print_json(results)
+    if not all(r["valid"] for r in results):
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+# --- mrv list -----------------------------------------------------------------------------
+
+_ANCHOR_STYLE = {"anchored": "green", "pending": "yellow", "none": "dim", "unreadable": "red"}
+
+
+def _anchor_text(summary: RecordSummary) -> Text:
+    label = summary.anchor_state
+    if summary.anchor_state == "anchored" and summary.anchor_mode:
+        label = f"anchored/{summary.anchor_mode}"
+    return Text(label, style=_ANCHOR_STYLE.get(summary.anchor_state, ""))
+
+
+@app.command("list")
+def list_command(
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+    pending: Annotated[bool, typer.Option(
+        "--pending", help="Only records not anchored yet (what `mrv anchor` would send).")]
+    = False,
+) -> None:
+    """List the records in the store, oldest first, with their anchoring state.
+
+    Anchoring state: none (no proof file), pending (anchoring was attempted or queued),
+    anchored (single transaction or Merkle batch). A record file that cannot be read is
+    listed in red as "unreadable", with the reason.
+    """
+    store = _store(data_dir)
+    summaries = store.list()
+    if pending:
+        summaries = [s for s in summaries
+                     if s.status != "unreadable" and s.anchor_state in ("none", "pending")]
+    if as_json:
+        _print_json([s.to_dict() for s in summaries])
+        return
+    if not summaries:
+        what = "pending records" if pending else "records"
+        console.print(f"No {what} in {_safe(store.root)}.", markup=False)
+        return
+    # IDs are shown as their first 12 characters: a prefix `mrv show` accepts, and
+    # what lets the table fit a normal terminal (--json has the full IDs).
+    table = Table(title=f"Records in {_safe(store.root)}", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("ID", no_wrap=True)
+    table.add_column("Experiment", overflow="fold", ratio=1, min_width=8)
+    table.add_column("Status")
+    table.add_column("Start (UTC)")
+    table.add_column("Duration", justify="right")
+    table.add_column("kWh", justify="right")
+    table.add_column("kg CO2", justify="right")
+    table.add_column("Anchoring")
+    unreadable: list[RecordSummary] = []
+    for s in summaries:
+        if s.status == "unreadable":
+            unreadable.append(s)
+            table.add_row(Text(s.mrv_id[:12], style="red"), Text("(unreadable)", style="red"),
+                          Text("unreadable", style="bold red"), "-", "-", "-", "-",
+                          _anchor_text(s))
+            continue
+        if s.anchor_state == "unreadable":
+            unreadable.append(s)
+        status_style = {"completed": "green", "failed": "red", "interrupted": "yellow"}
+        table.add_row(
+            Text(s.mrv_id[:12]),
+            Text(_safe(s.experiment)),
+            Text(_safe(s.status), style=status_style.get(s.status, "")),
+            Text(_fmt_minute_utc(s.start_time)),
+            Text(_fmt_duration(s.duration_s)),
+            Text(_fmt_number(s.energy_kwh)),
+            Text(_fmt_number(s.co2_kg)),
+            _anchor_text(s),
+        )
+    # Piped or redirected output is not cut to 80 columns: nothing would wrap it anyway.
+    out = console if console.is_terminal else Console(width=max(console.width, 160),
+                                                      highlight=False, soft_wrap=True)
+    out.print(table)
+    readable = [s for s in summaries if s.status != "unreadable"]
+    energy_kwh = sum(s.energy_kwh or 0.0 for s in readable)
+    co2_kg = sum(s.co2_kg or 0.0 for s in readable)
+    console.print(f"{len(summaries)} record(s); total {_fmt_number(energy_kwh, 'kWh')}, "
+                  f"{_fmt_number(co2_kg, 'kg CO2')}", markup=False)
+    for s in unreadable:
+        console_err.print(Text.assemble(("unreadable: ", "bold red"), _safe(s.error)))
+
+
+# --- mrv show -----------------------------------------------------------------------------
+
+
+def _find_proof(path: Path, mrv_id: str, store: RecordStore) -> tuple[dict[str, Any] | None,
+                                                                      str | None]:
+    """The sidecar beside the record file, else in the store; (proof, error)."""
+    from mrv_ml.store import PROOF_SUFFIX, read_proof_file
+
+    candidates = [path.parent / f"{mrv_id}{PROOF_SUFFIX}"]
+    # An ID the store cannot hold is only possible for a file outside it: skip the store.
+    with contextlib.suppress(RecordError):
+        candidates.append(store.proof_path_for(mrv_id))
+    for candidate in candidates:
+        try:
+            proof = read_proof_file(candidate)
+        except RecordError as e:
+            return None, str(e)
+        if proof is not None:
+            return proof, None
+    return None, None
+
+
+def _methods_text(methods: Any) -> str:
+    if not isinstance(methods, Mapping):
+        return "-"
+    parts = []
+    for component in ("cpu", "gpu", "ram"):
+        info = methods.get(component)
+        if isinstance(info, Mapping):
+            how = "measured" if info.get("measured") else "estimated"
+            parts.append(f"{component.upper()} {_safe(info.get('method'))} ({how})")
+    return ", ".join(parts) or "-"
+
+
+def _anchoring_lines(proof: Mapping[str, Any] | None, error: str | None) -> Text:
+    if error is not None:
+        return Text(f"unreadable proof: {_safe(error)}", style="bold red")
+    if proof is None:
+        return Text("none (no proof file; `mrv anchor` sends it)", style="dim")
+    status = proof.get("status")
+    anchor = proof.get("anchor") if isinstance(proof.get("anchor"), Mapping) else {}
+    assert isinstance(anchor, Mapping)
+    if status == "anchored":
+        text = Text("anchored", style="bold green")
+        details = [f"{_safe(anchor.get('mode'))} on {_safe(anchor.get('network'))} "
+                   f"(chain {_safe(anchor.get('chain_id'))})",
+                   f"tx {_safe(anchor.get('tx_hash'))}, block {_safe(anchor.get('block_number'))}",
+                   f"submitter {_safe(anchor.get('submitter'))}",
+                   f"contract {_safe(anchor.get('contract_address'))}"]
+        if anchor.get("explorer_url"):
+            details.append(_safe(anchor.get("explorer_url")))
+        text.append("\n" + "\n".join(details))
+        return text
+    if status == "pending":
+        text = Text("pending", style="bold yellow")
+        if proof.get("pending_reason"):
+            text.append(f" ({_safe(proof.get('pending_reason'))})")
+        return text
+    return Text(f"unknown proof status {_safe(status)}", style="red")
+
+
+@app.command("show")
+def show_command(
+    ref: Annotated[str, typer.Argument(
+        metavar="ID|FILE", help="A record ID, a unique prefix of one (MRV-fc25, fc25), "
+                                "or a record file path.")],
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one record: what was measured, how, and its anchoring state.
+
+    --json prints the record itself (as stored: sorted keys, 2-space indent).
+    Exit 2 if no record matches, 3 if the file is not a valid record.
+    """
+    from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
+    from mrv_ml.record import dump_record_bytes, load_record_file
+
+    store = _store(data_dir)
+    path = store.resolve(ref)
+    record = load_record_file(path)
+    if as_json:
+        console.out(dump_record_bytes(record).decode("utf-8"), end="", highlight=False)
+        return
+    proof, proof_error = _find_proof(path, record["mrv_id"], store)
+    exp = record["experiment"]
+    energy = record["energy_emissions"]
+    hw = record["hardware"]
+    outcome = record["outcome"]
+    ts = record["timestamps"]
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+
+    def row(label: str, value: str | Text) -> None:
+        grid.add_row(label, value if isinstance(value, Text) else Text(value))
+
+    row("file", _safe(path))
+    row("experiment", f"{_safe(exp.get('name'))} (model {_safe(exp.get('model_name'))}, "
+                      f"dataset {_safe(exp.get('dataset_name'))}, "
+                      f"framework {_safe(exp.get('framework'))})")
+    if exp.get("description"):
+        row("description", _safe(exp.get("description")))
+    status_text = Text(_safe(outcome.get("status")),
+                       style="green" if outcome.get("status") == "completed" else "red")
+    if outcome.get("error_type") or outcome.get("error_message"):
+        status_text.append(f" ({_safe(outcome.get('error_type'))}: "
+                           f"{_safe(outcome.get('error_message'))})")
+    row("outcome", status_text)
+    row("time", f"{_fmt_time(ts.get('start_time'))} → {_fmt_time(ts.get('end_time'))} "
+                f"({_fmt_duration(energy.get('duration_seconds'))})")
+    measured = energy.get("measurement_status") == "measured"
+    energy_text = Text(_fmt_number(energy.get("energy_kwh"), "kWh"))
+    energy_text.append(f" (CPU {_fmt_number(energy.get('cpu_energy_kwh'))}, "
+                       f"GPU {_fmt_number(energy.get('gpu_energy_kwh'))}, "
+                       f"RAM {_fmt_number(energy.get('ram_energy_kwh'))})")
+    if not measured:
+        energy_text.append(f" measurement failed: {_safe(energy.get('measurement_error'))}",
+                           style="red")
+    row("energy", energy_text)
+    row("emissions", f"{_fmt_number(energy.get('co2_kg'), 'kg CO2')} (carbon intensity "
+                     f"{_fmt_number(energy.get('carbon_intensity_g_per_kwh'), 'g/kWh')}, "
+                     f"{_safe(energy.get('country_iso_code'))}"
+                     f"{'/' + _safe(energy.get('region')) if energy.get('region') else ''}, "
+                     f"location {_safe(energy.get('location_source'))}, "
+                     f"PUE {_fmt_number(energy.get('pue'))})")
+    row("measured by", f"{_safe(energy.get('measurement_tool'))} "
+                       f"{_safe(energy.get('measurement_tool_version'))}: "
+                       f"{_methods_text(energy.get('methods'))}")
+    gpus = hw.get("gpus") or []
+    gpu_text = ", ".join(_safe(g.get("name")) for g in gpus if isinstance(g, Mapping)) or "none"
+    row("hardware", f"{_safe(hw.get('cpu_model'))}, {_safe(hw.get('cpu_logical_cores'))} "
+                    f"logical cores, {_fmt_number(hw.get('ram_gb'), 'GB')} RAM, GPUs: {gpu_text}")
+    source = record.get("source")
+    if isinstance(source, Mapping):
+        dirty = " (uncommitted changes)" if source.get("git_dirty") else ""
+        row("source", f"git {_safe(source.get('git_commit'))}{dirty}")
+    distributed = record.get("distributed")
+    if isinstance(distributed, Mapping):
+        row("distributed", f"world size {_safe(distributed.get('world_size'))}, "
+                           f"{len(distributed.get('ranks') or [])} rank(s) reported")
+    row("fingerprint", f"{HASH_ALGORITHM} {compute_hash(record)}")
+    row("anchoring", _anchoring_lines(proof, proof_error))
+
+    console.print(Text(record["mrv_id"], style="bold"))
+    console.print(grid)
