@@ -32,7 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``mrv`` script."""
     try:
         command = typer.main.get_command(app)
-        command.main(args=argv, prog_name="mrv", standalone_mode=False)
+        # Without standalone mode, a command's `raise typer.Exit(code)` comes back as the
+        # return value, not as an exception: it must become the exit status.
+        returned = command.main(args=argv, prog_name="mrv", standalone_mode=False)
+        if isinstance(returned, int) and not isinstance(returned, bool) and returned != 0:
+            sys.exit(returned)
     except MRVError as e:
         console_err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
         sys.exit(e.exit_code)
