@@ -1,0 +1,353 @@
+"""`mrv hash | validate | list | show`: exit codes, one-line errors, what is printed."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mrv_ml.cli import main
+from mrv_ml.errors import EXIT_BAD_INPUT, EXIT_NOT_FOUND, EXIT_STORE, EXIT_USAGE
+from mrv_ml.hashing import compute_hash
+from mrv_ml.record import dump_record_bytes
+from mrv_ml.store import RecordStore
+from tests.support.records import make_sample_record
+
+Result = tuple[int, str, str]
+Runner = Callable[..., Result]
+
+
+@pytest.fixture
+def mrv(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Runner:
+    """Run the real `mrv` entry point in-process: (exit code, stdout, stderr)."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main(list(args))
+        out, err = capsys.readouterr()
+        code = info.value.code
+        return (code if isinstance(code, int) else 1), out, err
+
+    return run
+
+
+def _one_line_error(err: str) -> str:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture
+def store(data_dir: Path) -> RecordStore:
+    return RecordStore(data_dir)
+
+
+def _record_file(tmp_path: Path, record: dict[str, Any] | None = None,
+                 name: str = "record.json") -> Path:
+    path = tmp_path / name
+    path.write_bytes(dump_record_bytes(record or make_sample_record()))
+    return path
+
+
+# --- hash ---------------------------------------------------------------------------------
+
+
+def test_hash_prints_the_fingerprint(mrv: Runner, tmp_path: Path) -> None:
+    record = make_sample_record()
+    path = _record_file(tmp_path, record)
+    code, out, err = mrv("hash", str(path))
+    assert (code, out, err) == (0, compute_hash(record) + "\n", "")
+
+
+def test_hash_ignores_formatting_of_the_file(mrv: Runner, tmp_path: Path) -> None:
+    record = make_sample_record()
+    compact = tmp_path / "compact.json"
+    compact.write_text(json.dumps(dict(reversed(list(record.items())))), encoding="utf-8")
+    assert mrv("hash", str(compact))[1] == mrv("hash", str(_record_file(tmp_path, record)))[1]
+
+
+def test_hash_json(mrv: Runner, tmp_path: Path) -> None:
+    record = make_sample_record()
+    code, out, _ = mrv("hash", "--json", str(_record_file(tmp_path, record)))
+    assert code == 0
+    assert json.loads(out) == {"algorithm": "sha256-jcs", "digest": compute_hash(record),
+                               "mrv_id": record["mrv_id"]}
+
+
+def test_hash_reads_standard_input(mrv: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    record = make_sample_record()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(dump_record_bytes(record))))
+    assert mrv("hash", "-")[:2] == (0, compute_hash(record) + "\n")
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    (b"not json", "invalid JSON"),
+    (b'{"schema_version": "1.0", "mrv_id": "MRV-', "truncated"),
+    (b'{"a": NaN}', "NaN is not valid JSON"),
+    (b'{"name": "x"}', "not an MRV record"),
+    (b'{"schema_version": "9.0", "mrv_id": "x"}', "upgrade mrv-ml"),
+])
+def test_hash_of_a_bad_file_is_one_line_exit_3(mrv: Runner, tmp_path: Path, content: bytes,
+                                               fragment: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    code, out, err = mrv("hash", str(path))
+    assert code == EXIT_BAD_INPUT and out == ""
+    line = _one_line_error(err)
+    assert str(path) in line and fragment in line
+
+
+def test_hash_of_a_missing_file(mrv: Runner, tmp_path: Path) -> None:
+    code, _, err = mrv("hash", str(tmp_path / "absent.json"))
+    assert code == EXIT_BAD_INPUT
+    assert "no such file" in _one_line_error(err)
+
+
+def test_hash_no_validate_accepts_any_object_but_not_other_json(mrv: Runner,
+                                                                 tmp_path: Path) -> None:
+    path = tmp_path / "thing.json"
+    path.write_text('{"b": 1, "a": "é"}', encoding="utf-8")
+    assert mrv("hash", "--no-validate", str(path))[:2] == (0, compute_hash({"a": "é", "b": 1})
+                                                          + "\n")
+    assert mrv("hash", str(path))[0] == EXIT_BAD_INPUT
+    path.write_text("[1, 2]")
+    code, _, err = mrv("hash", "--no-validate", str(path))
+    assert code == EXIT_BAD_INPUT and "not a JSON object" in err
+
+
+def test_hash_without_argument_is_a_usage_error(mrv: Runner) -> None:
+    assert mrv("hash")[0] == EXIT_USAGE
+
+
+# --- validate -----------------------------------------------------------------------------
+
+
+def test_validate_all_good(mrv: Runner, tmp_path: Path) -> None:
+    a, b = make_sample_record(), make_sample_record()
+    pa, pb = _record_file(tmp_path, a, "a.json"), _record_file(tmp_path, b, "b.json")
+    code, out, err = mrv("validate", str(pa), str(pb))
+    assert code == 0 and err == ""
+    assert out.splitlines() == [f"OK {pa} ({a['mrv_id']}, schema 1.0)",
+                                f"OK {pb} ({b['mrv_id']}, schema 1.0)"]
+
+
+def test_validate_reports_each_invalid_file_and_exits_3(mrv: Runner, tmp_path: Path) -> None:
+    good = _record_file(tmp_path, name="good.json")
+    bad = _record_file(tmp_path, make_sample_record(energy_emissions__co2_kg=-1), "bad.json")
+    missing = tmp_path / "missing.json"
+    code, out, err = mrv("validate", str(bad), str(good), str(missing))
+    assert code == EXIT_BAD_INPUT
+    assert out.startswith(f"OK {good} ")
+    assert "Traceback" not in err
+    assert err.splitlines() == [
+        f"INVALID {bad}: energy_emissions.co2_kg: -1 is less than the minimum of 0",
+        f"INVALID {missing}: no such file"]
+
+
+def test_validate_json(mrv: Runner, tmp_path: Path) -> None:
+    good = _record_file(tmp_path, name="good.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    code, out, _ = mrv("validate", "--json", str(good), str(bad))
+    results = json.loads(out)
+    assert code == EXIT_BAD_INPUT
+    assert [r["valid"] for r in results] == [True, False]
+    assert results[1]["error"].startswith(f"{bad}: truncated")
+
+
+# --- list ---------------------------------------------------------------------------------
+
+
+def test_list_of_an_empty_store(mrv: Runner, data_dir: Path) -> None:
+    code, out, _ = mrv("list")
+    assert code == 0 and out.strip() == f"No records in {data_dir}."
+    assert json.loads(mrv("list", "--json")[1]) == []
+
+
+def _populate(store: RecordStore) -> list[dict[str, Any]]:
+    records = [
+        make_sample_record(experiment__name="first-run", timestamps__start_time="2026-11-24T20:00:00Z"),
+        make_sample_record(experiment__name="second-run", timestamps__start_time="2026-11-24T21:00:00Z",
+                           outcome__status="failed"),
+        make_sample_record(experiment__name="third-run", timestamps__start_time="2026-11-24T22:00:00Z"),
+    ]
+    for record in records:
+        store.save(record)
+    first, second = records[0]["mrv_id"], records[1]["mrv_id"]
+    store.save_proof(first, {"mrv_id": first, "status": "anchored",
+                             "anchor": {"mode": "batch", "network": "local", "chain_id": 1337,
+                                        "tx_hash": "0x" + "ab" * 32, "block_number": 7}})
+    store.save_proof(second, {"mrv_id": second, "status": "pending",
+                              "pending_reason": "chain unreachable: connection refused"})
+    return records
+
+
+def test_list_table(mrv: Runner, store: RecordStore) -> None:
+    records = _populate(store)
+    code, out, err = mrv("list")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    rows = [line for line in lines if line.strip().startswith("MRV-")]
+    assert [r.split()[0] for r in rows] == [r["mrv_id"][:12] for r in records]
+    assert "first-run" in rows[0] and "anchored/batch" in rows[0]
+    assert "failed" in rows[1] and "pending" in rows[1]
+    assert "third-run" in rows[2] and rows[2].rstrip().endswith("none")
+    assert "2026-11-24 20:00" in rows[0] and "12.5 s" in rows[0] and "0.000123" in rows[0]
+    assert "3 record(s)" in out
+
+
+def test_list_json_and_pending(mrv: Runner, store: RecordStore) -> None:
+    records = _populate(store)
+    listed = json.loads(mrv("list", "--json")[1])
+    assert [r["mrv_id"] for r in listed] == [r["mrv_id"] for r in records]
+    assert listed[0]["anchor_state"] == "anchored" and listed[0]["anchor_mode"] == "batch"
+    assert listed[0]["co2_kg"] == records[0]["energy_emissions"]["co2_kg"]
+    pending = json.loads(mrv("list", "--pending", "--json")[1])
+    assert [r["mrv_id"] for r in pending] == [records[1]["mrv_id"], records[2]["mrv_id"]]
+    out = mrv("list", "--pending")[1]
+    assert records[0]["mrv_id"][:12] not in out and records[2]["mrv_id"][:12] in out
+
+
+def test_list_shows_unreadable_records(mrv: Runner, store: RecordStore) -> None:
+    _populate(store)
+    broken = make_sample_record()["mrv_id"]
+    store.path_for(broken).write_text('{"schema_version": "1.0", "mrv_id": "MRV-')
+    code, out, err = mrv("list")
+    assert code == 0
+    row = next(line for line in out.splitlines() if broken[:12] in line)
+    assert "unreadable" in row
+    line = _one_line_error(err)
+    assert line.startswith("unreadable: ") and str(store.path_for(broken)) in line
+    assert "4 record(s)" in out
+    assert json.loads(mrv("list", "--json")[1])[-1]["status"] == "unreadable"
+
+
+def test_list_escapes_terminal_control_characters(mrv: Runner, store: RecordStore) -> None:
+    store.save(make_sample_record(experiment__name="evil\x1b[2J[bold]name"))
+    out = mrv("list")[1]
+    assert "\x1b" not in out
+    assert "evil\\x1b[2J[bold]name" in out
+
+
+def test_list_data_dir_option_wins_over_environment(mrv: Runner, tmp_path: Path,
+                                                    store: RecordStore) -> None:
+    store.save(make_sample_record())
+    other = RecordStore(tmp_path / "elsewhere")
+    kept = make_sample_record()
+    other.save(kept)
+    listed = json.loads(mrv("list", "--json", "--data-dir", str(other.root))[1])
+    assert [r["mrv_id"] for r in listed] == [kept["mrv_id"]]
+
+
+def test_list_of_a_data_dir_that_is_a_file_exits_6(mrv: Runner, tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    code, _, err = mrv("list", "--data-dir", str(blocker))
+    assert code == EXIT_STORE
+    assert "is not a directory" in _one_line_error(err)
+
+
+# --- show ---------------------------------------------------------------------------------
+
+
+def test_show_by_prefix(mrv: Runner, store: RecordStore) -> None:
+    records = _populate(store)
+    record = records[0]
+    code, out, err = mrv("show", record["mrv_id"][4:12])
+    assert code == 0 and err == ""
+    assert out.startswith(record["mrv_id"] + "\n")
+    assert str(store.path_for(record["mrv_id"])) in out
+    assert "first-run" in out and "SimpleCNN" in out and "MNIST" in out
+    assert f"sha256-jcs {compute_hash(record)}" in out
+    assert "anchored" in out and "batch on local (chain 1337)" in out
+    assert "0.000123 kWh" in out and "4.51e-05 kg CO2" in out
+    assert "CPU TDP (estimated)" in out
+
+
+def test_show_pending_and_unanchored(mrv: Runner, store: RecordStore) -> None:
+    records = _populate(store)
+    assert "pending (chain unreachable: connection refused)" in mrv("show", records[1]["mrv_id"])[1]
+    assert "none (no proof file" in mrv("show", records[2]["mrv_id"])[1]
+
+
+def test_show_a_file_outside_the_store_with_its_sidecar(mrv: Runner, tmp_path: Path) -> None:
+    record = make_sample_record()
+    path = _record_file(tmp_path, record, f"{record['mrv_id']}.json")
+    (tmp_path / f"{record['mrv_id']}.proof.json").write_text(json.dumps(
+        {"mrv_id": record["mrv_id"], "status": "anchored", "anchor": {"mode": "single"}}))
+    code, out, _ = mrv("show", str(path))
+    assert code == 0 and "anchored" in out and "single on" in out
+
+
+def test_show_corrupt_proof_is_said_not_hidden(mrv: Runner, store: RecordStore) -> None:
+    record = make_sample_record()
+    store.save(record)
+    store.proof_path_for(record["mrv_id"]).write_text("{")
+    code, out, _ = mrv("show", record["mrv_id"])
+    assert code == 0 and "unreadable proof" in out
+
+
+def test_show_json_prints_the_record(mrv: Runner, store: RecordStore) -> None:
+    record = make_sample_record(experiment__description="日本語")
+    path = store.save(record)
+    code, out, _ = mrv("show", "--json", record["mrv_id"])
+    assert code == 0
+    assert json.loads(out) == record
+    assert out.encode("utf-8") == path.read_bytes()
+
+
+def test_show_errors(mrv: Runner, store: RecordStore, tmp_path: Path) -> None:
+    a = make_sample_record(mrv_id="MRV-abcd0001-0000-4000-8000-000000000001")
+    b = make_sample_record(mrv_id="MRV-abcd0002-0000-4000-8000-000000000002")
+    store.save(a)
+    store.save(b)
+    code, _, err = mrv("show", "MRV-ffff0000-0000-4000-8000-000000000000")
+    assert code == EXIT_NOT_FOUND and "no record" in _one_line_error(err)
+    code, _, err = mrv("show", "ffff")
+    assert code == EXIT_NOT_FOUND and "no record matching" in _one_line_error(err)
+    code, _, err = mrv("show", "abcd")
+    assert code == EXIT_BAD_INPUT and "matches 2 records" in _one_line_error(err)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_version": "1.0"}')
+    code, _, err = mrv("show", str(bad))
+    assert code == EXIT_BAD_INPUT and "not an MRV record" in _one_line_error(err)
+
+
+@pytest.mark.parametrize("command", ["hash", "validate", "list", "show"])
+def test_help(mrv: Runner, command: str) -> None:
+    code, out, _ = mrv(command, "--help")
+    assert code == 0 and "Usage" in out and "--json" in out
+
+
+# --- the installed entry point -------------------------------------------------------------
+
+
+def _mrv_exe() -> list[str]:
+    exe = Path(sys.executable).with_name("mrv")
+    return [str(exe)] if exe.exists() else [sys.executable, "-c",
+                                            "from mrv_ml.cli import main; main()"]
+
+
+def test_real_entry_point_bad_input_and_store_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"energy": NaN}')
+    env = dict(os.environ, MRV_DATA_DIR=str(bad))  # a file: unusable as a directory
+    result = subprocess.run([*_mrv_exe(), "validate", str(bad)], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode == EXIT_BAD_INPUT
+    assert "Traceback" not in result.stderr and str(bad) in result.stderr
+    result = subprocess.run([*_mrv_exe(), "list"], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == EXIT_STORE
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error: data directory")
