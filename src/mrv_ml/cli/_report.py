@@ -23,8 +23,8 @@ class ReportFormat(str, enum.Enum):
 
 @app.command("report")
 def report_command(
-    record_file: Annotated[Path, typer.Argument(metavar="RECORD.json",
-                                                help="The MRV record to report on.")],
+    ref: Annotated[str, typer.Argument(
+        metavar="RECORD", help="A record file, or an MRV ID (or unique prefix) in the store.")],
     fmt: Annotated[ReportFormat, typer.Option(
         "--format", "-f", case_sensitive=False,
         help="text: summary; citation: sentence for a paper; latex: the same in LaTeX; "
@@ -40,12 +40,14 @@ def report_command(
         "--verify", help="Verify against the chain first; only a VALID result makes the "
                          "badge say 'verified'. Exits with the verdict's code.")] = False,
 ) -> None:
-    """Summary, citation or badge for RECORD.json."""
+    """Summary, citation (plain text or LaTeX) or SVG badge for one record."""
     from mrv_ml import report
     from mrv_ml.config import load_settings
     from mrv_ml.record import load_record_file
+    from mrv_ml.store import RecordStore
 
     settings = load_settings({"network": network} if network else None)
+    record_file = RecordStore(settings.data_dir).resolve(ref)
     record = load_record_file(record_file)
     mrv_id = record.get("mrv_id") if isinstance(record.get("mrv_id"), str) else None
     proof = report.find_proof(record_file, mrv_id, settings.data_dir)
