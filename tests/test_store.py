@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -305,8 +306,7 @@ def test_cache_follows_added_removed_modified_files(store: RecordStore) -> None:
 
     store.path_for(b["mrv_id"]).unlink()  # removed
     assert [s.mrv_id for s in store.list()] == [a["mrv_id"], c["mrv_id"]]
-    assert set(json.loads((store.root / INDEX_FILE).read_text())["entries"]) == {
-        f"{a['mrv_id']}.json", f"{c['mrv_id']}.json"}
+    assert set(_index_entries(store)) == {f"{a['mrv_id']}.json", f"{c['mrv_id']}.json"}
 
     # Modified in place (same size, same mtime): the inode/size/mtime key still changes
     # once the file is replaced, so the cache must not serve the old figures.
@@ -351,19 +351,30 @@ def test_warm_listing_reads_only_changed_files(store: RecordStore,
     assert reads == [path.name]
 
 
+def _index_entries(store: RecordStore) -> dict[str, Any]:
+    header, _, body = (store.root / INDEX_FILE).read_bytes().partition(b"\n")
+    assert json.loads(header)["sha256"] == hashlib.sha256(body).hexdigest()
+    entries: dict[str, Any] = json.loads(body)
+    return entries
+
+
 def test_corrupt_cache_is_rebuilt_silently(store: RecordStore) -> None:
     a = _save_at(store, "2026-11-24T21:00:00Z")
     store.list()
     index = store.root / INDEX_FILE
-    for garbage in (b"{not json", b"[]", b'{"version": 1, "entries": {"x": 1}}',
-                    json.dumps({"version": 1, "entries": {f"{a['mrv_id']}.json": {
-                        "r": "bad", "p": None, "record": {}, "proof": None}}}).encode(),
-                    b"\xff\xfe"):
+    good = index.read_bytes()
+    header, _, body = good.partition(b"\n")
+    # The cached figures edited without fixing the checksum: must not be believed.
+    edited = header + b"\n" + body.replace(b"4.51e-05", b"9.99e-05")
+    assert edited != good
+    old_format = json.dumps({"version": 1, "entries": {}}).encode()
+    for garbage in (b"{not json", b"[]", b"", good[: len(good) // 2], edited, old_format,
+                    b"\xff\xfe", header + b"\n[1, 2]"):
         index.write_bytes(garbage)
         listed = store.list()
         assert [s.mrv_id for s in listed] == [a["mrv_id"]]
         assert listed[0].co2_kg == a["energy_emissions"]["co2_kg"]
-        assert json.loads(index.read_text())["version"] == 1
+        assert index.read_bytes() == good  # rebuilt
 
 
 def test_unwritable_cache_is_ignored(store: RecordStore, monkeypatch: pytest.MonkeyPatch) -> None:

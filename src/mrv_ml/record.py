@@ -244,11 +244,12 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def parse_json_strict(data: bytes, source: str) -> Any:
+def parse_json_strict(data: bytes, source: str, *, check_duplicates: bool = True) -> Any:
     """Parse UTF-8 JSON bytes strictly; :class:`NotJSONError` names ``source``.
 
     Refuses what the ``json`` module would let through but other readers would not:
-    invalid UTF-8, a byte-order mark, ``NaN``/``Infinity`` literals, duplicate keys.
+    invalid UTF-8, a byte-order mark, ``NaN``/``Infinity`` literals, duplicate keys
+    (``check_duplicates=False`` skips that last check, which is the slow one).
     """
     if not data.strip():
         raise NotJSONError(f"{source}: not JSON: the file is empty")
@@ -261,6 +262,8 @@ def parse_json_strict(data: bytes, source: str) -> Any:
             f"{source}: not JSON: invalid UTF-8 at byte {e.start}"
         ) from e
     try:
+        if not check_duplicates:
+            return json.loads(text, parse_constant=_reject_constant)
         return json.loads(text, parse_constant=_reject_constant,
                           object_pairs_hook=_reject_duplicates)
     except json.JSONDecodeError as e:

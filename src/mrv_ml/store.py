@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -49,7 +50,10 @@ from mrv_ml.record import (
 DEFAULT_DATA_DIR = "mrv_data"
 INDEX_FILE = ".index.json"
 PROOF_SUFFIX = ".proof.json"
-_INDEX_VERSION = 1
+_INDEX_FORMAT = "mrv-ml store index"
+_INDEX_VERSION = 2
+# Cached record fields, in order: experiment, model_name, status, start_time, duration_s,
+# energy_kwh, co2_kg, error, sort timestamp. Proof fields: state, mode, error.
 
 # Store file names accept any UUID version (records written by other tools), lowercase.
 _ID = r"MRV-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -267,11 +271,14 @@ class RecordStore:
         Files whose size, mtime and inode match the ``.index.json`` cache are not
         re-read, so listing a large store is fast. Record files that cannot be read
         are listed with ``status="unreadable"`` and the reason in ``error``.
+        Listing reads records strictly as JSON but does not run the full schema
+        (``mrv validate`` / ``verify`` do): that would make a cold listing slow.
         """
         entries = self._scan()
         index = self._read_index()
-        fresh: dict[str, dict[str, Any]] = {}
-        summaries: list[RecordSummary] = []
+        fresh: dict[str, builtins.list[Any]] = {}
+        reused = 0
+        keyed: builtins.list[tuple[tuple[bool, float, str], RecordSummary]] = []
         for name, entry in entries.items():
             match = _RECORD_FILE_RE.match(name)
             if match is None:
@@ -280,24 +287,29 @@ class RecordStore:
             if record_key is None:
                 continue  # vanished since the scan, or not a regular file
             mrv_id = match.group(1)
-            proof_entry = entries.get(mrv_id + PROOF_SUFFIX)
+            proof_name = mrv_id + PROOF_SUFFIX
+            proof_entry = entries.get(proof_name)
             proof_key = self._stat_key(proof_entry) if proof_entry is not None else None
             cached = index.get(name)
-            if cached is not None and cached["r"] == record_key:
-                record_info = cached["record"]
+            if cached is not None and cached[0] == record_key and cached[1] == proof_key:
+                fresh[name] = cached
+                reused += 1
             else:
-                record_info = self._read_record_info(self.root / name, mrv_id)
-            if cached is not None and cached["p"] == proof_key and cached["r"] == record_key:
-                proof_info = cached["proof"]
-            else:
-                proof_info = self._read_proof_info(self.root / (mrv_id + PROOF_SUFFIX), proof_key)
-            fresh[name] = {"r": record_key, "p": proof_key, "record": record_info,
-                           "proof": proof_info}
-            summaries.append(self._summary(mrv_id, self.root / name, record_info, proof_info))
-        if fresh != index:
+                if cached is not None and cached[0] == record_key:
+                    rec = cached[2]
+                else:
+                    rec = self._read_record_info(self.root / name, mrv_id)
+                if cached is not None and cached[1] == proof_key:
+                    proof = cached[3]
+                else:
+                    proof = self._read_proof_info(self.root / proof_name, proof_key)
+                fresh[name] = [record_key, proof_key, rec, proof]
+            summary, sort_ts = self._summary(mrv_id, self.root / name, fresh[name])
+            keyed.append(((sort_ts is None, sort_ts or 0.0, mrv_id), summary))
+        if reused != len(fresh) or len(index) != len(fresh):
             self._write_index(fresh)
-        summaries.sort(key=self._sort_key)
-        return summaries
+        keyed.sort(key=lambda pair: pair[0])
+        return [summary for _, summary in keyed]
 
     def __iter__(self) -> Iterator[RecordSummary]:
         return iter(self.list())
@@ -404,11 +416,12 @@ class RecordStore:
         return [st.st_size, st.st_mtime_ns, st.st_ino]
 
     @staticmethod
-    def _read_record_info(path: Path, mrv_id: str) -> dict[str, Any]:
-        """What a listing needs from a record file (full schema validation is left to
-        ``mrv validate``/``verify``: it would make listing thousands of records slow)."""
+    def _read_record_info(path: Path, mrv_id: str) -> builtins.list[Any]:
+        """The cached form of a record's listing figures (see ``_REC_FIELDS``)."""
         try:
-            value = parse_json_strict(read_file_bytes(path), str(path))
+            # Duplicate keys are left to `mrv validate`/verify: checking them needs the
+            # pure-Python object hook, which would double the cost of a cold listing.
+            value = parse_json_strict(read_file_bytes(path), str(path), check_duplicates=False)
             try:
                 check_record_header(value)
             except RecordError as e:
@@ -417,13 +430,16 @@ class RecordStore:
                 raise RecordError(f"{path}: the file name says {mrv_id} but the record's "
                                   f"mrv_id is {value['mrv_id']!r}")
         except RecordError as e:
-            return {"error": str(e)}
+            return [None, None, UNREADABLE, None, None, None, None, str(e), None]
         info = summarize(value)
-        info["error"] = None
-        return info
+        return [info["experiment"], info["model_name"], info["status"] or "unknown",
+                info["start_time"], info["duration_s"], info["energy_kwh"], info["co2_kg"],
+                None, _time_key(info["start_time"])]
 
     @staticmethod
-    def _read_proof_info(path: Path, key: builtins.list[int] | None) -> dict[str, Any] | None:
+    def _read_proof_info(path: Path, key: builtins.list[int] | None
+                         ) -> builtins.list[Any] | None:
+        """The cached form of a sidecar's state: [state, mode, error] or None."""
         if key is None:
             return None
         try:
@@ -435,58 +451,54 @@ class RecordStore:
             message = str(e)
             if not message.startswith(str(path)):
                 message = f"{path}: {message}"
-            return {"state": UNREADABLE, "mode": None, "error": message}
-        return {"state": state, "mode": mode, "error": None}
+            return [UNREADABLE, None, message]
+        return [state, mode, None]
 
     @staticmethod
-    def _summary(mrv_id: str, path: Path, record_info: Mapping[str, Any],
-                 proof_info: Mapping[str, Any] | None) -> RecordSummary:
-        error = record_info.get("error")
-        proof_error = proof_info.get("error") if proof_info else None
-        return RecordSummary(
-            mrv_id=mrv_id,
-            path=path,
-            experiment=record_info.get("experiment"),
-            model_name=record_info.get("model_name"),
-            status=UNREADABLE if error else (record_info.get("status") or "unknown"),
-            start_time=record_info.get("start_time"),
-            duration_s=record_info.get("duration_s"),
-            energy_kwh=record_info.get("energy_kwh"),
-            co2_kg=record_info.get("co2_kg"),
-            anchor_state=proof_info["state"] if proof_info else "none",
-            anchor_mode=proof_info.get("mode") if proof_info else None,
-            error=error or proof_error,
-        )
+    def _summary(mrv_id: str, path: Path, entry: builtins.list[Any]
+                 ) -> tuple[RecordSummary, float | None]:
+        rec, proof = entry[2], entry[3]
+        error = rec[7] or (proof[2] if proof else None)
+        summary = RecordSummary(
+            mrv_id=mrv_id, path=path, experiment=rec[0], model_name=rec[1], status=rec[2],
+            start_time=rec[3], duration_s=rec[4], energy_kwh=rec[5], co2_kg=rec[6],
+            anchor_state=proof[0] if proof else "none",
+            anchor_mode=proof[1] if proof else None, error=error)
+        return summary, rec[8]
 
-    @staticmethod
-    def _sort_key(summary: RecordSummary) -> tuple[bool, float, str]:
-        key = _time_key(summary.start_time)
-        return (key is None, key or 0.0, summary.mrv_id)
+    def _read_index(self) -> dict[str, builtins.list[Any]]:
+        """The listing cache; anything odd about it means "no cache" (it is rebuilt).
 
-    def _read_index(self) -> dict[str, dict[str, Any]]:
-        """The listing cache; anything odd about it means "no cache" (it is rebuilt)."""
+        The file is a header line (format, version, SHA-256 of the body) and the body.
+        The checksum stands in for checking the type of every cached field: a cache
+        we wrote ourselves is trusted, anything else (truncated, edited, another
+        version) is discarded whole.
+        """
         try:
-            raw = json.loads((self.root / INDEX_FILE).read_bytes())
+            data = (self.root / INDEX_FILE).read_bytes()
+            header_bytes, _, body = data.partition(b"\n")
+            header = json.loads(header_bytes)
+            if (not isinstance(header, dict) or header.get("format") != _INDEX_FORMAT
+                    or header.get("version") != _INDEX_VERSION
+                    or header.get("sha256") != hashlib.sha256(body).hexdigest()):
+                return {}
+            entries = json.loads(body)
         except (OSError, ValueError, RecursionError):
             return {}
-        if not isinstance(raw, dict) or raw.get("version") != _INDEX_VERSION:
-            return {}
-        entries = raw.get("entries")
-        if not isinstance(entries, dict):
-            return {}
-        return {name: entry for name, entry in entries.items() if _valid_index_entry(entry)}
+        return entries if isinstance(entries, dict) else {}
 
-    def _write_index(self, entries: dict[str, dict[str, Any]]) -> None:
+    def _write_index(self, entries: dict[str, builtins.list[Any]]) -> None:
         """Replace the cache atomically; failures are ignored (the files are the truth)."""
         if not self.root.is_dir():
             return
         tmp = self._temp_path(INDEX_FILE)
         try:
-            data = json.dumps({"version": _INDEX_VERSION, "entries": entries},
-                              separators=(",", ":"), allow_nan=False).encode("utf-8")
+            body = json.dumps(entries, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            header = json.dumps({"format": _INDEX_FORMAT, "version": _INDEX_VERSION,
+                                 "sha256": hashlib.sha256(body).hexdigest()}).encode()
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                _write_all(fd, data)
+                _write_all(fd, header + b"\n" + body)
             finally:
                 os.close(fd)
             os.replace(tmp, self.root / INDEX_FILE)
@@ -494,35 +506,3 @@ class RecordStore:
             pass
         finally:
             self._discard(tmp)
-
-
-_RECORD_INFO_TYPES: dict[str, tuple[type, ...]] = {
-    "experiment": (str, type(None)), "model_name": (str, type(None)),
-    "status": (str, type(None)), "start_time": (str, type(None)),
-    "duration_s": (float, int, type(None)), "energy_kwh": (float, int, type(None)),
-    "co2_kg": (float, int, type(None)), "error": (str, type(None)),
-}
-
-
-def _valid_key(value: Any) -> bool:
-    return (isinstance(value, list) and len(value) == 3
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
-
-
-def _valid_index_entry(entry: Any) -> bool:
-    """Whether a cache entry has the shape list() relies on (else it is re-read)."""
-    if not isinstance(entry, dict) or not _valid_key(entry.get("r")):
-        return False
-    if entry.get("p") is not None and not _valid_key(entry.get("p")):
-        return False
-    record = entry.get("record")
-    if not isinstance(record, dict) or not all(
-        isinstance(record.get(k), t) for k, t in _RECORD_INFO_TYPES.items()
-    ):
-        return False
-    proof = entry.get("proof")
-    if proof is None:
-        return entry.get("p") is None
-    return (isinstance(proof, dict) and proof.get("state") in ("pending", "anchored", UNREADABLE)
-            and isinstance(proof.get("mode"), (str, type(None)))
-            and isinstance(proof.get("error"), (str, type(None))))
