@@ -276,3 +276,15 @@ def test_dump_record_bytes_refuses_nan_naming_the_field() -> None:
 def test_dump_record_bytes_refuses_non_json_types() -> None:
     with pytest.raises(RecordError):
         dump_record_bytes({"when": object()})
+
+
+def test_json_like_containers_validate_like_their_json() -> None:
+    from types import MappingProxyType
+
+    record = make_sample_record()
+    record["experiment"] = MappingProxyType(record["experiment"])
+    record["hardware"]["gpus"] = ({"index": 0, "name": "A100", "memory_gb": 40.0},)
+    validate_record(MappingProxyType(record))
+    record["hardware"]["gpus"] = ({"index": -1, "name": "A100"},)
+    with pytest.raises(SchemaValidationError, match=r"^hardware\.gpus\[0\]\.index: -1"):
+        validate_record(record)

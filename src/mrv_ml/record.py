@@ -141,35 +141,44 @@ def _describe(error: ValidationError) -> str:
     return message
 
 
-def _check_json_values(value: Any, path: str) -> None:
-    """Refuse what JSON (and RFC 8785) cannot carry faithfully, naming the field."""
+def _check_json_values(value: Any, path: str) -> bool:
+    """Refuse what JSON (and RFC 8785) cannot carry faithfully, naming the field.
+
+    Returns whether ``value`` holds containers that are JSON-like but not ``dict`` or
+    ``list`` (other mappings, tuples), which jsonschema does not treat as objects/arrays.
+    """
     if isinstance(value, float):
         if not math.isfinite(value):
             raise NonFiniteNumberError(
                 f"{path or 'record'}: {value!r} is not a finite number; JSON cannot represent it"
             )
-    elif isinstance(value, bool) or value is None or isinstance(value, str):
-        return
-    elif isinstance(value, int):
+        return False
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return False
+    if isinstance(value, int):
         if abs(value) > _MAX_SAFE_INTEGER:
             raise SchemaValidationError(
                 f"{path or 'record'}: integer {value} is outside ±(2**53-1) and cannot be "
                 "represented exactly in JSON/JavaScript"
             )
-    elif isinstance(value, Mapping):
+        return False
+    if isinstance(value, Mapping):
+        foreign = not isinstance(value, dict)
         for key, item in value.items():
             if not isinstance(key, str):
                 raise SchemaValidationError(
                     f"{path or 'record'}: key {key!r} is not a string"
                 )
-            _check_json_values(item, f"{path}.{key}" if path else key)
-    elif isinstance(value, (list, tuple)):
+            foreign |= _check_json_values(item, f"{path}.{key}" if path else key)
+        return foreign
+    if isinstance(value, (list, tuple)):
+        foreign = isinstance(value, tuple)
         for index, item in enumerate(value):
-            _check_json_values(item, f"{path}[{index}]")
-    else:
-        raise SchemaValidationError(
-            f"{path or 'record'}: a {type(value).__name__} is not a JSON value"
-        )
+            foreign |= _check_json_values(item, f"{path}[{index}]")
+        return foreign
+    raise SchemaValidationError(
+        f"{path or 'record'}: a {type(value).__name__} is not a JSON value"
+    )
 
 
 def _version_key(version: str) -> tuple[int, ...] | None:
@@ -188,8 +197,11 @@ def validate_record(record: Mapping[str, Any]) -> None:
     (:class:`SchemaValidationError`, naming the field path and the problem).
     """
     version = check_record_header(record)
-    _check_json_values(record, "")
-    error = best_match(_validator(version).iter_errors(record))
+    instance: Any = record
+    if _check_json_values(record, ""):
+        # jsonschema's "object" means dict and "array" list: check the JSON form instead.
+        instance = json.loads(json.dumps(record, default=dict))
+    error = best_match(_validator(version).iter_errors(instance))
     if error is not None:
         path = _field_path(error.absolute_path) or "record"
         raise SchemaValidationError(f"{path}: {_describe(error)}")
