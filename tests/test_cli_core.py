@@ -351,3 +351,30 @@ def test_real_entry_point_bad_input_and_store_errors(tmp_path: Path) -> None:
     assert result.returncode == EXIT_STORE
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: data directory")
+
+
+def test_list_limit_shows_the_most_recent(mrv: Runner, store: RecordStore) -> None:
+    records = _populate(store)
+    listed = json.loads(mrv("list", "--json", "--limit", "2")[1])
+    assert [r["mrv_id"] for r in listed] == [r["mrv_id"] for r in records[1:]]
+    out = mrv("list", "-n", "1")[1]
+    assert records[2]["mrv_id"][:12] in out and records[0]["mrv_id"][:12] not in out
+    assert "1 of 3 record(s)" in out
+    assert mrv("list", "--limit", "0")[0] == EXIT_USAGE
+
+
+def test_list_columns_line_up_and_long_names_are_cut(mrv: Runner, store: RecordStore) -> None:
+    store.save(make_sample_record(experiment__name="x" * 50,
+                                  timestamps__start_time="2026-11-24T20:00:00Z"))
+    store.save(make_sample_record(experiment__name="日本語の実験",
+                                  timestamps__start_time="2026-11-24T21:00:00Z"))
+    lines = mrv("list")[1].splitlines()
+    header = next(line for line in lines if line.startswith("ID "))
+    rows = [line for line in lines if line.startswith("MRV-")]
+    assert "x" * 31 + "…" in rows[0] and "x" * 32 not in rows[0]
+    # The Status column starts at the same terminal cell on every line (wide CJK text).
+    from rich.cells import cell_len
+
+    starts = [cell_len(line[:line.index(word)]) for line, word in
+              [(header, "Status"), (rows[0], "completed"), (rows[1], "completed")]]
+    assert len(set(starts)) == 1, starts

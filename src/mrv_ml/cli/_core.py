@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
-from rich.console import Console
+from rich.cells import cell_len, set_cell_size
 from rich.table import Table
 from rich.text import Text
 
@@ -55,7 +54,9 @@ def _store(data_dir: Path | None) -> RecordStore:
 
 
 def _print_json(value: Any) -> None:
-    console.out(json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False), highlight=False)
+    # Straight to stdout: rich would measure every character of a large document.
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    sys.stdout.flush()
 
 
 def _read_input(file: str) -> tuple[bytes, str]:
@@ -187,13 +188,57 @@ def validate_command(
 # --- mrv list -----------------------------------------------------------------------------
 
 _ANCHOR_STYLE = {"anchored": "green", "pending": "yellow", "none": "dim", "unreadable": "red"}
+_STATUS_STYLE = {"completed": "green", "failed": "red", "interrupted": "yellow",
+                 "unreadable": "bold red"}
+_EXPERIMENT_MAX_CELLS = 32
+_COLUMNS = ("ID", "Experiment", "Status", "Start (UTC)", "Duration", "kWh", "kg CO2",
+            "Anchoring")
+_RIGHT_ALIGNED = {4, 5, 6}
 
 
-def _anchor_text(summary: RecordSummary) -> Text:
-    label = summary.anchor_state
-    if summary.anchor_state == "anchored" and summary.anchor_mode:
-        label = f"anchored/{summary.anchor_mode}"
-    return Text(label, style=_ANCHOR_STYLE.get(summary.anchor_state, ""))
+def _row(s: RecordSummary) -> list[tuple[str, str]]:
+    """The cells of one listing line as (text, style)."""
+    anchor = s.anchor_state
+    if anchor == "anchored" and s.anchor_mode:
+        anchor = f"anchored/{s.anchor_mode}"
+    anchor_cell = (_safe(anchor), _ANCHOR_STYLE.get(s.anchor_state, ""))
+    if s.status == "unreadable":
+        return [(s.mrv_id[:12], "red"), ("(unreadable)", "red"), ("unreadable", "bold red"),
+                ("-", ""), ("-", ""), ("-", ""), ("-", ""), anchor_cell]
+    experiment = _safe(s.experiment)
+    if cell_len(experiment) > _EXPERIMENT_MAX_CELLS:
+        experiment = set_cell_size(experiment, _EXPERIMENT_MAX_CELLS - 1) + "…"
+    return [(s.mrv_id[:12], ""), (experiment, ""),
+            (_safe(s.status), _STATUS_STYLE.get(s.status, "")),
+            (_fmt_minute_utc(s.start_time), ""), (_fmt_duration(s.duration_s), ""),
+            (_fmt_number(s.energy_kwh), ""), (_fmt_number(s.co2_kg), ""), anchor_cell]
+
+
+def _render_listing(summaries: list[RecordSummary]) -> Text:
+    """A fixed-width listing: fast for tens of thousands of rows, unlike rich's Table,
+    which measures and wraps every cell (seconds for 10,000 records)."""
+    rows = [_row(s) for s in summaries]
+    widths = [max([cell_len(name)] + [cell_len(row[i][0]) for row in rows])
+              for i, name in enumerate(_COLUMNS)]
+    text = Text()
+
+    def line(cells: list[tuple[str, str]], bold: bool = False) -> None:
+        for i, (value, style) in enumerate(cells):
+            if i:
+                text.append("  ")
+            pad = " " * (widths[i] - cell_len(value))
+            if i in _RIGHT_ALIGNED:
+                text.append(pad)
+            text.append(value, style="bold" if bold else style)
+            if i not in _RIGHT_ALIGNED and i < len(cells) - 1:
+                text.append(pad)
+        text.append("\n")
+
+    line([(name, "") for name in _COLUMNS], bold=True)
+    text.append("  ".join("─" * w for w in widths) + "\n", style="dim")
+    for row in rows:
+        line(row)
+    return text
 
 
 @app.command("list")
@@ -203,6 +248,8 @@ def list_command(
     pending: Annotated[bool, typer.Option(
         "--pending", help="Only records not anchored yet (what `mrv anchor` would send).")]
     = False,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", "-n", min=1, metavar="N", help="Only the N most recent records.")] = None,
 ) -> None:
     """List the records in the store, oldest first, with their anchoring state.
 
@@ -215,6 +262,9 @@ def list_command(
     if pending:
         summaries = [s for s in summaries
                      if s.status != "unreadable" and s.anchor_state in ("none", "pending")]
+    total = len(summaries)
+    if limit is not None:
+        summaries = summaries[-limit:]
     if as_json:
         _print_json([s.to_dict() for s in summaries])
         return
@@ -223,46 +273,15 @@ def list_command(
         console.print(f"No {what} in {_safe(store.root)}.", markup=False)
         return
     # IDs are shown as their first 12 characters: a prefix `mrv show` accepts, and
-    # what lets the table fit a normal terminal (--json has the full IDs).
-    table = Table(title=f"Records in {_safe(store.root)}", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("ID", no_wrap=True)
-    table.add_column("Experiment", overflow="fold", ratio=1, min_width=8)
-    table.add_column("Status")
-    table.add_column("Start (UTC)")
-    table.add_column("Duration", justify="right")
-    table.add_column("kWh", justify="right")
-    table.add_column("kg CO2", justify="right")
-    table.add_column("Anchoring")
-    unreadable: list[RecordSummary] = []
-    for s in summaries:
-        if s.status == "unreadable":
-            unreadable.append(s)
-            table.add_row(Text(s.mrv_id[:12], style="red"), Text("(unreadable)", style="red"),
-                          Text("unreadable", style="bold red"), "-", "-", "-", "-",
-                          _anchor_text(s))
-            continue
-        if s.anchor_state == "unreadable":
-            unreadable.append(s)
-        status_style = {"completed": "green", "failed": "red", "interrupted": "yellow"}
-        table.add_row(
-            Text(s.mrv_id[:12]),
-            Text(_safe(s.experiment)),
-            Text(_safe(s.status), style=status_style.get(s.status, "")),
-            Text(_fmt_minute_utc(s.start_time)),
-            Text(_fmt_duration(s.duration_s)),
-            Text(_fmt_number(s.energy_kwh)),
-            Text(_fmt_number(s.co2_kg)),
-            _anchor_text(s),
-        )
-    # Piped or redirected output is not cut to 80 columns: nothing would wrap it anyway.
-    out = console if console.is_terminal else Console(width=max(console.width, 160),
-                                                      highlight=False, soft_wrap=True)
-    out.print(table)
+    # what lets the listing fit a normal terminal (--json has the full IDs).
+    console.print(f"Records in {_safe(store.root)}", markup=False, style="italic")
+    console.print(_render_listing(summaries), end="", soft_wrap=True)
+    unreadable = [s for s in summaries if "unreadable" in (s.status, s.anchor_state)]
     readable = [s for s in summaries if s.status != "unreadable"]
     energy_kwh = sum(s.energy_kwh or 0.0 for s in readable)
     co2_kg = sum(s.co2_kg or 0.0 for s in readable)
-    console.print(f"{len(summaries)} record(s); total {_fmt_number(energy_kwh, 'kWh')}, "
+    shown = f"{len(summaries)} of {total}" if len(summaries) < total else f"{total}"
+    console.print(f"{shown} record(s); total {_fmt_number(energy_kwh, 'kWh')}, "
                   f"{_fmt_number(co2_kg, 'kg CO2')}", markup=False)
     for s in unreadable:
         console_err.print(Text.assemble(("unreadable: ", "bold red"), _safe(s.error)))
@@ -349,7 +368,8 @@ def show_command(
     path = store.resolve(ref)
     record = load_record_file(path)
     if as_json:
-        console.out(dump_record_bytes(record).decode("utf-8"), end="", highlight=False)
+        sys.stdout.write(dump_record_bytes(record).decode("utf-8"))
+        sys.stdout.flush()
         return
     proof, proof_error = _find_proof(path, record["mrv_id"], store)
     exp = record["experiment"]
