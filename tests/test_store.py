@@ -110,6 +110,22 @@ def test_filesystem_without_hard_links_still_never_overwrites(
     assert _files(store) == {path.name}
 
 
+def test_no_hard_links_and_a_failing_rename_leave_nothing(
+        store: RecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_link(src: Any, dst: Any) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    def failing_replace(src: Any, dst: Any) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "link", no_link)
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(StoreError, match="input/output error"):
+        store.save(make_sample_record())
+    monkeypatch.undo()
+    assert _files(store) == set()
+
+
 @pytest.mark.parametrize(("target", "code", "reason"), [
     ("fsync", errno.ENOSPC, "no space left on device"),
     ("link", errno.EROFS, "read-only file system"),

@@ -385,7 +385,13 @@ class RecordStore:
             raise RecordExistsError(f"{final}: a record with this ID already exists; "
                                     "records are never overwritten") from None
         os.close(fd)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            # The placeholder is ours (created exclusively): never leave it half-made.
+            with contextlib.suppress(OSError):
+                os.unlink(final)
+            raise
 
     @staticmethod
     def _discard(tmp: Path) -> None:
