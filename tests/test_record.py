@@ -288,3 +288,12 @@ def test_json_like_containers_validate_like_their_json() -> None:
     record["hardware"]["gpus"] = ({"index": -1, "name": "A100"},)
     with pytest.raises(SchemaValidationError, match=r"^hardware\.gpus\[0\]\.index: -1"):
         validate_record(record)
+
+
+def test_lone_surrogates_are_refused_naming_the_field() -> None:
+    with pytest.raises(SchemaValidationError, match=r"^experiment\.name: .*lone surrogate"):
+        validate_record(make_sample_record(experiment__name="bad \ud800 text"))
+    with pytest.raises(SchemaValidationError, match=r"^experiment\.tags: key"):
+        validate_record(make_sample_record(experiment__tags={"\udfff": 1}))
+    with pytest.raises(RecordError, match="lone surrogate"):
+        dump_record_bytes({"k": "\ud800"})

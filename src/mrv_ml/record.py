@@ -141,6 +141,17 @@ def _describe(error: ValidationError) -> str:
     return message
 
 
+def _is_unicode(text: str) -> bool:
+    """False for strings holding lone surrogates, which UTF-8 (and RFC 8785) cannot encode."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_json_values(value: Any, path: str) -> bool:
     """Refuse what JSON (and RFC 8785) cannot carry faithfully, naming the field.
 
@@ -153,7 +164,12 @@ def _check_json_values(value: Any, path: str) -> bool:
                 f"{path or 'record'}: {value!r} is not a finite number; JSON cannot represent it"
             )
         return False
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, str):
+        if not _is_unicode(value):
+            raise SchemaValidationError(
+                f"{path or 'record'}: text contains a lone surrogate (not valid Unicode)")
+        return False
+    if isinstance(value, bool) or value is None:
         return False
     if isinstance(value, int):
         if abs(value) > _MAX_SAFE_INTEGER:
@@ -169,6 +185,9 @@ def _check_json_values(value: Any, path: str) -> bool:
                 raise SchemaValidationError(
                     f"{path or 'record'}: key {key!r} is not a string"
                 )
+            if not _is_unicode(key):
+                raise SchemaValidationError(
+                    f"{path or 'record'}: key {key!r} contains a lone surrogate")
             foreign |= _check_json_values(item, f"{path}.{key}" if path else key)
         return foreign
     if isinstance(value, (list, tuple)):
@@ -363,7 +382,10 @@ def dump_json_bytes(value: Any) -> bytes:
         raise RecordError(f"cannot be written as JSON: {e}") from e
     except TypeError as e:
         raise RecordError(f"contains a value JSON cannot hold: {e}") from e
-    return (text + "\n").encode("utf-8")
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RecordError("contains text that is not valid Unicode (a lone surrogate)") from e
 
 
 def dump_record_bytes(record: Mapping[str, Any]) -> bytes:
