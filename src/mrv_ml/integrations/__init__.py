@@ -20,7 +20,7 @@ import importlib
 import math
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -77,8 +77,11 @@ class FitRun:
     """
 
     def __init__(self, experiment_name: str, framework: str,
-                 tracker_kwargs: Mapping[str, Any]) -> None:
+                 tracker_kwargs: Mapping[str, Any],
+                 facts_so_far: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.experiment_name = experiment_name
+        # what the framework knows at any moment: used when a crash ends the fit early
+        self.facts_so_far = facts_so_far
         self.framework = framework
         self.tracker_kwargs = dict(tracker_kwargs)
         self.tracker: MRVTracker | None = None
@@ -114,6 +117,11 @@ class FitRun:
             if tracker is None:
                 return None
             atexit.unregister(self._finish_abandoned)
+            if facts is None and self.facts_so_far is not None:
+                try:
+                    facts = self.facts_so_far()
+                except Exception:  # facts are a bonus; the record must still be written
+                    facts = None
             if facts:
                 tracker.update_training(**{k: v for k, v in facts.items() if v is not None})
             self._stop(tracker, exc)

@@ -46,7 +46,10 @@ class MRVCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-defi
     :class:`~mrv_ml.tracker.MRVTracker`. ``model_name`` defaults to the model's class name."""
 
     def __init__(self, experiment_name: str, **tracker_kwargs: Any) -> None:
-        self._run = FitRun(experiment_name, "Hugging Face Transformers", tracker_kwargs)
+        self._run = FitRun(experiment_name, "Hugging Face Transformers", tracker_kwargs,
+                           facts_so_far=self._facts_so_far)
+        # the trainer mutates args/state in place: holding them gives live values
+        self._seen: tuple[Any, Any, Any] | None = None
 
     @property
     def tracker(self) -> MRVTracker | None:
@@ -64,6 +67,7 @@ class MRVCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-defi
         if not state.is_world_process_zero:
             return
         model = kwargs.get("model")
+        self._seen = (args, state, model)
         epochs = args.num_train_epochs if args.max_steps is None or args.max_steps <= 0 else None
         self._run.begin(
             model_name=type(model).__name__ if model is not None else None,
@@ -73,25 +77,32 @@ class MRVCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-defi
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not self._run.active:
             return
-        model = kwargs.get("model")
-        loss, evaluation = _final_loss(list(state.log_history or []))
-        epoch = plain_number(state.epoch)
-        self._run.finish({
-            # whole epochs run; state.epoch is fractional when max_steps stops mid-epoch
-            "epochs": int(epoch) if epoch is not None else None,
-            "epochs_run": epoch,
-            "batch_size": _effective_batch_size(args),
-            "global_step": plain_number(state.global_step),
-            "max_steps": plain_number(state.max_steps),
-            "per_device_train_batch_size": plain_number(args.per_device_train_batch_size),
-            "gradient_accumulation_steps": plain_number(args.gradient_accumulation_steps),
-            "world_size": plain_number(args.world_size),
-            "model_class": (f"{type(model).__module__}.{type(model).__qualname__}"
-                            if model is not None else None),
-            "num_parameters": count_parameters(model),
-            "final_loss": loss,
-            "final_metrics": evaluation or None,
-        })
+        self._run.finish(_facts(args, state, kwargs.get("model")))
+
+    def _facts_so_far(self) -> dict[str, Any]:
+        return _facts(*self._seen) if self._seen is not None else {}
+
+
+def _facts(args: Any, state: Any, model: Any) -> dict[str, Any]:
+    """What the trainer knows now: steps, epochs run, batch size, model, last loss."""
+    loss, evaluation = _final_loss(list(state.log_history or []))
+    epoch = plain_number(state.epoch)
+    return {
+        # whole epochs run; state.epoch is fractional when max_steps stops mid-epoch
+        "epochs": int(epoch) if epoch is not None else None,
+        "epochs_run": epoch,
+        "batch_size": _effective_batch_size(args),
+        "global_step": plain_number(state.global_step),
+        "max_steps": plain_number(state.max_steps),
+        "per_device_train_batch_size": plain_number(args.per_device_train_batch_size),
+        "gradient_accumulation_steps": plain_number(args.gradient_accumulation_steps),
+        "world_size": plain_number(args.world_size),
+        "model_class": (f"{type(model).__module__}.{type(model).__qualname__}"
+                        if model is not None else None),
+        "num_parameters": count_parameters(model),
+        "final_loss": loss,
+        "final_metrics": evaluation or None,
+    }
 
 
 def _effective_batch_size(args: Any) -> int | None:

@@ -44,7 +44,7 @@ class MRVCallback(_keras.callbacks.Callback):  # type: ignore[misc,name-defined]
     def __init__(self, experiment_name: str, **tracker_kwargs: Any) -> None:
         super().__init__()
         self._run = FitRun(experiment_name, f"Keras ({_keras.backend.backend()})",
-                           tracker_kwargs)
+                           tracker_kwargs, facts_so_far=self._facts)
         self._epochs_run = 0
         self._last_logs: dict[str, Any] = {}
 
@@ -81,14 +81,19 @@ class MRVCallback(_keras.callbacks.Callback):  # type: ignore[misc,name-defined]
         self._last_logs = dict(logs or {})
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if logs and not self._last_logs:
+            self._last_logs = dict(logs)
+        self._run.finish(self._facts())
+
+    def _facts(self) -> dict[str, Any]:
         model = getattr(self, "model", None)
         params = self.params or {}
         num_params = None
         if model is not None:
             with contextlib.suppress(Exception):  # an unbuilt model has no count
                 num_params = int(model.count_params())
-        metrics = plain_metrics(self._last_logs or logs)
-        self._run.finish({
+        metrics = plain_metrics(self._last_logs)
+        return {
             "epochs": self._epochs_run,
             "planned_epochs": plain_number(params.get("epochs")),
             "steps_per_epoch": plain_number(params.get("steps")),
@@ -98,4 +103,4 @@ class MRVCallback(_keras.callbacks.Callback):  # type: ignore[misc,name-defined]
             "final_loss": metrics.get("loss"),
             "final_metrics": metrics or None,
             "keras_backend": _keras.backend.backend(),
-        })
+        }
