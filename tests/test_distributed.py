@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +86,115 @@ def test_section_lists_ranks_in_order_and_missing() -> None:
                                         [2], 5.0)
     assert [r["rank"] for r in section["ranks"]] == [0, 1]
     assert section["missing_ranks"] == [2] and section["world_size"] == 3
+
+
+# --- two real processes on the gloo backend ------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run_job(data_dir: Path, mode: str, gather_timeout_s: float) -> list[subprocess.CompletedProcess[str]]:
+    port = str(_free_port())
+    env = {**os.environ, "MRV_DATA_DIR": str(data_dir), "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": port, "WORLD_SIZE": "2", "PYTHONUNBUFFERED": "1"}
+    procs = [subprocess.Popen([sys.executable, __file__, mode, str(gather_timeout_s)],
+                              env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank in (0, 1)]
+    results = []
+    for rank, proc in enumerate(procs):
+        try:
+            out, err = proc.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise AssertionError(f"rank {rank} hung") from None
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return results
+
+
+def _only_record(data_dir: Path) -> dict[str, Any]:
+    [path] = [p for p in data_dir.glob("MRV-*.json") if ".proof" not in p.name]
+    return json.loads(path.read_text())
+
+
+@pytest.mark.torch
+def test_two_gloo_ranks_make_one_record(data_dir: Path) -> None:
+    rank0, rank1 = _run_job(data_dir, "ok", gather_timeout_s=120)
+    assert rank0.returncode == 0, rank0.stderr
+    assert rank1.returncode == 0, rank1.stderr
+    record = _only_record(data_dir)
+    summary = json.loads(rank0.stdout.strip().splitlines()[-1])
+    assert summary["mrv_id"] == record["mrv_id"] and summary["verdict"] == "VALID"
+    assert "mrv_id=None" in rank1.stdout  # only rank 0 writes
+    dist_section = record["distributed"]
+    assert dist_section["world_size"] == 2 and dist_section["backend"] == "gloo"
+    assert [r["rank"] for r in dist_section["ranks"]] == [0, 1]
+    assert dist_section["missing_ranks"] == []
+    for entry in dist_section["ranks"]:
+        assert entry["hardware"]["cpu_logical_cores"] >= 1
+        assert entry["energy_emissions"]["measurement_status"] == "measured"
+        assert entry["outcome"]["status"] == "completed"
+    # both ranks ran on this one host: the host is counted once, not twice
+    readings = [r["energy_emissions"]["energy_kwh"] for r in dist_section["ranks"]]
+    assert record["energy_emissions"]["energy_kwh"] == pytest.approx(max(readings))
+    assert record["outcome"]["status"] == "completed"
+    assert record["training"]["details"]["ddp_steps"] == 3
+    proofs = list(data_dir.glob("MRV-*.proof.json"))
+    assert len(proofs) == 1 and json.loads(proofs[0].read_text())["status"] == "anchored"
+
+
+@pytest.mark.torch
+def test_dead_rank_is_listed_missing_and_run_failed(data_dir: Path) -> None:
+    rank0, rank1 = _run_job(data_dir, "die", gather_timeout_s=3)
+    assert rank1.returncode == 17  # it died inside the tracked block
+    assert rank0.returncode == 0, rank0.stderr
+    record = _only_record(data_dir)
+    assert record["distributed"]["missing_ranks"] == [1]
+    assert [r["rank"] for r in record["distributed"]["ranks"]] == [0]
+    assert record["outcome"]["status"] == "failed"
+    assert record["outcome"]["error_type"] == "MissingRanks"
+    assert record["energy_emissions"]["measurement_status"] == "measured"
+    assert json.loads(rank0.stdout.strip().splitlines()[-1])["missing"] == [1]
+
+
+def _worker(mode: str, gather_timeout_s: float) -> None:
+    """One rank of the job the tests above start (RANK etc. come from the environment)."""
+    from datetime import timedelta
+
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from mrv_ml.integrations.distributed import DistributedMRVTracker
+
+    dist.init_process_group("gloo", timeout=timedelta(seconds=60))
+    rank = dist.get_rank()
+    with DistributedMRVTracker(experiment_name="ddp_tiny", model_name="Linear",
+                               dataset_name="random", batch_size=4,
+                               gather_timeout_s=gather_timeout_s) as tracker:
+        torch.manual_seed(rank)
+        model = DistributedDataParallel(torch.nn.Linear(4, 2))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(3):  # real all-reduces between the two processes
+            optimizer.zero_grad()
+            model(torch.randn(4, 4)).pow(2).mean().backward()
+            optimizer.step()
+        tracker.update_training(ddp_steps=3)
+        if mode == "die" and rank == 1:
+            os._exit(17)  # killed: no exception, no cleanup, no part sent
+    if rank == 0:
+        verdict = tracker.verify_on_blockchain() if tracker.tx_hash else None
+        print(json.dumps({"mrv_id": tracker.mrv_id, "missing": tracker.missing_ranks,
+                          "verdict": verdict.status.value if verdict else None}))
+    else:
+        print(f"mrv_id={tracker.mrv_id}")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1], float(sys.argv[2]))

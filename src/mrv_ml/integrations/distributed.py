@@ -247,6 +247,11 @@ class DistributedMRVTracker:
         """Rank 0's :class:`~mrv_ml.tracker.MRVTracker` (``None`` on other ranks)."""
         return self._tracker
 
+    def update_training(self, **facts: Any) -> None:
+        """Add training facts to the job's record (kept from rank 0; a no-op elsewhere)."""
+        if self._tracker is not None:
+            self._tracker.update_training(**facts)
+
     def __getattr__(self, name: str) -> Any:
         # mrv_id, mrv_hash, record, record_path, tx_hash, proof, anchor_error,
         # verify_on_blockchain: rank 0's tracker answers; other ranks have none
