@@ -185,5 +185,6 @@ def decode_registry_error(exc: BaseException) -> str:
         decoded = decode_revert_data(data)
         if decoded is not None:
             return decoded
-    text = str(exc).strip().splitlines()
+    first = exc.args[0] if len(exc.args) > 1 and isinstance(exc.args[0], str) else str(exc)
+    text = first.strip().splitlines()
     return text[0] if text else type(exc).__name__
