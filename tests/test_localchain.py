@@ -272,7 +272,7 @@ def test_kill_9_during_a_stream_of_writes(tmp_path: Path, worker: Path) -> None:
 def test_concurrent_processes_take_turns(tmp_path: Path, worker: Path) -> None:
     directory = tmp_path / "chain"
     procs = [start_worker(worker, "many", str(directory), f"P{n}", "4") for n in range(3)]
-    outputs = []
+    outputs: list[dict[str, Any]] = []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=180)
         assert proc.returncode == 0, stderr[-2000:]
