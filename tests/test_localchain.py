@@ -324,6 +324,8 @@ def test_session_basics(tmp_path: Path) -> None:
         assert all(w3.eth.get_balance(a.address) > 10**18 for a in dev_accounts())
         with chain.session() as inner:  # nested: the same session, not a deadlock
             assert inner is w3
+        with LocalChain.for_data_dir(tmp_path).session() as other:  # even from another object
+            assert other is w3
         # A raw EIP-1559 transaction signed for LOCAL_CHAIN_ID is accepted.
         account = dev_accounts()[3]
         tx = {

@@ -13,7 +13,10 @@ chain lives in ``<data_dir>/chain/``:
   the artifact changes the new registry is deployed and the old one kept in ``previous``.
 
 Each transaction is mined into its own block whose timestamp is the real wall-clock
-time (never just parent + 1), so a registration made today reads as today tomorrow.
+time when the transaction arrives (not the time the previous block was mined), so a
+registration made today reads as today tomorrow. Ethereum's rule that a block is at
+least one second after its parent still holds, so a burst of N anchors within one
+second runs up to N seconds ahead until the chain is idle again.
 
 The accounts are eth-tester's well-known development keys (private keys 1..10, funded
 at genesis). They are public: :func:`is_dev_key` lets the CLI refuse them, and anvil's
@@ -22,7 +25,7 @@ and Hardhat's default keys, on any other network.
 API::
 
     LOCAL_CHAIN_ID: int                      # 1337, also what eth_chainId answers
-    chain = LocalChain(data_dir / "chain")   # LocalChain(directory, lock_timeout_s=60.0)
+    chain = LocalChain(data_dir / "chain")   # or LocalChain.for_data_dir(data_dir); lock_timeout_s=60.0
     with chain.session() as w3:              # lock, open at the persisted head, yield Web3
         address = chain.registry_address(w3) # checksummed; deploys on first use
         ...                                  # transactions are mined and committed one by one
@@ -70,10 +73,14 @@ from mrv_ml.contract import decode_registry_error, load_artifact
 from mrv_ml.errors import LocalChainError
 
 LOCAL_CHAIN_ID = 1337
+CHAIN_DIR = "chain"
 DB_FILE = "chain.sqlite"
 LOCK_FILE = "chain.lock"
 DEPLOYMENT_FILE = "deployment.json"
 DEFAULT_LOCK_TIMEOUT_S = 60.0
+
+# Sessions open in this thread, by chain directory (nested sessions share the outer one).
+_ACTIVE = threading.local()
 
 # anvil's and Hardhat's default accounts come from this public mnemonic.
 _ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -260,7 +267,13 @@ class LocalChain:
     def __init__(self, directory: Path, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
         self.directory = Path(directory)
         self.lock_timeout_s = lock_timeout_s
-        self._local = threading.local()
+
+    @classmethod
+    def for_data_dir(
+        cls, data_dir: Path, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    ) -> LocalChain:
+        """The local chain of a data directory: ``<data_dir>/chain``."""
+        return cls(Path(data_dir) / CHAIN_DIR, lock_timeout_s=lock_timeout_s)
 
     @property
     def db_path(self) -> Path:
@@ -275,13 +288,16 @@ class LocalChain:
         """Lock the chain, open it at its persisted head and yield a ``Web3`` on it.
 
         Every transaction sent through the ``Web3`` is mined into its own block and
-        committed durably before the call returns. Nested sessions in one thread share
-        the outer one. Raises LocalChainError when the lock is not free in time or the
-        database is unusable.
+        committed durably before the call returns. A nested session on the same
+        directory in the same thread (any ``LocalChain`` object) shares the outer one.
+        Sessions hold an exclusive lock: keep them short. Raises LocalChainError when the
+        lock is not free within ``lock_timeout_s`` or the database is unusable.
         """
-        active: Web3 | None = getattr(self._local, "w3", None)
-        if active is not None:
-            yield active
+        key = str(self.directory.resolve())
+        active: dict[str, Web3] = _ACTIVE.__dict__.setdefault("sessions", {})
+        if key in active:
+            # Our own lock is already held by this thread: waiting for it would deadlock.
+            yield active[key]
             return
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -312,11 +328,11 @@ class LocalChain:
                 ) from e
             tester = EthereumTester(backend=_PersistentBackend(chain), auto_mine_transactions=True)
             w3 = Web3(EthereumTesterProvider(tester, api_endpoints=_endpoints()))
-            self._local.w3 = w3
+            active[key] = w3
             try:
                 yield w3
             finally:
-                self._local.w3 = None
+                del active[key]
             kv.commit()
         finally:
             if kv is not None:
