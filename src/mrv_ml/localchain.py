@@ -229,6 +229,17 @@ class _PersistentBackend(PyEVMBackend):
     def __init__(self, chain: _LocalMiningChain) -> None:  # deliberately no super().__init__
         self.account_keys = get_default_account_keys(quantity=_DEV_ACCOUNT_COUNT)
         self.chain = chain
+        # eth-tester derives every public key again on each eth_accounts, which web3
+        # asks for on every call; derive them once.
+        self._accounts = tuple(k.public_key.to_canonical_address() for k in self.account_keys)
+        self._keys_by_address = dict(zip(self._accounts, self.account_keys, strict=True))
+
+    def get_accounts(self) -> tuple[bytes, ...]:
+        return self._accounts
+
+    @property
+    def _key_lookup(self) -> dict[bytes, Any]:
+        return self._keys_by_address
 
 
 def _open_chain(kv: SQLiteKV) -> _LocalMiningChain:
