@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_utils import to_checksum_address
 
 from mrv_ml import localchain
 from mrv_ml.contract import registry_contract
@@ -209,7 +210,9 @@ def test_registry_redeployed_when_the_artifact_changes(
     with chain.session() as w3:
         second = chain.registry_address(w3)
         assert second != first
-        assert len(w3.eth.get_code(first)) > 0  # the old registry (and its records) stays
+        assert (
+            len(w3.eth.get_code(to_checksum_address(first))) > 0
+        )  # the old registry (and its records) stays
     deployment = json.loads(chain.deployment_path.read_text(encoding="utf-8"))
     assert deployment["address"] == second
     assert deployment["previous"] == [{"address": first, "source_sha256": original_sha}]
@@ -223,7 +226,7 @@ def test_deployment_file_pointing_at_nothing_redeploys(tmp_path: Path) -> None:
     os.remove(chain.db_path)
     with chain.session() as w3:
         fresh = chain.registry_address(w3)
-        assert len(w3.eth.get_code(fresh)) > 0
+        assert len(w3.eth.get_code(to_checksum_address(fresh))) > 0
     assert json.loads(chain.deployment_path.read_text(encoding="utf-8"))["address"] == fresh
     assert address  # the stale address is simply replaced
 
@@ -328,7 +331,7 @@ def test_session_basics(tmp_path: Path) -> None:
             assert other is w3
         # A raw EIP-1559 transaction signed for LOCAL_CHAIN_ID is accepted.
         account = dev_accounts()[3]
-        tx = {
+        tx: dict[str, Any] = {
             "to": dev_accounts()[4].address,
             "value": 1,
             "gas": 21_000,
