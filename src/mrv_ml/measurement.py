@@ -1,0 +1,299 @@
+"""Energy and emissions measurement, with CodeCarbon as the engine.
+
+CodeCarbon spends a second or more detecting hardware when it starts. Training should not
+wait for that, so :class:`EnergyMeter` starts CodeCarbon on a background thread and lets
+the user's code run at once. The short interval before CodeCarbon is ready is accounted
+for by extrapolating CodeCarbon's own average power over the measured interval, and the
+record says so: ``energy_emissions.intervals`` lists each interval with its method.
+
+Measurement never kills training: if CodeCarbon cannot start or stop, the result says
+``measurement_status: "failed"`` with the error and leaves every energy figure ``None``
+rather than inventing one.
+
+Offline by default: CodeCarbon's :class:`OfflineEmissionsTracker` with a configured
+country (``MRV_COUNTRY``), or the world-average carbon intensity when none is set, so a
+machine without internet never waits on a network lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mrv_ml.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Used when no country is configured: CodeCarbon's world-average intensity applies.
+DEFAULT_COUNTRY = "WLD"
+DEFAULT_LOCATION_NOTE = (
+    "no country configured: CodeCarbon's world-average carbon intensity applies; "
+    "set MRV_COUNTRY (ISO 3166 alpha-3) for a country-specific figure"
+)
+#: How long ``stop()`` waits for a CodeCarbon start that is still in progress.
+START_JOIN_TIMEOUT_S = 30.0
+#: Shorter measured intervals are extrapolated from a power reading, not an average.
+MIN_AVERAGING_S = 1.0
+
+# CodeCarbon's CPU modes: (method shown in the record, measured rather than estimated).
+_CPU_METHODS: dict[str, tuple[str, bool]] = {
+    "intel_rapl": ("RAPL energy counters", True),
+    "intel_power_gadget": ("Intel Power Gadget", True),
+    "windows_emi": ("Windows Energy Meter Interface", True),
+    "apple_powermetrics": ("Apple powermetrics", True),
+    "cpu_load": ("estimated from CPU load and TDP", False),
+    "constant": ("estimated from TDP (constant)", False),
+}
+
+
+@dataclass
+class Measurement:
+    """What one :class:`EnergyMeter` run measured; ``energy_emissions`` of the record."""
+
+    status: str  # "measured" or "failed"
+    duration_s: float
+    error: str | None = None
+    energy_kwh: float | None = None
+    cpu_energy_kwh: float | None = None
+    gpu_energy_kwh: float | None = None
+    ram_energy_kwh: float | None = None
+    co2_kg: float | None = None
+    carbon_intensity_g_per_kwh: float | None = None
+    pue: float = 1.0
+    country_iso_code: str | None = None
+    region: str | None = None
+    location_source: str = "default"
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    intervals: list[dict[str, Any]] = field(default_factory=list)
+    tool_version: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_record_section(self) -> dict[str, Any]:
+        section: dict[str, Any] = {
+            "measurement_tool": "CodeCarbon",
+            "measurement_tool_version": self.tool_version,
+            "measurement_status": self.status,
+            "measurement_error": self.error,
+            "energy_kwh": self.energy_kwh,
+            "cpu_energy_kwh": self.cpu_energy_kwh,
+            "gpu_energy_kwh": self.gpu_energy_kwh,
+            "ram_energy_kwh": self.ram_energy_kwh,
+            "co2_kg": self.co2_kg,
+            "duration_seconds": self.duration_s,
+            "carbon_intensity_g_per_kwh": self.carbon_intensity_g_per_kwh,
+            "pue": self.pue,
+            "country_iso_code": self.country_iso_code,
+            "region": self.region,
+            "location_source": self.location_source,
+            "methods": self.methods,
+            "intervals": self.intervals,
+        }
+        if self.notes:
+            section["notes"] = list(self.notes)
+        return section
+
+
+def _codecarbon_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("codecarbon")
+    except Exception:  # noqa: BLE001 - metadata lookups must never fail a run
+        return None
+
+
+def _quiet_codecarbon_logging() -> None:
+    # CodeCarbon logs warnings (e.g. "multiple instances allowed") on every start; the
+    # record carries everything an auditor needs, so keep the user's console clean.
+    logging.getLogger("codecarbon").setLevel(logging.CRITICAL)
+
+
+class EnergyMeter:
+    """Measures one interval of work with CodeCarbon, starting it in the background.
+
+    ``start()`` returns at once; ``stop()`` returns a :class:`Measurement`. Either may be
+    called from the thread that runs the training; neither raises.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, measure_power_secs: float = 15.0,
+                 tracker_factory: Any = None) -> None:
+        self._settings = settings or Settings()
+        self._measure_power_secs = measure_power_secs
+        self._tracker_factory = tracker_factory  # tests inject failures here
+        self._tracker: Any = None
+        self._start_error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._t0 = 0.0  # perf_counter at start(), same clock CodeCarbon uses
+        self._cc_start = 0.0
+
+    # -- configuration ------------------------------------------------------------------
+
+    @property
+    def country_iso_code(self) -> str:
+        return (self._settings.country_iso_code or DEFAULT_COUNTRY).upper()
+
+    @property
+    def location_source(self) -> str:
+        if self._settings.online_lookup:
+            return "online"
+        return "configured" if self._settings.country_iso_code else "default"
+
+    def _make_tracker(self) -> Any:
+        if self._tracker_factory is not None:
+            return self._tracker_factory()
+        common: dict[str, Any] = {
+            "save_to_file": False,
+            "log_level": "critical",
+            "measure_power_secs": self._measure_power_secs,
+            "allow_multiple_runs": True,
+            "pue": self._settings.pue,
+            "tracking_mode": "machine",
+        }
+        if self._settings.online_lookup:
+            from codecarbon import EmissionsTracker
+
+            return EmissionsTracker(**common)
+        from codecarbon import OfflineEmissionsTracker
+
+        kwargs = dict(common, country_iso_code=self.country_iso_code)
+        if self._settings.region:
+            kwargs["region"] = self._settings.region
+        return OfflineEmissionsTracker(**kwargs)
+
+    # -- running ------------------------------------------------------------------------
+
+    def _start_in_background(self) -> None:
+        try:
+            _quiet_codecarbon_logging()
+            tracker = self._make_tracker()
+            tracker.start()
+            # CodeCarbon's start() swallows its own exceptions; a tracker that did not
+            # really start has no start time.
+            cc_start = getattr(tracker, "_start_time", None)
+            if cc_start is None:
+                raise RuntimeError("CodeCarbon did not start (see its log for the cause)")
+            self._cc_start = float(cc_start)
+            self._tracker = tracker
+        except BaseException as e:  # noqa: BLE001 - measurement must never kill training
+            self._start_error = e
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._thread = threading.Thread(target=self._start_in_background,
+                                        name="mrv-codecarbon-start", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> Measurement:
+        t_end = time.perf_counter()
+        duration_s = t_end - self._t0
+        if self._thread is not None:
+            self._thread.join(START_JOIN_TIMEOUT_S)
+        base = Measurement(status="failed", duration_s=round(duration_s, 6),
+                           pue=self._settings.pue, country_iso_code=self.country_iso_code,
+                           region=self._settings.region, location_source=self.location_source,
+                           tool_version=_codecarbon_version())
+        if self.location_source == "default":
+            base.notes.append(DEFAULT_LOCATION_NOTE)
+        if self._thread is not None and self._thread.is_alive():
+            base.error = f"CodeCarbon did not finish starting within {START_JOIN_TIMEOUT_S:.0f} s"
+            return base
+        if self._tracker is None:
+            err = self._start_error
+            base.error = f"CodeCarbon failed to start: {type(err).__name__}: {err}"
+            return base
+        try:
+            self._tracker.stop()
+            data = self._tracker.final_emissions_data
+        except Exception as e:  # noqa: BLE001
+            base.error = f"CodeCarbon failed to stop: {type(e).__name__}: {e}"
+            return base
+        try:
+            return self._build(base, data, t_end)
+        except Exception as e:  # noqa: BLE001 - a malformed result is a failed measurement
+            base.error = f"CodeCarbon returned unusable data: {type(e).__name__}: {e}"
+            return base
+
+    # -- result -------------------------------------------------------------------------
+
+    def _build(self, m: Measurement, data: Any, t_end: float) -> Measurement:
+        duration_s = t_end - self._t0
+        # CodeCarbon's interval begins when its hardware detection is done; before that the
+        # user's code was already running. A run shorter than the detection is all gap.
+        gap_s = min(max(self._cc_start - self._t0, 0.0), duration_s)
+        measured_s = max(t_end - self._cc_start, 0.0)
+        cpu = float(data.cpu_energy)
+        gpu = float(data.gpu_energy)
+        ram = float(data.ram_energy)
+        total = float(data.energy_consumed)
+        co2 = float(data.emissions)
+        intensity = co2 / total * 1000.0 if total > 0 else self._intensity_g_per_kwh()
+
+        if measured_s >= MIN_AVERAGING_S:
+            how = "CodeCarbon's average power over the measured interval"
+            gap = [e * gap_s / measured_s for e in (cpu, gpu, ram)]
+        else:  # too short to average: CodeCarbon's last power reading, in watts
+            how = "CodeCarbon's power reading (the measured interval was too short to average)"
+            gap = [float(w or 0.0) * gap_s / 3.6e6 for w in
+                   (data.cpu_power, data.gpu_power, data.ram_power)]
+        m.intervals = [
+            {"start_offset_s": 0.0, "end_offset_s": round(gap_s, 6),
+             "method": f"extrapolated from {how}; CodeCarbon was still detecting hardware",
+             "measured": False},
+            {"start_offset_s": round(gap_s, 6), "end_offset_s": round(gap_s + measured_s, 6),
+             "method": "CodeCarbon", "measured": True},
+        ]
+        m.cpu_energy_kwh = cpu + gap[0]
+        m.gpu_energy_kwh = gpu + gap[1]
+        m.ram_energy_kwh = ram + gap[2]
+        # CodeCarbon's total includes the PUE overhead; apply the same factor to the gap.
+        components = cpu + gpu + ram
+        pue_factor = total / components if components > 0 else m.pue
+        m.energy_kwh = total + sum(gap) * pue_factor
+        m.co2_kg = m.energy_kwh * (intensity or 0.0) / 1000.0
+        m.carbon_intensity_g_per_kwh = intensity
+        m.pue = float(getattr(data, "pue", m.pue) or m.pue)
+        m.region = data.region or m.region
+        if self._settings.online_lookup and data.country_iso_code:
+            m.country_iso_code = data.country_iso_code
+        m.methods = self._methods()
+        m.status = "measured"
+        return m
+
+    def _intensity_g_per_kwh(self) -> float | None:
+        """Carbon intensity when nothing was consumed (a very short run)."""
+        try:
+            from codecarbon.core.units import Energy
+
+            kg = self._tracker._emissions.get_private_infra_emissions(
+                Energy.from_energy(kWh=1.0), self._tracker._geo)
+            return float(kg) * 1000.0
+        except Exception:  # noqa: BLE001 - private API; a missing figure stays missing
+            return None
+
+    def _methods(self) -> dict[str, dict[str, Any]]:
+        methods: dict[str, dict[str, Any]] = {
+            "cpu": {"method": "none", "measured": False},
+            "gpu": {"method": "none (no GPU detected)", "measured": False},
+            "ram": {"method": "none", "measured": False},
+        }
+        for hw in getattr(self._tracker, "_hardware", []):
+            kind = type(hw).__name__
+            if kind == "CPU":
+                mode = str(getattr(hw, "_mode", ""))
+                label, measured = _CPU_METHODS.get(mode, (f"CodeCarbon mode {mode!r}", False))
+                entry: dict[str, Any] = {"method": label, "measured": measured}
+                if not measured and getattr(hw, "_tdp", None):
+                    entry["tdp_w"] = float(hw._tdp)
+                    entry["generic_tdp"] = bool(getattr(hw, "_is_generic_tdp", False))
+                methods["cpu"] = entry
+            elif kind in ("GPU", "AllGPUDevices"):
+                methods["gpu"] = {"method": "NVML power readings", "measured": True}
+            elif kind == "RAM":
+                methods["ram"] = {"method": "estimated from installed memory size",
+                                  "measured": False}
+            elif kind == "AppleSiliconChip":
+                methods["cpu"] = {"method": "Apple powermetrics", "measured": True}
+        return methods

@@ -1,0 +1,299 @@
+"""``MRVTracker``: wrap a training run, get a stored (and anchored) MRV record.
+
+Use it as a context manager, with ``start()``/``stop()``, or as a decorator::
+
+    with MRVTracker(experiment_name="resnet18_cifar10", model_name="ResNet18") as tracker:
+        train()
+    tracker.mrv_id, tracker.mrv_hash, tracker.record_path, tracker.tx_hash
+
+The order in ``stop()`` is the data flow of the whole project: measurement → record →
+validate → store (the file is safely on disk) → anchor (only then any chain call). A
+record is written for failed and interrupted runs too, and the user's exception always
+propagates unchanged. Measurement and anchoring never kill training; failing to *store*
+the record is the one error ``stop()`` raises, because then nothing was kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from mrv_ml.config import Settings, load_settings
+from mrv_ml.environment import software_versions, source_state
+from mrv_ml.hardware import get_hardware_info
+from mrv_ml.hashing import compute_hash
+from mrv_ml.measurement import EnergyMeter
+from mrv_ml.record import SCHEMA_VERSION, new_mrv_id, validate_record
+from mrv_ml.store import RecordStore
+
+if TYPE_CHECKING:
+    from mrv_ml.verify import Verdict
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+ANCHOR_MODES = ("single", "batch")
+_MAX_ERROR_MESSAGE = 2000
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class MRVTracker:
+    """Measure a training run and produce a verifiable MRV record.
+
+    The first ten arguments are the seed's and keep their meaning. ``registry_url`` is the
+    JSON-RPC URL of the chain (same as ``BLOCKCHAIN_RPC_URL``). ``anchor_mode="batch"``
+    leaves the record pending for the next ``mrv anchor --batch`` instead of sending one
+    transaction per run. ``settings`` overrides everything read from the environment.
+    """
+
+    def __init__(
+        self,
+        experiment_name: str,
+        model_name: str = "Unknown",
+        dataset_name: str = "Unknown",
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        framework: str | None = None,
+        storage_dir: str | Path | None = None,
+        registry_url: str | None = None,
+        blockchain_enabled: bool = True,
+        auto_anchor: bool = True,
+        *,
+        anchor_mode: str = "single",
+        settings: Settings | None = None,
+        command: list[str] | str | None = None,
+        description: str | None = None,
+        tags: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
+        quiet: bool | None = None,
+    ) -> None:
+        if not experiment_name or not isinstance(experiment_name, str):
+            raise ValueError("experiment_name must be a non-empty string")
+        if anchor_mode not in ANCHOR_MODES:
+            raise ValueError(f"anchor_mode must be one of {ANCHOR_MODES}, not {anchor_mode!r}")
+        base = settings if settings is not None else load_settings()
+        self.settings = base.replace(data_dir=storage_dir, rpc_url=registry_url)
+        self.experiment_name = experiment_name
+        self.model_name = model_name
+        self.dataset_name = dataset_name
+        self.framework = framework
+        self.blockchain_enabled = blockchain_enabled
+        self.auto_anchor = auto_anchor
+        self.anchor_mode = anchor_mode
+        self.command = command
+        self.description = description
+        self.tags = dict(tags or {})
+        self.training: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size}
+        self.details: dict[str, Any] = dict(details or {})
+        self.quiet = bool(os.environ.get("MRV_QUIET")) if quiet is None else quiet
+        self.store = RecordStore(self.settings.data_dir)
+
+        # Results, set by stop().
+        self.mrv_id: str | None = None
+        self.mrv_hash: str | None = None
+        self.record: dict[str, Any] | None = None
+        self.record_path: Path | None = None
+        self.tx_hash: str | None = None
+        self.proof: dict[str, Any] | None = None
+        self.anchor_error: str | None = None
+
+        self._meter: EnergyMeter | None = None
+        self._start_time: str | None = None
+        self._record_hooks: list[Callable[[dict[str, Any]], None]] = []
+        self._outcome: dict[str, Any] = {"status": "completed", "error_type": None,
+                                         "error_message": None, "exit_code": None}
+
+    def __repr__(self) -> str:
+        return (f"MRVTracker(experiment_name={self.experiment_name!r}, "
+                f"mrv_id={self.mrv_id!r}, network={self.settings.network!r})")
+
+    # -- facts from the training code ----------------------------------------------------
+
+    def update_training(self, **facts: Any) -> None:
+        """Add facts known only during training (epochs actually run, final loss, ...).
+
+        ``epochs`` and ``batch_size`` fill the record's own fields; anything else goes to
+        ``training.details``.
+        """
+        for key, value in facts.items():
+            if key in ("epochs", "batch_size"):
+                self.training[key] = value
+            else:
+                self.details[key] = value
+
+    def add_record_hook(self, hook: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``hook(record)`` on the finished record before it is validated and stored."""
+        self._record_hooks.append(hook)
+
+    def set_outcome(self, status: str, *, error_type: str | None = None,
+                    error_message: str | None = None, exit_code: int | None = None) -> None:
+        """Set the run's outcome explicitly (``mrv run`` uses it for the child's status)."""
+        self._outcome = {"status": status, "error_type": error_type,
+                         "error_message": error_message, "exit_code": exit_code}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> MRVTracker:
+        if self._meter is not None:
+            raise RuntimeError("this MRVTracker was already started; create a new one per run")
+        self._start_time = utc_now_iso()
+        self._meter = EnergyMeter(self.settings)
+        self._meter.start()
+        self._say(f"🌱 MRV tracking started: {self.experiment_name}")
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        """Stop measuring, write the record, anchor it if enabled; returns the record."""
+        if self._meter is None:
+            raise RuntimeError("stop() called before start()")
+        if self.record is not None:
+            return self.record
+        measurement = self._meter.stop()
+        record = self._build_record(measurement.to_record_section())
+        for hook in self._record_hooks:
+            hook(record)
+        validate_record(record)
+        self.mrv_id = record["mrv_id"]
+        self.mrv_hash = compute_hash(record)
+        # The record is safely on disk before any chain call (StoreError propagates).
+        self.record_path = self.store.save(record)
+        self.record = record
+        self._anchor()
+        self._report()
+        return record
+
+    def __enter__(self) -> MRVTracker:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        if exc is not None:
+            self._note_exception(exc)
+            try:
+                self.stop()
+            except Exception as store_error:  # the user's exception must win
+                log.error("MRV record could not be written: %s", store_error)
+                self._say(f"⚠️  MRV record could not be written: {store_error}")
+            return False  # propagate unchanged
+        self.stop()
+        return False
+
+    def __call__(self, func: F) -> F:
+        """Use the tracker as a decorator: each call of ``func`` is one tracked run."""
+        template = self
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            tracker = template._fresh_copy()
+            try:
+                with tracker:
+                    return func(*args, **kwargs)
+            finally:
+                template._adopt(tracker)
+
+        return wrapper  # type: ignore[return-value]
+
+    # -- verification -----------------------------------------------------------------------
+
+    def verify_on_blockchain(self) -> Verdict:
+        """Verify this run's stored record against the chain; truthy only when VALID."""
+        if self.record_path is None:
+            raise RuntimeError("nothing to verify: the tracker has not stopped yet")
+        from mrv_ml.verify import verify
+
+        return verify(self.record_path, settings=self.settings)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _note_exception(self, exc: BaseException) -> None:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        message = str(exc)[:_MAX_ERROR_MESSAGE] or None
+        self._outcome = {"status": status, "error_type": type(exc).__name__,
+                         "error_message": message, "exit_code": None}
+
+    def _build_record(self, energy: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "mrv_id": new_mrv_id(),
+            "experiment": {
+                "name": self.experiment_name,
+                "model_name": self.model_name,
+                "dataset_name": self.dataset_name,
+                "framework": self.framework,
+                "description": self.description,
+                "tags": self.tags,
+            },
+            "training": {
+                "epochs": self.training.get("epochs"),
+                "batch_size": self.training.get("batch_size"),
+                "command": self.command,
+                "details": self.details,
+            },
+            "outcome": dict(self._outcome),
+            "hardware": get_hardware_info(),
+            "energy_emissions": energy,
+            "software": software_versions(),
+            "source": source_state(),
+            "distributed": None,
+            "timestamps": {"start_time": self._start_time, "end_time": utc_now_iso()},
+        }
+
+    def _anchor(self) -> None:
+        if not self.blockchain_enabled:
+            return
+        assert self.mrv_id is not None
+        from mrv_ml import anchor  # lazy: web3 is slow to import
+
+        if not self.auto_anchor or self.anchor_mode == "batch":
+            reason = ("awaiting the next batch (mrv anchor --batch)" if self.anchor_mode == "batch"
+                      else "auto_anchor is off (run mrv anchor)")
+            self.proof = anchor.mark_pending(self.store, self.mrv_id, reason)
+            return
+        try:
+            outcome = anchor.anchor_record(self.store, self.mrv_id, settings=self.settings)
+        except Exception as e:  # anchoring must never lose the run; it stays pending
+            self.anchor_error = f"{type(e).__name__}: {e}"
+            log.warning("anchoring %s failed: %s", self.mrv_id, self.anchor_error)
+            return
+        self.proof = outcome.proof
+        self.tx_hash = outcome.tx_hash
+        self.anchor_error = outcome.error
+
+    def _report(self) -> None:
+        line = f"✅ MRV record {self.mrv_id} saved to {self.record_path}"
+        if self.tx_hash:
+            line += f", anchored in tx {self.tx_hash}"
+        elif self.anchor_error:
+            line += f"; anchoring pending ({self.anchor_error})"
+        elif self.blockchain_enabled:
+            line += "; anchoring pending"
+        self._say(line)
+
+    def _say(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    def _fresh_copy(self) -> MRVTracker:
+        fresh = MRVTracker(
+            self.experiment_name, self.model_name, self.dataset_name,
+            self.training.get("epochs"), self.training.get("batch_size"), self.framework,
+            blockchain_enabled=self.blockchain_enabled, auto_anchor=self.auto_anchor,
+            anchor_mode=self.anchor_mode, settings=self.settings, command=self.command,
+            description=self.description, tags=self.tags, details=self.details,
+            quiet=self.quiet)
+        return fresh
+
+    def _adopt(self, other: MRVTracker) -> None:
+        for name in ("mrv_id", "mrv_hash", "record", "record_path", "tx_hash", "proof",
+                     "anchor_error"):
+            setattr(self, name, getattr(other, name))
