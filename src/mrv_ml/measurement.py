@@ -167,6 +167,8 @@ class EnergyMeter:
 
     def _start_in_background(self) -> None:
         try:
+            import codecarbon  # noqa: F401  (its import resets its log level)
+
             _quiet_codecarbon_logging()
             tracker = self._make_tracker()
             tracker.start()

@@ -1,0 +1,94 @@
+"""EnergyMeter with the real CodeCarbon: figures, methods, intervals, and failure."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mrv_ml.config import Settings
+from mrv_ml.measurement import DEFAULT_COUNTRY, EnergyMeter
+
+
+def _busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        sum(range(1000))
+
+
+def test_measures_with_codecarbon_and_labels_every_interval() -> None:
+    meter = EnergyMeter(Settings())
+    meter.start()
+    _busy(1.5)
+    section = meter.stop().to_record_section()
+    assert section["measurement_status"] == "measured"
+    assert section["measurement_tool"] == "CodeCarbon"
+    assert section["energy_kwh"] > 0
+    parts = section["cpu_energy_kwh"] + section["gpu_energy_kwh"] + section["ram_energy_kwh"]
+    assert section["energy_kwh"] == pytest.approx(parts * section["pue"], rel=1e-6)
+    assert section["co2_kg"] == pytest.approx(
+        section["energy_kwh"] * section["carbon_intensity_g_per_kwh"] / 1000, rel=1e-6)
+    # The intervals tile the whole run, and each says how it was measured.
+    intervals = section["intervals"]
+    assert intervals[0]["start_offset_s"] == 0.0
+    assert intervals[0]["measured"] is False and "extrapolated" in intervals[0]["method"]
+    assert intervals[1]["measured"] is True
+    assert intervals[0]["end_offset_s"] == intervals[1]["start_offset_s"]
+    assert intervals[-1]["end_offset_s"] == pytest.approx(section["duration_seconds"], abs=0.05)
+    # No GPU here, and CPU power is an estimate: the record must not claim otherwise.
+    assert section["methods"]["gpu"]["measured"] is False
+    assert section["methods"]["ram"]["measured"] is False
+    assert set(section["methods"]) == {"cpu", "gpu", "ram"}
+
+
+def test_default_location_is_world_average_and_says_so() -> None:
+    meter = EnergyMeter(Settings())
+    meter.start()
+    section = meter.stop().to_record_section()
+    assert section["country_iso_code"] == DEFAULT_COUNTRY
+    assert section["location_source"] == "default"
+    assert section["carbon_intensity_g_per_kwh"] == pytest.approx(475.0)
+    assert any("MRV_COUNTRY" in note for note in section["notes"])
+
+
+def test_configured_country_changes_the_intensity() -> None:
+    meter = EnergyMeter(Settings(country_iso_code="fra"))
+    meter.start()
+    _busy(0.2)
+    section = meter.stop().to_record_section()
+    assert section["country_iso_code"] == "FRA"
+    assert section["location_source"] == "configured"
+    assert "notes" not in section
+    assert section["carbon_intensity_g_per_kwh"] < 200  # France's nuclear-heavy mix
+
+
+def test_codecarbon_failing_to_start_gives_a_failed_measurement_not_numbers() -> None:
+    def broken() -> None:
+        raise RuntimeError("no hardware for you")
+
+    meter = EnergyMeter(Settings(), tracker_factory=broken)
+    meter.start()
+    result = meter.stop()
+    section = result.to_record_section()
+    assert section["measurement_status"] == "failed"
+    assert "no hardware for you" in section["measurement_error"]
+    for key in ("energy_kwh", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "co2_kg"):
+        assert section[key] is None
+    assert section["duration_seconds"] >= 0
+
+
+def test_codecarbon_failing_to_stop_gives_a_failed_measurement() -> None:
+    from codecarbon import OfflineEmissionsTracker
+
+    class StopFails(OfflineEmissionsTracker):  # type: ignore[misc]
+        def stop(self) -> float | None:
+            raise OSError("disk on fire")
+
+    meter = EnergyMeter(Settings(), tracker_factory=lambda: StopFails(
+        country_iso_code="USA", save_to_file=False, log_level="critical",
+        allow_multiple_runs=True))
+    meter.start()
+    section = meter.stop().to_record_section()
+    assert section["measurement_status"] == "failed"
+    assert "disk on fire" in section["measurement_error"]
+    assert section["energy_kwh"] is None
