@@ -28,7 +28,10 @@ _EXPORTS = {
     "load_settings": "mrv_ml.config",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "MRVError", "MRVTracker", "RecordStore", "Verdict", "VerdictStatus", "__version__",
+    "compute_hash", "load_settings", "verify",
+]
 
 if TYPE_CHECKING:
     from mrv_ml.config import load_settings

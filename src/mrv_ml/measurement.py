@@ -179,6 +179,10 @@ class EnergyMeter:
                 raise RuntimeError("CodeCarbon did not start (see its log for the cause)")
             self._cc_start = float(cc_start)
             self._tracker = tracker
+            # CodeCarbon imports its emissions engine (and requests, pycountry) lazily at
+            # stop(); import them now, while training runs, to keep stop() fast.
+            import codecarbon.core.emissions  # noqa: F401
+            import codecarbon.external.geography  # noqa: F401
         except BaseException as e:  # noqa: BLE001 - measurement must never kill training
             self._start_error = e
 

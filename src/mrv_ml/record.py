@@ -106,6 +106,11 @@ def _validator(version: str) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=checker)
 
 
+def warm_up_validator(version: str = SCHEMA_VERSION) -> None:
+    """Load and compile the schema now (the tracker does it while training runs)."""
+    _validator(version)
+
+
 def _field_path(parts: Any) -> str:
     """``energy_emissions.co2_kg`` / ``hardware.gpus[0].name`` from a path deque."""
     text = ""

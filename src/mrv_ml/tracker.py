@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +31,7 @@ from mrv_ml.environment import software_versions, source_state
 from mrv_ml.hardware import get_hardware_info
 from mrv_ml.hashing import compute_hash
 from mrv_ml.measurement import EnergyMeter
-from mrv_ml.record import SCHEMA_VERSION, new_mrv_id, validate_record
+from mrv_ml.record import SCHEMA_VERSION, new_mrv_id, validate_record, warm_up_validator
 from mrv_ml.store import RecordStore
 
 if TYPE_CHECKING:
@@ -108,6 +109,8 @@ class MRVTracker:
         self.anchor_error: str | None = None
 
         self._meter: EnergyMeter | None = None
+        self._prefetch: threading.Thread | None = None
+        self._static: dict[str, Any] = {}
         self._start_time: str | None = None
         self._record_hooks: list[Callable[[dict[str, Any]], None]] = []
         self._outcome: dict[str, Any] = {"status": "completed", "error_type": None,
@@ -149,6 +152,11 @@ class MRVTracker:
         self._start_time = utc_now_iso()
         self._meter = EnergyMeter(self.settings)
         self._meter.start()
+        # Facts that do not change during the run are gathered now, off the critical
+        # path, so that stop() after training stays fast.
+        self._prefetch = threading.Thread(target=self._gather_static, daemon=True,
+                                          name="mrv-prefetch")
+        self._prefetch.start()
         self._say(f"🌱 MRV tracking started: {self.experiment_name}")
         return self
 
@@ -215,6 +223,14 @@ class MRVTracker:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _gather_static(self) -> None:
+        try:
+            self._static["hardware"] = get_hardware_info()
+            self._static["source"] = source_state()
+            warm_up_validator()
+        except Exception as e:  # noqa: BLE001 - stop() gathers again what is missing
+            log.debug("prefetch failed: %s", e)
+
     def _note_exception(self, exc: BaseException) -> None:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         message = str(exc)[:_MAX_ERROR_MESSAGE] or None
@@ -222,6 +238,10 @@ class MRVTracker:
                          "error_message": message, "exit_code": None}
 
     def _build_record(self, energy: dict[str, Any]) -> dict[str, Any]:
+        if self._prefetch is not None:
+            self._prefetch.join()
+        hardware = self._static.get("hardware") or get_hardware_info()
+        source = self._static["source"] if "source" in self._static else source_state()
         return {
             "schema_version": SCHEMA_VERSION,
             "mrv_id": new_mrv_id(),
@@ -240,10 +260,10 @@ class MRVTracker:
                 "details": self.details,
             },
             "outcome": dict(self._outcome),
-            "hardware": get_hardware_info(),
+            "hardware": hardware,
             "energy_emissions": energy,
             "software": software_versions(),
-            "source": source_state(),
+            "source": source,
             "distributed": None,
             "timestamps": {"start_time": self._start_time, "end_time": utc_now_iso()},
         }
