@@ -297,3 +297,20 @@ def test_lone_surrogates_are_refused_naming_the_field() -> None:
         validate_record(make_sample_record(experiment__tags={"\udfff": 1}))
     with pytest.raises(RecordError, match="lone surrogate"):
         dump_record_bytes({"k": "\ud800"})
+
+
+def test_deep_nesting_is_refused_even_when_a_library_raised_the_recursion_limit(
+        tmp_path: Path) -> None:
+    # torch and friends raise sys.getrecursionlimit(); json's C decoder trusts it and a
+    # hostile file would then overflow the C stack (a segfault, seen in this suite).
+    import sys
+
+    path = tmp_path / "deep.json"
+    path.write_bytes(b"[" * 200_000 + b"]" * 200_000)
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(1_000_000)
+    try:
+        with pytest.raises(NotJSONError, match="nested 200000 levels deep"):
+            load_record_file(path)
+    finally:
+        sys.setrecursionlimit(old)

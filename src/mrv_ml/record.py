@@ -280,6 +280,28 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+#: Deeper JSON is refused before parsing. The C decoder recurses once per level and
+#: trusts the interpreter's recursion limit, which libraries such as torch raise: a
+#: hostile file could then overflow the C stack and kill the process.
+MAX_JSON_NESTING = 256
+_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _max_nesting(data: bytes) -> int:
+    """Deepest bracket nesting of JSON text, outside strings (cheap for real records)."""
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_NESTING:
+        return 0  # cannot be deeper than the number of opening brackets
+    depth = deepest = 0
+    for match in _STRING_OR_BRACKET.finditer(data):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
 def parse_json_strict(data: bytes, source: str, *, check_duplicates: bool = True) -> Any:
     """Parse UTF-8 JSON bytes strictly; :class:`NotJSONError` names ``source``.
 
@@ -297,6 +319,10 @@ def parse_json_strict(data: bytes, source: str, *, check_duplicates: bool = True
         raise NotJSONError(
             f"{source}: not JSON: invalid UTF-8 at byte {e.start}"
         ) from e
+    depth = _max_nesting(data)
+    if depth > MAX_JSON_NESTING:
+        raise NotJSONError(f"{source}: invalid JSON: nested {depth} levels deep "
+                           f"(at most {MAX_JSON_NESTING})")
     try:
         if not check_duplicates:
             return json.loads(text, parse_constant=_reject_constant)
