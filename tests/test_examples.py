@@ -69,7 +69,7 @@ def test_train_resnet_synthetic_anchors_verifies_and_prints_latex(data_dir: Path
 
 @pytest.mark.torch
 def test_train_resnet_crash_leaves_failed_anchored_record(data_dir: Path) -> None:
-    result = _run("train_resnet.py", *TINY[:2], "--epochs", "3", "--limit-batches", "1",
+    result = _run("train_resnet.py", "--synthetic", "--epochs", "3", "--limit-batches", "1",
                   "--batch-size", "4", "--crash-after-epoch", "1", data_dir=data_dir)
     assert result.returncode != 0
     assert "SimulatedCrash: simulated crash after epoch 1" in result.stderr  # it propagated

@@ -304,13 +304,14 @@ class DistributedMRVTracker:
         return MRVTracker(**self._tracker_args)
 
     def _make_meter(self) -> Any:
+        from mrv_ml.config import load_settings
         from mrv_ml.measurement import EnergyMeter
 
-        return EnergyMeter(settings=self._tracker_args.get("settings"))
+        return EnergyMeter(self._tracker_args.get("settings") or load_settings())
 
     def _stop_meter(self) -> dict[str, Any] | None:
         try:
-            return dict(self._meter.stop())
+            return dict(self._meter.stop().to_record_section())
         except Exception as e:  # the part still goes out, saying the measurement failed
             log.warning("rank %d: energy measurement failed: %s", self.rank, e)
             return {"measurement_tool": "CodeCarbon", "measurement_status": "failed",
