@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,23 @@ def test_run_needs_a_command(data_dir: Path) -> None:
     done = _mrv("run", data_dir=data_dir)
     assert done.returncode == 64
     assert "Traceback" not in done.stderr
+
+
+def test_sigterm_is_forwarded_and_the_run_recorded_as_interrupted(data_dir: Path) -> None:
+    env = dict(os.environ, MRV_DATA_DIR=str(data_dir), MRV_QUIET="1")
+    child_code = "import time; print('ready', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([MRV, "run", "--no-anchor", "--", sys.executable, "-c", child_code],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"  # the child runs: mrv's handler is set
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in err
+    (record,) = _records(data_dir)
+    assert record["outcome"]["status"] == "interrupted"
+    assert record["outcome"]["exit_code"] == 128 + signal.SIGTERM

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,14 @@ def test_records_are_sorted_indented_utf8(data_dir: Path) -> None:
     assert "Überprüfung 日本" in text
     assert json.loads(text) == tracker.record
     assert text.startswith('{\n  "distributed"')  # sorted keys, 2-space indent
+
+
+def test_without_an_anchoring_module_the_record_is_saved_and_left_pending(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mrv_ml.anchor", None)  # makes the import fail
+    with MRVTracker("no-anchor-module", quiet=True) as tracker:
+        pass
+    assert tracker.record_path is not None and tracker.record_path.exists()
+    assert tracker.tx_hash is None
+    assert tracker.anchor_error is not None and "anchoring unavailable" in tracker.anchor_error
+    assert RecordStore(tracker.record_path.parent).pending_ids() == [tracker.mrv_id]

@@ -272,7 +272,14 @@ class MRVTracker:
         if not self.blockchain_enabled:
             return
         assert self.mrv_id is not None
-        from mrv_ml import anchor  # lazy: web3 is slow to import
+        try:
+            from mrv_ml import anchor  # lazy: web3 is slow to import
+        except ImportError as e:
+            # No anchoring module in this install: the record stays pending (no sidecar
+            # counts as pending) for a later `mrv anchor`.
+            self.anchor_error = f"anchoring unavailable: {e}"
+            log.warning("anchoring %s skipped: %s", self.mrv_id, self.anchor_error)
+            return
 
         if not self.auto_anchor or self.anchor_mode == "batch":
             reason = ("awaiting the next batch (mrv anchor --batch)" if self.anchor_mode == "batch"

@@ -70,20 +70,29 @@ def run_command(
         blockchain_enabled=not no_anchor, anchor_mode="batch" if batch else "single",
         settings=settings, command=list(command))
     tracker.start()
-    try:
-        child = subprocess.Popen([program, *command[1:]])
-    except OSError as e:  # raced away, or a bad interpreter line
-        tracker.set_outcome("failed", error_type=type(e).__name__, error_message=str(e),
-                            exit_code=126)
-        tracker.stop()
-        raise CommandNotExecutableError(f"cannot run {command[0]}: {e.strerror or e}") from None
+    children: list[subprocess.Popen[bytes]] = []
+    early: list[int] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        if child.poll() is None:
-            child.send_signal(signum)
+        if not children:
+            early.append(signum)  # arrived before the child existed: deliver it on start
+        elif children[0].poll() is None:
+            children[0].send_signal(signum)
 
+    # Handlers go in before the child starts, so no signal slips through the gap.
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        try:
+            child = subprocess.Popen([program, *command[1:]])
+        except OSError as e:  # raced away, or a bad interpreter line
+            tracker.set_outcome("failed", error_type=type(e).__name__, error_message=str(e),
+                                exit_code=126)
+            tracker.stop()
+            raise CommandNotExecutableError(
+                f"cannot run {command[0]}: {e.strerror or e}") from None
+        children.append(child)
+        for signum in early:
+            child.send_signal(signum)
         returncode = child.wait()
     finally:
         for sig, handler in previous.items():
