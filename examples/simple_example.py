@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from mrv_ml.report import format_quantity
 from mrv_wrapper import MRVTracker  # the seed's import path; `mrv_ml` works the same
 
 
@@ -52,10 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         busy_work(args.seconds)
 
     energy = tracker.record["energy_emissions"]
+    kwh, co2 = format_quantity(energy["energy_kwh"], "kWh"), format_quantity(energy["co2_kg"], "kg")
     print(f"MRV ID:   {tracker.mrv_id}")
     print(f"record:   {tracker.record_path}")
     print(f"hash:     {tracker.mrv_hash}")
-    print(f"energy:   {energy['energy_kwh']} kWh, CO2: {energy['co2_kg']} kg")
+    print(f"energy:   {kwh}, CO2: {co2}")
     if args.no_anchor:
         print("anchor:   skipped (--no-anchor)")
         return 0

@@ -313,7 +313,7 @@ def summary_text(record: Mapping[str, Any], *, proof: Mapping[str, Any] | None =
 
     training = [f"model {f['model'] or 'unknown'}", f"data {f['dataset'] or 'unknown'}"]
     if f["epochs"] is not None:
-        training.append(f"{f['epochs']} epochs")
+        training.append(f"{f['epochs']} epoch{'s' if f['epochs'] != 1 else ''}")
     batch = _get(record, "training", "batch_size")
     if batch is not None:
         training.append(f"batch {batch}")

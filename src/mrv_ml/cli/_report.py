@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import enum
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mrv_ml.cli._app import app, console, console_err
+from mrv_ml.cli._app import app, console_err
 from mrv_ml.errors import StoreError
 
 
@@ -60,7 +61,8 @@ def report_command(
                          dashboard_url=dashboard_url or report.DEFAULT_DASHBOARD_URL,
                          network=settings.network)
     if output is None:
-        console.out(text, end="", highlight=False)
+        sys.stdout.write(text)  # exact bytes: a badge or LaTeX must not be re-wrapped
+        sys.stdout.flush()
     else:
         _write_atomically(output, text)
         console_err.print(f"wrote {output}", highlight=False)
