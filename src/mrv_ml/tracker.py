@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mrv_ml.config import Settings, load_settings
 from mrv_ml.environment import software_versions, source_state
+from mrv_ml.errors import ChainError
 from mrv_ml.hardware import get_hardware_info
 from mrv_ml.hashing import compute_hash
 from mrv_ml.measurement import EnergyMeter
@@ -217,8 +218,12 @@ class MRVTracker:
         """Verify this run's stored record against the chain; truthy only when VALID."""
         if self.record_path is None:
             raise RuntimeError("nothing to verify: the tracker has not stopped yet")
-        from mrv_ml.verify import verify
+        import mrv_ml.verify as verify_module
 
+        # Looked up at call time: verify() lives in another module that may lag this one.
+        verify: Callable[..., Verdict] | None = getattr(verify_module, "verify", None)
+        if verify is None:
+            raise ChainError("verification is not available in this install (mrv_ml.verify)")
         return verify(self.record_path, settings=self.settings)
 
     # -- internals ------------------------------------------------------------------------
