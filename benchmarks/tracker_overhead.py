@@ -24,6 +24,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from typing import Any
 
 _BARE = textwrap.dedent("""
     import json, time
@@ -52,7 +53,7 @@ _TRACKED = textwrap.dedent("""
 """)
 
 
-def _fresh(code: str, data_dir: str) -> dict[str, float]:
+def _fresh(code: str, data_dir: str) -> dict[str, Any]:
     env = dict(os.environ, MRV_DATA_DIR=data_dir, MRV_QUIET="1")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True, timeout=300)
@@ -98,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as data_dir:
-        rows: dict[str, list[dict[str, float]]] = {"bare CodeCarbon": [], "MRVTracker (no chain)": [],
+        rows: dict[str, list[dict[str, Any]]] = {"bare CodeCarbon": [], "MRVTracker (no chain)": [],
                                                    "MRVTracker + local chain": []}
         for _ in range(args.repeats):
             rows["bare CodeCarbon"].append(_fresh(_BARE.format(work_s=args.work_s), data_dir))
@@ -117,7 +118,10 @@ def main() -> None:
             before = statistics.median(s["before_s"] for s in samples)
             after = statistics.median(s["after_s"] for s in samples)
             medians[name] = (before, after)
-            print(f"{name:28} {before:16.3f} s {after:15.3f} s")
+            note = ""
+            if name.endswith("local chain") and not any(s.get("tx") for s in samples):
+                note = "  (NOT anchored: no tx; figure excludes the chain)"
+            print(f"{name:28} {before:16.3f} s {after:15.3f} s{note}")
         cc_before, cc_after = medians["bare CodeCarbon"]
         for name in ("MRVTracker (no chain)", "MRVTracker + local chain"):
             if name not in medians:
