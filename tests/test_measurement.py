@@ -19,7 +19,11 @@ def _busy(seconds: float) -> None:
 def test_measures_with_codecarbon_and_labels_every_interval() -> None:
     meter = EnergyMeter(Settings())
     meter.start()
-    _busy(1.5)
+    # Let CodeCarbon finish its detection (slow on a loaded machine) so the run has both
+    # an extrapolated and a measured interval.
+    assert meter._thread is not None
+    meter._thread.join(60)
+    _busy(0.3)
     section = meter.stop().to_record_section()
     assert section["measurement_status"] == "measured"
     assert section["measurement_tool"] == "CodeCarbon"
@@ -92,3 +96,28 @@ def test_codecarbon_failing_to_stop_gives_a_failed_measurement() -> None:
     assert section["measurement_status"] == "failed"
     assert "disk on fire" in section["measurement_error"]
     assert section["energy_kwh"] is None
+
+
+def test_codecarbon_ready_only_after_the_run_counts_no_energy_from_after_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = EnergyMeter._make_tracker
+
+    def slow(self: EnergyMeter) -> object:
+        time.sleep(1.0)  # CodeCarbon becomes ready well after the run below ends
+        return real(self)
+
+    monkeypatch.setattr(EnergyMeter, "_make_tracker", slow)
+    meter = EnergyMeter(Settings())
+    meter.start()
+    _busy(0.2)
+    section = meter.stop().to_record_section()
+    assert section["measurement_status"] == "measured"
+    (only,) = section["intervals"]  # no "measured" interval: CodeCarbon saw none of the run
+    assert only["measured"] is False and "after the run ended" in only["method"]
+    assert only["end_offset_s"] == pytest.approx(section["duration_seconds"], abs=1e-6)
+    assert section["energy_kwh"] > 0
+    parts = section["cpu_energy_kwh"] + section["gpu_energy_kwh"] + section["ram_energy_kwh"]
+    assert section["energy_kwh"] == pytest.approx(parts * section["pue"], rel=1e-6)
+    # The estimate covers ~0.2 s of power, nothing like CodeCarbon's post-run seconds.
+    watts = section["energy_kwh"] * 3.6e6 / section["duration_seconds"]
+    assert 0 < watts < 1000

@@ -237,7 +237,18 @@ class EnergyMeter:
         co2 = float(data.emissions)
         intensity = co2 / total * 1000.0 if total > 0 else self._intensity_g_per_kwh()
 
-        if measured_s >= MIN_AVERAGING_S:
+        if measured_s <= 0.0:
+            # CodeCarbon was ready only after the user's code ended (a short run, or a
+            # CPU-bound Python loop starving its start-up thread of the GIL): its energy
+            # covers time after the run, so only its power reading is used.
+            how = "CodeCarbon's power reading (it was ready only after the run ended)"
+            watts = [float(w or 0.0) for w in (data.cpu_power, data.gpu_power, data.ram_power)]
+            cc_components = cpu + gpu + ram
+            overhead = total / cc_components if cc_components > 0 else m.pue  # PUE
+            cpu, gpu, ram = (w * duration_s / 3.6e6 for w in watts)
+            total = (cpu + gpu + ram) * overhead
+            gap = [0.0, 0.0, 0.0]
+        elif measured_s >= MIN_AVERAGING_S:
             how = "CodeCarbon's average power over the measured interval"
             gap = [e * gap_s / measured_s for e in (cpu, gpu, ram)]
         else:  # too short to average: CodeCarbon's last power reading, in watts
@@ -248,9 +259,11 @@ class EnergyMeter:
             {"start_offset_s": 0.0, "end_offset_s": round(gap_s, 6),
              "method": f"extrapolated from {how}; CodeCarbon was still detecting hardware",
              "measured": False},
-            {"start_offset_s": round(gap_s, 6), "end_offset_s": round(gap_s + measured_s, 6),
-             "method": "CodeCarbon", "measured": True},
         ]
+        if measured_s > 0.0:
+            m.intervals.append(
+                {"start_offset_s": round(gap_s, 6), "end_offset_s": round(gap_s + measured_s, 6),
+                 "method": "CodeCarbon", "measured": True})
         m.cpu_energy_kwh = cpu + gap[0]
         m.gpu_energy_kwh = gpu + gap[1]
         m.ram_energy_kwh = ram + gap[2]
