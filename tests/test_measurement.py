@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -121,3 +122,22 @@ def test_codecarbon_ready_only_after_the_run_counts_no_energy_from_after_it(
     # The estimate covers ~0.2 s of power, nothing like CodeCarbon's post-run seconds.
     watts = section["energy_kwh"] * 3.6e6 / section["duration_seconds"]
     assert 0 < watts < 1000
+
+
+def test_gil_switch_interval_is_shortened_only_while_codecarbon_starts() -> None:
+    original = sys.getswitchinterval()
+    meter = EnergyMeter(Settings())
+    meter.start()
+    assert meter._thread is not None
+    meter._thread.join(60)
+    assert sys.getswitchinterval() == original  # restored once CodeCarbon runs
+    meter.stop()
+    # A value the user sets during start-up is theirs to keep.
+    meter = EnergyMeter(Settings())
+    meter.start()
+    try:
+        sys.setswitchinterval(0.002)
+        meter.stop()
+        assert sys.getswitchinterval() == 0.002
+    finally:
+        sys.setswitchinterval(original)
