@@ -49,7 +49,9 @@ _TRACKED = textwrap.dedent("""
         while time.perf_counter() < end: sum(range(1000))
         c = time.perf_counter()
     d = time.perf_counter()
-    print(json.dumps({{"before_s": b - a, "after_s": d - c, "tx": tracker.tx_hash}}))
+    gap = tracker.record["energy_emissions"]["intervals"][0]["end_offset_s"]
+    print(json.dumps({{"before_s": b - a, "after_s": d - c, "tx": tracker.tx_hash,
+                      "gap_s": gap}}))
 """)
 
 
@@ -130,6 +132,9 @@ def main() -> None:
             print(f"ratio {name} / bare CodeCarbon: before {before / cc_before:.3f}x, "
                   f"after {after / cc_after:.2f}x")
         print("targets: before <= 0.300 s, after <= 0.500 s")
+        gaps = [s["gap_s"] for s in rows["MRVTracker (no chain)"]]
+        print(f"CodeCarbon ready (end of the extrapolated interval) under a CPU-bound "
+              f"Python loop: median {statistics.median(gaps):.2f} s after start")
 
         bare, tracked = steady_state(args.rounds, args.iterations, data_dir)
         print(f"\nsteady state, CPU-bound loop of {args.iterations:,} iterations, "
