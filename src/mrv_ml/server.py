@@ -1,0 +1,254 @@
+"""``mrv serve``: the static verification dashboard, the local store API and a read-only
+JSON-RPC bridge to the embedded local chain (stdlib ``ThreadingHTTPServer``, no framework).
+
+The bridge forwards only an allowlist of read methods: nothing that signs or sends a
+transaction can pass through it, so exposing the page cannot spend the dev accounts' funds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import webbrowser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from mrv_ml.config import Settings
+from mrv_ml.errors import ConfigError, MRVError, RecordNotFoundError
+from mrv_ml.localchain import LOCAL_CHAIN_ID, LocalChain
+from mrv_ml.store import RecordStore
+
+DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8750
+MAX_RPC_BODY_BYTES = 256 * 1024
+MAX_RPC_BATCH = 100
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+RPC_ALLOWLIST = frozenset({
+    "eth_chainId", "net_version", "eth_blockNumber", "eth_call", "eth_getLogs", "eth_getCode",
+    "eth_getBlockByNumber", "eth_getBlockByHash", "eth_getTransactionByHash",
+    "eth_getTransactionReceipt", "web3_clientVersion",
+})
+
+MIME_TYPES = {
+    ".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
+    ".json": "application/json", ".png": "image/png", ".svg": "image/svg+xml",
+    ".ico": "image/x-icon", ".txt": "text/plain; charset=utf-8",
+}
+
+_ID_CHARS = frozenset("MRV-0123456789abcdef")
+
+
+def content_security_policy(connect_src: str = "") -> str:
+    """Only our own files; the page may additionally talk to ``connect_src`` (an RPC URL)."""
+    connect = "'self'" + (f" {connect_src}" if connect_src else "")
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src {connect}; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'")
+
+
+def _rpc_error(req_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": req_id, "error": {"code": code, "message": message}}
+
+
+class DashboardServer(ThreadingHTTPServer):
+    """Holds the settings, the store and (for the local network) the chain."""
+
+    daemon_threads = True
+
+    def __init__(self, settings: Settings, host: str, port: int) -> None:
+        self.settings = settings
+        self.store = RecordStore(settings.data_dir)
+        self.chain: LocalChain | None = None
+        self.config = self._build_config()
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        shown = f"[{host}]" if ":" in str(host) else str(host)
+        return f"http://{shown}:{port}/"
+
+    def _build_config(self) -> dict[str, Any]:
+        s = self.settings
+        if s.network == "local":
+            self.chain = LocalChain.for_data_dir(Path(s.data_dir))
+            with self.chain.session() as w3:
+                address = self.chain.registry_address(w3)
+            return {"network": "local", "chain_id": LOCAL_CHAIN_ID, "registry_address": address,
+                    "rpc_path": "/rpc", "rpc_url": None, "explorer_url": None, "bridge": True}
+        if not s.rpc_url:
+            raise ConfigError(f"network {s.network!r} needs an RPC URL (BLOCKCHAIN_RPC_URL)")
+        return {"network": s.network, "chain_id": None, "registry_address": s.contract_address,
+                "rpc_path": None, "rpc_url": s.rpc_url, "explorer_url": None, "bridge": False}
+
+    def rpc(self, payload: Any) -> Any:
+        """Answer one JSON-RPC request or a batch, refusing anything not allowlisted."""
+        if isinstance(payload, list):
+            if not payload:
+                return _rpc_error(None, -32600, "empty batch")
+            if len(payload) > MAX_RPC_BATCH:
+                return _rpc_error(None, -32600, f"batch larger than {MAX_RPC_BATCH}")
+            return [self._rpc_one(item) for item in payload]
+        return self._rpc_one(payload)
+
+    def _rpc_one(self, req: Any) -> dict[str, Any]:
+        if not isinstance(req, dict) or not isinstance(req.get("method"), str):
+            return _rpc_error(None, -32600, "invalid request")
+        req_id = req.get("id")
+        method = req["method"]
+        if method not in RPC_ALLOWLIST:
+            return _rpc_error(req_id, -32601, f"method {method} is not allowed by this read-only "
+                                              "bridge")
+        params = req.get("params", [])
+        if not isinstance(params, list):
+            return _rpc_error(req_id, -32602, "params must be a list")
+        if self.chain is None:
+            return _rpc_error(req_id, -32000, "no local chain behind this server")
+        try:
+            with self.chain.session() as w3:
+                answer = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        except MRVError as e:
+            return _rpc_error(req_id, -32000, str(e))
+        except Exception as e:  # a node-side failure is an RPC error, never a crash
+            return _rpc_error(req_id, -32000, f"{type(e).__name__}: {e}")
+        result = dict(answer)
+        result["id"] = req_id
+        result["jsonrpc"] = "2.0"
+        return json.loads(json.dumps(result, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if hasattr(value, "hex"):
+        return value.hex()
+    return str(value)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: DashboardServer
+    server_version = "mrv-serve"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the CLI prints the URL
+        return
+
+    def _headers(self, status: int, ctype: str, length: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(length))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cache-Control", "no-store")
+        rpc_url = self.server.config.get("rpc_url") or ""
+        self.send_header("Content-Security-Policy", content_security_policy(rpc_url))
+        self.end_headers()
+
+    def _send_json(self, status: int, data: Any) -> None:
+        body = json.dumps(data, default=_json_default).encode("utf-8")
+        self._headers(status, "application/json", len(body))
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str) -> None:
+        self._send_json(status, {"error": message})
+
+    def do_GET(self) -> None:
+        path = unquote(urlsplit(self.path).path)
+        if path == "/api/config":
+            return self._send_json(200, self.server.config)
+        if path == "/api/records":
+            return self._send_json(200, [s.to_dict() | {"path": None}
+                                         for s in self.server.store.list()])
+        if path.startswith("/api/records/"):
+            return self._record(path[len("/api/records/"):])
+        return self._static(path)
+
+    def _record(self, rest: str) -> None:
+        mrv_id, _, tail = rest.partition("/")
+        if not mrv_id or not set(mrv_id) <= _ID_CHARS or tail not in ("", "proof"):
+            return self._error(404, "not found")
+        try:
+            if tail == "proof":
+                proof = self.server.store.load_proof(mrv_id)
+                if proof is None:
+                    return self._error(404, f"no proof sidecar for {mrv_id}")
+                return self._send_json(200, proof)
+            return self._send_json(200, self.server.store.load(mrv_id))
+        except RecordNotFoundError as e:
+            return self._error(404, str(e))
+        except MRVError as e:
+            return self._error(422, str(e))
+
+    def _static(self, path: str) -> None:
+        if path in ("", "/"):
+            path = "/index.html"
+        root = DASHBOARD_DIR.resolve()
+        target = (root / path.lstrip("/")).resolve()
+        # Refuse anything outside the dashboard folder (../, absolute, symlinks out).
+        if not target.is_relative_to(root) or not target.is_file() or "\x00" in path:
+            return self._error(404, "not found")
+        body = target.read_bytes()
+        self._headers(200, MIME_TYPES.get(target.suffix, "application/octet-stream"), len(body))
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        if urlsplit(self.path).path != "/rpc":
+            return self._error(404, "not found")
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            return self._error(411, "Content-Length required")
+        if length < 0 or length > MAX_RPC_BODY_BYTES:
+            self.close_connection = True
+            return self._send_json(413, _rpc_error(None, -32600,
+                                                   f"request larger than {MAX_RPC_BODY_BYTES} bytes"))
+        raw = self.rfile.read(length)
+        try:
+            payload = json.loads(raw)
+        except (ValueError, RecursionError):
+            return self._send_json(200, _rpc_error(None, -32700, "parse error"))
+        return self._send_json(200, self.server.rpc(payload))
+
+
+def make_server(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
+                ) -> DashboardServer:
+    """A bound server (port 0 picks a free one); call ``serve_forever()`` on it."""
+    try:
+        return DashboardServer(settings, host, port)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+
+
+def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+          open_browser: bool = False) -> None:
+    """Serve the dashboard until interrupted."""
+    server = make_server(settings, host, port)
+    try:
+        if open_browser:
+            threading.Timer(0.3, webbrowser.open, args=(server.url,)).start()
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+def export_static(directory: Path) -> Path:
+    """Copy the static dashboard into ``directory`` (for any static host); returns it."""
+    directory = Path(directory)
+    try:
+        if directory.exists() and any(directory.iterdir()):
+            raise ConfigError(f"{directory} is not empty; export into a new or empty folder")
+        shutil.copytree(DASHBOARD_DIR, directory, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    except OSError as e:
+        raise ConfigError(f"cannot export the dashboard to {directory}: {e}") from e
+    return directory
+
+
+__all__ = ["DASHBOARD_DIR", "RPC_ALLOWLIST", "DashboardServer", "export_static",
+           "make_server", "serve"]
