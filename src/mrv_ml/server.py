@@ -13,6 +13,7 @@ import threading
 import webbrowser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -70,7 +71,7 @@ class DashboardServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = str(self.server_address[0]), self.server_address[1]
         shown = f"[{host}]" if ":" in str(host) else str(host)
         return f"http://{shown}:{port}/"
 
@@ -112,15 +113,36 @@ class DashboardServer(ThreadingHTTPServer):
             return _rpc_error(req_id, -32000, "no local chain behind this server")
         try:
             with self.chain.session() as w3:
-                answer = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+                # The eth-tester provider speaks Python values, not the wire format: go
+                # through web3's formatters, then turn the answer back into wire JSON.
+                if method == "eth_getLogs":
+                    answer: Any = w3.eth.get_logs(params[0] if params else {})
+                elif method == "eth_call":
+                    answer = w3.eth.call(params[0], *params[1:2])
+                else:
+                    answer = w3.manager.request_blocking(method, params)  # type: ignore[arg-type]
         except MRVError as e:
             return _rpc_error(req_id, -32000, str(e))
         except Exception as e:  # a node-side failure is an RPC error, never a crash
             return _rpc_error(req_id, -32000, f"{type(e).__name__}: {e}")
-        result = dict(answer)
-        result["id"] = req_id
-        result["jsonrpc"] = "2.0"
-        return json.loads(json.dumps(result, default=_json_default))
+        if method in ("net_version", "web3_clientVersion"):
+            return {"jsonrpc": "2.0", "id": req_id, "result": str(answer)}
+        return {"jsonrpc": "2.0", "id": req_id, "result": _to_wire(answer)}
+
+
+def _to_wire(value: Any) -> Any:
+    """Python values from web3 to JSON-RPC wire form (hex quantities and byte strings)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return hex(value)
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, Mapping):
+        return {str(k): _to_wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_wire(v) for v in value]
+    return str(value)
 
 
 def _json_default(value: Any) -> Any:

@@ -1,0 +1,128 @@
+"""mrv serve without a browser: RPC allowlist, static files, store API, limits."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mrv_ml.store import RecordStore
+from tests.support.browser import ServedDashboard
+from tests.support.records import make_sample_record
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    s = ServedDashboard(tmp_path_factory.mktemp("srv") / "mrv_data")
+    yield s
+    s.close()
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def _rpc(served: ServedDashboard, payload: Any, raw: bytes | None = None) -> tuple[int, Any]:
+    body = raw if raw is not None else json.dumps(payload).encode()
+    req = urllib.request.Request(served.url + "rpc", data=body,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def test_allowed_read_methods_answer(served: ServedDashboard) -> None:
+    status, out = _rpc(served, {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+    assert status == 200 and out["result"] == hex(1337) and out["id"] == 1
+
+
+@pytest.mark.parametrize("method", ["eth_sendTransaction", "eth_sendRawTransaction",
+                                    "eth_accounts", "eth_sign", "personal_sign",
+                                    "eth_signTypedData_v4", "evm_mine"])
+def test_write_and_key_methods_refused(served: ServedDashboard, method: str) -> None:
+    status, out = _rpc(served, {"jsonrpc": "2.0", "id": 7, "method": method, "params": []})
+    assert status == 200
+    assert out["error"]["code"] == -32601 and "result" not in out and out["id"] == 7
+
+
+def test_batch_mixes_answers_and_refusals(served: ServedDashboard) -> None:
+    _, out = _rpc(served, [{"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
+                           {"jsonrpc": "2.0", "id": 2, "method": "eth_accounts", "params": []}])
+    assert [o["id"] for o in out] == [1, 2]
+    assert "result" in out[0] and out[1]["error"]["code"] == -32601
+
+
+def test_bad_rpc_bodies(served: ServedDashboard) -> None:
+    assert _rpc(served, None, raw=b"{not json")[1]["error"]["code"] == -32700
+    assert _rpc(served, {"id": 1})[1]["error"]["code"] == -32600
+    assert _rpc(served, [])[1]["error"]["code"] == -32600
+
+
+def test_oversize_request_refused(served: ServedDashboard) -> None:
+    status, out = _rpc(served, None, raw=b" " * (300 * 1024))
+    assert status == 413 and out["error"]["code"] == -32600
+
+
+@pytest.mark.parametrize("path", ["../../etc/passwd", "..%2f..%2fetc%2fpasswd", "%2e%2e/server.py",
+                                  "vendor/../../server.py", "nope.js"])
+def test_traversal_and_missing_files_refused(served: ServedDashboard, path: str) -> None:
+    status, _, body = _get(served.url + path)
+    assert status == 404 and b"root:" not in body and b"import" not in body
+
+
+@pytest.mark.parametrize(("path", "mime"), [("", "text/html"), ("app.js", "text/javascript"),
+                                            ("vendor/ethers.min.js", "text/javascript"),
+                                            ("styles.css", "text/css")])
+def test_static_mime_types_and_csp(served: ServedDashboard, path: str, mime: str) -> None:
+    status, headers, _ = _get(served.url + path)
+    assert status == 200 and headers["Content-Type"].startswith(mime)
+    csp = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp
+
+
+def test_config_and_record_endpoints(served: ServedDashboard) -> None:
+    status, _, body = _get(served.url + "api/config")
+    cfg = json.loads(body)
+    assert status == 200 and cfg["chain_id"] == 1337 and cfg["rpc_path"] == "/rpc"
+    assert cfg["registry_address"].startswith("0x")
+    record = make_sample_record()
+    RecordStore(served.data_dir).save(record)
+    status, _, body = _get(served.url + f"api/records/{record['mrv_id']}")
+    assert status == 200 and json.loads(body) == record
+    listing = json.loads(_get(served.url + "api/records")[2])
+    assert record["mrv_id"] in [s["mrv_id"] for s in listing]
+    assert _get(served.url + f"api/records/{record['mrv_id']}/proof")[0] == 404
+    assert _get(served.url + "api/records/MRV-../../etc")[0] == 404
+    assert _get(served.url + "api/records/MRV-0000")[0] == 422  # malformed ID
+
+
+def test_vendored_ethers_matches_node_modules() -> None:
+    root = Path(__file__).resolve().parents[1]
+    node_copy = root / "node_modules" / "ethers" / "dist" / "ethers.min.js"
+    if not node_copy.exists():
+        pytest.skip("node_modules/ethers is not installed")
+    vendored = root / "src" / "mrv_ml" / "dashboard" / "vendor" / "ethers.min.js"
+    assert vendored.read_bytes() == node_copy.read_bytes()
+
+
+def test_cli_refuses_remote_host_and_exports(tmp_path: Path) -> None:
+    from mrv_ml.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--host", "0.0.0.0"])
+    assert e.value.code == 7
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--export", str(tmp_path / "site")])
+    assert e.value.code == 0
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert (tmp_path / "site" / "vendor" / "ethers.min.js").is_file()
