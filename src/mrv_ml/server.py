@@ -11,11 +11,13 @@ import json
 import shutil
 import threading
 import webbrowser
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from eth_utils import to_checksum_address
 
 from mrv_ml.config import Settings
 from mrv_ml.errors import ConfigError, MRVError, RecordNotFoundError
@@ -112,6 +114,7 @@ class DashboardServer(ThreadingHTTPServer):
         if self.chain is None:
             return _rpc_error(req_id, -32000, "no local chain behind this server")
         try:
+            params = _checksum_addresses(method, params)
             with self.chain.session() as w3:
                 # The eth-tester provider speaks Python values, not the wire format: go
                 # through web3's formatters, then turn the answer back into wire JSON.
@@ -128,6 +131,25 @@ class DashboardServer(ThreadingHTTPServer):
         if method in ("net_version", "web3_clientVersion"):
             return {"jsonrpc": "2.0", "id": req_id, "result": str(answer)}
         return {"jsonrpc": "2.0", "id": req_id, "result": _to_wire(answer)}
+
+
+def _checksum(value: Any) -> Any:
+    if isinstance(value, str):
+        return to_checksum_address(value)
+    if isinstance(value, list):
+        return [to_checksum_address(v) for v in value]
+    return value
+
+
+def _checksum_addresses(method: str, params: list[Any]) -> list[Any]:
+    """web3.py insists on checksummed addresses; browsers send lowercase ones."""
+    params = list(params)
+    if method in ("eth_call", "eth_getLogs") and params and isinstance(params[0], dict):
+        params[0] = {k: (_checksum(v) if k in ("to", "from", "address") else v)
+                     for k, v in params[0].items()}
+    elif method == "eth_getCode" and params:
+        params[0] = _checksum(params[0])
+    return params
 
 
 def _to_wire(value: Any) -> Any:

@@ -1,0 +1,135 @@
+"""The dashboard in real headless Chromium against `mrv serve` on the embedded chain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mrv_ml.contract import registry_contract
+from mrv_ml.hashing import compute_hash, hash_to_bytes32
+from mrv_ml.localchain import LocalChain
+from mrv_ml.store import RecordStore
+from tests.support.browser import ServedDashboard, screenshot
+from tests.support.records import make_sample_record
+
+pytestmark = pytest.mark.browser
+
+
+def _anchor(served: ServedDashboard, record: dict[str, Any]) -> None:
+    """Register the record's hash directly on the local chain (first dev account)."""
+    chain = LocalChain.for_data_dir(served.data_dir)
+    with chain.session() as w3:
+        reg = registry_contract(w3, chain.registry_address(w3))
+        tx = reg.functions.registerMRV(record["mrv_id"], hash_to_bytes32(compute_hash(record)))
+        w3.eth.wait_for_transaction_receipt(tx.transact({"from": w3.eth.accounts[0]}))
+
+
+def _open(page: Any, served: ServedDashboard, query: str = "") -> None:
+    page.goto(served.url + query)
+    page.wait_for_selector("body[data-ready='1']", timeout=20000)
+
+
+def _drop_file(page: Any, tmp_path: Path, data: dict[str, Any] | str, name: str = "r.json") -> None:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    page.set_input_files("#file", str(path))
+
+
+def _verdict(page: Any) -> str:
+    page.wait_for_selector("#verdict:not([hidden])", timeout=20000)
+    return str(page.get_attribute("#verdict", "data-verdict"))
+
+
+def test_valid_tampered_and_not_found(page: Any, dashboard_server: ServedDashboard,
+                                      tmp_path: Path) -> None:
+    record = make_sample_record()
+    _anchor(dashboard_server, record)
+    _open(page, dashboard_server)
+    assert "chain id 1337" in page.inner_text("#status")
+    _drop_file(page, tmp_path, record)
+    assert _verdict(page) == "VALID"
+    assert "VALID" in page.inner_text("#verdict-title")
+    assert compute_hash(record) in page.inner_text("#evidence")
+    assert "0.000123 kWh" in page.inner_text("#summary")
+    screenshot(page, "valid")
+
+    tampered = dict(record, energy_emissions=dict(record["energy_emissions"], co2_kg=0.0))
+    _drop_file(page, tmp_path, tampered, "t.json")
+    page.locator("#verdict[data-verdict='TAMPERED']").wait_for()
+    assert "TAMPERED" in page.inner_text("#verdict-title")
+    screenshot(page, "tampered")
+
+    _drop_file(page, tmp_path, make_sample_record(), "n.json")
+    page.locator("#verdict[data-verdict='NOT_FOUND']").wait_for()
+    assert "NOT FOUND" in page.inner_text("#verdict-title")
+    screenshot(page, "not_found")
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"schema_version": "9.9"}),
+                                     json.dumps([1, 2])])
+def test_malformed_file_shows_error(page: Any, dashboard_server: ServedDashboard, tmp_path: Path,
+                                    content: str) -> None:
+    _open(page, dashboard_server)
+    _drop_file(page, tmp_path, content)
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.inner_text("#error")
+    assert page.is_hidden("#verdict")
+    screenshot(page, "malformed")
+
+
+def test_html_injection_is_displayed_literally(page: Any, dashboard_server: ServedDashboard,
+                                               tmp_path: Path) -> None:
+    evil = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+    record = make_sample_record(experiment__name=evil, experiment__model_name=evil)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    _open(page, dashboard_server)
+    _drop_file(page, tmp_path, record)
+    _verdict(page)
+    assert evil in page.inner_text("#summary")
+    assert page.locator("main img").count() == 0 and page.locator("main script").count() == 0
+    assert dialogs == []
+    screenshot(page, "injection")
+
+
+def test_deep_link_opens_stored_record(page: Any, dashboard_server: ServedDashboard) -> None:
+    record = make_sample_record()
+    RecordStore(dashboard_server.data_dir).save(record)
+    _anchor(dashboard_server, record)
+    _open(page, dashboard_server, f"?id={record['mrv_id']}&network=local")
+    assert _verdict(page) == "VALID"
+    assert page.input_value("#mrv-id") == record["mrv_id"]
+
+
+def test_keyboard_only_drop_zone(page: Any, dashboard_server: ServedDashboard,
+                                 tmp_path: Path) -> None:
+    record = make_sample_record()
+    path = tmp_path / "k.json"
+    path.write_text(json.dumps(record), encoding="utf-8")
+    _open(page, dashboard_server)
+    page.focus("#drop")
+    assert page.evaluate("document.activeElement.id") == "drop"
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(path))
+    assert _verdict(page) == "NOT_FOUND"
+
+
+def test_phone_width_has_no_horizontal_scroll(browser: Any, dashboard_server: ServedDashboard,
+                                              tmp_path: Path) -> None:
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    try:
+        record = make_sample_record()
+        _anchor(dashboard_server, record)
+        _open(page, dashboard_server)
+        _drop_file(page, tmp_path, record)
+        _verdict(page)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375
+        screenshot(page, "phone")
+    finally:
+        context.close()
