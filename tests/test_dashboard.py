@@ -85,7 +85,12 @@ def test_html_injection_is_displayed_literally(page: Any, dashboard_server: Serv
     evil = "<img src=x onerror=alert(1)><script>alert(2)</script>"
     record = make_sample_record(experiment__name=evil, experiment__model_name=evil)
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     _open(page, dashboard_server)
     _drop_file(page, tmp_path, record)
     _verdict(page)
