@@ -1,0 +1,415 @@
+"""Connection to the chain holding the registry: checks at connect, transactions that many
+processes can send with one key, receipts with confirmations.
+
+For the embedded ``local`` chain the connection opens :meth:`LocalChain.session` only for
+each operation (``with conn.session():``), so a CLI command that waits never holds the
+local chain's lock for long. ``conn.w3``/``conn.registry`` outside such a block open a
+session that is held until :meth:`ChainConnection.close`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from mrv_ml.config import Settings
+from mrv_ml.errors import (
+    ChainError,
+    ChainIdMismatchError,
+    ChainUnavailableError,
+    ConfigError,
+    KeyConfigError,
+    MRVError,
+    NoContractError,
+    TransactionFailedError,
+)
+from mrv_ml.keys import Signer, load_signer, refuse_dev_key_on_public
+from mrv_ml.networks import Network, resolve_network
+
+DEPLOYMENTS_FILE = "deployments.json"
+NONCE_LOCK_DIR = "nonces"
+CONNECT_TIMEOUT_S = 5.0
+GAS_MARGIN = 1.2  # estimates are exact for this contract; the margin covers state changes
+_NONCE_RETRIES = 6
+_NONCE_ERRORS = ("nonce too low", "already known", "replacement transaction underpriced",
+                 "replacement underpriced", "nonce too high")
+
+
+@dataclass(frozen=True)
+class TxReceiptSummary:
+    tx_hash: str
+    block_number: int
+    block_timestamp: int
+    gas_used: int
+    status: int
+    contract_address: str | None = None
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    # requests' messages nest the whole pool state; keep the root cause
+    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if match:
+        return match.group(1).strip()
+    if "Read timed out" in text or "timed out" in text.lower():
+        return "timed out"
+    return text[:200]
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, str):
+        return value if value.startswith("0x") else "0x" + value
+    return "0x" + bytes(value).hex()
+
+
+def read_deployments(data_dir: Path) -> dict[str, Any]:
+    path = Path(data_dir) / DEPLOYMENTS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _write_deployment(data_dir: Path, chain_id: int, entry: dict[str, Any]) -> Path:
+    path = Path(data_dir) / DEPLOYMENTS_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with filelock.FileLock(str(path) + ".lock", timeout=30):
+            data = read_deployments(data_dir)
+            data[str(chain_id)] = entry
+            tmp = path.with_name(f".{DEPLOYMENTS_FILE}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+    except (OSError, filelock.Timeout) as e:
+        raise ConfigError(f"cannot record the deployment in {path}: {e}") from None
+    return path
+
+
+class ChainConnection:
+    """A checked connection to one network's registry. Use as a context manager."""
+
+    def __init__(self, settings: Settings, network: Network, rpc_url: str | None) -> None:
+        self.settings = settings
+        self.network = network
+        self.rpc_url = rpc_url
+        self.chain_id: int = network.chain_id or 0
+        self.registry_address: str = ""
+        self.signer: Signer | None = None
+        self._w3: Any = None
+        self._local: Any = None
+        self._held = contextlib.ExitStack()
+        self._session_w3: Any = None
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    @property
+    def signer_address(self) -> str | None:
+        return self.signer.address if self.signer else None
+
+    @property
+    def where(self) -> str:
+        return self.network.name if self.rpc_url is None else f"{self.network.name} ({self.rpc_url})"
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Any]:
+        """Yield a Web3 for one operation (for ``local``: hold the chain lock meanwhile)."""
+        if self._local is None:
+            yield self._w3
+            return
+        if self._session_w3 is not None:
+            yield self._session_w3
+            return
+        with self._local.session() as w3:
+            self._session_w3 = w3
+            try:
+                yield w3
+            finally:
+                self._session_w3 = None
+
+    @property
+    def w3(self) -> Any:
+        if self._local is None:
+            return self._w3
+        if self._session_w3 is None:
+            self._held.enter_context(self.session())
+        return self._session_w3
+
+    @property
+    def registry(self) -> Any:
+        from mrv_ml.contract import registry_contract
+
+        return registry_contract(self.w3, self.registry_address)
+
+    def explorer_tx_url(self, tx_hash: str) -> str | None:
+        return self.network.explorer_url(tx_hash)
+
+    def close(self) -> None:
+        self._held.close()
+
+    def __enter__(self) -> ChainConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn(registry)`` (a read) translating node failures to ChainUnavailableError."""
+        with self.session():
+            try:
+                return fn(self.registry)
+            except MRVError:
+                raise
+            except Exception as e:
+                raise self._translate(e) from e
+
+    def _translate(self, e: BaseException) -> MRVError:
+        from mrv_ml.contract import decode_registry_error
+
+        name = type(e).__name__
+        if isinstance(e, (OSError, ConnectionError)) or "Connection" in name or "Timeout" in name:
+            return ChainUnavailableError(f"cannot reach {self.rpc_url or 'local chain'}: "
+                                         f"{_short(e)}")
+        return ChainError(f"call to the registry on {self.network.name} failed: "
+                          f"{decode_registry_error(e)}")
+
+    # --- transactions -------------------------------------------------------------------
+
+    def send(self, fn_call: Any, *, on_sent: Callable[[str], None] | None = None
+             ) -> TxReceiptSummary:
+        """Sign and send a contract call (or constructor) and wait for its receipt.
+
+        Gas is estimated (+20 %); EIP-1559 fees where the chain has a base fee. A file lock
+        per (chain id, address) around nonce + send lets processes share one key; nonce
+        races with other users of the key are retried. ``on_sent(tx_hash)`` runs once the
+        node accepted the transaction (to remember it before waiting).
+        """
+        if self.signer is None:
+            raise KeyConfigError(f"sending to {self.network.name} needs a key: set PRIVATE_KEY "
+                                 "or create a keystore (mrv account new)")
+        with self.session() as w3:
+            bound = self._rebind(fn_call)
+            tx_hash = self._sign_and_send(w3, bound)
+            if on_sent is not None:
+                on_sent(tx_hash)
+            return self._wait(w3, tx_hash)
+
+    def _rebind(self, fn_call: Any) -> Any:
+        # A call built on an earlier local session's Web3 must run on the current one.
+        name = getattr(fn_call, "fn_name", None)
+        if self._local is not None and name and self.registry_address:
+            return self.registry.get_function_by_name(name)(*fn_call.args, **fn_call.kwargs)
+        return fn_call
+
+    def _fees(self, w3: Any) -> dict[str, int]:
+        block = w3.eth.get_block("latest")
+        base = block.get("baseFeePerGas")
+        if self.network.eip1559 and base is not None:
+            try:
+                tip = int(w3.eth.max_priority_fee)
+            except Exception:  # nodes without eth_maxPriorityFeePerGas
+                tip = 10**9
+            return {"maxFeePerGas": int(base) * 2 + tip, "maxPriorityFeePerGas": tip}
+        return {"gasPrice": int(w3.eth.gas_price)}
+
+    def _sign_and_send(self, w3: Any, fn_call: Any) -> str:
+        from mrv_ml.contract import decode_registry_error
+
+        assert self.signer is not None
+        sender = self.signer.address
+        lock_dir = Path(self.settings.data_dir) / NONCE_LOCK_DIR
+        try:
+            lock_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create {lock_dir}: {e.strerror}") from None
+        lock = filelock.FileLock(str(lock_dir / f"{self.chain_id}-{sender}.lock"),
+                                 timeout=max(self.settings.tx_timeout_s, 30.0))
+        last: BaseException | None = None
+        for attempt in range(_NONCE_RETRIES):
+            try:
+                with lock:
+                    base_tx: dict[str, Any] = {"from": sender, "chainId": self.chain_id}
+                    try:
+                        gas = int(fn_call.estimate_gas({"from": sender}))
+                    except Exception as e:
+                        if isinstance(self._translate(e), ChainUnavailableError):
+                            raise
+                        raise TransactionFailedError(
+                            f"the registry refused the transaction: {decode_registry_error(e)}"
+                        ) from e
+                    base_tx.update(self._fees(w3))
+                    base_tx["gas"] = int(gas * GAS_MARGIN)
+                    base_tx["nonce"] = w3.eth.get_transaction_count(sender, "pending")
+                    tx = fn_call.build_transaction(base_tx)
+                    signed = self.signer.sign_transaction(tx)
+                    return _hex(w3.eth.send_raw_transaction(signed.raw_transaction))
+            except filelock.Timeout:
+                raise TransactionFailedError(
+                    f"another process held the nonce lock of {sender} too long") from None
+            except MRVError:
+                raise
+            except Exception as e:
+                text = str(e).lower()
+                if any(s in text for s in _NONCE_ERRORS) and attempt + 1 < _NONCE_RETRIES:
+                    last = e
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                translated = self._translate(e)
+                if isinstance(translated, ChainUnavailableError):
+                    raise translated from e
+                if "insufficient funds" in text:
+                    raise TransactionFailedError(
+                        f"{sender} has not enough funds for gas on {self.network.name}") from e
+                raise TransactionFailedError(
+                    f"sending failed: {decode_registry_error(e)}") from e
+        raise TransactionFailedError(f"nonce conflicts persisted: {_short(last or Exception())}")
+
+    def _wait(self, w3: Any, tx_hash: str) -> TxReceiptSummary:
+        timeout_s = self.settings.tx_timeout_s
+        deadline = time.monotonic() + timeout_s
+        try:
+            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s,
+                                                          poll_latency=0.1)
+            need = self.network.confirmations
+            while need > 1 and w3.eth.block_number - receipt["blockNumber"] + 1 < need:
+                if time.monotonic() > deadline:
+                    raise TransactionFailedError(
+                        f"{tx_hash} has not reached {need} confirmations within {timeout_s:g} s")
+                time.sleep(1.0)
+            block = w3.eth.get_block(receipt["blockNumber"])
+        except MRVError:
+            raise
+        except Exception as e:
+            if type(e).__name__ == "TimeExhausted":
+                raise TransactionFailedError(
+                    f"{tx_hash} was not mined within {timeout_s:g} s") from e
+            raise self._translate(e) from e
+        if receipt["status"] != 1:
+            raise TransactionFailedError(f"transaction {tx_hash} reverted "
+                                         f"(gas used {receipt['gasUsed']})")
+        created = receipt.get("contractAddress")
+        return TxReceiptSummary(tx_hash=tx_hash, block_number=int(receipt["blockNumber"]),
+                                block_timestamp=int(block["timestamp"]),
+                                gas_used=int(receipt["gasUsed"]), status=int(receipt["status"]),
+                                contract_address=str(created) if created else None)
+
+
+def _http_web3(url: str) -> Any:
+    from web3 import Web3
+
+    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": CONNECT_TIMEOUT_S}))
+
+
+def _default_dev_signer(network: Network) -> Signer | None:
+    from mrv_ml.localchain import anvil_dev_accounts, dev_accounts
+
+    if network.embedded:
+        return Signer(dev_accounts()[0], dev_key=True)
+    if network.is_dev:
+        return Signer(anvil_dev_accounts()[0], dev_key=True)
+    return None
+
+
+def connect(settings: Settings, *, need_signer: bool = False,
+            deploying: bool = False) -> ChainConnection:
+    """A checked connection: node reachable, chain id as the preset says, code at the
+    registry address. ``need_signer`` loads (and checks) the key; reads never need one."""
+    from mrv_ml.localchain import LOCAL_CHAIN_ID, LocalChain
+
+    network, url = resolve_network(settings)
+    conn = ChainConnection(settings, network, url)
+    if need_signer:
+        signer = load_signer(settings) or _default_dev_signer(network)
+        if signer is None:
+            raise KeyConfigError(f"no key for {network.name}: set PRIVATE_KEY or create a "
+                                 "keystore (mrv account new / import)")
+        refuse_dev_key_on_public(network, signer)
+        conn.signer = signer
+    if url is None:
+        conn._local = LocalChain.for_data_dir(Path(settings.data_dir))
+        conn.chain_id = LOCAL_CHAIN_ID
+        if not deploying:
+            with conn.session() as w3:
+                conn.registry_address = _registry_address(conn, w3, settings,
+                                                          lambda: LocalChain.for_data_dir(
+                                                              Path(settings.data_dir)
+                                                          ).registry_address(w3))
+        return conn
+    w3 = _http_web3(url)
+    conn._w3 = w3
+    try:
+        node_chain_id = int(w3.eth.chain_id)
+    except Exception as e:
+        raise ChainUnavailableError(f"cannot reach {url}: {_short(e)}") from None
+    if network.chain_id is not None and node_chain_id != network.chain_id:
+        raise ChainIdMismatchError(
+            f"the node at {url} is chain {node_chain_id}, but network {network.name} "
+            f"is chain {network.chain_id}")
+    conn.chain_id = node_chain_id
+    if not deploying:
+        conn.registry_address = _registry_address(conn, w3, settings, None)
+    return conn
+
+
+def _registry_address(conn: ChainConnection, w3: Any, settings: Settings,
+                      deploy_local: Callable[[], str] | None) -> str:
+    from eth_utils import is_address, to_checksum_address
+
+    address = settings.contract_address
+    if not address:
+        entry = read_deployments(Path(settings.data_dir)).get(str(conn.chain_id))
+        if isinstance(entry, dict) and isinstance(entry.get("address"), str):
+            address = entry["address"]
+    if not address:
+        if deploy_local is not None:
+            return deploy_local()
+        raise ConfigError(f"no registry address for {conn.network.name}; run `mrv deploy` "
+                          "or set CONTRACT_ADDRESS")
+    if not is_address(address):
+        raise ConfigError(f"invalid contract address {address[:60]!r}")
+    checksummed = str(to_checksum_address(address))
+    try:
+        code = w3.eth.get_code(checksummed)
+    except Exception as e:
+        raise conn._translate(e) from e
+    if len(code) == 0:
+        raise NoContractError(f"no contract at {checksummed} on {conn.network.name}")
+    return checksummed
+
+
+def deploy(settings: Settings) -> tuple[str, Path]:
+    """Deploy a registry; returns (address, file where it was recorded)."""
+    from mrv_ml.contract import load_artifact
+    from mrv_ml.localchain import LocalChain
+
+    conn = connect(settings, need_signer=True, deploying=True)
+    with conn:
+        if conn._local is not None:
+            local = LocalChain.for_data_dir(Path(settings.data_dir))
+            with conn.session() as w3:
+                address = local.registry_address(w3)
+            return address, local.deployment_path
+        artifact = load_artifact()
+        factory = conn.w3.eth.contract(abi=artifact.abi_list, bytecode=artifact.bytecode)
+        receipt = conn.send(factory.constructor())
+        if not receipt.contract_address:
+            raise TransactionFailedError("the deployment created no contract")
+        from eth_utils import to_checksum_address
+
+        address = str(to_checksum_address(receipt.contract_address))
+        path = _write_deployment(Path(settings.data_dir), conn.chain_id, {
+            "address": address, "network": conn.network.name, "tx_hash": receipt.tx_hash,
+            "block_number": receipt.block_number, "deployer": conn.signer_address,
+            "source_sha256": artifact.source_sha256})
+        return address, path
