@@ -413,3 +413,40 @@ def deploy(settings: Settings) -> tuple[str, Path]:
             "block_number": receipt.block_number, "deployer": conn.signer_address,
             "source_sha256": artifact.source_sha256})
         return address, path
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One ``MRVRegistered`` event."""
+
+    submitter: str
+    hash_hex: str
+    timestamp: int
+    tx_hash: str
+    block_number: int
+
+
+def registration_events(conn: ChainConnection, mrv_id: str, *, submitter: str | None = None,
+                        hash_hex: str | None = None) -> list[Registration]:
+    """``MRVRegistered`` events for ``mrv_id`` (topic idKey), optionally filtered by submitter
+    and hash, oldest first. Nodes that refuse a whole-chain log query give a ChainError."""
+    from mrv_ml.contract import id_key
+
+    filters: dict[str, Any] = {"idKey": id_key(mrv_id)}
+    if submitter:
+        filters["submitter"] = submitter
+    if hash_hex:
+        filters["hash"] = bytes.fromhex(hash_hex.removeprefix("0x"))
+
+    def query(registry: Any) -> list[Any]:
+        return list(registry.events.MRVRegistered.get_logs(argument_filters=filters,
+                                                           from_block=0, to_block="latest"))
+
+    out = []
+    for log in conn.call(query):
+        args = log["args"]
+        out.append(Registration(submitter=str(args["submitter"]),
+                                hash_hex=bytes(args["hash"]).hex(),
+                                timestamp=int(args["timestamp"]), tx_hash=_hex(log["transactionHash"]),
+                                block_number=int(log["blockNumber"])))
+    return out
