@@ -273,3 +273,23 @@ def test_cli_report_output_to_unwritable_place_is_store_error(
     result = mrv("report", str(path), "-f", "badge", "-o", str(blocker / "b.svg"))
     assert result.returncode == 6 and "cannot write" in result.stderr
     assert blocker.read_text() == "x"
+
+
+def test_cli_report_verify_badge_from_a_real_anchored_run(
+        data_dir: Path, mrv: Callable[..., _Result]) -> None:
+    """A real tracked, anchored run: --verify says verified; after an edit, tampered."""
+    from mrv_ml import MRVTracker
+
+    with MRVTracker(experiment_name="report_verify", quiet=True) as tracker:
+        sum(range(10_000))
+    assert tracker.tx_hash is not None
+    ok = mrv("report", tracker.mrv_id, "-f", "badge", "--verify")
+    assert ok.returncode == 0, ok.stderr
+    assert _parse_badge(ok.stdout)[0].endswith(" · verified")
+    path = Path(tracker.record_path)
+    edited = json.loads(path.read_text())
+    edited["energy_emissions"]["co2_kg"] = 0.0
+    path.write_text(json.dumps(edited))
+    bad = mrv("report", str(path), "-f", "badge", "--verify")
+    assert bad.returncode == 1
+    assert _parse_badge(bad.stdout)[0] == "CO2: 0 kg · tampered"

@@ -25,7 +25,7 @@ from mrv_ml.verify import Verdict, VerdictStatus
 
 #: Where ``mrv serve`` shows the dashboard by default; ``--dashboard-url`` or the
 #: ``MRV_DASHBOARD_URL`` environment variable point elsewhere (a public deployment).
-DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8000/"
+DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8750/"  # server.DEFAULT_HOST/PORT
 
 FORMATS = ("text", "citation", "latex", "badge")
 
