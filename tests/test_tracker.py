@@ -170,3 +170,24 @@ def test_without_an_anchoring_module_the_record_is_saved_and_left_pending(
     assert tracker.tx_hash is None
     assert tracker.anchor_error is not None and "anchoring unavailable" in tracker.anchor_error
     assert RecordStore(tracker.record_path.parent).pending_ids() == [tracker.mrv_id]
+
+
+def test_auto_anchor_on_the_embedded_local_chain_after_the_record_is_stored() -> None:
+    pytest.importorskip("mrv_ml.anchor")
+    with MRVTracker("anchored", quiet=True) as tracker:
+        pass
+    assert tracker.anchor_error is None
+    assert tracker.tx_hash is not None and tracker.tx_hash.startswith("0x")
+    assert tracker.proof is not None and tracker.proof["status"] == "anchored"
+    assert tracker.proof["record_hash"]["digest"] == tracker.mrv_hash
+    assert tracker.record_path is not None
+    assert compute_hash(load_record_file(tracker.record_path)) == tracker.mrv_hash
+
+
+def test_batch_mode_leaves_the_record_pending_with_a_reason() -> None:
+    pytest.importorskip("mrv_ml.anchor")
+    with MRVTracker("batched", anchor_mode="batch", quiet=True) as tracker:
+        pass
+    assert tracker.tx_hash is None
+    assert tracker.proof is not None and tracker.proof["status"] == "pending"
+    assert "batch" in tracker.proof["pending_reason"]

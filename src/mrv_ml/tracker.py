@@ -235,6 +235,17 @@ class MRVTracker:
             warm_up_validator()
         except Exception as e:  # noqa: BLE001 - stop() gathers again what is missing
             log.debug("prefetch failed: %s", e)
+        if self.blockchain_enabled and self.auto_anchor and self.anchor_mode == "single":
+            # web3 and the chain modules take ~1 s to import: do it while training runs,
+            # not after it ends.
+            import importlib
+
+            for name in ("mrv_ml.anchor", "mrv_ml.chain", "mrv_ml.localchain"):
+                try:
+                    importlib.import_module(name)
+                except Exception as e:  # noqa: BLE001 - _anchor() reports what matters
+                    log.debug("prefetch of %s failed: %s", name, e)
+                    break
 
     def _note_exception(self, exc: BaseException) -> None:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
