@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_utils import keccak
 
 from mrv_ml.contract import registry_contract
 from mrv_ml.hashing import compute_hash, hash_to_bytes32
@@ -18,18 +19,35 @@ from tests.support.records import make_sample_record
 pytestmark = pytest.mark.browser
 
 
-def _anchor(served: ServedDashboard, record: dict[str, Any]) -> None:
-    """Register the record's hash directly on the local chain (first dev account)."""
+def _anchor(served: ServedDashboard, record: dict[str, Any], sender: int = 0,
+            digest: bytes | None = None) -> str:
+    """Register the record's hash (or ``digest``) on the local chain from dev account
+    ``sender``; returns the sender's address."""
     chain = LocalChain.for_data_dir(served.data_dir)
     with chain.session() as w3:
         reg = registry_contract(w3, chain.registry_address(w3))
-        tx = reg.functions.registerMRV(record["mrv_id"], hash_to_bytes32(compute_hash(record)))
-        w3.eth.wait_for_transaction_receipt(tx.transact({"from": w3.eth.accounts[0]}))
+        value = digest if digest is not None else hash_to_bytes32(compute_hash(record))
+        tx = reg.functions.registerMRV(record["mrv_id"], value)
+        account = w3.eth.accounts[sender]
+        w3.eth.wait_for_transaction_receipt(tx.transact({"from": account}))
+        return str(account)
+
+
+def _leaf(record: dict[str, Any]) -> bytes:
+    """OpenZeppelin standard Merkle leaf of a bytes32 record hash."""
+    return bytes(keccak(keccak(hash_to_bytes32(compute_hash(record)))))
+
+
+def _sidecar(record: dict[str, Any], submitter: str, **anchor: Any) -> dict[str, Any]:
+    return {"proof_version": "1.0", "mrv_id": record["mrv_id"], "status": "anchored",
+            "record_hash": {"algorithm": "sha256-jcs", "digest": compute_hash(record)},
+            "anchor": {"mode": "single", "network": "local", "chain_id": 1337,
+                       "submitter": submitter, **anchor}}
 
 
 def _open(page: Any, served: ServedDashboard, query: str = "") -> None:
     page.goto(served.url + query)
-    page.wait_for_selector("body[data-ready='1']", timeout=20000)
+    page.wait_for_selector("body[data-ready='1']", timeout=60000)
 
 
 def _drop_file(page: Any, tmp_path: Path, data: dict[str, Any] | str, name: str = "r.json") -> None:
@@ -39,7 +57,7 @@ def _drop_file(page: Any, tmp_path: Path, data: dict[str, Any] | str, name: str 
 
 
 def _verdict(page: Any) -> str:
-    page.wait_for_selector("#verdict:not([hidden])", timeout=20000)
+    page.wait_for_selector("#verdict:not([hidden])", timeout=60000)
     return str(page.get_attribute("#verdict", "data-verdict"))
 
 
@@ -115,7 +133,10 @@ def test_keyboard_only_drop_zone(page: Any, dashboard_server: ServedDashboard,
     path = tmp_path / "k.json"
     path.write_text(json.dumps(record), encoding="utf-8")
     _open(page, dashboard_server)
-    page.focus("#drop")
+    for _ in range(12):  # Tab from the top of the page until the drop zone has focus
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "drop":
+            break
     assert page.evaluate("document.activeElement.id") == "drop"
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Enter")
@@ -138,3 +159,75 @@ def test_phone_width_has_no_horizontal_scroll(browser: Any, dashboard_server: Se
         screenshot(page, "phone")
     finally:
         context.close()
+
+
+def _set_proof(page: Any, tmp_path: Path, proof: dict[str, Any]) -> None:
+    path = tmp_path / "p.proof.json"
+    path.write_text(json.dumps(proof), encoding="utf-8")
+    page.set_input_files("#proof-file", str(path))
+
+
+def test_squatter_first_does_not_hide_valid_record(page: Any, dashboard_server: ServedDashboard,
+                                                   tmp_path: Path) -> None:
+    record = make_sample_record()
+    _anchor(dashboard_server, record, sender=1, digest=b"\x01" * 32)  # squatter, other hash
+    honest = _anchor(dashboard_server, record, sender=0)
+    _open(page, dashboard_server)
+    _drop_file(page, tmp_path, record)
+    assert _verdict(page) == "VALID"  # found through the MRVRegistered logs
+    assert honest in page.inner_text("#evidence")
+    _set_proof(page, tmp_path, _sidecar(record, honest))
+    page.locator("#evidence:has-text('Expected submitter')").wait_for()
+    assert page.get_attribute("#verdict", "data-verdict") == "VALID"
+
+
+def test_submitter_mismatch_with_sidecar(page: Any, dashboard_server: ServedDashboard,
+                                         tmp_path: Path) -> None:
+    record = make_sample_record()
+    _anchor(dashboard_server, record, sender=2)  # a front-runner copied the hash
+    _open(page, dashboard_server)
+    _drop_file(page, tmp_path, record)
+    assert _verdict(page) == "VALID"
+    expected = LocalChain.for_data_dir(dashboard_server.data_dir)
+    with expected.session() as w3:
+        honest = str(w3.eth.accounts[0])
+    _set_proof(page, tmp_path, _sidecar(record, honest))
+    page.locator("#verdict[data-verdict='SUBMITTER_MISMATCH']").wait_for()
+    assert "SUBMITTER MISMATCH" in page.inner_text("#verdict-title")
+    screenshot(page, "submitter_mismatch")
+
+
+def test_batch_proof_valid_and_tampered(page: Any, dashboard_server: ServedDashboard,
+                                        tmp_path: Path) -> None:
+    first, second = make_sample_record(), make_sample_record()
+    a, b = sorted([_leaf(first), _leaf(second)])
+    root = bytes(keccak(a + b))
+    chain = LocalChain.for_data_dir(dashboard_server.data_dir)
+    with chain.session() as w3:
+        reg = registry_contract(w3, chain.registry_address(w3))
+        submitter = str(w3.eth.accounts[0])
+        w3.eth.wait_for_transaction_receipt(
+            reg.functions.anchorBatch(root, 2).transact({"from": submitter}))
+    merkle = {"format": "openzeppelin-standard-merkle-tree-v1", "leaf_encoding": ["bytes32"],
+              "root": "0x" + root.hex(), "proof": ["0x" + _leaf(second).hex()],
+              "leaf_index": 0, "leaf_count": 2}
+    _open(page, dashboard_server)
+    _drop_file(page, tmp_path, first)
+    assert _verdict(page) == "NOT_FOUND"  # no single registration: only the batch has it
+    _set_proof(page, tmp_path, _sidecar(first, submitter, mode="batch", merkle=merkle))
+    page.locator("#verdict[data-verdict='VALID']").wait_for()
+    assert "batch" in page.inner_text("#verdict")
+    tampered = dict(first, training=dict(first["training"], epochs=99))
+    _drop_file(page, tmp_path, tampered, "t.json")  # a new record file drops the old sidecar
+    page.locator("#verdict[data-verdict='NOT_FOUND']").wait_for()
+    _set_proof(page, tmp_path, _sidecar(first, submitter, mode="batch", merkle=merkle))
+    page.locator("#verdict[data-verdict='TAMPERED']").wait_for()
+
+
+def test_rpc_unreachable_and_no_contract_messages(page: Any, dashboard_server: ServedDashboard
+                                                  ) -> None:
+    _open(page, dashboard_server, "?rpc=http://127.0.0.1:9/&contract=" + "0x" + "11" * 20)
+    assert "RPC unreachable" in page.inner_text("#status")
+    _open(page, dashboard_server,
+          f"?rpc={dashboard_server.url}rpc&contract=0x{'22' * 20}")
+    assert "no contract at" in page.inner_text("#status")

@@ -19,7 +19,7 @@ def test_all_hash_vectors_in_browser(page: Any, dashboard_server: ServedDashboar
     vectors = json.loads(VECTORS.read_text(encoding="utf-8"))
     assert vectors
     page.goto(dashboard_server.url)
-    page.wait_for_selector("body[data-ready='1']", timeout=20000)
+    page.wait_for_selector("body[data-ready='1']", timeout=60000)
     # Values go in as JSON text and are parsed by the page, as a dropped file would be.
     results = page.evaluate(
         """async (texts) => Promise.all(texts.map(async (t) => {

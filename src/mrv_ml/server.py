@@ -49,7 +49,10 @@ _ID_CHARS = frozenset("MRV-0123456789abcdef")
 
 def content_security_policy(connect_src: str = "") -> str:
     """Only our own files; the page may additionally talk to ``connect_src`` (an RPC URL)."""
-    connect = "'self'" + (f" {connect_src}" if connect_src else "")
+    # Local nodes (anvil, a dev chain) stay reachable for the manual RPC mode; a remote RPC
+    # needs the exported static page or a configured rpc_url.
+    connect = "'self' http://127.0.0.1:* http://localhost:*" + (
+        f" {connect_src}" if connect_src else "")
     return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             f"connect-src {connect}; base-uri 'none'; form-action 'none'; "
             "frame-ancestors 'none'")

@@ -36,6 +36,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context()
+    # Generous: the machine running the suite may be shared and busy.
+    context.set_default_timeout(60000)
     p = context.new_page()
     try:
         yield p

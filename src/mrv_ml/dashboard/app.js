@@ -183,8 +183,6 @@ function renderRecord(r) {
 }
 
 // --- verification ----------------------------------------------------------------------
-const ZERO = ethers.ZeroHash;
-
 async function verify() {
   if (!state.record) { showError("choose a record file first"); return; }
   if (!state.provider && !(await connect())) {
@@ -244,19 +242,24 @@ async function verify() {
   renderVerdict(id, local, ev, expected);
 }
 
+// Icons from the text range (U+2714, U+2718, U+26A0) so they render without an emoji font.
 const VERDICTS = {
-  VALID: ["✅ VALID", "valid", "The record is identical to the one anchored on chain."],
-  TAMPERED: ["❌ TAMPERED", "tampered", "The record differs from the anchored fingerprint."],
-  NOT_FOUND: ["⚠️ NOT FOUND", "notfound", "No registration for this MRV ID on this registry."],
-  SUBMITTER_MISMATCH: ["⚠️ SUBMITTER MISMATCH", "mismatch", "Registered, but not by the expected submitter."],
+  VALID: ["\u2714", "VALID", "valid", "The record is identical to the one anchored on chain."],
+  TAMPERED: ["\u2718", "TAMPERED", "tampered", "The record differs from the anchored fingerprint."],
+  NOT_FOUND: ["\u26A0", "NOT FOUND", "notfound", "No registration for this MRV ID on this registry."],
+  SUBMITTER_MISMATCH: ["\u26A0", "SUBMITTER MISMATCH", "mismatch", "Registered, but not by the expected submitter."],
 };
 
 function renderVerdict(id, local, ev, expected) {
-  const [title, cls, text] = VERDICTS[ev.status];
+  const [icon, title, cls, text] = VERDICTS[ev.status];
   const box = $("verdict");
   box.className = `card verdict ${cls}`;
   box.dataset.verdict = ev.status;
-  $("verdict-title").textContent = title;
+  const iconEl = document.createElement("span");
+  iconEl.className = "icon";
+  iconEl.setAttribute("aria-hidden", "true");
+  iconEl.textContent = icon;
+  $("verdict-title").replaceChildren(iconEl, document.createTextNode(` ${title}`));
   $("verdict-detail").textContent = ev.detail ? `${text} ${ev.detail}` : text;
   const when = ev.timestamp && ev.timestamp !== 0n
     ? new Date(Number(ev.timestamp) * 1000).toISOString().replace(".000Z", "Z") : "—";
@@ -290,8 +293,15 @@ function wire() {
   $("proof-file").addEventListener("change", async (e) => {
     const f = e.target.files[0];
     if (!f) return;
-    try { state.proof = await readFile(f, "the proof file"); if (state.record) await verify(); }
-    catch (err) { showError(friendly(err)); }
+    e.target.value = "";  // choosing the same file again must fire change again
+    try {
+      const proof = await readFile(f, "the proof file");
+      if (proof === null || typeof proof !== "object" || Array.isArray(proof)) {
+        throw new Error("the proof file is not a proof sidecar (not a JSON object)");
+      }
+      state.proof = proof;
+      if (state.record) await verify();
+    } catch (err) { showError(friendly(err)); }
   });
   $("verify").addEventListener("click", () => verify());
   $("connect").addEventListener("click", () => connect());
