@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from mrv_ml.keys import Signer, load_signer, refuse_dev_key_on_public
 from mrv_ml.networks import Network, resolve_network
 
 DEPLOYMENTS_FILE = "deployments.json"
+DEV_CHAIN_IDS = (31337, 1337)
 NONCE_LOCK_DIR = "nonces"
 CONNECT_TIMEOUT_S = 5.0
 GAS_MARGIN = 1.2  # estimates are exact for this contract; the margin covers state changes
@@ -334,7 +335,8 @@ def connect(settings: Settings, *, need_signer: bool = False,
         if signer is None:
             raise KeyConfigError(f"no key for {network.name}: set PRIVATE_KEY or create a "
                                  "keystore (mrv account new / import)")
-        refuse_dev_key_on_public(network, signer)
+        if network.chain_id is not None:  # custom: checked once the node tells its chain id
+            refuse_dev_key_on_public(network, signer)
         conn.signer = signer
     if url is None:
         conn._local = LocalChain.for_data_dir(Path(settings.data_dir))
@@ -357,6 +359,12 @@ def connect(settings: Settings, *, need_signer: bool = False,
             f"the node at {url} is chain {node_chain_id}, but network {network.name} "
             f"is chain {network.chain_id}")
     conn.chain_id = node_chain_id
+    if network.chain_id is None:
+        # a custom URL to a development node (anvil/Hardhat 31337, eth-tester 1337) is dev
+        conn.network = replace(network, chain_id=node_chain_id,
+                               is_dev=node_chain_id in DEV_CHAIN_IDS)
+        if conn.signer is not None:
+            refuse_dev_key_on_public(conn.network, conn.signer)
     if not deploying:
         conn.registry_address = _registry_address(conn, w3, settings, None)
     return conn
