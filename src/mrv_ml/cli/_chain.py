@@ -122,6 +122,7 @@ def verify_command(
     files = _record_files(records, settings)
     if mrv_id is not None and len(files) > 1:
         raise RecordError("--mrv-id applies to one record only")
+    # Note: a Verdict is falsy unless VALID, so test it with `is not None`.
     results: list[tuple[Path, Verdict | None, str | None]] = []
     for path in files:
         try:
@@ -131,10 +132,10 @@ def verify_command(
             if len(files) == 1:
                 raise
             results.append((path, None, str(e)))
-    codes = [v.exit_code if v else EXIT_BAD_INPUT for _, v, _ in results]
+    codes = [v.exit_code if v is not None else EXIT_BAD_INPUT for _, v, _ in results]
     worst = max(codes, key=lambda c: _SEVERITY.get(c, 9))
     if as_json:
-        items = [dict(v.to_dict(), file=str(p)) if v else
+        items = [dict(v.to_dict(), file=str(p)) if v is not None else
                  {"file": str(p), "status": "UNUSABLE", "error": err, "exit_code": EXIT_BAD_INPUT}
                  for p, v, err in results]
         _print_json(items[0] if len(items) == 1 else items)
@@ -142,12 +143,12 @@ def verify_command(
         _print_verdict(results[0][1], str(results[0][0]))
     else:
         for path, v, err in results:
-            status = _ICONS[v.status.value] if v else "❌ UNUSABLE"
-            extra = (f"{_num(v.co2_kg, 'kg CO2')}  tx {v.tx_hash or '-'}" if v else err)
+            status = _ICONS[v.status.value] if v is not None else "❌ UNUSABLE"
+            extra = (f"{_num(v.co2_kg, 'kg CO2')}  tx {v.tx_hash or '-'}" if v is not None else err)
             console.print(f"{status:<24} {_safe(path.name)}  {_safe(extra)}", markup=False)
         counts: dict[str, int] = {}
         for _, v, _ in results:
-            key = v.status.value if v else "UNUSABLE"
+            key = v.status.value if v is not None else "UNUSABLE"
             counts[key] = counts.get(key, 0) + 1
         console.print(f"{len(results)} record(s): "
                       + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), markup=False)
