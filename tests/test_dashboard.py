@@ -86,14 +86,19 @@ def test_valid_tampered_and_not_found(page: Any, dashboard_server: ServedDashboa
     screenshot(page, "not_found")
 
 
-@pytest.mark.parametrize("content", ["{not json", json.dumps({"schema_version": "9.9"}),
-                                     json.dumps([1, 2])])
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "not valid JSON"),
+    (json.dumps({"schema_version": "9.9"}), "unknown schema_version"),
+    (json.dumps([1, 2]), "not a JSON object"),
+    (json.dumps(make_sample_record(mrv_id="MRV-1")), "mrv_id"),
+    (" " * (5 * 1024 * 1024 + 1), "larger than 5 MB"),
+])
 def test_malformed_file_shows_error(page: Any, dashboard_server: ServedDashboard, tmp_path: Path,
-                                    content: str) -> None:
+                                    content: str, message: str) -> None:
     _open(page, dashboard_server)
     _drop_file(page, tmp_path, content)
     page.wait_for_selector("#error:not([hidden])")
-    assert page.inner_text("#error")
+    assert message in page.inner_text("#error")
     assert page.is_hidden("#verdict")
     screenshot(page, "malformed")
 

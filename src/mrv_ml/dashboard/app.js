@@ -199,12 +199,12 @@ async function verify() {
     if (anchor?.mode === "batch" && expected && anchor.merkle) {
       const m = anchor.merkle;
       const [ts] = await reg.getBatch(m.root, expected);
-      if (ts === 0n) { ev.status = "NOT_FOUND"; ev.detail = "batch root not anchored by the expected submitter"; }
+      if (ts === 0n) { ev.status = "NOT_FOUND"; ev.detail = "The batch root is not anchored by the expected submitter."; }
       else {
         const ok = await reg.verifyBatchProof(m.root, expected, local, m.proof);
         ev.status = ok ? "VALID" : "TAMPERED"; ev.timestamp = ts; ev.submitter = expected;
         ev.onchain = `batch root ${m.root}`;
-        ev.detail = ok ? "the record is a leaf of the anchored batch" : "the record's hash is not in the anchored batch";
+        ev.detail = ok ? "The record is a leaf of the anchored batch." : "The record's hash is not in the anchored batch.";
       }
     } else if (expected) {
       const [hash, ts] = await reg.getMRVHashBy(id, expected);
@@ -212,7 +212,7 @@ async function verify() {
         const [, fts, first] = await reg.getMRVHash(id);
         if (fts === 0n) { ev.status = "NOT_FOUND"; }
         else { ev.status = "SUBMITTER_MISMATCH"; ev.submitter = first; ev.timestamp = fts;
-               ev.detail = `registered only by ${first}, not by the expected ${expected}`; }
+               ev.detail = `Registered only by ${first}, not by the expected ${expected}`; }
       } else {
         ev.onchain = hash; ev.timestamp = ts; ev.submitter = expected;
         ev.status = hash.toLowerCase() === local.toLowerCase() ? "VALID" : "TAMPERED";
@@ -229,7 +229,7 @@ async function verify() {
           const l = logs[0];
           Object.assign(ev, { status: "VALID", onchain: local, timestamp: l.args.timestamp,
                               submitter: l.args.submitter, tx: l.transactionHash,
-                              detail: `registered by ${l.args.submitter}; the first registrant ${first} holds another hash` });
+                              detail: `Registered by ${l.args.submitter}; the first registrant ${first} holds another hash.` });
         } else {
           Object.assign(ev, { status: "TAMPERED", onchain: hash, timestamp: ts, submitter: first });
         }
