@@ -236,3 +236,34 @@ def test_rpc_unreachable_and_no_contract_messages(page: Any, dashboard_server: S
     _open(page, dashboard_server,
           f"?rpc={dashboard_server.url}rpc&contract=0x{'22' * 20}")
     assert "no contract at" in page.inner_text("#status")
+
+
+# An EIP-1193 provider as a wallet extension injects it; it forwards to the read-only bridge.
+_WALLET_SHIM = """
+window.ethereum = {
+  isShim: true,
+  async request({ method, params }) {
+    const r = await fetch('/rpc', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: params || [] }) });
+    const out = await r.json();
+    if (out.error) { const e = new Error(out.error.message); e.code = out.error.code; throw e; }
+    return out.result;
+  },
+  on() {}, removeListener() {},
+};
+"""
+
+
+def test_injected_wallet_mode(page: Any, dashboard_server: ServedDashboard, tmp_path: Path) -> None:
+    record = make_sample_record()
+    _anchor(dashboard_server, record)
+    page.add_init_script(_WALLET_SHIM)
+    _open(page, dashboard_server)
+    address = page.evaluate("fetch('/api/config').then(r => r.json()).then(c => c.registry_address)")
+    page.select_option("#conn-mode", "wallet")
+    page.fill("#contract", address)
+    page.click("#connect")
+    page.locator("#status:has-text('wallet')").wait_for()
+    assert "chain id 1337" in page.inner_text("#status")
+    _drop_file(page, tmp_path, record)
+    assert _verdict(page) == "VALID"
