@@ -136,18 +136,20 @@ def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
             and str(anchor.get("network", "")).lower() == settings.network.lower()
             and not settings.rpc_url):
         settings = settings.replace(contract_address=anchor["contract_address"])
-    if anchor.get("mode") == "batch":
+    if anchor.get("mode") == "batch" and proof is not None:
         try:
-            from mrv_ml import batch  # type: ignore[attr-defined,unused-ignore]
+            from mrv_ml import batch
         except ImportError as e:
             raise MRVError(f"this record was anchored in a batch, but batch verification "
                            f"is not available in this install ({e})") from None
         from mrv_ml.chain import connect
 
         if connection is not None:
-            return batch.verify_batched(local_hash, the_id, proof, connection)  # type: ignore[no-any-return]
+            return batch.verify_batched(local_hash, the_id, proof, connection,
+                                        expected_submitter=expected_submitter, summary=summary)
         with connect(settings) as conn:
-            return batch.verify_batched(local_hash, the_id, proof, conn)  # type: ignore[no-any-return]
+            return batch.verify_batched(local_hash, the_id, proof, conn,
+                                        expected_submitter=expected_submitter, summary=summary)
     expected = expected_submitter or anchor.get("submitter") or None
     if expected:
         expected = _checked_address(expected, "submitter")
