@@ -126,3 +126,30 @@ def test_cli_refuses_remote_host_and_exports(tmp_path: Path) -> None:
     assert e.value.code == 0
     assert (tmp_path / "site" / "index.html").is_file()
     assert (tmp_path / "site" / "vendor" / "ethers.min.js").is_file()
+
+
+def test_rpc_network_config_points_the_page_at_the_node(tmp_path: Path) -> None:
+    from mrv_ml.config import Settings
+    from mrv_ml.server import make_server
+
+    settings = Settings(data_dir=tmp_path, network="sepolia", rpc_url="https://rpc.example.org",
+                        contract_address="0x" + "ab" * 20)
+    httpd = make_server(settings, "127.0.0.1", 0)
+    try:
+        cfg = httpd.config
+        assert cfg["bridge"] is False and cfg["rpc_url"] == "https://rpc.example.org"
+        assert cfg["chain_id"] == 11155111
+        assert cfg["explorer_url"] == "https://sepolia.etherscan.io"
+        assert httpd.chain is None  # no bridge: /rpc answers with an error, never a node call
+        assert httpd.rpc({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})["error"]
+    finally:
+        httpd.server_close()
+
+
+def test_unknown_network_is_a_config_error(tmp_path: Path) -> None:
+    from mrv_ml.config import Settings
+    from mrv_ml.errors import ConfigError
+    from mrv_ml.server import make_server
+
+    with pytest.raises(ConfigError, match="unknown network"):
+        make_server(Settings(data_dir=tmp_path, network="nonesuch"), "127.0.0.1", 0)

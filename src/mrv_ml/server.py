@@ -88,10 +88,18 @@ class DashboardServer(ThreadingHTTPServer):
                 address = self.chain.registry_address(w3)
             return {"network": "local", "chain_id": LOCAL_CHAIN_ID, "registry_address": address,
                     "rpc_path": "/rpc", "rpc_url": None, "explorer_url": None, "bridge": True}
-        if not s.rpc_url:
-            raise ConfigError(f"network {s.network!r} needs an RPC URL (BLOCKCHAIN_RPC_URL)")
-        return {"network": s.network, "chain_id": None, "registry_address": s.contract_address,
-                "rpc_path": None, "rpc_url": s.rpc_url, "explorer_url": None, "bridge": False}
+        from mrv_ml.chain import read_deployments
+        from mrv_ml.networks import resolve_network
+
+        network, rpc_url = resolve_network(s)
+        registry: str | None = s.contract_address
+        if registry is None and network.chain_id is not None:
+            entry = read_deployments(Path(s.data_dir)).get(str(network.chain_id))
+            registry = entry.get("address") if isinstance(entry, dict) else None
+        # The page talks to an RPC network directly (no bridge); it checks the chain id.
+        return {"network": network.name, "chain_id": network.chain_id,
+                "registry_address": registry, "rpc_path": None, "rpc_url": rpc_url,
+                "explorer_url": _explorer_base(network.explorer_tx_url), "bridge": False}
 
     def rpc(self, payload: Any) -> Any:
         """Answer one JSON-RPC request or a batch, refusing anything not allowlisted."""
@@ -134,6 +142,13 @@ class DashboardServer(ThreadingHTTPServer):
         if method in ("net_version", "web3_clientVersion"):
             return {"jsonrpc": "2.0", "id": req_id, "result": str(answer)}
         return {"jsonrpc": "2.0", "id": req_id, "result": _to_wire(answer)}
+
+
+def _explorer_base(template: str | None) -> str | None:
+    """``https://x/tx/{tx}`` -> ``https://x`` (the page appends ``/tx/<hash>``)."""
+    if not template or not template.endswith("/tx/{tx}"):
+        return None
+    return template[: -len("/tx/{tx}")]
 
 
 def _checksum(value: Any) -> Any:
