@@ -16,6 +16,7 @@ the record is the one error ``stop()`` raises, because then nothing was kept.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 import sys
@@ -289,7 +290,9 @@ class MRVTracker:
             return
         assert self.mrv_id is not None
         try:
-            from mrv_ml import anchor  # lazy: web3 is slow to import
+            # Lazy (web3 is slow to import); through sys.modules, so an install without
+            # the chain modules is detected even after a partial import.
+            anchor = importlib.import_module("mrv_ml.anchor")
         except ImportError as e:
             # No anchoring module in this install: the record stays pending (no sidecar
             # counts as pending) for a later `mrv anchor`.
