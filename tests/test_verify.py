@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mrv_ml.anchor import anchor_record
 from mrv_ml.config import Secret, load_settings
@@ -144,3 +146,22 @@ def test_batch_proof_dispatches_to_batch_module() -> None:
     proof = {"status": "anchored", "anchor": {"mode": "batch", "network": "local"}}
     with pytest.raises(RecordError):
         verify(record, proof=proof)
+
+
+@given(co2_kg=st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False),
+       name=st.text(min_size=1, max_size=40).filter(lambda s: "\x00" not in s),
+       bump=st.sampled_from(["co2", "name"]))
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_property_anchored_is_valid_and_any_change_is_tampered(
+        co2_kg: float, name: str, bump: str) -> None:
+    store, record, path = _stored(energy_emissions__co2_kg=co2_kg, experiment__name=name)
+    assert anchor_record(store, record["mrv_id"], settings=load_settings()).anchored
+    assert verify(path).status is VerdictStatus.VALID
+    changed = json.loads(path.read_text())
+    if bump == "co2":
+        changed["energy_emissions"]["co2_kg"] = co2_kg + 1.0
+    else:
+        changed["experiment"]["name"] = name + "x"
+    assert verify(changed, proof=store.load_proof(record["mrv_id"])).status \
+        is VerdictStatus.TAMPERED
