@@ -200,6 +200,33 @@ def test_submitter_mismatch_with_sidecar(page: Any, dashboard_server: ServedDash
     page.locator("#verdict[data-verdict='SUBMITTER_MISMATCH']").wait_for()
     assert "SUBMITTER MISMATCH" in page.inner_text("#verdict-title")
     screenshot(page, "submitter_mismatch")
+    # A squatter with another hash is not a mismatch: the expected submitter never registered.
+    squatted = make_sample_record()
+    _anchor(dashboard_server, squatted, sender=2, digest=b"\x02" * 32)
+    _drop_file(page, tmp_path, squatted, "s.json")
+    page.locator("#verdict[data-verdict='TAMPERED']").wait_for()  # no sidecar: first registrant
+    _set_proof(page, tmp_path, _sidecar(squatted, honest))
+    page.locator("#verdict[data-verdict='NOT_FOUND']").wait_for()
+
+
+def test_batch_anchored_by_someone_else_is_a_mismatch(page: Any, dashboard_server: ServedDashboard,
+                                                      tmp_path: Path) -> None:
+    record = make_sample_record()
+    root = _leaf(record)  # a batch of one: the root is the leaf, the proof is empty
+    chain = LocalChain.for_data_dir(dashboard_server.data_dir)
+    with chain.session() as w3:
+        reg = registry_contract(w3, chain.registry_address(w3))
+        honest, other = str(w3.eth.accounts[0]), str(w3.eth.accounts[3])
+        w3.eth.wait_for_transaction_receipt(
+            reg.functions.anchorBatch(root, 1).transact({"from": other}))
+    merkle = {"format": "openzeppelin-standard-merkle-tree-v1", "leaf_encoding": ["bytes32"],
+              "root": "0x" + root.hex(), "proof": [], "leaf_index": 0, "leaf_count": 1}
+    _open(page, dashboard_server)
+    _drop_file(page, tmp_path, record)
+    assert _verdict(page) == "NOT_FOUND"
+    _set_proof(page, tmp_path, _sidecar(record, honest, mode="batch", merkle=merkle))
+    page.locator("#verdict[data-verdict='SUBMITTER_MISMATCH']").wait_for()
+    assert other in page.inner_text("#evidence")
 
 
 def test_batch_proof_valid_and_tampered(page: Any, dashboard_server: ServedDashboard,

@@ -199,8 +199,19 @@ async function verify() {
     if (anchor?.mode === "batch" && expected && anchor.merkle) {
       const m = anchor.merkle;
       const [ts] = await reg.getBatch(m.root, expected);
-      if (ts === 0n) { ev.status = "NOT_FOUND"; ev.detail = "The batch root is not anchored by the expected submitter."; }
-      else {
+      if (ts === 0n) {
+        // Same rule as batch.py: anchored only by someone else, and the proof links the
+        // record to that root -> SUBMITTER MISMATCH; otherwise NOT FOUND.
+        const logs = await reg.queryFilter(reg.filters.BatchAnchored(m.root), 0, "latest");
+        const other = logs.find((l) => l.args.submitter.toLowerCase() !== expected.toLowerCase());
+        if (other && await reg.verifyBatchProof(m.root, other.args.submitter, local, m.proof)) {
+          Object.assign(ev, { status: "SUBMITTER_MISMATCH", submitter: other.args.submitter,
+                              timestamp: other.args.timestamp, tx: other.transactionHash,
+                              detail: `Root ${m.root} was anchored only by ${other.args.submitter}, not by ${expected}.` });
+        } else {
+          ev.status = "NOT_FOUND"; ev.detail = "The batch root is not anchored by the expected submitter.";
+        }
+      } else {
         const ok = await reg.verifyBatchProof(m.root, expected, local, m.proof);
         ev.status = ok ? "VALID" : "TAMPERED"; ev.timestamp = ts; ev.submitter = expected;
         ev.onchain = `batch root ${m.root}`;
@@ -209,10 +220,16 @@ async function verify() {
     } else if (expected) {
       const [hash, ts] = await reg.getMRVHashBy(id, expected);
       if (ts === 0n) {
-        const [, fts, first] = await reg.getMRVHash(id);
-        if (fts === 0n) { ev.status = "NOT_FOUND"; }
-        else { ev.status = "SUBMITTER_MISMATCH"; ev.submitter = first; ev.timestamp = fts;
-               ev.detail = `Registered only by ${first}, not by the expected ${expected}`; }
+        // Same rule as verify.py: this exact hash registered by another address -> mismatch.
+        const logs = await reg.queryFilter(reg.filters.MRVRegistered(ethers.id(id), null, local), 0, "latest");
+        const other = logs.find((l) => l.args.submitter.toLowerCase() !== expected.toLowerCase());
+        if (other) {
+          Object.assign(ev, { status: "SUBMITTER_MISMATCH", onchain: local, submitter: other.args.submitter,
+                              timestamp: other.args.timestamp, tx: other.transactionHash,
+                              detail: `This hash is registered only by ${other.args.submitter}, not by the expected ${expected}.` });
+        } else {
+          ev.status = "NOT_FOUND"; ev.detail = `${expected} never registered ${id}.`;
+        }
       } else {
         ev.onchain = hash; ev.timestamp = ts; ev.submitter = expected;
         ev.status = hash.toLowerCase() === local.toLowerCase() ? "VALID" : "TAMPERED";
