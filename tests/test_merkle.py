@@ -144,3 +144,16 @@ def test_registry_verify_batch_proof_accepts_our_proofs_on_embedded_chain() -> N
         wrong = [to_bytes32(p) for p in tree.get_proof(1)]
         assert not conn.call(lambda r: r.functions.verifyBatchProof(
             tree.root_bytes, submitter, to_bytes32(values[0]), wrong).call())
+
+
+def test_shared_memo_gives_the_same_answers() -> None:
+    from mrv_ml.merkle import verify_proof
+
+    values = _values(33, seed=8)
+    tree = StandardMerkleTree.of(values)
+    memo: dict[bytes, bytes] = {}
+    for i, v in enumerate(values):
+        assert verify_proof(tree.root, v, tree.get_proof(i), memo)
+        # a wrong pairing must still fail even though its nodes are cached
+        assert not verify_proof(tree.root, v, tree.get_proof((i + 1) % len(values)), memo)
+    assert memo  # upper levels were reused

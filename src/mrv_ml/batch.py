@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 from mrv_ml.anchor import HASH_ALGORITHM, PROOF_VERSION, AnchorOutcome
 from mrv_ml.errors import EXIT_TRANSACTION, MRVError, RecordError, StoreError
 from mrv_ml.hashing import compute_hash
-from mrv_ml.merkle import LEAF_ENCODING, PROOF_FORMAT, StandardMerkleTree, to_bytes32
+from mrv_ml.merkle import (
+    LEAF_ENCODING,
+    PROOF_FORMAT,
+    StandardMerkleTree,
+    to_bytes32,
+    verify_proof,
+)
 from mrv_ml.verify import Verdict, VerdictStatus
 
 if TYPE_CHECKING:
@@ -320,6 +326,7 @@ class _BatchCache:
         self.batches: dict[tuple[str, str], tuple[int, int]] = {}
         self.events: dict[tuple[str, str], tuple[str | None, int | None]] = {}
         self.checked: set[tuple[str, str]] = set()
+        self.memo: dict[bytes, bytes] = {}  # node hashes shared by proofs of the same trees
 
 
 def _merkle_fields(proof: Mapping[str, Any], mrv_id: str) -> tuple[str, list[str], str]:
@@ -367,7 +374,7 @@ def verify_batched(record_hash: str, mrv_id: str, proof: Mapping[str, Any], conn
     local_hex = record_hash.removeprefix("0x")
     anchor = proof.get("anchor") or {}
     summary = summary or {}
-    local_ok = StandardMerkleTree.verify(root, local_hex, path)
+    local_ok = verify_proof(root, local_hex, path, cache.memo)
     details: list[str] = []
 
     def verdict(status: VerdictStatus, ts: int | None, who: str | None,
