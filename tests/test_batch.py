@@ -330,3 +330,35 @@ def test_cli_anchor_batch_with_nothing_pending_exits_zero(store: RecordStore) ->
     result = CliRunner().invoke(app, ["anchor", "--batch"])
     assert result.exit_code == 0, result.output
     assert "Nothing to anchor" in result.output
+
+
+def test_corrupt_journal_is_skipped_and_same_records_complete_from_chain(
+        store: RecordStore) -> None:
+    ids = _save(store, 2)
+    digests = {i: compute_hash(store.load(i)) for i in ids}
+    path, journal = batch._new_journal(store, digests)
+    with connect(load_settings(), need_signer=True) as conn:
+        conn.send(conn.registry.functions.anchorBatch(to_bytes32(journal["root"]), 2))
+    path.write_text('{"format": "mrv-ml batch journal", "root": 1')  # torn write
+    (path.parent / "0xgarbage.json").write_text("not json")
+    outcomes = batch.anchor_batch(store, settings=load_settings())
+    # the same records give the same root: found on chain, completed, never sent twice
+    assert all(o.anchored for o in outcomes) and len(outcomes) == 2
+    assert len(_batch_events(load_settings(), journal["root"])) == 1
+
+
+def test_verify_many_mixes_single_and_batch_records(store: RecordStore) -> None:
+    from mrv_ml.anchor import anchor_record
+
+    single, *rest = _save(store, 3)
+    assert anchor_record(store, single, settings=load_settings()).anchored
+    batch.anchor_batch(store, settings=load_settings())
+    verdicts = {v.mrv_id: v for v in batch.verify_many([store.root], settings=load_settings())}
+    assert verdicts[single].mode == "single"
+    assert {verdicts[i].mode for i in rest} == {"batch"}
+    assert all(v.status is VerdictStatus.VALID for v in verdicts.values())
+
+
+def test_verify_many_rejects_a_missing_path(data_dir: Path) -> None:
+    with pytest.raises(RecordError, match="no such file"):
+        batch.verify_many([data_dir / "nope"], settings=load_settings())

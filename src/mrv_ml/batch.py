@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 JOURNAL_DIR = "batches"
 JOURNAL_FORMAT = "mrv-ml batch journal"
 JOURNAL_VERSION = 1
+LOCK_TIMEOUT_S = 600.0
 MAX_LEAVES = 2**32 - 1  # leafCount is a uint32 on chain
 _ZERO_ADDRESS = "0x" + "0" * 40
 
@@ -92,11 +93,20 @@ def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def _read_journal(path: Path) -> dict[str, Any] | None:
+    # A torn, foreign or hand-edited file is skipped, not trusted. Nothing is lost by that:
+    # the root depends only on the set of fingerprints, so re-batching the same records
+    # finds the same root on chain and completes from it instead of anchoring again.
     try:
         data = json.loads(path.read_bytes())
     except (OSError, ValueError):
-        return None  # a torn or foreign file is never a batch we started
+        return None
     if not isinstance(data, dict) or data.get("format") != JOURNAL_FORMAT:
+        return None
+    leaves, records = data.get("leaves"), data.get("records")
+    if not isinstance(data.get("root"), str) or not isinstance(leaves, list) or not leaves \
+            or not all(isinstance(v, str) for v in leaves) or not isinstance(records, dict) \
+            or not all(isinstance(k, str) and isinstance(v, str) and "0x" + v in leaves
+                       for k, v in records.items()):
         return None
     return data
 
@@ -180,7 +190,8 @@ def _complete(store: RecordStore, path: Path, journal: dict[str, Any], conn: Any
     leaves = [str(v) for v in journal["leaves"]]
     tree = StandardMerkleTree.of(leaves)
     if tree.root != root:
-        raise StoreError(f"batch journal {path.name} is corrupt: its leaves give root {tree.root}")
+        raise StoreError(f"batch journal {path} is corrupt (its leaves give root {tree.root}); "
+                         "move it away to continue")
     submitter = conn.signer_address
     onchain = _find_on_chain(conn, root, submitter)
     if onchain is None:
@@ -259,10 +270,30 @@ def anchor_batch(store: RecordStore, mrv_ids: Sequence[str] | None = None, *,
     (empty list: nothing to anchor). Raises only RecordError/StoreError for unusable
     records or IDs; chain and config failures leave the records pending with the reason.
     """
-    from mrv_ml.chain import connect
+    import filelock
 
     named = mrv_ids is not None
     ids = list(dict.fromkeys(mrv_ids if mrv_ids is not None else store.pending_ids()))
+    if not ids and not unfinished_journals(store):
+        return []  # nothing to do: no lock file, no chain
+    lock_path = journal_dir(store) / ".lock"
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        # One batch run per store at a time: two runs would build the same root and
+        # the second transaction would revert as already anchored.
+        with filelock.FileLock(str(lock_path), timeout=LOCK_TIMEOUT_S):
+            return _anchor_batch(store, ids, named, settings, connection)
+    except filelock.Timeout:
+        raise StoreError(f"another batch anchoring run holds {lock_path} "
+                         f"(waited {LOCK_TIMEOUT_S:.0f} s)") from None
+    except OSError as e:
+        raise StoreError(f"cannot lock {lock_path}: {e.strerror or e}") from e
+
+
+def _anchor_batch(store: RecordStore, ids: list[str], named: bool, settings: Settings,
+                  connection: Any) -> list[AnchorOutcome]:
+    from mrv_ml.chain import connect
+
     digests: dict[str, str] = {}
     for mrv_id in ids:
         digest = compute_hash(store.load(mrv_id))  # a wrong ID is bad input: before the chain
