@@ -362,3 +362,17 @@ def test_verify_many_mixes_single_and_batch_records(store: RecordStore) -> None:
 def test_verify_many_rejects_a_missing_path(data_dir: Path) -> None:
     with pytest.raises(RecordError, match="no such file"):
         batch.verify_many([data_dir / "nope"], settings=load_settings())
+
+
+def test_cli_anchor_batch_anchors_pending_records(store: RecordStore) -> None:
+    from typer.testing import CliRunner
+
+    from mrv_ml.cli import app
+
+    ids = _save(store, 3)
+    result = CliRunner().invoke(app, ["anchor", "--batch"])
+    assert result.exit_code == 0, result.output
+    proofs = [store.load_proof(i) or {} for i in ids]
+    assert {p["anchor"]["mode"] for p in proofs} == {"batch"}
+    assert len({p["anchor"]["tx_hash"] for p in proofs}) == 1
+    assert all(i in result.output for i in ids)
