@@ -137,13 +137,15 @@ def test_registry_verify_batch_proof_accepts_our_proofs_on_embedded_chain() -> N
     with connect(load_settings(), need_signer=True) as conn:
         conn.send(conn.registry.functions.anchorBatch(tree.root_bytes, len(values)))
         submitter = conn.signer_address
+
+        def on_chain(value: str, proof: list[str]) -> bool:
+            path = [to_bytes32(p) for p in proof]
+            return bool(conn.call(lambda r: r.functions.verifyBatchProof(
+                tree.root_bytes, submitter, to_bytes32(value), path).call()))
+
         for i, v in enumerate(values):
-            proof = [to_bytes32(p) for p in tree.get_proof(i)]
-            assert conn.call(lambda r, v=v, proof=proof: r.functions.verifyBatchProof(
-                tree.root_bytes, submitter, to_bytes32(v), proof).call())
-        wrong = [to_bytes32(p) for p in tree.get_proof(1)]
-        assert not conn.call(lambda r: r.functions.verifyBatchProof(
-            tree.root_bytes, submitter, to_bytes32(values[0]), wrong).call())
+            assert on_chain(v, tree.get_proof(i))
+        assert not on_chain(values[0], tree.get_proof(1))
 
 
 def test_shared_memo_gives_the_same_answers() -> None:
