@@ -124,7 +124,16 @@ def verify_command(
         raise RecordError("--mrv-id applies to one record only")
     # Note: a Verdict is falsy unless VALID, so test it with `is not None`.
     results: list[tuple[Path, Verdict | None, str | None]] = []
-    for path in files:
+    if len(files) > 1 and mrv_id is None:
+        # Many records: one connection, each batch root read once from the chain.
+        from mrv_ml.batch import verify_many
+
+        try:
+            verdicts = verify_many(files, settings=settings, expected_submitter=submitter)
+            results = [(p, v, None) for p, v in zip(files, verdicts, strict=True)]
+        except RecordError:
+            results = []  # an unusable file among them: go one by one to report each
+    for path in files if not results else []:
         try:
             results.append((path, verify(path, mrv_id=mrv_id, expected_submitter=submitter,
                                          settings=settings), None))
