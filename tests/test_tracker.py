@@ -191,3 +191,16 @@ def test_batch_mode_leaves_the_record_pending_with_a_reason() -> None:
     assert tracker.tx_hash is None
     assert tracker.proof is not None and tracker.proof["status"] == "pending"
     assert "batch" in tracker.proof["pending_reason"]
+
+
+def test_timestamps_agree_with_the_measured_duration_even_for_a_very_short_run() -> None:
+    from datetime import datetime
+
+    with MRVTracker("blink", blockchain_enabled=False, quiet=True) as tracker:
+        pass  # far shorter than CodeCarbon's start-up, which stop() then waits for
+    record = tracker.record
+    assert record is not None
+    stamps = record["timestamps"]
+    elapsed = (datetime.fromisoformat(stamps["end_time"].replace("Z", "+00:00"))
+               - datetime.fromisoformat(stamps["start_time"].replace("Z", "+00:00")))
+    assert abs(elapsed.total_seconds() - record["energy_emissions"]["duration_seconds"]) < 0.1

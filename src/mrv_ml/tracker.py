@@ -168,8 +168,9 @@ class MRVTracker:
             raise RuntimeError("stop() called before start()")
         if self.record is not None:
             return self.record
+        end_time = utc_now_iso()  # the run ended now, not after the meter has wound down
         measurement = self._meter.stop()
-        record = self._build_record(measurement.to_record_section())
+        record = self._build_record(measurement.to_record_section(), end_time)
         for hook in self._record_hooks:
             hook(record)
         validate_record(record)
@@ -254,7 +255,7 @@ class MRVTracker:
         self._outcome = {"status": status, "error_type": type(exc).__name__,
                          "error_message": message, "exit_code": None}
 
-    def _build_record(self, energy: dict[str, Any]) -> dict[str, Any]:
+    def _build_record(self, energy: dict[str, Any], end_time: str) -> dict[str, Any]:
         if self._prefetch is not None:
             self._prefetch.join()
         hardware = self._static.get("hardware") or get_hardware_info()
@@ -282,7 +283,7 @@ class MRVTracker:
             "software": software_versions(),
             "source": source,
             "distributed": None,
-            "timestamps": {"start_time": self._start_time, "end_time": utc_now_iso()},
+            "timestamps": {"start_time": self._start_time, "end_time": end_time},
         }
 
     def _anchor(self) -> None:
