@@ -86,6 +86,7 @@ def steady_state(rounds: int, iterations: int, data_dir: str) -> tuple[float, fl
                     time.sleep(2.0)  # let CodeCarbon's start-up thread finish first
                     tracked.append(_loop(iterations))
             else:
+                time.sleep(2.0)  # the same pause as the tracked side: only the tracker differs
                 bare.append(_loop(iterations))
     return statistics.median(bare), statistics.median(tracked)
 
