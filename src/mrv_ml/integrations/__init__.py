@@ -156,6 +156,26 @@ class FitRun:
             self.finish(exc=exc)
 
 
+class FitRunAccessors:
+    """What every framework callback offers its user; the callback sets ``self._run``."""
+
+    _run: FitRun
+
+    @property
+    def tracker(self) -> MRVTracker | None:
+        """The tracker of the last fit (``mrv_id``, ``mrv_hash``, ``tx_hash``, ``record``...)."""
+        return self._run.trackers[-1] if self._run.trackers else None
+
+    @property
+    def trackers(self) -> list[MRVTracker]:
+        """One tracker per fit, oldest first."""
+        return list(self._run.trackers)
+
+    def guard(self) -> contextlib.AbstractContextManager[None]:
+        """``with mrv.guard(): trainer.fit(...)`` records a crash as a failed run."""
+        return self._run.guard()
+
+
 def count_parameters(model: Any) -> int | None:
     """Number of parameters of a torch module (cheap: no forward pass); else ``None``."""
     params = getattr(model, "parameters", None)

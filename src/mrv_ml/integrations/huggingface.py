@@ -14,15 +14,19 @@ its parameter count and the final training loss. Only the main process tracks.
 
 from __future__ import annotations
 
-import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mrv_ml.integrations import FitRun, count_parameters, plain_metrics, plain_number, require
+from mrv_ml.integrations import (
+    FitRun,
+    FitRunAccessors,
+    count_parameters,
+    plain_metrics,
+    plain_number,
+    require,
+)
 
 _transformers = require("transformers", "huggingface")
 
-if TYPE_CHECKING:
-    from mrv_ml.tracker import MRVTracker
 
 __all__ = ["MRVCallback"]
 
@@ -41,7 +45,7 @@ def _final_loss(log_history: list[dict[str, Any]]) -> tuple[float | None, dict[s
     return loss, evaluation
 
 
-class MRVCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-defined]
+class MRVCallback(FitRunAccessors, _transformers.TrainerCallback):  # type: ignore[misc,name-defined]
     """One MRV record per training run; ``tracker_kwargs`` go to
     :class:`~mrv_ml.tracker.MRVTracker`. ``model_name`` defaults to the model's class name."""
 
@@ -50,18 +54,6 @@ class MRVCallback(_transformers.TrainerCallback):  # type: ignore[misc,name-defi
                            facts_so_far=self._facts_so_far)
         # the trainer mutates args/state in place: holding them gives live values
         self._seen: tuple[Any, Any, Any] | None = None
-
-    @property
-    def tracker(self) -> MRVTracker | None:
-        return self._run.trackers[-1] if self._run.trackers else None
-
-    @property
-    def trackers(self) -> list[MRVTracker]:
-        return list(self._run.trackers)
-
-    def guard(self) -> contextlib.AbstractContextManager[None]:
-        """``with mrv.guard(): trainer.train()`` records a crash as a failed run."""
-        return self._run.guard()
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mrv_ml.errors import MissingExtraError
-from mrv_ml.integrations import FitRun, plain_metrics, plain_number, require
+from mrv_ml.integrations import FitRun, FitRunAccessors, plain_metrics, plain_number, require
 
 if importlib.util.find_spec("keras") is not None:
     try:
@@ -31,13 +31,11 @@ if importlib.util.find_spec("keras") is not None:
 else:
     _keras = require("keras", "keras")
 
-if TYPE_CHECKING:
-    from mrv_ml.tracker import MRVTracker
 
 __all__ = ["MRVCallback"]
 
 
-class MRVCallback(_keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+class MRVCallback(FitRunAccessors, _keras.callbacks.Callback):  # type: ignore[misc,name-defined]
     """One MRV record per fit; ``tracker_kwargs`` go to :class:`~mrv_ml.tracker.MRVTracker`.
     ``model_name`` defaults to the model's class name (or its ``name`` for functional models)."""
 
@@ -47,18 +45,6 @@ class MRVCallback(_keras.callbacks.Callback):  # type: ignore[misc,name-defined]
                            tracker_kwargs, facts_so_far=self._facts)
         self._epochs_run = 0
         self._last_logs: dict[str, Any] = {}
-
-    @property
-    def tracker(self) -> MRVTracker | None:
-        return self._run.trackers[-1] if self._run.trackers else None
-
-    @property
-    def trackers(self) -> list[MRVTracker]:
-        return list(self._run.trackers)
-
-    def guard(self) -> contextlib.AbstractContextManager[None]:
-        """``with mrv.guard(): model.fit(...)`` records a crash as a failed run."""
-        return self._run.guard()
 
     def _model_name(self) -> str | None:
         model = getattr(self, "model", None)

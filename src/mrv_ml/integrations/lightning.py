@@ -13,14 +13,19 @@ strategies; for a per-rank breakdown use :mod:`mrv_ml.integrations.distributed`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mrv_ml.integrations import FitRun, count_parameters, plain_metrics, plain_number, require
+from mrv_ml.integrations import (
+    FitRun,
+    FitRunAccessors,
+    count_parameters,
+    plain_metrics,
+    plain_number,
+    require,
+)
 
 _L = require("lightning.pytorch", "lightning")
 
-if TYPE_CHECKING:
-    from mrv_ml.tracker import MRVTracker
 
 __all__ = ["MRVCallback"]
 
@@ -47,7 +52,7 @@ def _batch_size(trainer: Any, pl_module: Any) -> int | None:
     return size if isinstance(size, int) and size > 0 else None
 
 
-class MRVCallback(_L.Callback):  # type: ignore[misc,name-defined]
+class MRVCallback(FitRunAccessors, _L.Callback):  # type: ignore[misc,name-defined]
     """One MRV record per fit; ``tracker_kwargs`` go to :class:`~mrv_ml.tracker.MRVTracker`
     (``model_name``, ``dataset_name``, ``storage_dir``, ``blockchain_enabled``, ``settings``,
     ``tags``...). ``model_name`` defaults to the LightningModule's class name."""
@@ -55,15 +60,6 @@ class MRVCallback(_L.Callback):  # type: ignore[misc,name-defined]
     def __init__(self, experiment_name: str, **tracker_kwargs: Any) -> None:
         super().__init__()
         self._run = FitRun(experiment_name, "PyTorch Lightning", tracker_kwargs)
-
-    @property
-    def tracker(self) -> MRVTracker | None:
-        """The tracker of the last fit (``mrv_id``, ``mrv_hash``, ``tx_hash``, ``record``...)."""
-        return self._run.trackers[-1] if self._run.trackers else None
-
-    @property
-    def trackers(self) -> list[MRVTracker]:
-        return list(self._run.trackers)
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         if not trainer.is_global_zero:
