@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import rfc8785
@@ -24,23 +24,34 @@ HASH_ALGORITHM = "sha256-jcs"
 _MAX_SAFE_INTEGER = 2**53 - 1
 
 
-def _find_unrepresentable(value: Any, path: str) -> tuple[str, bool] | None:
-    """(path, is_non_finite) of the first value RFC 8785 cannot carry exactly, or None."""
-    if isinstance(value, float):
-        return None if math.isfinite(value) else (path, True)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (path, False) if abs(value) > _MAX_SAFE_INTEGER else None
+def first_offending(value: Any, is_bad: Callable[[Any], bool],
+                    path: str = "") -> tuple[str, Any] | None:
+    """(dotted path, value) of the first leaf in a JSON-like tree for which ``is_bad`` holds;
+    used to name the field in an error rather than say "somewhere in the record"."""
     if isinstance(value, Mapping):
         for key, item in value.items():
-            found = _find_unrepresentable(item, f"{path}.{key}" if path else str(key))
+            found = first_offending(item, is_bad, f"{path}.{key}" if path else str(key))
             if found:
                 return found
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            found = _find_unrepresentable(item, f"{path}[{index}]")
+            found = first_offending(item, is_bad, f"{path}[{index}]")
             if found:
                 return found
+    elif is_bad(value):
+        return (path, value)
     return None
+
+
+def is_non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _is_unrepresentable(value: Any) -> bool:
+    """What RFC 8785 cannot carry exactly: NaN, infinity, integers beyond ±(2**53-1)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) > _MAX_SAFE_INTEGER
+    return is_non_finite(value)
 
 
 def canonical_bytes(record: Mapping[str, Any]) -> bytes:
@@ -50,10 +61,10 @@ def canonical_bytes(record: Mapping[str, Any]) -> bytes:
     :class:`RecordError` for anything else JSON cannot represent faithfully
     (integers beyond ±2**53, non-string keys, non-JSON types).
     """
-    bad = _find_unrepresentable(record, "")
+    bad = first_offending(record, _is_unrepresentable)
     if bad is not None:
-        path, non_finite = bad
-        if non_finite:
+        path, value = bad
+        if is_non_finite(value):
             raise NonFiniteNumberError(
                 f"{path or 'value'}: NaN or infinity cannot be represented in JSON")
         raise RecordError(f"{path or 'value'}: integer outside ±(2**53-1) cannot be "

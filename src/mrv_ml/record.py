@@ -38,6 +38,7 @@ from mrv_ml.errors import (
     SchemaValidationError,
     UnknownSchemaVersionError,
 )
+from mrv_ml.hashing import first_offending, is_non_finite
 
 #: The schema version this release writes.
 SCHEMA_VERSION = "1.0"
@@ -380,22 +381,6 @@ def load_record_file(path: str | Path) -> dict[str, Any]:
     return parse_record_bytes(read_file_bytes(path), str(path))
 
 
-def _first_non_finite(value: Any, path: str) -> str | None:
-    if isinstance(value, float) and not math.isfinite(value):
-        return path or "record"
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            found = _first_non_finite(item, f"{path}.{key}" if path else str(key))
-            if found:
-                return found
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            found = _first_non_finite(item, f"{path}[{index}]")
-            if found:
-                return found
-    return None
-
-
 def dump_json_bytes(value: Any) -> bytes:
     """UTF-8 JSON as the store writes it: sorted keys, 2-space indent, final newline.
 
@@ -405,10 +390,10 @@ def dump_json_bytes(value: Any) -> bytes:
     try:
         text = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
     except ValueError as e:
-        bad = _first_non_finite(value, "")
+        bad = first_offending(value, is_non_finite)
         if bad is not None:
             raise NonFiniteNumberError(
-                f"{bad}: NaN or infinity cannot be represented in JSON"
+                f"{bad[0] or 'record'}: NaN or infinity cannot be represented in JSON"
             ) from e
         raise RecordError(f"cannot be written as JSON: {e}") from e
     except TypeError as e:
