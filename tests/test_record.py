@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from mrv_ml import __version__
@@ -314,3 +316,66 @@ def test_deep_nesting_is_refused_even_when_a_library_raised_the_recursion_limit(
             load_record_file(path)
     finally:
         sys.setrecursionlimit(old)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, prefix + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            out += _paths(item, prefix + (index,))
+    return out
+
+
+_SAMPLE = make_sample_record(hardware__gpus=[{"index": 0, "name": "H100", "memory_mb": 81559}])
+_AWKWARD_TEXT = st.sampled_from([
+    "", "Unknown", "2026-11-25T10:00:00Z", "2026-02-30T00:00:00Z", "2026-11-25T23:59:60Z",
+    "2026-11-25t10:00:00.5+01:00", "2026-11-25 10:00:00Z", "2026-11-25T10:00:00",
+    _SAMPLE["mrv_id"], _SAMPLE["mrv_id"] + "\n", _SAMPLE["mrv_id"].upper(), "1.0", "2.0",
+    "measured", "failed", "estimated", "RAPL", "completed", "a" * 64, "0" * 40, "ü\u0000"])
+_JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
+                       st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8),
+                       _AWKWARD_TEXT)
+_JSON_VALUE = st.recursive(_JSON_LEAF, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_fast_validator_never_accepts_what_the_reference_rejects(data: Any) -> None:
+    # jsonschema-rs only short-cuts "valid"; a record it lets through must be one the Python
+    # validator (which words every error) accepts too.
+    from mrv_ml.record import _fast_validator, _validator
+
+    record = json.loads(json.dumps(_SAMPLE))
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(record) or [("mrv_id",)]))
+        parent: Any = record
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            if data.draw(st.booleans()) and isinstance(parent, dict):
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = data.draw(_JSON_VALUE)
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier mutation removed or replaced this path
+    try:
+        fast_valid = _fast_validator("1.0").is_valid(record)
+    except Exception:
+        fast_valid = False
+    if fast_valid:
+        assert next(_validator("1.0").iter_errors(record), None) is None, record
+
+
+def test_fast_and_reference_validators_agree_on_the_sample_and_on_a_bad_timestamp() -> None:
+    from mrv_ml.record import _fast_validator
+
+    assert _fast_validator("1.0").is_valid(make_sample_record())
+    bad = make_sample_record(timestamps__start_time="2026-02-30T00:00:00Z")
+    assert not _fast_validator("1.0").is_valid(bad)
+    with pytest.raises(SchemaValidationError, match=r"^timestamps\.start_time: "):
+        validate_record(bad)

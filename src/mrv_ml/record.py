@@ -107,9 +107,28 @@ def _validator(version: str) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=checker)
 
 
+@functools.cache
+def _fast_validator(version: str) -> Any:
+    """The same schema compiled by jsonschema-rs: answers "valid?" some 50x faster, which
+    matters when verifying thousands of records. It only ever lets a record through; the
+    Python validator stays the reference and words every error."""
+    import jsonschema_rs
+
+    return jsonschema_rs.Draft202012Validator(
+        _load_schema(version), validate_formats=True, formats={"date-time": _is_rfc3339})
+
+
+def _surely_valid(version: str, instance: Any) -> bool:
+    try:
+        return bool(_fast_validator(version).is_valid(instance))
+    except Exception:  # e.g. an integer beyond 64 bits: let the reference validator judge
+        return False
+
+
 def warm_up_validator(version: str = SCHEMA_VERSION) -> None:
     """Load and compile the schema now (the tracker does it while training runs)."""
     _validator(version)
+    _fast_validator(version)
 
 
 def _field_path(parts: Any) -> str:
@@ -226,6 +245,8 @@ def validate_record(record: Mapping[str, Any]) -> None:
     if _check_json_values(record, ""):
         # jsonschema's "object" means dict and "array" list: check the JSON form instead.
         instance = json.loads(json.dumps(record, default=dict))
+    if _surely_valid(version, instance):
+        return
     error = best_match(_validator(version).iter_errors(instance))
     if error is not None:
         path = _field_path(error.absolute_path) or "record"
