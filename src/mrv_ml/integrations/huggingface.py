@@ -27,7 +27,6 @@ from mrv_ml.integrations import (
 
 _transformers = require("transformers", "huggingface")
 
-
 __all__ = ["MRVCallback"]
 
 

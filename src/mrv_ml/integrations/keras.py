@@ -31,7 +31,6 @@ if importlib.util.find_spec("keras") is not None:
 else:
     _keras = require("keras", "keras")
 
-
 __all__ = ["MRVCallback"]
 
 

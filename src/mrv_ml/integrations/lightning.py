@@ -26,7 +26,6 @@ from mrv_ml.integrations import (
 
 _L = require("lightning.pytorch", "lightning")
 
-
 __all__ = ["MRVCallback"]
 
 
