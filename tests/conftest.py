@@ -1,16 +1,93 @@
 """Shared fixtures. Every test runs with a clean environment: its own data directory,
-no `.env`, no config file, no key from the developer's shell."""
+no `.env`, no config file, no key from the developer's shell.
+
+Optional dependencies: a test that needs an optional framework carries its marker (see
+:data:`OPTIONAL_DEPENDENCIES`; registered in pyproject.toml) and is skipped, with the extra to
+install as the reason, where that framework cannot be imported. A test module that imports
+the framework at module level calls :func:`require_optional` with its ``pytestmark`` first.
+Set ``MRV_TEST_BLOCK_MODULES=torch,keras`` to run the suite as if those were not installed.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytest_plugins = ["tests.support.anvil", "tests.support.browser"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# marker -> (the modules a test so marked imports, the extra that installs them)
+OPTIONAL_DEPENDENCIES: dict[str, tuple[tuple[str, ...], str]] = {
+    "torch": (("torch",), "torch"),
+    "distributed": (("torch.distributed",), "torch"),
+    "lightning": (("lightning",), "lightning"),
+    "huggingface": (("transformers", "accelerate"), "huggingface"),
+    "keras": (("keras",), "keras"),
+}
+
+BLOCK_ENV = "MRV_TEST_BLOCK_MODULES"
+
+
+def _block_modules(names: str) -> None:
+    """Make `import NAME` fail (and find_spec return None) for each comma-separated name."""
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        if sys.modules.get(name) is not None:
+            raise RuntimeError(f"{BLOCK_ENV}: {name} is already imported, cannot block it")
+        sys.modules[name] = None  # type: ignore[assignment]
+
+
+_block_modules(os.environ.get(BLOCK_ENV, ""))
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a blocked or broken parent package
+        return False
+
+
+_missing_cache: dict[str, str | None] = {}
+
+
+def missing_optional(markers: Iterable[str]) -> str | None:
+    """The skip reason for the first of these markers whose modules are not importable."""
+    for marker in markers:
+        if marker not in OPTIONAL_DEPENDENCIES:
+            continue
+        if marker not in _missing_cache:
+            modules, extra = OPTIONAL_DEPENDENCIES[marker]
+            absent = [m for m in modules if not _importable(m)]
+            _missing_cache[marker] = (
+                f"needs {', '.join(absent)} (pip install 'mrv-ml[{extra}]')" if absent else None)
+        if _missing_cache[marker] is not None:
+            return _missing_cache[marker]
+    return None
+
+
+def require_optional(marks: Any) -> None:
+    """Skip the calling test module, at import time, when its markers' modules are missing.
+
+    For modules that import an optional framework at module level, before those imports:
+    ``pytestmark = [pytest.mark.torch]; require_optional(pytestmark)``.
+    """
+    marks = marks if isinstance(marks, list | tuple) else [marks]
+    reason = missing_optional(mark.name for mark in marks)
+    if reason is not None:
+        pytest.skip(reason, allow_module_level=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    reason = missing_optional(mark.name for mark in item.iter_markers())
+    if reason is not None:
+        pytest.skip(reason)
 
 _ISOLATED_VARS = [
     "BLOCKCHAIN_RPC_URL", "CONTRACT_ADDRESS", "PRIVATE_KEY", "NETWORK", "MRV_NETWORK",

@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("torch")
+from tests.conftest import REPO_ROOT, require_optional
+
+pytestmark = [pytest.mark.torch, pytest.mark.distributed]
+require_optional(pytestmark)
 
 from mrv_ml.integrations.distributed import (  # noqa: E402
     aggregate_energy,
@@ -100,7 +103,8 @@ def _free_port() -> int:
 def _run_job(data_dir: Path, mode: str, gather_timeout_s: float) -> list[subprocess.CompletedProcess[str]]:
     port = str(_free_port())
     env = {**os.environ, "MRV_DATA_DIR": str(data_dir), "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": port, "WORLD_SIZE": "2", "PYTHONUNBUFFERED": "1"}
+           "MASTER_PORT": port, "WORLD_SIZE": "2", "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": str(REPO_ROOT)}  # this file imports tests.conftest
     procs = [subprocess.Popen([sys.executable, __file__, mode, str(gather_timeout_s)],
                               env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -122,7 +126,6 @@ def _only_record(data_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-@pytest.mark.torch
 def test_two_gloo_ranks_make_one_record(data_dir: Path) -> None:
     rank0, rank1 = _run_job(data_dir, "ok", gather_timeout_s=120)
     assert rank0.returncode == 0, rank0.stderr
@@ -148,7 +151,6 @@ def test_two_gloo_ranks_make_one_record(data_dir: Path) -> None:
     assert len(proofs) == 1 and json.loads(proofs[0].read_text())["status"] == "anchored"
 
 
-@pytest.mark.torch
 def test_dead_rank_is_listed_missing_and_run_failed(data_dir: Path) -> None:
     rank0, rank1 = _run_job(data_dir, "die", gather_timeout_s=3)
     assert rank1.returncode == 17  # it died inside the tracked block

@@ -80,6 +80,7 @@ def test_train_resnet_crash_leaves_failed_anchored_record(data_dir: Path) -> Non
     assert _proof(data_dir, record["mrv_id"])["status"] == "anchored"
 
 
+@pytest.mark.torch  # train_resnet.py imports torch first
 def test_train_resnet_without_data_says_where_to_put_it(data_dir: Path, tmp_path: Path) -> None:
     empty = tmp_path / "nodata"
     empty.mkdir()
@@ -97,7 +98,6 @@ def test_train_resnet_without_data_says_where_to_put_it(data_dir: Path, tmp_path
 
 @pytest.fixture
 def resnet_module(monkeypatch: pytest.MonkeyPatch) -> Any:
-    pytest.importorskip("torch")
     monkeypatch.syspath_prepend(str(EXAMPLES))
     import _resnet
 

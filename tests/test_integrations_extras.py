@@ -56,8 +56,10 @@ def test_core_imports_no_framework() -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.torch
 def test_plain_metrics_keeps_finite_numbers_only() -> None:
-    torch = pytest.importorskip("torch")
+    import torch
+
     metrics = {"loss": torch.tensor(0.25), "acc": 0.5, "steps": 3, "nan": float("nan"),
                "inf": torch.tensor(float("inf")), "name": "x", "flag": True,
                "vector": torch.tensor([1.0, 2.0])}

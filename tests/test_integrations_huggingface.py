@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.torch
+from tests.conftest import require_optional
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("accelerate")
+pytestmark = [pytest.mark.torch, pytest.mark.huggingface]
+require_optional(pytestmark)
 
 from mrv_ml.integrations.huggingface import MRVCallback  # noqa: E402
 

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.torch
+from tests.conftest import require_optional
+
+pytestmark = [pytest.mark.torch, pytest.mark.keras]
+require_optional(pytestmark)
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is first imported
-pytest.importorskip("torch")
-keras = pytest.importorskip("keras")
-np = pytest.importorskip("numpy")
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 from mrv_ml.integrations.keras import MRVCallback  # noqa: E402
 

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.torch
+from tests.conftest import require_optional
 
-torch = pytest.importorskip("torch")
-L = pytest.importorskip("lightning.pytorch")
+pytestmark = [pytest.mark.torch, pytest.mark.lightning]
+require_optional(pytestmark)
 
+import lightning.pytorch as L  # noqa: E402
+import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402

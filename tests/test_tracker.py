@@ -173,7 +173,6 @@ def test_without_an_anchoring_module_the_record_is_saved_and_left_pending(
 
 
 def test_auto_anchor_on_the_embedded_local_chain_after_the_record_is_stored() -> None:
-    pytest.importorskip("mrv_ml.anchor")
     with MRVTracker("anchored", quiet=True) as tracker:
         pass
     assert tracker.anchor_error is None
@@ -185,7 +184,6 @@ def test_auto_anchor_on_the_embedded_local_chain_after_the_record_is_stored() ->
 
 
 def test_batch_mode_leaves_the_record_pending_with_a_reason() -> None:
-    pytest.importorskip("mrv_ml.anchor")
     with MRVTracker("batched", anchor_mode="batch", quiet=True) as tracker:
         pass
     assert tracker.tx_hash is None
