@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.support.anvil", "tests.support.browser"]
+pytest_plugins = ["tests.support.anvil", "tests.support.browser", "tests.support.cli"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

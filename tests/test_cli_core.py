@@ -2,42 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mrv_ml.cli import main
 from mrv_ml.errors import EXIT_BAD_INPUT, EXIT_NOT_FOUND, EXIT_STORE, EXIT_USAGE
 from mrv_ml.hashing import compute_hash
 from mrv_ml.record import dump_record_bytes
 from mrv_ml.store import RecordStore
+from tests.support.cli import MRV, MRVSubprocess
 from tests.support.records import make_sample_record
 
-Result = tuple[int, str, str]
-Runner = Callable[..., Result]
-
-
-@pytest.fixture
-def mrv(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Runner:
-    """Run the real `mrv` entry point in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as info:
-            main(list(args))
-        out, err = capsys.readouterr()
-        code = info.value.code
-        return (code if isinstance(code, int) else 1), out, err
-
-    return run
+Runner = MRV  # the `mrv` fixture of tests/support/cli.py: (exit code, stdout, stderr)
 
 
 def _one_line_error(err: str) -> str:
@@ -84,10 +62,10 @@ def test_hash_json(mrv: Runner, tmp_path: Path) -> None:
                                "mrv_id": record["mrv_id"]}
 
 
-def test_hash_reads_standard_input(mrv: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hash_reads_standard_input(mrv: Runner) -> None:
     record = make_sample_record()
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(dump_record_bytes(record))))
-    assert mrv("hash", "-")[:2] == (0, compute_hash(record) + "\n")
+    assert mrv("hash", "-", input=dump_record_bytes(record))[:2] == (0, compute_hash(record)
+                                                                     + "\n")
 
 
 @pytest.mark.parametrize(("content", "fragment"), [
@@ -332,23 +310,16 @@ def test_help(mrv: Runner, command: str) -> None:
 # --- the installed entry point -------------------------------------------------------------
 
 
-def _mrv_exe() -> list[str]:
-    exe = Path(sys.executable).with_name("mrv")
-    return [str(exe)] if exe.exists() else [sys.executable, "-c",
-                                            "from mrv_ml.cli import main; main()"]
-
-
-def test_real_entry_point_bad_input_and_store_errors(tmp_path: Path) -> None:
+def test_real_entry_point_bad_input_and_store_errors(mrv_subprocess: MRVSubprocess,
+                                                     tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_bytes(b'{"energy": NaN}')
-    env = dict(os.environ, MRV_DATA_DIR=str(bad))  # a file: unusable as a directory
-    result = subprocess.run([*_mrv_exe(), "validate", str(bad)], capture_output=True,
-                            text=True, env=env, timeout=120)
-    assert result.returncode == EXIT_BAD_INPUT
+    env = {"MRV_DATA_DIR": str(bad)}  # a file: unusable as a directory
+    result = mrv_subprocess("validate", bad, env=env)
+    assert result.exit_code == EXIT_BAD_INPUT
     assert "Traceback" not in result.stderr and str(bad) in result.stderr
-    result = subprocess.run([*_mrv_exe(), "list"], capture_output=True, text=True, env=env,
-                            timeout=120)
-    assert result.returncode == EXIT_STORE
+    result = mrv_subprocess("list", env=env)
+    assert result.exit_code == EXIT_STORE
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: data directory")
 
@@ -378,3 +349,18 @@ def test_list_columns_line_up_and_long_names_are_cut(mrv: Runner, store: RecordS
     starts = [cell_len(line[:line.index(word)]) for line, word in
               [(header, "Status"), (rows[0], "completed"), (rows[1], "completed")]]
     assert len(set(starts)) == 1, starts
+
+
+def test_the_mrv_helper_isolates_each_call(mrv: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import sys
+
+    from mrv_ml import __version__
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    streams = sys.stdin, sys.stdout, sys.stderr
+    assert mrv("--version", env={"MRV_QUIET": "1"}) == (0, f"mrv-ml {__version__}\n", "")
+    assert (sys.stdin, sys.stdout, sys.stderr) == streams
+    assert "COLUMNS" not in os.environ and "MRV_QUIET" not in os.environ
+    code, out, err = mrv("no-such-command")
+    assert code == EXIT_USAGE and out == "" and "no-such-command" in err

@@ -9,14 +9,12 @@ import sys
 from pathlib import Path
 
 from mrv_ml.record import load_record_file
+from tests.support.cli import Result, mrv_command, run_mrv_subprocess
 
-MRV = str(Path(sys.executable).with_name("mrv"))
 
-
-def _mrv(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, MRV_DATA_DIR=str(data_dir), MRV_QUIET="1")
-    return subprocess.run([MRV, *args], capture_output=True, text=True, env=env, timeout=120,
-                          check=False)
+def _mrv(*args: str) -> Result:
+    """In a child process: `mrv run`'s own child writes to the inherited descriptors."""
+    return run_mrv_subprocess(*args, env={"MRV_QUIET": "1"})
 
 
 def _records(data_dir: Path) -> list[dict]:
@@ -26,8 +24,8 @@ def _records(data_dir: Path) -> list[dict]:
 
 def test_exit_status_passes_through_and_a_failed_record_is_written(data_dir: Path) -> None:
     done = _mrv("run", "--no-anchor", "--experiment", "shell-job", "--epochs", "2", "--",
-                "sh", "-c", "echo training; exit 3", data_dir=data_dir)
-    assert done.returncode == 3
+                "sh", "-c", "echo training; exit 3")
+    assert done.exit_code == 3
     assert done.stdout == "training\n"  # stdout stays the child's
     assert "Traceback" not in done.stderr
     (record,) = _records(data_dir)
@@ -39,11 +37,10 @@ def test_exit_status_passes_through_and_a_failed_record_is_written(data_dir: Pat
 
 
 def test_success_and_signal_death(data_dir: Path) -> None:
-    ok = _mrv("run", "--no-anchor", "--", sys.executable, "-c", "print(sum(range(10)))",
-              data_dir=data_dir)
-    assert ok.returncode == 0 and ok.stdout == "45\n"
-    killed = _mrv("run", "--no-anchor", "--", "sh", "-c", "kill -KILL $$", data_dir=data_dir)
-    assert killed.returncode == 128 + 9
+    ok = _mrv("run", "--no-anchor", "--", sys.executable, "-c", "print(sum(range(10)))")
+    assert ok.exit_code == 0 and ok.stdout == "45\n"
+    killed = _mrv("run", "--no-anchor", "--", "sh", "-c", "kill -KILL $$")
+    assert killed.exit_code == 128 + 9
     outcomes = sorted((r["outcome"]["status"], r["outcome"]["exit_code"])
                       for r in _records(data_dir))
     assert outcomes == [("completed", 0), ("failed", 137)]
@@ -51,28 +48,28 @@ def test_success_and_signal_death(data_dir: Path) -> None:
 
 def test_missing_and_non_executable_commands_get_one_line_errors(data_dir: Path,
                                                                  tmp_path: Path) -> None:
-    missing = _mrv("run", "--no-anchor", "--", "no-such-program-xyz", data_dir=data_dir)
-    assert missing.returncode == 127
+    missing = _mrv("run", "--no-anchor", "--", "no-such-program-xyz")
+    assert missing.exit_code == 127
     assert missing.stderr.strip() == "error: command not found: no-such-program-xyz"
     script = tmp_path / "train.sh"
     script.write_text("#!/bin/sh\necho hi\n", encoding="utf-8")
     script.chmod(0o644)
-    not_exec = _mrv("run", "--no-anchor", "--", str(script), data_dir=data_dir)
-    assert not_exec.returncode == 126
+    not_exec = _mrv("run", "--no-anchor", "--", str(script))
+    assert not_exec.exit_code == 126
     assert "not executable" in not_exec.stderr and "Traceback" not in not_exec.stderr
     assert _records(data_dir) == []
 
 
 def test_run_needs_a_command(data_dir: Path) -> None:
-    done = _mrv("run", data_dir=data_dir)
-    assert done.returncode == 64
+    done = _mrv("run")
+    assert done.exit_code == 64
     assert "Traceback" not in done.stderr
 
 
 def test_sigterm_is_forwarded_and_the_run_recorded_as_interrupted(data_dir: Path) -> None:
-    env = dict(os.environ, MRV_DATA_DIR=str(data_dir), MRV_QUIET="1")
+    env = dict(os.environ, MRV_QUIET="1")
     child_code = "import time; print('ready', flush=True); time.sleep(60)"
-    proc = subprocess.Popen([MRV, "run", "--no-anchor", "--", sys.executable, "-c", child_code],
+    proc = subprocess.Popen([*mrv_command(), "run", "--no-anchor", "--", sys.executable, "-c", child_code],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None

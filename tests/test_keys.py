@@ -12,6 +12,7 @@ from mrv_ml.errors import KeyConfigError
 from mrv_ml.keys import list_keystores, load_signer, refuse_dev_key_on_public, save_keystore
 from mrv_ml.localchain import anvil_dev_accounts, dev_accounts
 from mrv_ml.networks import get_network
+from tests.support.cli import MRV
 
 OWN_KEY = "0x" + "5a" * 32  # not a dev key
 
@@ -71,22 +72,12 @@ def test_missing_keystore_file(tmp_path: Path) -> None:
         load_signer(Settings(keystore=tmp_path / "nope.json"))
 
 
-def test_cli_account_import_prints_only_address(data_dir: Path,
-                                                monkeypatch: pytest.MonkeyPatch,
-                                                capfd: pytest.CaptureFixture[str]) -> None:
-    import io
-
-    from mrv_ml.cli import main
-
+def test_cli_account_import_prints_only_address(data_dir: Path, mrv: MRV,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MRV_KEYSTORE_PASSWORD", "pw-2")
-    monkeypatch.setattr("sys.stdin", io.StringIO(OWN_KEY + "\n"))
-    with pytest.raises(SystemExit) as exit_info:
-        main(["account", "import"])
-    assert exit_info.value.code == 0
-    out = capfd.readouterr()
-    assert OWN_KEY[2:] not in out.out + out.err
+    code, out, err = mrv("account", "import", input=OWN_KEY + "\n")
+    assert code == 0
+    assert OWN_KEY[2:] not in out + err
     address = list_keystores(load_settings())[0][0]
-    assert address in out.out
-    with pytest.raises(SystemExit):
-        main(["account", "list"])
-    assert address in capfd.readouterr().out
+    assert address in out
+    assert address in mrv("account", "list").stdout

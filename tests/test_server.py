@@ -12,6 +12,7 @@ import pytest
 
 from mrv_ml.store import RecordStore
 from tests.support.browser import ServedDashboard
+from tests.support.cli import MRV
 from tests.support.records import make_sample_record
 
 
@@ -115,15 +116,9 @@ def test_vendored_ethers_matches_node_modules() -> None:
     assert vendored.read_bytes() == node_copy.read_bytes()
 
 
-def test_cli_refuses_remote_host_and_exports(tmp_path: Path) -> None:
-    from mrv_ml.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["serve", "--host", "0.0.0.0"])
-    assert e.value.code == 7
-    with pytest.raises(SystemExit) as e:
-        main(["serve", "--export", str(tmp_path / "site")])
-    assert e.value.code == 0
+def test_cli_refuses_remote_host_and_exports(mrv: MRV, tmp_path: Path) -> None:
+    assert mrv("serve", "--host", "0.0.0.0").exit_code == 7
+    assert mrv("serve", "--export", tmp_path / "site").exit_code == 0
     assert (tmp_path / "site" / "index.html").is_file()
     assert (tmp_path / "site" / "vendor" / "ethers.min.js").is_file()
 
