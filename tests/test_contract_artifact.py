@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,8 @@ from mrv_ml.contract import ARTIFACT_PATH, load_artifact
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "contracts" / "MRVRegistry.sol"
 SCRIPT = REPO / "scripts" / "compile_contract.mjs"
+DASHBOARD_CONFIG = REPO / "src" / "mrv_ml" / "dashboard" / "config.js"
+ABI_PREFIX = "export const REGISTRY_ABI = "
 
 # The ABI of docs/ARCHITECTURE.md ("Contract"): name -> (inputs, outputs, mutability).
 EXPECTED_FUNCTIONS = {
@@ -92,6 +95,33 @@ def test_artifact_records_the_committed_source_and_pinned_compiler() -> None:
         ARTIFACT_PATH.read_text(encoding="utf-8")
         == json.dumps(raw, indent=2, sort_keys=True) + "\n"
     )
+
+
+def _dashboard_abi(config_js: str) -> tuple[str, list[dict[str, Any]]]:
+    """The REGISTRY_ABI line of dashboard/config.js and the ABI it holds."""
+    [line] = [x for x in config_js.splitlines() if x.startswith(ABI_PREFIX)]
+    assert line.endswith(";"), line[-40:]
+    return line, json.loads(line[len(ABI_PREFIX):-1])
+
+
+def test_dashboard_abi_is_the_committed_artifacts() -> None:
+    """dashboard/config.js (written by scripts/vendor_ethers.mjs) holds the artifact's ABI:
+    regenerate it (node scripts/vendor_ethers.mjs) after recompiling the contract."""
+    artifact_abi = json.loads(ARTIFACT_PATH.read_text(encoding="utf-8"))["abi"]
+    line, dashboard_abi = _dashboard_abi(DASHBOARD_CONFIG.read_text(encoding="utf-8"))
+    assert dashboard_abi == artifact_abi
+    # exactly what the script writes (JSON.stringify): regenerating changes nothing
+    assert line == ABI_PREFIX + json.dumps(artifact_abi, separators=(",", ":")) + ";"
+
+
+def test_dashboard_abi_check_sees_a_change_on_either_side() -> None:
+    artifact_abi = json.loads(ARTIFACT_PATH.read_text(encoding="utf-8"))["abi"]
+    config_js = DASHBOARD_CONFIG.read_text(encoding="utf-8")
+    _, dashboard_abi = _dashboard_abi(config_js)
+    renamed = json.loads(json.dumps(artifact_abi).replace('"getBatch"', '"getBatchX"'))
+    assert renamed != artifact_abi and dashboard_abi != renamed
+    edited = config_js.replace('"verifyMRVHash"', '"verifyMRVHashX"')
+    assert _dashboard_abi(edited)[1] != artifact_abi
 
 
 def _node() -> str:
