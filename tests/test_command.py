@@ -1,0 +1,39 @@
+"""mrv_ml.command.run_tracked, the library side of `mrv run` (the CLI is in test_cli_run)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from mrv_ml.command import CommandResult, run_tracked
+from mrv_ml.errors import CommandNotFoundError
+from mrv_ml.record import load_record_file
+
+
+def test_statuses_map_to_outcomes_and_records(data_dir: Path) -> None:
+    ok = run_tracked([sys.executable, "-c", "pass"], experiment_name="lib-ok",
+                     blockchain_enabled=False, quiet=True)
+    assert isinstance(ok, CommandResult) and ok.exit_code == 0
+    assert ok.record_path is not None and ok.record_path.parent == data_dir
+    assert load_record_file(ok.record_path) == ok.record and ok.mrv_id == ok.record["mrv_id"]
+    assert ok.record["outcome"]["status"] == "completed"
+    assert ok.record["experiment"]["name"] == "lib-ok"
+
+    failed = run_tracked(["sh", "-c", "exit 3"], settings={"data_dir": data_dir / "other"},
+                         blockchain_enabled=False, quiet=True)
+    assert failed.exit_code == 3 and failed.record_path is not None
+    assert failed.record_path.parent == data_dir / "other"  # overrides for load_settings
+    assert failed.record["experiment"]["name"] == "sh"  # the program's name by default
+    assert failed.record["training"]["command"] == ["sh", "-c", "exit 3"]
+    assert failed.record["outcome"] == {"status": "failed", "error_type": "NonZeroExit",
+                                        "error_message": "exited with status 3", "exit_code": 3}
+
+
+def test_missing_program_raises_before_any_record(data_dir: Path) -> None:
+    with pytest.raises(CommandNotFoundError, match="command not found: no-such-program-xyz"):
+        run_tracked(["no-such-program-xyz"], blockchain_enabled=False, quiet=True)
+    with pytest.raises(ValueError):
+        run_tracked([])
+    assert not data_dir.exists() or not list(data_dir.glob("MRV-*.json"))
