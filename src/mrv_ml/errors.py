@@ -17,6 +17,7 @@ EXIT_SUBMITTER_MISMATCH = 5
 EXIT_STORE = 6
 EXIT_CONFIG = 7
 EXIT_TRANSACTION = 8
+EXIT_PROOF_NEEDED = 9
 EXIT_INTERNAL = 10
 EXIT_USAGE = 64
 EXIT_NOT_EXECUTABLE = 126
@@ -25,9 +26,24 @@ EXIT_INTERRUPTED = 130
 
 
 class MRVError(Exception):
-    """Base of all mrv-ml errors. ``str(err)`` is a one-line message for the user."""
+    """Base of all mrv-ml errors. ``str(err)`` is a one-line message for the user.
+
+    ``key`` names the kind of problem in a stable, language-neutral way (the verdict cases
+    in ``data/verdict_cases.json`` and the dashboard use the same keys); the class gives a
+    default and a raise site may be more specific (``NotJSONError(msg, key="bom")``).
+    """
 
     exit_code: int = EXIT_INTERNAL
+    key: str = "internal"
+
+    def __init__(self, message: str = "", *, key: str | None = None) -> None:
+        super().__init__(message)
+        if key is not None:
+            self.key = key
+
+    def with_prefix(self, prefix: str) -> MRVError:
+        """The same error (class and key) with ``prefix: `` in front of the message."""
+        return type(self)(f"{prefix}: {self}", key=self.key)
 
 
 # --- records and input -------------------------------------------------------------------
@@ -36,27 +52,65 @@ class MRVError(Exception):
 class RecordError(MRVError):
     """A record (or other input file) cannot be used."""
 
+    key = "bad_input"
     exit_code = EXIT_BAD_INPUT
 
 
 class NotJSONError(RecordError):
     """The file is not valid UTF-8 JSON (or is truncated)."""
 
+    key = "not_json"
+
 
 class NotARecordError(RecordError):
     """The JSON is well formed but is not an MRV record."""
+
+    key = "not_a_record"
 
 
 class SchemaValidationError(RecordError):
     """The record breaks the JSON Schema; the message names the field and the problem."""
 
+    key = "schema"
+
 
 class UnknownSchemaVersionError(RecordError):
     """The record declares a ``schema_version`` this version of mrv-ml does not know."""
 
+    key = "unknown_schema_version"
+
+
+class ProofMismatchError(RecordError):
+    """The proof sidecar given belongs to another record."""
+
+    key = "proof_of_another_record"
+
+
+class MalformedProofError(RecordError):
+    """A proof sidecar that cannot be used: not a proof, a field of the wrong type..."""
+
+    key = "malformed_proof"
+
 
 class NonFiniteNumberError(RecordError):
     """NaN or infinity somewhere in a record: JSON cannot represent it faithfully."""
+
+    key = "non_finite"
+
+
+class ProofNeededError(MRVError):
+    """Verification cannot conclude without the record's proof sidecar (a record anchored in
+    a Merkle batch is invisible on chain under its ID)."""
+
+    exit_code = EXIT_PROOF_NEEDED
+    key = "proof_needed"
+
+
+class EvidenceConflictError(MRVError):
+    """Two checks of the same evidence disagree (our Merkle check and the registry's): a bug
+    somewhere, never a verdict."""
+
+    key = "evidence_conflict"
 
 
 # --- the local store ---------------------------------------------------------------------
@@ -65,17 +119,21 @@ class NonFiniteNumberError(RecordError):
 class StoreError(MRVError):
     """The record store cannot be read or written (permissions, full disk, ...)."""
 
+    key = "store"
     exit_code = EXIT_STORE
 
 
 class RecordNotFoundError(StoreError):
     """No record with that ID in the store."""
 
+    key = "record_not_found"
     exit_code = EXIT_NOT_FOUND
 
 
 class RecordExistsError(StoreError):
     """A record with that ID is already stored; records are never overwritten."""
+
+    key = "record_exists"
 
 
 # --- configuration and keys --------------------------------------------------------------
@@ -84,19 +142,26 @@ class RecordExistsError(StoreError):
 class ConfigError(MRVError):
     """Configuration is wrong: unknown network, bad address, bad key, chain id mismatch..."""
 
+    key = "config"
     exit_code = EXIT_CONFIG
 
 
 class KeyConfigError(ConfigError):
     """A private key or keystore is invalid, missing, or refused for this network."""
 
+    key = "key"
+
 
 class ChainIdMismatchError(ConfigError):
     """The node reports a chain id other than the configured network's."""
 
+    key = "chain_id_mismatch"
+
 
 class NoContractError(ConfigError):
     """There is no registry contract at the configured address."""
+
+    key = "no_contract"
 
 
 # --- the chain ---------------------------------------------------------------------------
@@ -105,21 +170,35 @@ class NoContractError(ConfigError):
 class ChainError(MRVError):
     """A chain operation failed (reverted, out of gas, timed out...)."""
 
+    key = "chain"
     exit_code = EXIT_TRANSACTION
 
 
 class ChainUnavailableError(ChainError):
     """The chain cannot be reached (node down, connection refused, timeout)."""
 
+    key = "chain_unreachable"
     exit_code = EXIT_CHAIN_UNREACHABLE
+
+
+class ChainReadError(ChainError):
+    """The node answered, but refused or failed a read (a log range too large, a call
+    that reverted...): the evidence cannot be read, which is not a failed transaction."""
+
+    exit_code = EXIT_CHAIN_UNREACHABLE
+    key = "chain_read_failed"
 
 
 class TransactionFailedError(ChainError):
     """A transaction was sent but reverted, ran out of gas or was never mined."""
 
+    key = "transaction_failed"
+
 
 class LocalChainError(ChainError):
     """The embedded local chain's database is unusable."""
+
+    key = "local_chain"
 
 
 # --- running commands --------------------------------------------------------------------
@@ -128,16 +207,19 @@ class LocalChainError(ChainError):
 class CommandNotFoundError(MRVError):
     """``mrv run`` was asked to run a program that does not exist."""
 
+    key = "command_not_found"
     exit_code = EXIT_COMMAND_NOT_FOUND
 
 
 class CommandNotExecutableError(MRVError):
     """``mrv run`` was asked to run a file that cannot be executed."""
 
+    key = "command_not_executable"
     exit_code = EXIT_NOT_EXECUTABLE
 
 
 class MissingExtraError(MRVError):
     """An optional integration needs a package that is not installed."""
 
+    key = "missing_extra"
     exit_code = EXIT_CONFIG

@@ -192,7 +192,8 @@ def _check_json_values(value: Any, path: str) -> bool:
     if isinstance(value, str):
         if not _is_unicode(value):
             raise SchemaValidationError(
-                f"{path or 'record'}: text contains a lone surrogate (not valid Unicode)")
+                f"{path or 'record'}: text contains a lone surrogate (not valid Unicode)",
+                key="lone_surrogate")
         return False
     if isinstance(value, bool) or value is None:
         return False
@@ -200,8 +201,7 @@ def _check_json_values(value: Any, path: str) -> bool:
         if abs(value) > _MAX_SAFE_INTEGER:
             raise SchemaValidationError(
                 f"{path or 'record'}: integer {value} is outside ±(2**53-1) and cannot be "
-                "represented exactly in JSON/JavaScript"
-            )
+                "represented exactly in JSON/JavaScript", key="unsafe_integer")
         return False
     if isinstance(value, Mapping):
         foreign = not isinstance(value, dict)
@@ -212,7 +212,8 @@ def _check_json_values(value: Any, path: str) -> bool:
                 )
             if not _is_unicode(key):
                 raise SchemaValidationError(
-                    f"{path or 'record'}: key {key!r} contains a lone surrogate")
+                    f"{path or 'record'}: key {key!r} contains a lone surrogate",
+                    key="lone_surrogate")
             foreign |= _check_json_values(item, f"{path}.{key}" if path else key)
         return foreign
     if isinstance(value, (list, tuple)):
@@ -263,6 +264,10 @@ def check_record_header(record: Any) -> str:
         kind = {"list": "an array", "str": "a string", "NoneType": "null", "bool": "a boolean",
                 "int": "a number", "float": "a number"}.get(type(record).__name__, "not an object")
         raise NotARecordError(f"not an MRV record: the JSON is {kind}, not an object")
+    if "proof_version" in record or ("record_hash" in record and "schema_version" not in record):
+        raise NotARecordError(
+            f"this is a proof file (for {str(record.get('mrv_id'))[:60]}), not a record: "
+            "verify the record; its proof is found beside it", key="is_proof_file")
     if "schema_version" not in record or "mrv_id" not in record:
         missing = [k for k in ("schema_version", "mrv_id") if k not in record]
         raise NotARecordError(
@@ -289,15 +294,23 @@ def check_record_header(record: Any) -> str:
     return version
 
 
+class _Refused(ValueError):
+    """Raised by the parser hooks; ``key`` says which rule."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise _Refused(f"{name} is not valid JSON", "non_finite")
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"duplicate key {key!r}")
+            raise _Refused(f"duplicate key {key!r}", "duplicate_key")
         result[key] = value
     return result
 
@@ -332,19 +345,19 @@ def parse_json_strict(data: bytes, source: str, *, check_duplicates: bool = True
     (``check_duplicates=False`` skips that last check, which is the slow one).
     """
     if not data.strip():
-        raise NotJSONError(f"{source}: not JSON: the file is empty")
+        raise NotJSONError(f"{source}: not JSON: the file is empty", key="empty")
     if data.startswith(b"\xef\xbb\xbf"):
-        raise NotJSONError(f"{source}: not JSON: starts with a UTF-8 byte-order mark")
+        raise NotJSONError(f"{source}: not JSON: starts with a UTF-8 byte-order mark", key="bom")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise NotJSONError(
-            f"{source}: not JSON: invalid UTF-8 at byte {e.start}"
+            f"{source}: not JSON: invalid UTF-8 at byte {e.start}", key="invalid_utf8"
         ) from e
     depth = _max_nesting(data)
     if depth > MAX_JSON_NESTING:
         raise NotJSONError(f"{source}: invalid JSON: nested {depth} levels deep "
-                           f"(at most {MAX_JSON_NESTING})")
+                           f"(at most {MAX_JSON_NESTING})", key="too_deep")
     try:
         if not check_duplicates:
             return json.loads(text, parse_constant=_reject_constant)
@@ -357,15 +370,10 @@ def parse_json_strict(data: bytes, source: str, *, check_duplicates: bool = True
         raise NotJSONError(
             f"{source}: {hint}: {e.msg} (line {e.lineno}, column {e.colno})"
         ) from e
-    except ValueError as e:  # our hooks: NaN/Infinity, duplicate keys
-        raise NotJSONError(f"{source}: invalid JSON: {e}") from e
+    except _Refused as e:  # our hooks: NaN/Infinity, duplicate keys
+        raise NotJSONError(f"{source}: invalid JSON: {e}", key=e.key) from e
     except RecursionError as e:
-        raise NotJSONError(f"{source}: invalid JSON: nested too deeply") from e
-
-
-def _prefixed(error: RecordError, source: str) -> RecordError:
-    """The same kind of error with the file name in front of the message."""
-    return type(error)(f"{source}: {error}")
+        raise NotJSONError(f"{source}: invalid JSON: nested too deeply", key="too_deep") from e
 
 
 def parse_record_bytes(data: bytes, source: str) -> dict[str, Any]:
@@ -374,7 +382,7 @@ def parse_record_bytes(data: bytes, source: str) -> dict[str, Any]:
     try:
         validate_record(value)
     except RecordError as e:
-        raise _prefixed(e, source) from e
+        raise e.with_prefix(source) from e
     record: dict[str, Any] = value
     return record
 
