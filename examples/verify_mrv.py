@@ -5,20 +5,17 @@
 Network settings come from the environment as for ``mrv`` (BLOCKCHAIN_RPC_URL,
 CONTRACT_ADDRESS, NETWORK, MRV_DATA_DIR). Exit codes are those of ``mrv verify``:
 0 VALID, 1 TAMPERED, 2 NOT FOUND, 5 SUBMITTER MISMATCH, 3 unusable file, 4 chain
-unreachable, 7 configuration.
+unreachable, 7 configuration, 9 the record's proof file is needed (it sits beside the
+record as <name>.proof.json).
 """
 
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
 
 from mrv_ml.errors import EXIT_USAGE, MRVError
+from mrv_ml.report import verdict_headline, verdict_rows
 from mrv_ml.verify import verify
-
-_HEADLINES = {"VALID": "✅ VALID - Hashes match!", "TAMPERED": "❌ TAMPERED - Hashes differ!",
-              "NOT_FOUND": "⚠️ NOT FOUND - No record with this ID on chain",
-              "SUBMITTER_MISMATCH": "⚠️ SUBMITTER MISMATCH - registered by another address"}
 
 
 def main(argv: list[str]) -> int:
@@ -31,14 +28,9 @@ def main(argv: list[str]) -> int:
     except MRVError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    print(_HEADLINES[verdict.status.value])
-    print(f"CO2: {verdict.co2_kg} kg")
-    print(f"Energy: {verdict.energy_kwh} kWh")
-    if verdict.timestamp is not None:
-        when = datetime.fromtimestamp(verdict.timestamp, timezone.utc).isoformat()
-        print(f"Timestamp: {when}")
-    if verdict.detail:
-        print(f"Detail: {verdict.detail}")
+    print(verdict_headline(verdict))
+    for label, value in verdict_rows(verdict, json_file):
+        print(f"{label}: {value}")
     return verdict.exit_code
 
 

@@ -37,7 +37,8 @@ def test_anchor_writes_proof_and_is_idempotent() -> None:
     record_before = store.path_for(mrv_id).read_bytes()
     first = anchor_record(store, mrv_id, settings=load_settings())
     assert first.anchored and first.tx_hash
-    anchor = first.proof["anchor"]
+    assert first.proof is not None and first.proof.anchor is not None
+    anchor = first.proof.anchor.to_dict()
     assert anchor["chain_id"] == 1337 and anchor["network"] == "local"
     assert anchor["submitter"] and anchor["contract_address"] and anchor["block_timestamp"]
     assert store.load_proof(mrv_id) == first.proof
@@ -50,8 +51,8 @@ def test_mark_pending_appends_attempts() -> None:
     store, mrv_id = _store_one()
     mark_pending(store, mrv_id, "first")
     proof = mark_pending(store, mrv_id, "second")
-    assert proof["status"] == "pending" and proof["pending_reason"] == "second"
-    assert [a["error"] for a in proof["attempts"]] == ["first", "second"]
+    assert proof.status == "pending" and proof.pending_reason == "second"
+    assert [a.error for a in proof.attempts] == ["first", "second"]
     assert store.pending_ids() == [mrv_id]
 
 
@@ -63,19 +64,19 @@ def test_unreachable_rpc_keeps_pending_then_mrv_anchor_completes(
     outcome = anchor_record(store, mrv_id, settings=load_settings())
     assert outcome.status == "pending" and outcome.error_exit_code == 4
     proof = store.load_proof(mrv_id)
-    assert proof is not None and "cannot reach http://127.0.0.1:9" in proof["pending_reason"]
+    assert proof is not None and "cannot reach http://127.0.0.1:9" in (proof.pending_reason or "")
     code, _, _ = _cli(capfd, "anchor")
-    assert code == 4 and store.load_proof(mrv_id)["status"] == "pending"  # type: ignore[index]
+    assert code == 4 and store.load_proof(mrv_id).status == "pending"  # type: ignore[union-attr]
     monkeypatch.delenv("NETWORK")
     monkeypatch.delenv("BLOCKCHAIN_RPC_URL")  # the (local) chain is back
     code, out, _ = _cli(capfd, "anchor")
     assert code == 0 and f"{mrv_id} anchored" in out
     assert "well-known development key, local chain only" in out
     final = store.load_proof(mrv_id)
-    assert final is not None and final["status"] == "anchored"
+    assert final is not None and final.status == "anchored" and final.anchor is not None
     # both failed attempts kept with their reason, then the send itself
-    assert ["cannot reach" in a["error"] for a in final["attempts"]] == [True, True, False]
-    assert final["attempts"][-1]["tx_hash"] == final["anchor"]["tx_hash"]
+    assert ["cannot reach" in a.error for a in final.attempts] == [True, True, False]
+    assert final.attempts[-1].tx_hash == final.anchor.tx_hash
     assert verify(store.path_for(mrv_id)).status is VerdictStatus.VALID
 
 
@@ -108,7 +109,7 @@ def test_receipt_lost_after_send_completes_without_second_tx(
     monkeypatch.setattr(ChainConnection, "_wait", lost)
     outcome = anchor_record(store, mrv_id, settings=load_settings())
     assert outcome.status == "pending"
-    sent = store.load_proof(mrv_id)["attempts"][0]["tx_hash"]  # type: ignore[index]
+    sent = store.load_proof(mrv_id).attempts[0].tx_hash  # type: ignore[union-attr]
     monkeypatch.setattr(ChainConnection, "_wait", real_wait)
     w3 = on_anvil.w3()
     sender = on_anvil.accounts[0].address
@@ -119,7 +120,7 @@ def test_receipt_lost_after_send_completes_without_second_tx(
     with connect(load_settings()) as conn:
         events = registration_events(conn, mrv_id)
     assert [e.tx_hash for e in events] == [sent]
-    assert store.load_proof(mrv_id)["anchor"]["tx_hash"] == sent  # type: ignore[index]
+    assert store.load_proof(mrv_id).anchor.tx_hash == sent  # type: ignore[union-attr]
 
 
 @pytest.mark.anvil

@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 
 from mrv_ml import batch
-from mrv_ml.chain import connect
+from mrv_ml.anchor import AnchorOutcome
+from mrv_ml.chain import batch_events, connect
 from mrv_ml.config import Settings, load_settings
 from mrv_ml.errors import ChainUnavailableError, RecordError, StoreError
 from mrv_ml.hashing import compute_hash
 from mrv_ml.merkle import StandardMerkleTree, to_bytes32
+from mrv_ml.proof import Anchor, MerklePart
 from mrv_ml.store import RecordStore
-from mrv_ml.verify import VerdictStatus, verify
+from mrv_ml.verify import Verdict, VerdictStatus, verify, verify_files
 from tests.support.records import make_sample_record
 
 OTHER_ADDRESS = "0x" + "ab" * 20
@@ -43,7 +45,24 @@ def _save(store: RecordStore, n: int) -> list[str]:
 
 def _batch_events(settings: Settings, root: str) -> list[Any]:
     with connect(settings) as conn:
-        return batch._batch_events(conn, root, None)
+        return batch_events(conn, root)
+
+
+def _anchor(outcome: AnchorOutcome) -> Anchor:
+    assert outcome.proof is not None and outcome.proof.anchor is not None
+    return outcome.proof.anchor
+
+
+def _merkle(outcome: AnchorOutcome) -> MerklePart:
+    merkle = _anchor(outcome).merkle
+    assert merkle is not None
+    return merkle
+
+
+def _verdicts(store: RecordStore, settings: Settings) -> list[Verdict]:
+    results = verify_files([store.root], settings=settings)
+    assert all(r.error is None for r in results), [r.error for r in results]
+    return [r.verdict for r in results if r.verdict is not None]
 
 
 def _rewrite(path: Path, change: Any) -> None:
@@ -60,32 +79,35 @@ def test_pending_records_anchor_in_one_transaction_and_verify(
     assert all(o.anchored for o in outcomes)
     assert len({o.tx_hash for o in outcomes}) == 1
     assert store.pending_ids() == []
-    merkle = outcomes[0].proof["anchor"]["merkle"]
-    assert merkle["leaf_count"] == 5
-    assert merkle["format"] == "openzeppelin-standard-merkle-tree-v1"
-    assert len(_batch_events(settings, merkle["root"])) == 1
+    merkle = _merkle(outcomes[0])
+    assert merkle.leaf_count == 5
+    assert merkle.format == "openzeppelin-standard-merkle-tree-v1"
+    assert len(_batch_events(settings, merkle.root)) == 1
     for o in outcomes:
-        anchor = o.proof["anchor"]
-        assert anchor["mode"] == "batch" and anchor["tx_hash"] == o.tx_hash
-        assert anchor["block_number"] and anchor["block_timestamp"] and anchor["submitter"]
-        assert o.proof["record_hash"]["digest"] == compute_hash(store.load(o.mrv_id))
+        anchor = _anchor(o)
+        assert anchor.mode == "batch" and anchor.tx_hash == o.tx_hash
+        assert anchor.block_number and anchor.block_timestamp and anchor.submitter
+        assert o.proof and o.proof.record_digest == compute_hash(store.load(o.mrv_id))
         verdict = verify(store.path_for(o.mrv_id), settings=settings)
         assert verdict.status is VerdictStatus.VALID and verdict.mode == "batch"
-        assert verdict.tx_hash == o.tx_hash and verdict.submitter == anchor["submitter"]
-    verdicts = batch.verify_many([store.root], settings=settings)
+        assert verdict.tx_hash == o.tx_hash and verdict.submitter == anchor.submitter
+        # the record's hash and the root it sits under are separate fields
+        assert verdict.merkle_root == merkle.root and verdict.onchain_hash is None
+        assert verdict.record_hash == o.proof.record_digest
+    verdicts = _verdicts(store, settings)
     assert [v.status for v in verdicts] == [VerdictStatus.VALID] * 5
     assert all(v.co2_kg is not None and v.timestamp for v in verdicts)
     # nothing left: a rerun sends nothing
     assert batch.anchor_batch(store, settings=settings) == []
-    assert len(_batch_events(settings, merkle["root"])) == 1
+    assert len(_batch_events(settings, merkle.root)) == 1
 
 
 def test_batch_of_one(store: RecordStore, settings: Settings) -> None:
     (mrv_id,) = _save(store, 1)
     (outcome,) = batch.anchor_batch(store, [mrv_id], settings=settings)
-    merkle = outcome.proof["anchor"]["merkle"]
-    assert merkle["leaf_count"] == 1 and merkle["proof"] == [] and merkle["leaf_index"] == 0
-    assert merkle["root"] == StandardMerkleTree.leaf_hash(compute_hash(store.load(mrv_id)))
+    merkle = _merkle(outcome)
+    assert merkle.leaf_count == 1 and merkle.proof == () and merkle.leaf_index == 0
+    assert merkle.root == StandardMerkleTree.leaf_hash(compute_hash(store.load(mrv_id)))
     assert verify(store.path_for(mrv_id), settings=settings).status is VerdictStatus.VALID
 
 
@@ -108,7 +130,7 @@ def test_same_id_twice_is_batched_once(store: RecordStore) -> None:
     a, b = _save(store, 2)
     outcomes = batch.anchor_batch(store, [a, b, a], settings=load_settings())
     assert [o.mrv_id for o in outcomes] == [a, b]
-    assert outcomes[0].proof["anchor"]["merkle"]["leaf_count"] == 2
+    assert _merkle(outcomes[0]).leaf_count == 2
     # naming an anchored record again: kept as is, not re-anchored
     (again,) = batch.anchor_batch(store, [a], settings=load_settings())
     assert again.tx_hash == outcomes[0].tx_hash
@@ -133,8 +155,8 @@ def test_shared_fingerprints_share_one_leaf(store: RecordStore, monkeypatch: pyt
     same = compute_hash(store.load(a))
     monkeypatch.setattr(batch, "compute_hash", lambda record: same)
     outcomes = batch.anchor_batch(store, [a, b], settings=load_settings())
-    merkles = [o.proof["anchor"]["merkle"] for o in outcomes]
-    assert merkles[0] == merkles[1] and merkles[0]["leaf_count"] == 1
+    merkles = [_merkle(o) for o in outcomes]
+    assert merkles[0] == merkles[1] and merkles[0].leaf_count == 1
     assert verify(store.path_for(a)).status is VerdictStatus.VALID
 
 
@@ -149,10 +171,10 @@ def test_proof_for_another_record_is_tampered(store: RecordStore, settings: Sett
                                               anchored: list[str]) -> None:
     a, b = anchored[:2]
     own, other = store.load_proof(a), store.load_proof(b)
-    assert own is not None and other is not None
-    assert own["anchor"]["merkle"]["proof"] != other["anchor"]["merkle"]["proof"]
+    assert own and own.anchor and own.anchor.merkle and other and other.anchor
+    assert other.anchor.merkle and own.anchor.merkle.proof != other.anchor.merkle.proof
     _rewrite(store.proof_path_for(a),
-             lambda d: d["anchor"]["merkle"].update(proof=other["anchor"]["merkle"]["proof"]))
+             lambda d: d["anchor"]["merkle"].update(proof=list(other.anchor.merkle.proof)))
     verdict = verify(store.path_for(a), settings=settings)
     assert verdict.status is VerdictStatus.TAMPERED
     assert "does not link" in verdict.detail
@@ -175,7 +197,7 @@ def test_changed_record_is_tampered(store: RecordStore, settings: Settings,
                                     anchored: list[str]) -> None:
     a = anchored[0]
     _rewrite(store.path_for(a), lambda d: d["energy_emissions"].update(co2_kg=0.0001))
-    verdicts = batch.verify_many([store.root], settings=settings)
+    verdicts = _verdicts(store, settings)
     by_id = {v.mrv_id: v.status for v in verdicts}
     assert by_id.pop(a) is VerdictStatus.TAMPERED
     assert set(by_id.values()) == {VerdictStatus.VALID}
@@ -196,12 +218,10 @@ def test_root_anchored_by_another_submitter_is_mismatch(store: RecordStore, sett
                                                         anchored: list[str]) -> None:
     a = anchored[0]
     proof = store.load_proof(a)
-    assert proof is not None
-    with connect(settings) as conn:
-        verdict = batch.verify_batched(compute_hash(store.load(a)), a, proof, conn,
-                                       expected_submitter=OTHER_ADDRESS)
+    assert proof is not None and proof.anchor is not None
+    verdict = verify(store.path_for(a), settings=settings, expected_submitter=OTHER_ADDRESS)
     assert verdict.status is VerdictStatus.SUBMITTER_MISMATCH
-    assert verdict.submitter == proof["anchor"]["submitter"]
+    assert verdict.submitter == proof.anchor.submitter
     assert verdict.expected_submitter is not None
     assert verdict.expected_submitter.lower() == OTHER_ADDRESS
 
@@ -226,11 +246,11 @@ def test_interrupted_after_mining_completes_from_chain_without_resending(
     real_save = RecordStore.save_proof
     calls = {"n": 0}
 
-    def failing_once(self: RecordStore, mrv_id: str, proof: Any) -> Path:
-        if proof.get("status") == "anchored" and calls["n"] == 0:
+    def failing_once(self: RecordStore, proof: Any) -> Path:
+        if proof.status == "anchored" and calls["n"] == 0:
             calls["n"] += 1
             raise StoreError("disk full (simulated)")
-        return real_save(self, mrv_id, proof)
+        return real_save(self, proof)
 
     monkeypatch.setattr(RecordStore, "save_proof", failing_once)
     with pytest.raises(StoreError, match="simulated"):
@@ -245,8 +265,7 @@ def test_interrupted_after_mining_completes_from_chain_without_resending(
     assert {o.tx_hash for o in outcomes} == {journal["tx_hash"]}
     assert len(_batch_events(settings, journal["root"])) == 1  # anchored exactly once
     assert batch.unfinished_journals(store) == []
-    assert [v.status for v in batch.verify_many([store.root], settings=settings)] == \
-        [VerdictStatus.VALID] * 3
+    assert [v.status for v in _verdicts(store, settings)] == [VerdictStatus.VALID] * 3
 
 
 def test_tx_that_never_landed_is_sent_on_rerun(store: RecordStore, settings: Settings,
@@ -263,7 +282,8 @@ def test_tx_that_never_landed_is_sent_on_rerun(store: RecordStore, settings: Set
     outcomes = batch.anchor_batch(store, settings=settings)
     assert [o.status for o in outcomes] == ["pending", "pending"]
     assert outcomes[0].error_exit_code == ChainUnavailableError.exit_code
-    assert "simulated" in (store.load_proof(ids[0]) or {}).get("pending_reason", "")
+    pending = store.load_proof(ids[0])
+    assert pending and "simulated" in (pending.pending_reason or "")
     (_path, journal), = batch.unfinished_journals(store)
     assert journal["status"] == "prepared"
     monkeypatch.setattr(ChainConnection, "send", real_send)
@@ -295,7 +315,8 @@ def test_tracker_batch_mode_leaves_pending_then_batch_anchors(store: RecordStore
         tracker = MRVTracker(name, anchor_mode="batch", quiet=True)
         tracker.start()
         ids.append(tracker.stop()["mrv_id"])
-        assert (store.load_proof(ids[-1]) or {}).get("status") == "pending"
+        pending = store.load_proof(ids[-1])
+        assert pending is not None and pending.status == "pending"
     assert sorted(store.pending_ids()) == sorted(ids)
     outcomes = batch.anchor_batch(store, settings=load_settings())
     assert sorted(o.mrv_id for o in outcomes) == sorted(ids)
@@ -347,21 +368,21 @@ def test_corrupt_journal_is_skipped_and_same_records_complete_from_chain(
     assert len(_batch_events(load_settings(), journal["root"])) == 1
 
 
-def test_verify_many_mixes_single_and_batch_records(store: RecordStore) -> None:
+def test_verify_files_mixes_single_and_batch_records(store: RecordStore) -> None:
     from mrv_ml.anchor import anchor_record
 
     single, *rest = _save(store, 3)
     assert anchor_record(store, single, settings=load_settings()).anchored
     batch.anchor_batch(store, settings=load_settings())
-    verdicts = {v.mrv_id: v for v in batch.verify_many([store.root], settings=load_settings())}
+    verdicts = {v.mrv_id: v for v in _verdicts(store, load_settings())}
     assert verdicts[single].mode == "single"
     assert {verdicts[i].mode for i in rest} == {"batch"}
     assert all(v.status is VerdictStatus.VALID for v in verdicts.values())
 
 
-def test_verify_many_rejects_a_missing_path(data_dir: Path) -> None:
+def test_verify_files_rejects_a_missing_path(data_dir: Path) -> None:
     with pytest.raises(RecordError, match="no such file"):
-        batch.verify_many([data_dir / "nope"], settings=load_settings())
+        verify_files([data_dir / "nope"], settings=load_settings())
 
 
 def test_cli_anchor_batch_anchors_pending_records(store: RecordStore) -> None:
@@ -372,7 +393,7 @@ def test_cli_anchor_batch_anchors_pending_records(store: RecordStore) -> None:
     ids = _save(store, 3)
     result = CliRunner().invoke(app, ["anchor", "--batch"])
     assert result.exit_code == 0, result.output
-    proofs = [store.load_proof(i) or {} for i in ids]
-    assert {p["anchor"]["mode"] for p in proofs} == {"batch"}
-    assert len({p["anchor"]["tx_hash"] for p in proofs}) == 1
+    anchors = [p.anchor for p in map(store.load_proof, ids) if p is not None]
+    assert len(anchors) == 3 and {a.mode for a in anchors if a} == {"batch"}
+    assert len({a.tx_hash for a in anchors if a}) == 1
     assert all(i in result.output for i in ids)

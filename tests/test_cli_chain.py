@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.anchor import anchor_record
+from mrv_ml.anchor import anchor_record, mark_pending
 from mrv_ml.config import load_settings
 from mrv_ml.localchain import dev_accounts
 from mrv_ml.store import RecordStore
@@ -49,7 +49,8 @@ def test_verify_valid_text(capfd: pytest.CaptureFixture[str]) -> None:
     _, path = _anchored()
     code, out, _ = _cli(capfd, "verify", str(path))
     assert code == 0
-    assert "✅ VALID" in out and "0.0123 kg" in out and "Tx:" in out and "Block:" in out
+    assert "✅ VALID" in out and "CO2:" in out and "12.3 g" in out and "Tx:" in out
+    assert "Block:" in out and "untrusted" not in out
     assert dev_accounts()[0].address in out
 
 
@@ -59,10 +60,20 @@ def test_verify_tampered_not_found_and_json(capfd: pytest.CaptureFixture[str],
     bad = _tampered(path, tmp_path)
     code, out, err = _cli(capfd, "verify", str(bad))
     assert code == 1 and "❌ TAMPERED" in out, err
+    # the forged figures are marked as such, with a one-line note
+    assert "CO2 (untrusted):" in out and "differs from what was anchored" in out
     fresh = store.save(make_sample_record())
     code, out, _ = _cli(capfd, "verify", str(fresh), "--json")
     data = json.loads(out)
-    assert code == 2 and data["status"] == "NOT_FOUND" and data["exit_code"] == 2
+    # no proof and nothing under its ID: it might sit in a batch, so not NOT FOUND
+    assert code == 9 and data["status"] == "ERROR" and data["error_key"] == "proof_needed"
+    assert data["exit_code"] == 9 and ".proof.json" in data["error"]
+    code, _, err = _cli(capfd, "verify", str(fresh))
+    assert code == 9 and "needs its proof file" in err and "Traceback" not in err
+    mark_pending(store, fresh.stem, "auto_anchor is off")
+    code, out, _ = _cli(capfd, "verify", str(fresh), "--json")
+    data = json.loads(out)
+    assert code == 2 and data["status"] == "NOT_FOUND" and data["reason"] == "not_anchored_yet"
 
 
 def test_verify_directory_summary_worst_exit(capfd: pytest.CaptureFixture[str],
@@ -74,7 +85,7 @@ def test_verify_directory_summary_worst_exit(capfd: pytest.CaptureFixture[str],
     assert code == 1  # TAMPERED is worse than VALID
     assert "1 TAMPERED" in out and "VALID" in out
     code, out, _ = _cli(capfd, "verify", str(store.root), "--json")
-    assert code == 0 and json.loads(out)["status"] == "VALID"
+    assert code == 0 and [i["status"] for i in json.loads(out)] == ["VALID"]
 
 
 def test_verify_submitter_mismatch_exit_5(capfd: pytest.CaptureFixture[str]) -> None:
@@ -116,11 +127,16 @@ def test_invalid_private_key_exit_7_without_key_text(capfd: pytest.CaptureFixtur
 
 
 @pytest.mark.anvil
-def test_wrong_contract_and_chain_id_mismatch_exit_7(anvil: Any,
-                                                     capfd: pytest.CaptureFixture[str]) -> None:
+def test_wrong_contract_and_chain_id_mismatch_exit_7(anvil: Any, capfd: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
     anvil.ensure_running()
     _, path = _anchored()
-    code, _, err = _cli(capfd, "verify", str(path), "--network", "anvil", "--rpc-url", anvil.url,
+    # its proof says chain 1337 (the embedded chain): an anvil node cannot judge it
+    code, _, err = _cli(capfd, "verify", str(path), "--network", "anvil", "--rpc-url", anvil.url)
+    assert code == 7 and "the proof says chain 1337" in err and "chain 31337" in err
+    copy = tmp_path / "copy.json"  # without its proof: only the configured registry is asked
+    copy.write_text(path.read_text())
+    code, _, err = _cli(capfd, "verify", str(copy), "--network", "anvil", "--rpc-url", anvil.url,
                         "--contract", anvil.accounts[6].address)
     assert code == 7 and "no contract at" in err
     code, _, err = _cli(capfd, "verify", str(path), "--network", "sepolia",
@@ -145,7 +161,7 @@ def test_example_verify_mrv_exit_codes(tmp_path: Path) -> None:
 
     ok = run(mrv_id, str(path))
     assert ok.returncode == 0 and "✅ VALID - Hashes match!" in ok.stdout
-    assert "CO2: 0.0123 kg" in ok.stdout and "Timestamp:" in ok.stdout
+    assert "CO2: 12.3 g" in ok.stdout and "Timestamp:" in ok.stdout
     assert run(mrv_id, str(bad)).returncode == 1
     assert run("MRV-00000000-0000-0000-0000-000000000000", str(path)).returncode == 2
     missing = run(mrv_id, str(tmp_path / "none.json"))

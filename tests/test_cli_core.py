@@ -10,6 +10,7 @@ import pytest
 
 from mrv_ml.errors import EXIT_BAD_INPUT, EXIT_NOT_FOUND, EXIT_STORE, EXIT_USAGE
 from mrv_ml.hashing import compute_hash
+from mrv_ml.proof import Proof
 from mrv_ml.record import dump_record_bytes
 from mrv_ml.store import RecordStore
 from tests.support.cli import MRV, MRVSubprocess
@@ -152,6 +153,19 @@ def test_list_of_an_empty_store(mrv: Runner, data_dir: Path) -> None:
     assert json.loads(mrv("list", "--json")[1]) == []
 
 
+def _sidecar(mrv_id: str, mode: str | None) -> dict[str, Any]:
+    """A well-formed proof sidecar dict: anchored in ``mode``, or with no anchor (None)."""
+    data: dict[str, Any] = {"proof_version": "1.0", "mrv_id": mrv_id, "status": "anchored",
+                            "record_hash": {"algorithm": "sha256-jcs", "digest": "ab" * 32}}
+    if mode is not None:
+        data["anchor"] = {"mode": mode, "network": "local", "chain_id": 1337,
+                          "contract_address": "0x" + "11" * 20, "submitter": "0x" + "22" * 20,
+                          "tx_hash": "0x" + "ab" * 32, "block_number": 7}
+        if mode == "batch":
+            data["anchor"]["merkle"] = {"root": "0x" + "33" * 32, "proof": []}
+    return data
+
+
 def _populate(store: RecordStore) -> list[dict[str, Any]]:
     records = [
         make_sample_record(experiment__name="first-run", timestamps__start_time="2026-11-24T20:00:00Z"),
@@ -162,11 +176,9 @@ def _populate(store: RecordStore) -> list[dict[str, Any]]:
     for record in records:
         store.save(record)
     first, second = records[0]["mrv_id"], records[1]["mrv_id"]
-    store.save_proof(first, {"mrv_id": first, "status": "anchored",
-                             "anchor": {"mode": "batch", "network": "local", "chain_id": 1337,
-                                        "tx_hash": "0x" + "ab" * 32, "block_number": 7}})
-    store.save_proof(second, {"mrv_id": second, "status": "pending",
-                              "pending_reason": "chain unreachable: connection refused"})
+    store.save_proof(Proof.from_dict(_sidecar(first, "batch")))
+    store.save_proof(Proof.from_dict({**_sidecar(second, None), "status": "pending",
+                                      "pending_reason": "chain unreachable: connection refused"}))
     return records
 
 
@@ -262,7 +274,7 @@ def test_show_a_file_outside_the_store_with_its_sidecar(mrv: Runner, tmp_path: P
     record = make_sample_record()
     path = _record_file(tmp_path, record, f"{record['mrv_id']}.json")
     (tmp_path / f"{record['mrv_id']}.proof.json").write_text(json.dumps(
-        {"mrv_id": record["mrv_id"], "status": "anchored", "anchor": {"mode": "single"}}))
+        _sidecar(record["mrv_id"], "single")))
     code, out, _ = mrv("show", str(path))
     assert code == 0 and "anchored" in out and "single on" in out
 

@@ -15,6 +15,7 @@ import pytest
 
 from mrv_ml import report
 from mrv_ml.hashing import compute_hash
+from mrv_ml.proof import Proof
 from mrv_ml.verify import Verdict, VerdictStatus
 from tests.support.records import make_sample_record
 
@@ -23,18 +24,23 @@ XLINK = "{http://www.w3.org/1999/xlink}"
 NASTY = r"Res_Net & 50% $x$ #1 {a} ~b^c \d <e>"
 
 
-def _proof(record: dict[str, Any], *, status: str = "anchored", digest: str | None = None,
-           network: str = "local") -> dict[str, Any]:
+def _proof_dict(record: dict[str, Any], *, status: str = "anchored",
+                digest: str | None = None, network: str = "local") -> dict[str, Any]:
     return {"proof_version": "1.0", "mrv_id": record["mrv_id"],
             "record_hash": {"algorithm": "sha256-jcs", "digest": digest or compute_hash(record)},
             "status": status,
             "anchor": {"mode": "single", "network": network, "chain_id": 1337,
+                       "contract_address": "0x" + "11" * 20, "submitter": "0x" + "22" * 20,
                        "tx_hash": "0x" + "ab" * 32, "block_number": 3}}
 
 
+def _proof(record: dict[str, Any], **kw: Any) -> Proof:
+    return Proof.from_dict(_proof_dict(record, **kw))
+
+
 def _verdict(record: dict[str, Any], status: VerdictStatus) -> Verdict:
-    return Verdict(status=status, mrv_id=record["mrv_id"], local_hash=compute_hash(record),
-                   network="sepolia")
+    return Verdict(status=status, reason="", mrv_id=record["mrv_id"],
+                   record_hash=compute_hash(record), network="sepolia")
 
 
 # --- LaTeX ---------------------------------------------------------------------------------
@@ -185,12 +191,12 @@ def test_find_proof_beside_record_or_in_store(tmp_path: Path) -> None:
     path = folder / "copy.json"
     path.write_text(json.dumps(record))
     assert report.find_proof(path, record["mrv_id"], store) is None
-    (store / f"{record['mrv_id']}.proof.json").write_text(json.dumps(_proof(record)))
+    (store / f"{record['mrv_id']}.proof.json").write_text(json.dumps(_proof_dict(record)))
     assert report.find_proof(path, record["mrv_id"], store) == _proof(record)
-    # a sidecar for another record is not this record's proof
-    other = _proof(make_sample_record())
+    # the sidecar beside the record comes first, and one for another record is no proof
+    other = _proof_dict(make_sample_record())
     (folder / f"{record['mrv_id']}.proof.json").write_text(json.dumps(other))
-    assert report.find_proof(path, record["mrv_id"], store) == _proof(record)
+    assert report.find_proof(path, record["mrv_id"], store) is None
 
 
 # --- command line --------------------------------------------------------------------------
@@ -229,7 +235,7 @@ def test_cli_report_formats(tmp_path: Path, mrv: Callable[..., _Result]) -> None
     path, record = _write_record(tmp_path, energy_emissions__co2_kg=0.42,
                                  experiment__model_name="Res_Net")
     (tmp_path / f"{record['mrv_id']}.proof.json").write_text(
-        json.dumps(_proof(record, network="sepolia")))
+        json.dumps(_proof_dict(record, network="sepolia")))
     latex = mrv("report", str(path), "--format", "latex", "--dashboard-url", "https://v.example/")
     assert latex.returncode == 0, latex.stderr
     assert r"We trained Res\_Net" in latex.stdout

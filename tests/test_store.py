@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,21 @@ from mrv_ml.errors import (
     SchemaValidationError,
     StoreError,
 )
-from mrv_ml.record import dump_record_bytes, load_record_file
+from mrv_ml.proof import Proof
+from mrv_ml.record import dump_json_bytes, dump_record_bytes, load_record_file
 from mrv_ml.store import INDEX_FILE, RecordStore, RecordSummary
 from tests.support.records import make_sample_record
 
 
-def _proof(mrv_id: str, status: str = "pending", mode: str | None = None) -> dict[str, Any]:
-    proof: dict[str, Any] = {"proof_version": "1.0", "mrv_id": mrv_id, "status": status,
-                             "record_hash": {"algorithm": "sha256-jcs", "digest": "ab" * 32}}
+def _proof(mrv_id: str, status: str = "pending", mode: str | None = None) -> Proof:
+    data: dict[str, Any] = {"proof_version": "1.0", "mrv_id": mrv_id, "status": status,
+                            "record_hash": {"algorithm": "sha256-jcs", "digest": "ab" * 32}}
     if mode:
-        proof["anchor"] = {"mode": mode, "network": "local", "chain_id": 1337}
-    return proof
+        data["anchor"] = {"mode": mode, "network": "local", "chain_id": 1337,
+                          "contract_address": "0x" + "11" * 20, "submitter": "0x" + "22" * 20}
+        if mode == "batch":
+            data["anchor"]["merkle"] = {"root": "0x" + "33" * 32, "proof": []}
+    return Proof.from_dict(data)
 
 
 @pytest.fixture
@@ -235,30 +240,24 @@ def test_proofs_are_saved_replaced_and_loaded(store: RecordStore) -> None:
     mrv_id = record["mrv_id"]
     store.save(record)
     assert store.load_proof(mrv_id) is None
-    store.save_proof(mrv_id, _proof(mrv_id))
+    store.save_proof(_proof(mrv_id))
     assert store.load_proof(mrv_id) == _proof(mrv_id)
-    store.save_proof(mrv_id, _proof(mrv_id, "anchored", "single"))
+    store.save_proof(_proof(mrv_id, "anchored", "single"))
     assert store.load_proof(mrv_id) == _proof(mrv_id, "anchored", "single")
     assert _files(store) == {f"{mrv_id}.json", f"{mrv_id}.proof.json"}
-
-
-def test_proof_for_another_id_is_refused(store: RecordStore) -> None:
-    a, b = make_sample_record()["mrv_id"], make_sample_record()["mrv_id"]
-    with pytest.raises(RecordError, match="proof is for"):
-        store.save_proof(a, _proof(b))
 
 
 def test_failed_proof_write_keeps_the_previous_proof(
         store: RecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
     mrv_id = make_sample_record()["mrv_id"]
-    store.save_proof(mrv_id, _proof(mrv_id))
+    store.save_proof(_proof(mrv_id))
 
     def full(*args: Any) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(StoreError, match="cannot write the proof to .*: no space left on device"):
-        store.save_proof(mrv_id, _proof(mrv_id, "anchored", "single"))
+        store.save_proof(_proof(mrv_id, "anchored", "single"))
     monkeypatch.undo()
     assert store.load_proof(mrv_id) == _proof(mrv_id)
     assert _files(store) == {f"{mrv_id}.proof.json"}
@@ -292,8 +291,8 @@ def test_list_sorted_by_start_time_with_anchor_state(store: RecordStore) -> None
     early = _save_at(store, "2026-11-24T21:00:00Z", experiment__name="early")
     # 22:30 UTC, written with an offset: sorting must compare instants, not text.
     middle = _save_at(store, "2026-11-24T23:30:00+01:00", experiment__name="middle")
-    store.save_proof(early["mrv_id"], _proof(early["mrv_id"], "anchored", "batch"))
-    store.save_proof(middle["mrv_id"], _proof(middle["mrv_id"], "pending"))
+    store.save_proof(_proof(early["mrv_id"], "anchored", "batch"))
+    store.save_proof(_proof(middle["mrv_id"], "pending"))
     (store.root / "notes.txt").write_text("ignored")
     (store.root / "MRV-other.json").write_text("ignored: not an ID")
 
@@ -337,9 +336,9 @@ def test_cache_follows_added_removed_modified_files(store: RecordStore) -> None:
     assert store.list()[0].co2_kg == 0.999999
 
     # A proof appears, then changes: only the proof is re-read.
-    store.save_proof(c["mrv_id"], _proof(c["mrv_id"]))
+    store.save_proof(_proof(c["mrv_id"]))
     assert store.list()[1].anchor_state == "pending"
-    store.save_proof(c["mrv_id"], _proof(c["mrv_id"], "anchored", "single"))
+    store.save_proof(_proof(c["mrv_id"], "anchored", "single"))
     assert (store.list()[1].anchor_state, store.list()[1].anchor_mode) == ("anchored", "single")
     store.proof_path_for(c["mrv_id"]).unlink()
     assert store.list()[1].anchor_state == "none"
@@ -458,12 +457,15 @@ def test_concurrent_writers_in_one_directory(store: RecordStore) -> None:
 def test_mtime_granularity_does_not_hide_a_proof_update(store: RecordStore) -> None:
     record = _save_at(store, "2026-11-24T21:00:00Z")
     mrv_id = record["mrv_id"]
-    # Same size ("pending"+"single" vs "anchored"+"batch"), same mtime: only the
-    # inode tells the cache that os.replace put a new file there.
-    store.save_proof(mrv_id, _proof(mrv_id, "pending", "single"))
+    # Same size (a pending reason padded to the anchored sidecar's length), same mtime:
+    # only the inode tells the cache that os.replace put a new file there.
+    anchored = _proof(mrv_id, "anchored", "batch")
+    pending = replace(_proof(mrv_id), pending_reason="")
+    padding = len(dump_json_bytes(anchored.to_dict())) - len(dump_json_bytes(pending.to_dict()))
+    store.save_proof(replace(pending, pending_reason="x" * padding))
     first = store.proof_path_for(mrv_id).stat()
     store.list()
-    store.save_proof(mrv_id, _proof(mrv_id, "anchored", "batch"))
+    store.save_proof(anchored)
     second = store.proof_path_for(mrv_id).stat()
     assert second.st_size == first.st_size
     os.utime(store.proof_path_for(mrv_id), ns=(first.st_atime_ns, first.st_mtime_ns))

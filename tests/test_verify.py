@@ -12,11 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mrv_ml.anchor import anchor_record
+from mrv_ml.anchor import anchor_record, mark_pending
 from mrv_ml.config import Secret, load_settings
-from mrv_ml.errors import RecordError
+from mrv_ml.errors import MalformedProofError, ProofNeededError, RecordError
 from mrv_ml.hashing import hash_to_bytes32
 from mrv_ml.localchain import anvil_dev_accounts, dev_accounts
+from mrv_ml.proof import proof_path
 from mrv_ml.store import RecordStore
 from mrv_ml.verify import VerdictStatus, verify
 from tests.support.records import make_sample_record
@@ -73,14 +74,24 @@ def test_valid_then_tampered_then_not_found(chain: list[Any]) -> None:
     v = verify(path)
     assert v.status is VerdictStatus.VALID and v.exit_code == 0
     assert v.submitter == chain[0].address and v.tx_hash == outcome.tx_hash
-    assert v.block_number == outcome.proof["anchor"]["block_number"] and v.timestamp
+    assert outcome.proof is not None and outcome.proof.anchor is not None
+    assert v.block_number == outcome.proof.anchor.block_number and v.timestamp
+    assert v.reason == "registered_by_submitter" and v.figures_trusted
     # one digit of co2 changed, proof sidecar given explicitly (the copy has none)
     t = verify(_tamper_co2(path), proof=store.load_proof(record["mrv_id"]))
     assert t.status is VerdictStatus.TAMPERED and t.exit_code == 1
-    assert t.onchain_hash == v.local_hash != t.local_hash
-    other, _, other_path = _stored()
+    assert t.onchain_hash == v.record_hash != t.record_hash and not t.figures_trusted
+    # Never anchored and no proof: it could sit in a batch, so no NOT FOUND but "proof needed",
+    # naming the file expected beside the record.
+    _, other, other_path = _stored()
+    with pytest.raises(ProofNeededError, match=r"\.proof\.json") as info:
+        verify(other_path)
+    assert info.value.exit_code == 9 and str(proof_path(other_path)) in str(info.value)
+    # with its sidecar saying "pending", it is known never to have been anchored
+    mark_pending(store, other["mrv_id"], "auto_anchor is off")
     n = verify(other_path)
     assert n.status is VerdictStatus.NOT_FOUND and n.exit_code == 2
+    assert n.reason == "not_anchored_yet"
 
 
 def test_valid_from_a_new_process(chain: list[Any]) -> None:
@@ -115,7 +126,7 @@ def test_squatter_cannot_make_honest_record_fail(chain: list[Any]) -> None:
     v = verify(path)  # the proof names the victim as submitter
     assert v.status is VerdictStatus.VALID and v.submitter == chain[0].address
     # verifying with no proof and no expected submitter: the log still finds the real entry
-    v2 = verify(record, proof={})
+    v2 = verify(record)
     assert v2.status is VerdictStatus.VALID and v2.submitter == chain[0].address
     # but naming the squatter as expected submitter shows their entry differs
     v3 = verify(path, expected_submitter=chain[3].address)
@@ -126,7 +137,7 @@ def test_mrv_id_override_is_explained(chain: list[Any]) -> None:
     store, record, _ = _stored()
     assert anchor_record(store, record["mrv_id"], settings=load_settings()).anchored
     _, other, other_path = _stored()
-    v = verify(other_path, mrv_id=record["mrv_id"], proof={})
+    v = verify(other_path, mrv_id=record["mrv_id"])
     assert v.status is VerdictStatus.TAMPERED and v.mrv_id == record["mrv_id"]
     assert other["mrv_id"] in v.detail and "differs" in v.detail
 
@@ -140,11 +151,13 @@ def test_unusable_record_raises_record_error(tmp_path: Path) -> None:
         verify({"not": "a record"})
 
 
-def test_batch_proof_dispatches_to_batch_module() -> None:
+def test_batch_proof_without_its_merkle_part_is_refused() -> None:
     _, record, _ = _stored()
-    # a batch proof without its Merkle fields: batch verification must refuse it
-    proof = {"status": "anchored", "anchor": {"mode": "batch", "network": "local"}}
-    with pytest.raises(RecordError):
+    proof = {"proof_version": "1.0", "mrv_id": record["mrv_id"], "status": "anchored",
+             "record_hash": {"algorithm": "sha256-jcs", "digest": "00" * 32},
+             "anchor": {"mode": "batch", "network": "local", "chain_id": 1337,
+                        "contract_address": "0x" + "11" * 20, "submitter": "0x" + "22" * 20}}
+    with pytest.raises(MalformedProofError, match="anchor.merkle"):
         verify(record, proof=proof)
 
 

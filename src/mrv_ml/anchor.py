@@ -10,18 +10,15 @@ raising. Only an unusable store or record raises (there is nothing to anchor the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from mrv_ml.config import Settings
 from mrv_ml.errors import EXIT_TRANSACTION, MRVError, RecordError, StoreError
 from mrv_ml.hashing import compute_hash, hash_to_bytes32
+from mrv_ml.proof import Anchor, Proof
 from mrv_ml.store import RecordStore
-
-PROOF_VERSION = "1.0"
-HASH_ALGORITHM = "sha256-jcs"
-MAX_ATTEMPTS_KEPT = 50  # a record retried by cron for months must not grow without bound
 
 
 @dataclass
@@ -29,7 +26,7 @@ class AnchorOutcome:
     mrv_id: str
     status: Literal["anchored", "pending"]
     tx_hash: str | None = None
-    proof: dict[str, Any] = field(default_factory=dict)
+    proof: Proof | None = None
     error: str | None = None
     error_exit_code: int | None = None
 
@@ -38,54 +35,39 @@ class AnchorOutcome:
         return self.status == "anchored"
 
 
-def _now() -> str:
+def now_utc() -> str:
+    """Now, as the sidecars and journals write it (RFC 3339, seconds, UTC)."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _base_proof(store: RecordStore, mrv_id: str, digest: str) -> dict[str, Any]:
-    proof = store.load_proof(mrv_id) or {}
-    proof.update({"proof_version": PROOF_VERSION, "mrv_id": mrv_id,
-                  "record_hash": {"algorithm": HASH_ALGORITHM, "digest": digest}})
-    proof.setdefault("attempts", [])
-    return proof
-
-
-def _stored_digest(store: RecordStore, mrv_id: str) -> str:
-    return compute_hash(store.load(mrv_id))
+def _current_proof(store: RecordStore, mrv_id: str, digest: str) -> Proof:
+    return store.load_proof(mrv_id) or Proof.new(mrv_id, digest)
 
 
 def mark_pending(store: RecordStore, mrv_id: str, reason: str, *,
-                 sent_tx: str | None = None) -> dict[str, Any]:
+                 sent_tx: str | None = None) -> Proof:
     """Record that ``mrv_id`` is not anchored yet and why; returns the sidecar written.
     An already anchored sidecar is returned unchanged."""
-    digest = _stored_digest(store, mrv_id)
-    proof = _base_proof(store, mrv_id, digest)
-    if proof.get("status") == "anchored":
+    digest = compute_hash(store.load(mrv_id))
+    proof = _current_proof(store, mrv_id, digest)
+    if proof.status == "anchored":
         return proof
-    attempt: dict[str, Any] = {"at": _now(), "error": reason}
-    if sent_tx:
-        attempt["tx_hash"] = sent_tx
-    proof["attempts"] = [*proof["attempts"], attempt][-MAX_ATTEMPTS_KEPT:]
-    proof["status"] = "pending"
-    proof["pending_reason"] = reason
-    store.save_proof(mrv_id, proof)
+    proof = replace(proof.pending(reason, at=now_utc(), sent_tx=sent_tx), record_digest=digest)
+    store.save_proof(proof)
     return proof
 
 
 def _anchored_proof(store: RecordStore, mrv_id: str, digest: str, conn: Any, *,
                     tx_hash: str | None, block_number: int | None,
-                    block_timestamp: int | None) -> dict[str, Any]:
-    proof = _base_proof(store, mrv_id, digest)
-    proof["status"] = "anchored"
-    proof.pop("pending_reason", None)
-    proof["anchor"] = {
-        "mode": "single", "network": conn.network.name, "chain_id": conn.chain_id,
-        "contract_address": conn.registry_address, "submitter": conn.signer_address,
-        "tx_hash": tx_hash, "block_number": block_number, "block_timestamp": block_timestamp,
-        "confirmations": conn.network.confirmations,
-        "explorer_url": conn.explorer_tx_url(tx_hash) if tx_hash else None,
-    }
-    store.save_proof(mrv_id, proof)
+                    block_timestamp: int | None) -> Proof:
+    anchor = Anchor(
+        mode="single", network=conn.network.name, chain_id=conn.chain_id,
+        contract_address=conn.registry_address, submitter=conn.signer_address,
+        tx_hash=tx_hash, block_number=block_number, block_timestamp=block_timestamp,
+        confirmations=conn.network.confirmations,
+        explorer_url=conn.explorer_tx_url(tx_hash) if tx_hash else None)
+    proof = _current_proof(store, mrv_id, digest).anchored(anchor, digest)
+    store.save_proof(proof)
     return proof
 
 
@@ -107,7 +89,7 @@ def _register(store: RecordStore, mrv_id: str, digest: str, conn: Any) -> Anchor
                                 tx_hash=ev.tx_hash if ev else None,
                                 block_number=ev.block_number if ev else None,
                                 block_timestamp=ev.timestamp if ev else int(_ts))
-        return AnchorOutcome(mrv_id, "anchored", proof["anchor"]["tx_hash"], proof)
+        return AnchorOutcome(mrv_id, "anchored", ev.tx_hash if ev else None, proof)
     if any(onchain):
         raise TransactionFailedError(
             f"{submitter} already registered {mrv_id} with another hash (0x{onchain_hex[:16]}...);"
@@ -137,11 +119,10 @@ def anchor_record(store: RecordStore, mrv_id: str, *, settings: Settings,
                   connection: Any = None) -> AnchorOutcome:
     """Anchor the stored record ``mrv_id`` (idempotent). Raises only RecordError/StoreError
     when the record itself cannot be read; chain and config failures come back pending."""
-    digest = _stored_digest(store, mrv_id)
+    digest = compute_hash(store.load(mrv_id))
     proof = store.load_proof(mrv_id)
-    if proof and proof.get("status") == "anchored" and \
-            proof.get("record_hash", {}).get("digest") == digest:
-        return AnchorOutcome(mrv_id, "anchored", (proof.get("anchor") or {}).get("tx_hash"), proof)
+    if proof and proof.anchor and proof.record_digest == digest:
+        return AnchorOutcome(mrv_id, "anchored", proof.anchor.tx_hash, proof)
     from mrv_ml.chain import connect
 
     try:

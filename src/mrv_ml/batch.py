@@ -4,7 +4,7 @@ Each record's fingerprint (32-byte SHA-256 over its JCS form) is a leaf of an Op
 StandardMerkleTree; the root goes on chain keyed by (submitter, root), and each record's
 sidecar gets its Merkle proof. Verification recomputes the leaf from the local record,
 checks the proof against the root, and asks the registry whether that submitter anchored
-the root (and whether the contract's own ``verifyBatchProof`` agrees).
+the root: that is :mod:`mrv_ml.verify`'s job, beside single records.
 
 Crash safety: before the transaction is sent, a journal ``<data_dir>/batches/<root>.json``
 (the ordered leaves and the records of each) is written atomically. A rerun of
@@ -20,25 +20,17 @@ carry the same proof and both verify. The tree itself never holds a value twice.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mrv_ml.anchor import HASH_ALGORITHM, PROOF_VERSION, AnchorOutcome
+from mrv_ml import atomicfile
+from mrv_ml.anchor import AnchorOutcome, mark_pending, now_utc
 from mrv_ml.errors import EXIT_TRANSACTION, MRVError, RecordError, StoreError
 from mrv_ml.hashing import compute_hash
-from mrv_ml.merkle import (
-    LEAF_ENCODING,
-    PROOF_FORMAT,
-    StandardMerkleTree,
-    to_bytes32,
-    verify_proof,
-)
-from mrv_ml.verify import Verdict, VerdictStatus
+from mrv_ml.merkle import StandardMerkleTree, to_bytes32
+from mrv_ml.proof import Anchor, MerklePart, Proof
 
 if TYPE_CHECKING:
     from mrv_ml.config import Settings
@@ -49,18 +41,6 @@ JOURNAL_FORMAT = "mrv-ml batch journal"
 JOURNAL_VERSION = 1
 LOCK_TIMEOUT_S = 600.0
 MAX_LEAVES = 2**32 - 1  # leafCount is a uint32 on chain
-_ZERO_ADDRESS = "0x" + "0" * 40
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _hex(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return "0x" + bytes(value).hex()
-    text = str(value)
-    return text if text.startswith("0x") else "0x" + text
 
 
 # --- journal ----------------------------------------------------------------------------
@@ -70,26 +50,8 @@ def journal_dir(store: RecordStore) -> Path:
     return store.root / JOURNAL_DIR
 
 
-def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as e:
-        raise StoreError(f"cannot write the batch journal {path}: {e.strerror or e}") from e
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _write_journal(path: Path, journal: Mapping[str, Any]) -> None:
+    atomicfile.write_json(path, journal, what="the batch journal")
 
 
 def _read_journal(path: Path) -> dict[str, Any] | None:
@@ -134,53 +96,35 @@ class _BatchOnChain:
     block_timestamp: int
 
 
-def _batch_events(conn: Any, root: str, submitter: str | None) -> list[Any]:
-    filters: dict[str, Any] = {"root": to_bytes32(root)}
-    if submitter:
-        filters["submitter"] = submitter
-
-    def query(registry: Any) -> list[Any]:
-        return list(registry.events.BatchAnchored.get_logs(argument_filters=filters,
-                                                           from_block=0, to_block="latest"))
-
-    return list(conn.call(query))
-
-
 def _find_on_chain(conn: Any, root: str, submitter: str) -> _BatchOnChain | None:
+    from mrv_ml.chain import batch_events
+
     ts, _count = conn.call(lambda r: r.functions.getBatch(to_bytes32(root), submitter).call())
     if int(ts) == 0:
         return None
     try:
-        logs = _batch_events(conn, root, submitter)
+        logs = batch_events(conn, root, submitter=submitter)
     except MRVError:
         logs = []  # nodes limiting log ranges: the entry itself is the evidence
     if logs:
-        return _BatchOnChain(_hex(logs[0]["transactionHash"]), int(logs[0]["blockNumber"]),
-                             int(ts))
+        return _BatchOnChain(logs[0].tx_hash, logs[0].block_number, int(ts))
     return _BatchOnChain(None, None, int(ts))
 
 
 def _proof_for(store: RecordStore, mrv_id: str, digest: str, conn: Any, root: str,
                proof_path: list[str], leaf_index: int, leaf_count: int,
-               onchain: _BatchOnChain) -> dict[str, Any]:
-    proof = store.load_proof(mrv_id) or {}
-    proof.update({"proof_version": PROOF_VERSION, "mrv_id": mrv_id,
-                  "record_hash": {"algorithm": HASH_ALGORITHM, "digest": digest},
-                  "status": "anchored"})
-    proof.setdefault("attempts", [])
-    proof.pop("pending_reason", None)
+               onchain: _BatchOnChain) -> Proof:
+    proof = store.load_proof(mrv_id) or Proof.new(mrv_id, digest)
     tx = onchain.tx_hash
-    proof["anchor"] = {
-        "mode": "batch", "network": conn.network.name, "chain_id": conn.chain_id,
-        "contract_address": conn.registry_address, "submitter": conn.signer_address,
-        "tx_hash": tx, "block_number": onchain.block_number,
-        "block_timestamp": onchain.block_timestamp,
-        "confirmations": conn.network.confirmations,
-        "explorer_url": conn.explorer_tx_url(tx) if tx else None,
-        "merkle": {"format": PROOF_FORMAT, "leaf_encoding": list(LEAF_ENCODING), "root": root,
-                   "proof": proof_path, "leaf_index": leaf_index, "leaf_count": leaf_count},
-    }
-    return proof
+    anchor = Anchor(
+        mode="batch", network=conn.network.name, chain_id=conn.chain_id,
+        contract_address=conn.registry_address, submitter=conn.signer_address,
+        tx_hash=tx, block_number=onchain.block_number, block_timestamp=onchain.block_timestamp,
+        confirmations=conn.network.confirmations,
+        explorer_url=conn.explorer_tx_url(tx) if tx else None,
+        merkle=MerklePart(root=root, proof=tuple(proof_path), leaf_index=leaf_index,
+                          leaf_count=leaf_count))
+    return proof.anchored(anchor, digest)
 
 
 def _complete(store: RecordStore, path: Path, journal: dict[str, Any], conn: Any
@@ -196,8 +140,8 @@ def _complete(store: RecordStore, path: Path, journal: dict[str, Any], conn: Any
     onchain = _find_on_chain(conn, root, submitter)
     if onchain is None:
         def remember(tx_hash: str) -> None:
-            journal.update(status="sent", tx_hash=tx_hash, sent_at=_now())
-            _write_json_atomic(path, journal)
+            journal.update(status="sent", tx_hash=tx_hash, sent_at=now_utc())
+            _write_journal(path, journal)
 
         receipt = conn.send(conn.registry.functions.anchorBatch(to_bytes32(root), len(leaves)),
                             on_sent=remember)
@@ -206,24 +150,22 @@ def _complete(store: RecordStore, path: Path, journal: dict[str, Any], conn: Any
                    block_timestamp=onchain.block_timestamp, chain_id=conn.chain_id,
                    contract_address=conn.registry_address, submitter=submitter,
                    network=conn.network.name)
-    _write_json_atomic(path, journal)
+    _write_journal(path, journal)
     index_of = {leaf: n for n, leaf in enumerate(leaves)}
     outcomes = []
     for mrv_id, digest in journal["records"].items():
         n = index_of["0x" + digest]
         proof = _proof_for(store, mrv_id, digest, conn, root, tree.get_proof(n), n,
                            len(leaves), onchain)
-        store.save_proof(mrv_id, proof)
+        store.save_proof(proof)
         outcomes.append(AnchorOutcome(mrv_id, "anchored", onchain.tx_hash, proof))
-    journal.update(status="complete", completed_at=_now())
-    _write_json_atomic(path, journal)
+    journal.update(status="complete", completed_at=now_utc())
+    _write_journal(path, journal)
     return outcomes
 
 
 def _pending_outcomes(store: RecordStore, mrv_ids: Iterable[str], e: BaseException
                       ) -> list[AnchorOutcome]:
-    from mrv_ml.anchor import mark_pending
-
     if isinstance(e, MRVError):
         reason, code = str(e), e.exit_code
     else:  # a library bug or an unforeseen node answer: the records stay safe and pending
@@ -249,7 +191,7 @@ def _new_journal(store: RecordStore, digests: Mapping[str, str]) -> tuple[Path, 
     journal: dict[str, Any] = {
         "format": JOURNAL_FORMAT, "version": JOURNAL_VERSION, "root": tree.root,
         "leaf_count": len(leaves), "leaves": leaves, "records": dict(digests),
-        "status": "prepared", "created_at": _now(), "tx_hash": None,
+        "status": "prepared", "created_at": now_utc(), "tx_hash": None,
     }
     path = journal_dir(store) / f"{tree.root}.json"
     existing = _read_journal(path) if path.exists() else None
@@ -257,7 +199,7 @@ def _new_journal(store: RecordStore, digests: Mapping[str, str]) -> tuple[Path, 
         # Same root = same leaves: a rerun of the same batch; keep what it already knows.
         existing["records"] = {**existing.get("records", {}), **dict(digests)}
         journal = existing
-    _write_json_atomic(path, journal)
+    _write_journal(path, journal)
     return path, journal
 
 
@@ -298,7 +240,7 @@ def _anchor_batch(store: RecordStore, ids: list[str], named: bool, settings: Set
     for mrv_id in ids:
         digest = compute_hash(store.load(mrv_id))  # a wrong ID is bad input: before the chain
         proof = store.load_proof(mrv_id)
-        if not named and proof and proof.get("status") == "anchored":
+        if not named and proof and proof.status == "anchored":
             continue
         digests[mrv_id] = digest
     journals = unfinished_journals(store)
@@ -326,11 +268,9 @@ def _anchor_batch(store: RecordStore, ids: list[str], named: bool, settings: Set
         if named:
             # An explicitly named record already anchored with this very content stays as is.
             for mrv_id in list(digests):
-                proof = store.load_proof(mrv_id) or {}
-                if proof.get("status") == "anchored" and \
-                        proof.get("record_hash", {}).get("digest") == digests[mrv_id]:
-                    outcomes.append(AnchorOutcome(mrv_id, "anchored",
-                                                  (proof.get("anchor") or {}).get("tx_hash"),
+                proof = store.load_proof(mrv_id)
+                if proof and proof.anchor and proof.record_digest == digests[mrv_id]:
+                    outcomes.append(AnchorOutcome(mrv_id, "anchored", proof.anchor.tx_hash,
                                                   proof))
                     del digests[mrv_id]
         if digests:
@@ -345,202 +285,3 @@ def _anchor_batch(store: RecordStore, ids: list[str], named: bool, settings: Set
         if connection is None:
             conn.close()
     return outcomes
-
-
-# --- verification -----------------------------------------------------------------------
-
-
-class _BatchCache:
-    """(root, submitter) -> (timestamp, leafCount); tx per root; other anchorers per root."""
-
-    def __init__(self) -> None:
-        self.batches: dict[tuple[str, str], tuple[int, int]] = {}
-        self.events: dict[tuple[str, str], tuple[str | None, int | None]] = {}
-        self.checked: set[tuple[str, str]] = set()
-        self.memo: dict[bytes, bytes] = {}  # node hashes shared by proofs of the same trees
-
-
-def _merkle_fields(proof: Mapping[str, Any], mrv_id: str) -> tuple[str, list[str], str]:
-    anchor = proof.get("anchor") if isinstance(proof, Mapping) else None
-    merkle = anchor.get("merkle") if isinstance(anchor, Mapping) else None
-    if not isinstance(merkle, Mapping):
-        raise RecordError(f"the proof of {mrv_id} has no anchor.merkle section")
-    if merkle.get("format", PROOF_FORMAT) != PROOF_FORMAT or \
-            list(merkle.get("leaf_encoding", LEAF_ENCODING)) != list(LEAF_ENCODING):
-        raise RecordError(f"the proof of {mrv_id} uses an unsupported Merkle format "
-                          f"{str(merkle.get('format'))[:40]!r}")
-    root, path = merkle.get("root"), merkle.get("proof")
-    if not isinstance(root, str) or not isinstance(path, list) or \
-            not all(isinstance(p, str) for p in path):
-        raise RecordError(f"the proof of {mrv_id} has a malformed merkle root or proof")
-    try:
-        root = _hex(to_bytes32(root))
-        path = [_hex(to_bytes32(p)) for p in path]
-    except MRVError as e:
-        raise RecordError(f"the proof of {mrv_id} is malformed: {e}") from None
-    assert isinstance(anchor, Mapping)
-    return root, path, str(anchor.get("submitter") or "")
-
-
-def verify_batched(record_hash: str, mrv_id: str, proof: Mapping[str, Any], conn: Any, *,
-                   expected_submitter: str | None = None,
-                   summary: Mapping[str, Any] | None = None,
-                   cross_check: bool = True, _cache: _BatchCache | None = None) -> Verdict:
-    """Verdict for a batch-anchored record from its LOCAL hash and its proof sidecar.
-
-    NOT_FOUND: the submitter never anchored the proof's root (and nobody else did);
-    SUBMITTER_MISMATCH: only another address anchored it; TAMPERED: the proof does not link
-    this hash to the anchored root (record changed, a sibling changed, another record's
-    proof) or the contract's ``verifyBatchProof`` disagrees; VALID otherwise. RecordError for
-    a malformed sidecar; ChainUnavailableError when the chain cannot be read.
-    """
-    from mrv_ml.verify import _checked_address
-
-    cache = _cache or _BatchCache()
-    root, path, proof_submitter = _merkle_fields(proof, mrv_id)
-    submitter = expected_submitter or proof_submitter
-    if not submitter or submitter == _ZERO_ADDRESS:
-        raise RecordError(f"the proof of {mrv_id} names no submitter; pass one to verify against")
-    submitter = _checked_address(submitter, "submitter")
-    local_hex = record_hash.removeprefix("0x")
-    anchor = proof.get("anchor") or {}
-    summary = summary or {}
-    local_ok = verify_proof(root, local_hex, path, cache.memo)
-    details: list[str] = []
-
-    def verdict(status: VerdictStatus, ts: int | None, who: str | None,
-                tx: str | None = None, block: int | None = None) -> Verdict:
-        return Verdict(status=status, mrv_id=mrv_id, local_hash=local_hex,
-                       onchain_hash=root.removeprefix("0x") if ts else None, timestamp=ts,
-                       submitter=who, expected_submitter=submitter, tx_hash=tx,
-                       block_number=block, chain_id=conn.chain_id,
-                       contract_address=conn.registry_address, network=conn.network.name,
-                       mode="batch", co2_kg=summary.get("co2_kg"),
-                       energy_kwh=summary.get("energy_kwh"),
-                       explorer_url=conn.explorer_tx_url(tx) if tx else None,
-                       detail="; ".join(details))
-
-    key = (root, submitter.lower())
-    if key not in cache.batches:
-        ts, count = conn.call(lambda r: r.functions.getBatch(to_bytes32(root), submitter).call())
-        cache.batches[key] = (int(ts), int(count))
-    ts, count = cache.batches[key]
-    if ts == 0:
-        others = [e for e in _cached_events(conn, cache, root, None)
-                  if str(e["args"]["submitter"]).lower() != submitter.lower()]
-        if others and local_ok:
-            who = str(others[0]["args"]["submitter"])
-            details.append(f"root {root} was anchored only by {who}, not by {submitter}")
-            return verdict(VerdictStatus.SUBMITTER_MISMATCH, int(others[0]["args"]["timestamp"]),
-                           who, _hex(others[0]["transactionHash"]),
-                           int(others[0]["blockNumber"]))
-        details.append(f"{submitter} never anchored batch root {root} on {conn.network.name}")
-        return verdict(VerdictStatus.NOT_FOUND, None, None)
-    onchain_ok: bool | None = None
-    if cross_check or key not in cache.checked:
-        onchain_ok = bool(conn.call(lambda r: r.functions.verifyBatchProof(
-            to_bytes32(root), submitter, to_bytes32(local_hex),
-            [to_bytes32(p) for p in path]).call()))
-        if onchain_ok and local_ok:
-            cache.checked.add(key)
-    if anchor.get("tx_hash") and str(anchor.get("submitter", "")).lower() == submitter.lower() \
-            and anchor.get("chain_id") in (None, conn.chain_id):
-        tx, block = anchor.get("tx_hash"), anchor.get("block_number")
-    else:
-        found = _cached_events(conn, cache, root, submitter)
-        tx = _hex(found[0]["transactionHash"]) if found else None
-        block = int(found[0]["blockNumber"]) if found else None
-    if not local_ok or onchain_ok is False:
-        if local_ok != (onchain_ok is not False):
-            details.append("the registry's verifyBatchProof disagrees with the local check")
-        details.append(f"the Merkle proof does not link this record's hash to root {root} "
-                       "(record changed, or the proof belongs to another record)")
-        return verdict(VerdictStatus.TAMPERED, ts, submitter, tx, block)
-    leaf_count = (anchor.get("merkle") or {}).get("leaf_count")
-    if isinstance(leaf_count, int) and leaf_count != count:
-        details.append(f"the proof says {leaf_count} leaves, the chain says {count}")
-    return verdict(VerdictStatus.VALID, ts, submitter, tx, block)
-
-
-def _cached_events(conn: Any, cache: _BatchCache, root: str, submitter: str | None
-                   ) -> list[Any]:
-    key = (root, (submitter or "").lower())
-    if key not in cache.events:
-        try:
-            cache.events[key] = _batch_events(conn, root, submitter)  # type: ignore[assignment]
-        except MRVError as e:
-            from mrv_ml.errors import ChainUnavailableError
-
-            if isinstance(e, ChainUnavailableError):
-                raise
-            cache.events[key] = []  # type: ignore[assignment]
-    return cache.events[key]  # type: ignore[return-value]
-
-
-def _record_files(paths: Iterable[str | Path]) -> list[Path]:
-    from mrv_ml.store import PROOF_SUFFIX
-
-    files: list[Path] = []
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            files.extend(sorted(f for f in path.glob("*.json")
-                                if not f.name.endswith(PROOF_SUFFIX)
-                                and not f.name.startswith(".")))
-        elif path.exists():
-            files.append(path)
-        else:
-            raise RecordError(f"no such file or directory: {path}")
-    return files
-
-
-def verify_many(paths: Iterable[str | Path], *, settings: Settings,
-                expected_submitter: str | None = None, connection: Any = None,
-                cross_check_all: bool = False) -> list[Verdict]:
-    """Verify every record file under ``paths`` (files or directories) over one connection.
-
-    Batch-anchored records read each distinct (root, submitter) once from the chain; the
-    registry's ``verifyBatchProof`` is asked once per root (every record with
-    ``cross_check_all``), the other proofs are checked locally against that on-chain root.
-    Single-anchored records go through :func:`mrv_ml.verify.verify`. A record without any
-    proof sidecar is verified as single (the registry may still hold it).
-    """
-    from mrv_ml.chain import connect
-    from mrv_ml.record import load_record_file, summarize
-    from mrv_ml.store import PROOF_SUFFIX, read_proof_file
-    from mrv_ml.verify import verify
-
-    files = _record_files(paths)
-    if not files:
-        return []
-    loaded = []
-    for f in files:
-        data = load_record_file(f)
-        stem = f.name[:-5] if f.name.endswith(".json") else f.name
-        loaded.append((f, data, read_proof_file(f.with_name(stem + PROOF_SUFFIX))))
-    if not settings.contract_address and not settings.rpc_url:
-        for _f, _d, proof in loaded:
-            anchor = (proof or {}).get("anchor") or {}
-            if anchor.get("contract_address") and \
-                    str(anchor.get("network", "")).lower() == settings.network.lower():
-                settings = settings.replace(contract_address=anchor["contract_address"])
-                break
-    conn = connection if connection is not None else connect(settings)
-    cache = _BatchCache()
-    verdicts = []
-    try:
-        for f, data, proof in loaded:
-            anchor = (proof or {}).get("anchor") or {}
-            if isinstance(anchor, Mapping) and anchor.get("mode") == "batch":
-                assert proof is not None
-                verdicts.append(verify_batched(
-                    compute_hash(data), str(data["mrv_id"]), proof, conn,
-                    expected_submitter=expected_submitter, summary=summarize(data),
-                    cross_check=cross_check_all, _cache=cache))
-            else:
-                verdicts.append(verify(f, proof=proof, expected_submitter=expected_submitter,
-                                       settings=settings, connection=conn))
-    finally:
-        if connection is None:
-            conn.close()
-    return verdicts

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -21,15 +20,17 @@ from typing import Any
 
 import filelock
 
+from mrv_ml import atomicfile
 from mrv_ml.config import Settings
 from mrv_ml.errors import (
-    ChainError,
     ChainIdMismatchError,
+    ChainReadError,
     ChainUnavailableError,
     ConfigError,
     KeyConfigError,
     MRVError,
     NoContractError,
+    StoreError,
     TransactionFailedError,
 )
 from mrv_ml.keys import Signer, load_signer, refuse_dev_key_on_public
@@ -90,10 +91,8 @@ def _write_deployment(data_dir: Path, chain_id: int, entry: dict[str, Any]) -> P
         with filelock.FileLock(str(path) + ".lock", timeout=30):
             data = read_deployments(data_dir)
             data[str(chain_id)] = entry
-            tmp = path.with_name(f".{DEPLOYMENTS_FILE}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
-    except (OSError, filelock.Timeout) as e:
+            atomicfile.write_json(path, data, what="the deployment")
+    except (OSError, filelock.Timeout, StoreError) as e:
         raise ConfigError(f"cannot record the deployment in {path}: {e}") from None
     return path
 
@@ -165,25 +164,37 @@ class ChainConnection:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, fn: Callable[[Any], Any]) -> Any:
-        """Run ``fn(registry)`` (a read) translating node failures to ChainUnavailableError."""
-        with self.session():
+    def call(self, fn: Callable[[Any], Any], *, address: str | None = None) -> Any:
+        """Run ``fn(registry)`` (a read) on the registry (or the one at ``address``).
+        A node that cannot be reached gives ChainUnavailableError, a read it refuses or
+        cannot answer ChainReadError."""
+        from mrv_ml.contract import registry_contract
+
+        with self.session() as w3:
             try:
-                return fn(self.registry)
+                return fn(registry_contract(w3, address) if address else self.registry)
             except MRVError:
                 raise
             except Exception as e:
                 raise self._translate(e) from e
 
+    def has_code(self, address: str) -> bool:
+        """Whether any contract code lives at ``address`` on this chain."""
+        with self.session() as w3:
+            try:
+                return len(w3.eth.get_code(address)) > 0
+            except Exception as e:
+                raise self._translate(e) from e
+
     def _translate(self, e: BaseException) -> MRVError:
+        """A web3/requests exception, by class: unreachable node, or a refused read."""
         from mrv_ml.contract import decode_registry_error
 
-        name = type(e).__name__
-        if isinstance(e, (OSError, ConnectionError)) or "Connection" in name or "Timeout" in name:
+        if _is_unreachable(e):
             return ChainUnavailableError(f"cannot reach {self.rpc_url or 'local chain'}: "
                                          f"{_short(e)}")
-        return ChainError(f"call to the registry on {self.network.name} failed: "
-                          f"{decode_registry_error(e)}")
+        return ChainReadError(f"reading the registry on {self.network.name} failed: "
+                              f"{decode_registry_error(e)}")
 
     # --- transactions -------------------------------------------------------------------
 
@@ -306,6 +317,15 @@ class ChainConnection:
                                 contract_address=str(created) if created else None)
 
 
+def _is_unreachable(e: BaseException) -> bool:
+    """Transport failures (refused, reset, DNS, timeouts), by exception class."""
+    import requests
+    from web3.exceptions import TimeExhausted
+
+    return isinstance(e, (OSError, ConnectionError, requests.exceptions.ConnectionError,
+                          requests.exceptions.Timeout, TimeExhausted))
+
+
 def _http_web3(url: str) -> Any:
     from web3 import Web3
 
@@ -325,7 +345,8 @@ def _default_dev_signer(network: Network) -> Signer | None:
 def connect(settings: Settings, *, need_signer: bool = False,
             deploying: bool = False) -> ChainConnection:
     """A checked connection: node reachable, chain id as the preset says, code at the
-    registry address. ``need_signer`` loads (and checks) the key; reads never need one."""
+    registry address. ``need_signer`` loads (and checks) the key; reads never need one.
+    ``deploying`` skips finding the registry (see :func:`find_registry`)."""
     from mrv_ml.localchain import LOCAL_CHAIN_ID, LocalChain
 
     network, url = resolve_network(settings)
@@ -342,11 +363,7 @@ def connect(settings: Settings, *, need_signer: bool = False,
         conn._local = LocalChain.for_data_dir(Path(settings.data_dir))
         conn.chain_id = LOCAL_CHAIN_ID
         if not deploying:
-            with conn.session() as w3:
-                conn.registry_address = _registry_address(conn, w3, settings,
-                                                          lambda: LocalChain.for_data_dir(
-                                                              Path(settings.data_dir)
-                                                          ).registry_address(w3))
+            conn.registry_address = find_registry(conn)
         return conn
     w3 = _http_web3(url)
     conn._w3 = w3
@@ -366,8 +383,21 @@ def connect(settings: Settings, *, need_signer: bool = False,
         if conn.signer is not None:
             refuse_dev_key_on_public(conn.network, conn.signer)
     if not deploying:
-        conn.registry_address = _registry_address(conn, w3, settings, None)
+        conn.registry_address = find_registry(conn)
     return conn
+
+
+def find_registry(conn: ChainConnection) -> str:
+    """The registry the settings name for this chain: ``CONTRACT_ADDRESS``, else the
+    recorded deployment, else (embedded chain only) the one deployed on first use.
+    Checked to hold code."""
+    from mrv_ml.localchain import LocalChain
+
+    settings = conn.settings
+    with conn.session() as w3:
+        local = LocalChain.for_data_dir(Path(settings.data_dir)) if conn._local else None
+        return _registry_address(conn, w3, settings,
+                                 (lambda: local.registry_address(w3)) if local else None)
 
 
 def _registry_address(conn: ChainConnection, w3: Any, settings: Settings,
@@ -435,9 +465,11 @@ class Registration:
 
 
 def registration_events(conn: ChainConnection, mrv_id: str, *, submitter: str | None = None,
-                        hash_hex: str | None = None) -> list[Registration]:
+                        hash_hex: str | None = None, address: str | None = None
+                        ) -> list[Registration]:
     """``MRVRegistered`` events for ``mrv_id`` (topic idKey), optionally filtered by submitter
-    and hash, oldest first. Nodes that refuse a whole-chain log query give a ChainError."""
+    and hash, oldest first, on the registry (or the one at ``address``). Nodes that refuse a
+    whole-chain log query give a ChainReadError."""
     from mrv_ml.contract import id_key
 
     filters: dict[str, Any] = {"idKey": id_key(mrv_id)}
@@ -450,11 +482,41 @@ def registration_events(conn: ChainConnection, mrv_id: str, *, submitter: str | 
         return list(registry.events.MRVRegistered.get_logs(argument_filters=filters,
                                                            from_block=0, to_block="latest"))
 
-    out = []
-    for log in conn.call(query):
-        args = log["args"]
-        out.append(Registration(submitter=str(args["submitter"]),
-                                hash_hex=bytes(args["hash"]).hex(),
-                                timestamp=int(args["timestamp"]), tx_hash=_hex(log["transactionHash"]),
-                                block_number=int(log["blockNumber"])))
-    return out
+    return [Registration(submitter=str(log["args"]["submitter"]),
+                         hash_hex=bytes(log["args"]["hash"]).hex(),
+                         timestamp=int(log["args"]["timestamp"]),
+                         tx_hash=_hex(log["transactionHash"]),
+                         block_number=int(log["blockNumber"]))
+            for log in conn.call(query, address=address)]
+
+
+@dataclass(frozen=True)
+class BatchAnchoring:
+    """One ``BatchAnchored`` event."""
+
+    root: str  # 0x + 64 hex
+    submitter: str
+    leaf_count: int
+    timestamp: int
+    tx_hash: str
+    block_number: int
+
+
+def batch_events(conn: ChainConnection, root: str, *, submitter: str | None = None,
+                 address: str | None = None) -> list[BatchAnchoring]:
+    """``BatchAnchored`` events for ``root`` (optionally by one submitter), oldest first."""
+    filters: dict[str, Any] = {"root": bytes.fromhex(root.removeprefix("0x"))}
+    if submitter:
+        filters["submitter"] = submitter
+
+    def query(registry: Any) -> list[Any]:
+        return list(registry.events.BatchAnchored.get_logs(argument_filters=filters,
+                                                           from_block=0, to_block="latest"))
+
+    return [BatchAnchoring(root=_hex(log["args"]["root"]),
+                           submitter=str(log["args"]["submitter"]),
+                           leaf_count=int(log["args"]["leafCount"]),
+                           timestamp=int(log["args"]["timestamp"]),
+                           tx_hash=_hex(log["transactionHash"]),
+                           block_number=int(log["blockNumber"]))
+            for log in conn.call(query, address=address)]

@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -69,8 +68,9 @@ from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
 
+from mrv_ml import atomicfile
 from mrv_ml.contract import decode_registry_error, load_artifact
-from mrv_ml.errors import LocalChainError
+from mrv_ml.errors import LocalChainError, StoreError
 
 LOCAL_CHAIN_ID = 1337
 CHAIN_DIR = "chain"
@@ -406,13 +406,7 @@ class LocalChain:
         return data if isinstance(data, dict) else {}
 
     def _write_deployment(self, data: dict[str, Any]) -> None:
-        tmp = self.deployment_path.with_name(f".{DEPLOYMENT_FILE}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=2, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.deployment_path)
-        except OSError as e:
-            raise LocalChainError(f"cannot write {self.deployment_path}: {e}") from e
+            atomicfile.write_json(self.deployment_path, data, what="the local deployment")
+        except StoreError as e:
+            raise LocalChainError(str(e)) from e

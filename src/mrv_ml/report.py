@@ -12,16 +12,19 @@ that merely has an anchoring proof is "anchored", one modified since it was anch
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from xml.sax.saxutils import escape as _xml_escape
 
+from mrv_ml.errors import RecordError
 from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
-from mrv_ml.verify import Verdict, VerdictStatus
+from mrv_ml.proof import Proof, find_proof_file, read_proof_file
+from mrv_ml.verdict import VerdictStatus
+from mrv_ml.verify import Verdict
 
 #: Where ``mrv serve`` shows the dashboard by default; ``--dashboard-url`` or the
 #: ``MRV_DASHBOARD_URL`` environment variable point elsewhere (a public deployment).
@@ -139,39 +142,28 @@ def deep_link(dashboard_url: str, mrv_id: str, network: str | None = None) -> st
 
 
 def find_proof(record_path: Path, mrv_id: str | None,
-               data_dir: Path | None = None) -> dict[str, Any] | None:
+               data_dir: Path | None = None) -> Proof | None:
     """The proof sidecar for a record: beside the record file, else in the store.
     Unreadable or foreign sidecars count as absent (the report then says "unverified")."""
-    candidates: list[Path] = []
-    if mrv_id:
-        candidates.append(record_path.parent / f"{mrv_id}.proof.json")
-        if data_dir is not None:
-            candidates.append(Path(data_dir) / f"{mrv_id}.proof.json")
-    stem = record_path.name[:-5] if record_path.name.endswith(".json") else record_path.name
-    candidates.append(record_path.parent / f"{stem}.proof.json")
-    for path in candidates:
-        try:
-            proof = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(proof, dict) and (mrv_id is None or proof.get("mrv_id") == mrv_id):
-            return proof
-    return None
+    path = find_proof_file(record_path, mrv_id, [data_dir] if data_dir is not None else [])
+    try:
+        proof = read_proof_file(path) if path is not None else None
+    except RecordError:
+        return None
+    return proof if proof is not None and (mrv_id is None or proof.mrv_id == mrv_id) else None
 
 
-def proof_matches(record: Mapping[str, Any], proof: Mapping[str, Any] | None) -> bool:
+def proof_matches(record: Mapping[str, Any], proof: Proof | None) -> bool:
     """Whether the sidecar's digest is this record's fingerprint (it is not after an edit)."""
-    digest = _get(proof or {}, "record_hash", "digest")
-    algorithm = _get(proof or {}, "record_hash", "algorithm")
-    if not isinstance(digest, str) or algorithm not in (None, HASH_ALGORITHM):
+    if proof is None:
         return False
     try:
-        return digest.lower() == compute_hash(record)
+        return proof.record_digest == compute_hash(record)
     except Exception:  # a record that cannot be hashed matches nothing
         return False
 
 
-def badge_status(record: Mapping[str, Any], proof: Mapping[str, Any] | None = None,
+def badge_status(record: Mapping[str, Any], proof: Proof | None = None,
                  verdict: Verdict | None = None) -> str:
     """``verified`` only for a VALID verdict; else what the verdict or sidecar supports."""
     if verdict is not None:
@@ -180,15 +172,15 @@ def badge_status(record: Mapping[str, Any], proof: Mapping[str, Any] | None = No
         return "unverified"
     if not proof_matches(record, proof):
         return "modified"
-    return "anchored" if proof.get("status") == "anchored" else "pending"
+    return "anchored" if proof.status == "anchored" else "pending"
 
 
-def network_of(proof: Mapping[str, Any] | None, verdict: Verdict | None = None,
+def network_of(proof: Proof | None, verdict: Verdict | None = None,
                default: str | None = None) -> str | None:
     if verdict is not None and verdict.network:
         return verdict.network
-    network = _get(proof or {}, "anchor", "network")
-    return network if isinstance(network, str) and network else default
+    network = proof.anchor.network if proof is not None and proof.anchor is not None else None
+    return network or default
 
 
 # --- the sentence ------------------------------------------------------------------------
@@ -301,7 +293,7 @@ def _attr(value: str) -> str:
 # --- summary -----------------------------------------------------------------------------
 
 
-def summary_text(record: Mapping[str, Any], *, proof: Mapping[str, Any] | None = None,
+def summary_text(record: Mapping[str, Any], *, proof: Proof | None = None,
                  verdict: Verdict | None = None) -> str:
     """A short human summary: what ran, what it cost, where it is anchored."""
     f = _facts(record)
@@ -357,23 +349,81 @@ def summary_text(record: Mapping[str, Any], *, proof: Mapping[str, Any] | None =
         row("hash", f"{HASH_ALGORITHM} {compute_hash(record)}")
     except Exception as e:  # a summary must still print for a damaged record
         row("hash", f"cannot be computed: {e}")
-    anchor = _get(proof or {}, "anchor") or {}
     if proof is None:
         row("anchor", "none found (not anchored, or the proof file is elsewhere)")
     elif not proof_matches(record, proof):
         row("anchor", "the proof file's hash differs: the record changed since anchoring")
-    elif proof.get("status") == "anchored":
-        row("anchor", f"{anchor.get('mode', 'single')} on {anchor.get('network')} "
-            f"(chain {anchor.get('chain_id')}), tx {anchor.get('tx_hash')}, "
-            f"block {anchor.get('block_number')}")
+    elif proof.anchor is not None:
+        a = proof.anchor
+        row("anchor", f"{a.mode} on {a.network} (chain {a.chain_id}), tx {a.tx_hash}, "
+            f"block {a.block_number}")
     else:
-        row("anchor", f"pending: {proof.get('pending_reason') or 'not sent yet'}")
+        row("anchor", f"pending: {proof.pending_reason or 'not sent yet'}")
     if verdict is not None:
         row("verdict", verdict.status.value + (f" — {verdict.detail}" if verdict.detail else ""))
     return "\n".join(lines) + "\n"
 
 
-def render(record: Mapping[str, Any], fmt: str, *, proof: Mapping[str, Any] | None = None,
+# --- a verdict, for people ----------------------------------------------------------------
+
+_HEADLINES = {
+    ("VALID", "single"): "✅ VALID - Hashes match!",
+    ("VALID", "batch"): "✅ VALID - the record is a leaf of the anchored batch",
+    ("TAMPERED", "single"): "❌ TAMPERED - Hashes differ!",
+    ("TAMPERED", "batch"): "❌ TAMPERED - the record is not in the anchored batch",
+    ("NOT_FOUND", "single"): "⚠️ NOT FOUND - no such registration on chain",
+    ("NOT_FOUND", "batch"): "⚠️ NOT FOUND - the batch root is not anchored",
+    ("SUBMITTER_MISMATCH", "single"): "⚠️ SUBMITTER MISMATCH - registered by another address",
+    ("SUBMITTER_MISMATCH", "batch"): "⚠️ SUBMITTER MISMATCH - anchored by another address",
+}
+#: What the record's own figures are worth under each verdict (shown under the figures).
+UNTRUSTED_NOTE = {
+    VerdictStatus.TAMPERED: "untrusted: these figures come from the file being verified, "
+                            "which differs from what was anchored",
+    VerdictStatus.NOT_FOUND: "unverified: nothing on chain vouches for these figures",
+    VerdictStatus.SUBMITTER_MISMATCH: "unverified: only another address vouches for them",
+}
+
+
+def _utc(ts: int | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def verdict_headline(verdict: Verdict) -> str:
+    return _HEADLINES[(verdict.status.value, verdict.mode)]
+
+
+def verdict_rows(verdict: Verdict, source: str) -> list[tuple[str, str]]:
+    """Label/value rows of a verdict: the figures marked untrusted unless VALID, the
+    record's hash and what it was compared with (on-chain hash, or Merkle root) apart."""
+    v = verdict
+    mark = "" if v.figures_trusted else " (untrusted)"
+    rows = [("Record", source), ("MRV ID", v.mrv_id),
+            (f"CO2{mark}", format_quantity(v.co2_kg, "kg")),
+            (f"Energy{mark}", format_quantity(v.energy_kwh, "kWh"))]
+    if not v.figures_trusted:
+        rows.append(("Figures", UNTRUSTED_NOTE[v.status]))
+    rows += [("Timestamp", _utc(v.timestamp)), ("Submitter", v.submitter or "-")]
+    if v.expected_submitter and v.expected_submitter != v.submitter:
+        rows.append(("Expected submitter", v.expected_submitter))
+    rows.append(("Record hash", v.record_hash))
+    if v.mode == "batch":
+        rows.append(("Merkle root", v.merkle_root or "-"))
+    else:
+        rows.append(("On-chain hash", v.onchain_hash or "-"))
+    rows.append(("Tx", v.tx_hash or "-"))
+    if v.explorer_url:
+        rows.append(("Explorer", v.explorer_url))
+    rows += [("Block", "-" if v.block_number is None else str(v.block_number)),
+             ("Network", f"{v.network} (chain {v.chain_id}), registry {v.contract_address}")]
+    if v.detail:
+        rows.append(("Detail", v.detail))
+    return rows
+
+
+def render(record: Mapping[str, Any], fmt: str, *, proof: Proof | None = None,
            verdict: Verdict | None = None, dashboard_url: str = DEFAULT_DASHBOARD_URL,
            network: str | None = None) -> str:
     """One of :data:`FORMATS` as text."""

@@ -240,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
                 proof = self.server.store.load_proof(mrv_id)
                 if proof is None:
                     return self._error(404, f"no proof sidecar for {mrv_id}")
-                return self._send_json(200, proof)
+                return self._send_json(200, proof.to_dict())
             return self._send_json(200, self.server.store.load(mrv_id))
         except RecordNotFoundError as e:
             return self._error(404, str(e))

@@ -6,36 +6,32 @@ Layout (``mrv_data/`` by default)::
     MRV-<uuid>.proof.json    its proof sidecar; replaced atomically as anchoring progresses
     .index.json              listing cache; the JSON files above remain the source of truth
 
-Writes are crash-safe: the bytes go to a temporary file in the same directory, are
-fsynced, and the final name is created with ``os.link`` (records: fails if the name
-exists, so a record is never replaced) or ``os.replace`` (proofs). A failed write
-leaves neither a partial file nor a stray temporary file.
+Writes go through :mod:`mrv_ml.atomicfile`: records are created with ``os.link`` (never
+replaced), sidecars with ``os.replace``; a failed write leaves nothing half-written.
 """
 
 from __future__ import annotations
 
 import builtins
-import contextlib
-import errno
 import hashlib
 import json
 import os
 import re
-import secrets
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mrv_ml import atomicfile
 from mrv_ml.errors import (
-    NotARecordError,
     RecordError,
     RecordExistsError,
     RecordNotFoundError,
     StoreError,
 )
+from mrv_ml.proof import PROOF_SUFFIX, Proof, read_proof_file
 from mrv_ml.record import (
     check_record_header,
     dump_json_bytes,
@@ -49,7 +45,6 @@ from mrv_ml.record import (
 
 DEFAULT_DATA_DIR = "mrv_data"
 INDEX_FILE = ".index.json"
-PROOF_SUFFIX = ".proof.json"
 _INDEX_FORMAT = "mrv-ml store index"
 _INDEX_VERSION = 2
 # Cached record fields, in order: experiment, model_name, status, start_time, duration_s,
@@ -63,10 +58,6 @@ _PREFIX_RE = re.compile(r"^MRV-[0-9a-f-]+$")
 
 #: ``RecordSummary.status`` of a record file that cannot be read or is not a record.
 UNREADABLE = "unreadable"
-
-# Filesystems without hard links answer os.link with one of these.
-_NO_HARDLINK_ERRNOS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS,
-                       errno.EXDEV}
 
 
 @dataclass(frozen=True)
@@ -99,34 +90,6 @@ class RecordSummary:
         return data
 
 
-def _reason(e: OSError) -> str:
-    """'no space left on device' from an OSError, without the file name noise."""
-    text = e.strerror or (os.strerror(e.errno) if e.errno else str(e))
-    return text[:1].lower() + text[1:] if text else type(e).__name__
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a new directory entry durable. Best effort: the file's bytes are already
-    fsynced and the entry is visible; some filesystems refuse fsync on directories."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
 def _time_key(value: str | None) -> float | None:
     if not value:
         return None
@@ -136,29 +99,9 @@ def _time_key(value: str | None) -> float | None:
         return None
 
 
-def read_proof_file(path: str | Path) -> dict[str, Any] | None:
-    """The proof sidecar at ``path``, or ``None`` when there is none.
-
-    A sidecar that exists but cannot be read or parsed raises a :class:`RecordError`
-    naming the file: a corrupt proof must not look like "not anchored yet".
-    """
-    p = Path(path)
-    if not p.exists():
-        return None
-    value = parse_json_strict(read_file_bytes(p), str(p))
-    if not isinstance(value, dict):
-        raise NotARecordError(f"{p}: not a proof sidecar: the JSON is not an object")
-    return value
-
-
-def _proof_info(proof: Mapping[str, Any]) -> tuple[str, str | None]:
-    """(anchor_state, anchor_mode) of a parsed sidecar."""
-    status = proof.get("status")
-    anchor = proof.get("anchor")
-    mode = anchor.get("mode") if isinstance(anchor, Mapping) else None
-    if status not in ("pending", "anchored"):
-        raise NotARecordError(f"not a proof sidecar: status is {status!r}")
-    return str(status), mode if isinstance(mode, str) else None
+def _proof_info(proof: Proof) -> tuple[str, str | None]:
+    """(anchor_state, anchor_mode) of a sidecar."""
+    return proof.status, proof.mode
 
 
 class RecordStore:
@@ -200,27 +143,11 @@ class RecordStore:
         final = self.path_for(record["mrv_id"])
         data = dump_record_bytes(record)
         self._ensure_root()
-        if os.path.lexists(final):
-            raise RecordExistsError(f"{final}: a record with this ID already exists; "
-                                    "records are never overwritten")
-        tmp = self._temp_path(final.name)
         try:
-            self._write_temp(tmp, data)
-            try:
-                os.link(tmp, final)
-            except FileExistsError:
-                raise RecordExistsError(f"{final}: a record with this ID already exists; "
-                                        "records are never overwritten") from None
-            except OSError as e:
-                if e.errno not in _NO_HARDLINK_ERRNOS:
-                    raise
-                self._create_exclusive_without_link(tmp, final)
-        except OSError as e:
-            raise StoreError(f"cannot write the record to {self.root}: {_reason(e)}") from e
-        finally:
-            self._discard(tmp)
-        _fsync_dir(self.root)
-        return final
+            return atomicfile.write_bytes(final, data, overwrite=False, what="the record")
+        except RecordExistsError:
+            raise RecordExistsError(f"{final}: a record with this ID already exists; "
+                                    "records are never overwritten") from None
 
     def load(self, mrv_id: str) -> dict[str, Any]:
         """The validated record ``mrv_id``; :class:`RecordNotFoundError` if not stored."""
@@ -233,35 +160,20 @@ class RecordStore:
                               f"is {record['mrv_id']}")
         return record
 
-    def exists(self, mrv_id: str) -> bool:
-        """Whether a record file for ``mrv_id`` is stored."""
-        return self.path_for(mrv_id).is_file()
-
     # --- proofs ----------------------------------------------------------------------
 
-    def load_proof(self, mrv_id: str) -> dict[str, Any] | None:
+    def load_proof(self, mrv_id: str) -> Proof | None:
         """The proof sidecar of ``mrv_id``, or ``None`` when it has none yet."""
         return read_proof_file(self.proof_path_for(mrv_id))
 
-    def save_proof(self, mrv_id: str, proof: Mapping[str, Any]) -> Path:
-        """Write (or atomically replace) the proof sidecar of ``mrv_id``; returns its path."""
-        if not isinstance(proof, Mapping):
-            raise RecordError("a proof sidecar must be a JSON object")
-        if proof.get("mrv_id") not in (None, mrv_id):
-            raise RecordError(f"proof is for {proof.get('mrv_id')!r}, not {mrv_id}")
-        final = self.proof_path_for(mrv_id)
-        data = dump_json_bytes(dict(proof))
+    def save_proof(self, proof: Proof) -> Path:
+        """Write (or atomically replace) the proof sidecar of ``proof.mrv_id``."""
+        if not isinstance(proof, Proof):
+            raise RecordError("a proof sidecar must be a Proof")
+        final = self.proof_path_for(proof.mrv_id)
+        data = dump_json_bytes(proof.to_dict())
         self._ensure_root()
-        tmp = self._temp_path(final.name)
-        try:
-            self._write_temp(tmp, data)
-            os.replace(tmp, final)
-        except OSError as e:
-            raise StoreError(f"cannot write the proof to {self.root}: {_reason(e)}") from e
-        finally:
-            self._discard(tmp)
-        _fsync_dir(self.root)
-        return final
+        return atomicfile.write_bytes(final, data, what="the proof")
 
     # --- listing ---------------------------------------------------------------------
 
@@ -311,9 +223,6 @@ class RecordStore:
         keyed.sort(key=lambda pair: pair[0])
         return [summary for _, summary in keyed]
 
-    def __iter__(self) -> Iterator[RecordSummary]:
-        return iter(self.list())
-
     def pending_ids(self) -> builtins.list[str]:
         """IDs of readable records not anchored yet (no sidecar, or status pending)."""
         return [s.mrv_id for s in self.list()
@@ -360,44 +269,7 @@ class RecordStore:
         except FileExistsError as e:
             raise StoreError(f"data directory {self.root} exists and is not a directory") from e
         except OSError as e:
-            raise StoreError(f"cannot create the data directory {self.root}: {_reason(e)}") from e
-
-    def _temp_path(self, final_name: str) -> Path:
-        # Hidden and unique per writer; listing ignores it by name.
-        return self.root / f".{final_name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-
-    @staticmethod
-    def _write_temp(tmp: Path, data: bytes) -> None:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    @staticmethod
-    def _create_exclusive_without_link(tmp: Path, final: Path) -> None:
-        # No hard links here: claim the name exclusively (an empty placeholder), then
-        # move the complete file over it. Still never replaces someone else's record.
-        try:
-            fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            raise RecordExistsError(f"{final}: a record with this ID already exists; "
-                                    "records are never overwritten") from None
-        os.close(fd)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            # The placeholder is ours (created exclusively): never leave it half-made.
-            with contextlib.suppress(OSError):
-                os.unlink(final)
-            raise
-
-    @staticmethod
-    def _discard(tmp: Path) -> None:
-        # Already linked and gone, or never created: nothing to clean.
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            raise StoreError(f"cannot create the data directory {self.root}: {atomicfile.reason(e)}") from e
 
     def _scan(self) -> dict[str, os.DirEntry[str]]:
         try:
@@ -408,7 +280,7 @@ class RecordStore:
         except NotADirectoryError as e:
             raise StoreError(f"data directory {self.root} is not a directory") from e
         except OSError as e:
-            raise StoreError(f"cannot read the data directory {self.root}: {_reason(e)}") from e
+            raise StoreError(f"cannot read the data directory {self.root}: {atomicfile.reason(e)}") from e
 
     @staticmethod
     def _stat_key(entry: os.DirEntry[str]) -> builtins.list[int] | None:
@@ -431,7 +303,7 @@ class RecordStore:
             try:
                 check_record_header(value)
             except RecordError as e:
-                raise type(e)(f"{path}: {e}") from e
+                raise e.with_prefix(str(path)) from e
             if value["mrv_id"] != mrv_id:
                 raise RecordError(f"{path}: the file name says {mrv_id} but the record's "
                                   f"mrv_id is {value['mrv_id']!r}")
@@ -497,18 +369,10 @@ class RecordStore:
         """Replace the cache atomically; failures are ignored (the files are the truth)."""
         if not self.root.is_dir():
             return
-        tmp = self._temp_path(INDEX_FILE)
         try:
             body = json.dumps(entries, separators=(",", ":"), allow_nan=False).encode("utf-8")
             header = json.dumps({"format": _INDEX_FORMAT, "version": _INDEX_VERSION,
                                  "sha256": hashlib.sha256(body).hexdigest()}).encode()
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                _write_all(fd, header + b"\n" + body)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.root / INDEX_FILE)
-        except (OSError, ValueError):
+            atomicfile.write_bytes(self.root / INDEX_FILE, header + b"\n" + body)
+        except (StoreError, ValueError):
             pass
-        finally:
-            self._discard(tmp)

@@ -16,7 +16,6 @@ the record is the one error ``stop()`` raises, because then nothing was kept.
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import os
 import sys
@@ -29,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mrv_ml.config import Settings, load_settings
 from mrv_ml.environment import software_versions, source_state
-from mrv_ml.errors import ChainError
 from mrv_ml.hardware import get_hardware_info
 from mrv_ml.hashing import compute_hash
 from mrv_ml.measurement import EnergyMeter
@@ -37,6 +35,7 @@ from mrv_ml.record import SCHEMA_VERSION, new_mrv_id, validate_record, warm_up_v
 from mrv_ml.store import RecordStore
 
 if TYPE_CHECKING:
+    from mrv_ml.proof import Proof
     from mrv_ml.verify import Verdict
 
 log = logging.getLogger(__name__)
@@ -107,7 +106,7 @@ class MRVTracker:
         self.record: dict[str, Any] | None = None
         self.record_path: Path | None = None
         self.tx_hash: str | None = None
-        self.proof: dict[str, Any] | None = None
+        self.proof: Proof | None = None
         self.anchor_error: str | None = None
 
         self._meter: EnergyMeter | None = None
@@ -220,12 +219,8 @@ class MRVTracker:
         """Verify this run's stored record against the chain; truthy only when VALID."""
         if self.record_path is None:
             raise RuntimeError("nothing to verify: the tracker has not stopped yet")
-        import mrv_ml.verify as verify_module
+        from mrv_ml.verify import verify
 
-        # Looked up at call time: verify() lives in another module that may lag this one.
-        verify: Callable[..., Verdict] | None = getattr(verify_module, "verify", None)
-        if verify is None:
-            raise ChainError("verification is not available in this install (mrv_ml.verify)")
         return verify(self.record_path, settings=self.settings)
 
     # -- internals ------------------------------------------------------------------------
@@ -240,14 +235,7 @@ class MRVTracker:
         if self.blockchain_enabled and self.auto_anchor and self.anchor_mode == "single":
             # web3 and the chain modules take ~1 s to import: do it while training runs,
             # not after it ends.
-            import importlib
-
-            for name in ("mrv_ml.anchor", "mrv_ml.chain", "mrv_ml.localchain"):
-                try:
-                    importlib.import_module(name)
-                except Exception as e:  # noqa: BLE001 - _anchor() reports what matters
-                    log.debug("prefetch of %s failed: %s", name, e)
-                    break
+            from mrv_ml import anchor, chain, localchain  # noqa: F401
 
     def _note_exception(self, exc: BaseException) -> None:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -290,16 +278,7 @@ class MRVTracker:
         if not self.blockchain_enabled:
             return
         assert self.mrv_id is not None
-        try:
-            # Lazy (web3 is slow to import); through sys.modules, so an install without
-            # the chain modules is detected even after a partial import.
-            anchor = importlib.import_module("mrv_ml.anchor")
-        except ImportError as e:
-            # No anchoring module in this install: the record stays pending (no sidecar
-            # counts as pending) for a later `mrv anchor`.
-            self.anchor_error = f"anchoring unavailable: {e}"
-            log.warning("anchoring %s skipped: %s", self.mrv_id, self.anchor_error)
-            return
+        from mrv_ml import anchor  # lazy: web3 is slow to import (imported while training)
 
         if not self.auto_anchor or self.anchor_mode == "batch":
             reason = ("awaiting the next batch (mrv anchor --batch)" if self.anchor_mode == "batch"

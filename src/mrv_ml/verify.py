@@ -1,59 +1,82 @@
 """Verification: is this record unchanged since it was anchored, and by whom?
 
-A verdict is a value users can branch on, carrying its evidence. A failure to
-*reach* the evidence (chain down, wrong contract) is raised as an error instead.
+One path for single and batch-anchored records: read the evidence the pure
+:func:`mrv_ml.verdict.decide` asks for (the record's hash, its proof, registry reads), then
+turn its decision into a :class:`Verdict` or raise the error it names. A failure to
+*reach* or *trust* the evidence (chain down, a proof of another chain, no registry code, a
+batched record without its proof) is raised, never presented as a verdict.
+
+:func:`verify` checks one record; :func:`verify_files` checks many over one connection,
+reading each batch root once, and reports unusable files one by one.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mrv_ml.errors import (
+    EXIT_BAD_INPUT,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_PROOF_NEEDED,
     EXIT_SUBMITTER_MISMATCH,
     EXIT_TAMPERED,
+    ChainIdMismatchError,
     ChainUnavailableError,
     ConfigError,
+    EvidenceConflictError,
     MRVError,
+    NoContractError,
+    ProofMismatchError,
+    ProofNeededError,
     RecordError,
+)
+from mrv_ml.hashing import compute_hash
+from mrv_ml.proof import PROOF_SUFFIX, Proof, find_proof_file, proof_path, read_proof_file
+from mrv_ml.verdict import (
+    REASONS,
+    Batch,
+    Decision,
+    Entry,
+    Evidence,
+    Registration,
+    VerdictStatus,
+    decide,
 )
 
 if TYPE_CHECKING:
+    from mrv_ml.chain import ChainConnection
     from mrv_ml.config import Settings
 
+__all__ = ["FileVerdict", "Verdict", "VerdictStatus", "verify", "verify_files",
+           "worst_exit_code"]
 
-class VerdictStatus(str, enum.Enum):
-    VALID = "VALID"
-    TAMPERED = "TAMPERED"
-    NOT_FOUND = "NOT_FOUND"
-    SUBMITTER_MISMATCH = "SUBMITTER_MISMATCH"
-
-    @property
-    def exit_code(self) -> int:
-        return _EXIT_CODES[self]
-
-
-_EXIT_CODES = {
-    VerdictStatus.VALID: EXIT_OK,
-    VerdictStatus.TAMPERED: EXIT_TAMPERED,
-    VerdictStatus.NOT_FOUND: EXIT_NOT_FOUND,
-    VerdictStatus.SUBMITTER_MISMATCH: EXIT_SUBMITTER_MISMATCH,
-}
+# Worst first decides the exit status of a multi-record run: verdicts by how bad they are
+# for the record, then "could not verify" (proof needed, unusable input, other errors).
+_SEVERITY = {EXIT_OK: 0, EXIT_NOT_FOUND: 1, EXIT_PROOF_NEEDED: 2, EXIT_SUBMITTER_MISMATCH: 3,
+             EXIT_TAMPERED: 4, EXIT_BAD_INPUT: 5}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of verifying one record, with the evidence behind it."""
+    """The outcome of verifying one record, with the evidence behind it.
+
+    ``record_hash`` is this record's fingerprint. A single registration's hash is
+    ``onchain_hash``; a batch-anchored record's evidence is ``merkle_root`` (the record's
+    hash is a leaf under it), and ``onchain_hash`` is then ``None``. ``reason`` keys the
+    one-line ``detail``. The figures (``co2_kg``, ``energy_kwh``) are the file's own: they
+    are vouched for only when the verdict is VALID (``figures_trusted``).
+    """
 
     status: VerdictStatus
+    reason: str
     mrv_id: str
-    local_hash: str
+    record_hash: str
     onchain_hash: str | None = None
+    merkle_root: str | None = None
     timestamp: int | None = None  # block timestamp of the registration, Unix seconds
     submitter: str | None = None
     expected_submitter: str | None = None
@@ -75,32 +98,69 @@ class Verdict:
     def exit_code(self) -> int:
         return self.status.exit_code
 
+    @property
+    def figures_trusted(self) -> bool:
+        return self.status is VerdictStatus.VALID
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
         data["exit_code"] = self.exit_code
+        data["figures_trusted"] = self.figures_trusted
         return data
 
 
-_ZERO_ADDRESS = "0x" + "0" * 40
+@dataclass(frozen=True)
+class FileVerdict:
+    """One file of :func:`verify_files`: a verdict, or the error that kept it from one."""
+
+    path: Path
+    verdict: Verdict | None = None
+    error: MRVError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.verdict is not None:
+            return self.verdict.exit_code
+        assert self.error is not None
+        return self.error.exit_code
 
 
-def _load_inputs(record: Mapping[str, Any] | str | Path, proof: Mapping[str, Any] | None
-                 ) -> tuple[dict[str, Any], Mapping[str, Any] | None, Path | None]:
+# --- inputs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Input:
+    record: dict[str, Any]
+    proof: Proof | None
+    source: str  # the record file, or "record"
+    expected_proof_file: str  # where its proof is (or would be) looked for
+
+
+def _as_proof(proof: Proof | Mapping[str, Any] | None, source: str) -> Proof | None:
+    if proof is None or isinstance(proof, Proof):
+        return proof
+    return Proof.from_dict(proof, source)
+
+
+def _load(record: Mapping[str, Any] | str | Path,
+          proof: Proof | Mapping[str, Any] | None) -> _Input:
     from mrv_ml.record import load_record_file, validate_record
-    from mrv_ml.store import PROOF_SUFFIX, read_proof_file
 
     if isinstance(record, (str, Path)):
         path = Path(record)
         data = load_record_file(path)
+        found: Path | None = None
         if proof is None:
-            stem = path.name[:-5] if path.name.endswith(".json") else path.name
-            proof = read_proof_file(path.with_name(stem + PROOF_SUFFIX))
-        return data, proof, path
+            found = find_proof_file(path, str(data["mrv_id"]))
+            proof = read_proof_file(found) if found is not None else None
+        return _Input(data, _as_proof(proof, str(found or "proof")), str(path),
+                      str(found or proof_path(path)))
     if not isinstance(record, Mapping):
         raise RecordError(f"a record must be a JSON object or a file, not {type(record).__name__}")
     validate_record(record)
-    return dict(record), proof, None
+    return _Input(dict(record), _as_proof(proof, "proof"), "record",
+                  f"{record['mrv_id']}{PROOF_SUFFIX}")
 
 
 def _checked_address(value: str, what: str) -> str:
@@ -111,117 +171,302 @@ def _checked_address(value: str, what: str) -> str:
     return str(to_checksum_address(value))
 
 
-def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
-           proof: Mapping[str, Any] | None = None, expected_submitter: str | None = None,
-           settings: Settings | None = None, connection: Any = None) -> Verdict:
-    """Compare the record's hash with the registry. Raises RecordError (unusable input),
-    ChainUnavailableError / ConfigError (evidence unreachable); otherwise a Verdict."""
-    from mrv_ml.config import load_settings
-    from mrv_ml.hashing import compute_hash
+# --- reading the evidence ----------------------------------------------------------------
+
+
+class _Reader:
+    """Fills the evidence ``decide`` asks for, over one connection, caching per registry:
+    verifying many records of one batch reads its root once."""
+
+    def __init__(self, conn: ChainConnection, *, cross_check_all: bool = False) -> None:
+        self.conn = conn
+        self.cross_check_all = cross_check_all
+        explicit = conn.settings.contract_address
+        self.explicit_registry = _checked_address(explicit, "contract") if explicit else None
+        self._configured: str | None = None
+        self._code: dict[str, bool] = {}
+        self._batches: dict[tuple[str, str, str], Batch] = {}
+        self._anchorers: dict[tuple[str, str], tuple[Registration, ...]] = {}
+        self._cross_checked: set[tuple[str, str, str]] = set()
+        self._memo: dict[bytes, bytes] = {}  # Merkle node hashes shared by a tree's proofs
+
+    def registry_for(self, proof: Proof | None) -> str:
+        """The registry to read: a configured one, else the proof's, else the default."""
+        if self.explicit_registry:
+            return self.explicit_registry
+        if proof is not None and proof.anchor is not None:
+            return _checked_address(proof.anchor.contract_address, "contract")
+        if self._configured is None:
+            from mrv_ml.chain import find_registry
+
+            self._configured = find_registry(self.conn)
+        return self._configured
+
+    def evidence(self, data: Mapping[str, Any], proof: Proof | None, mrv_id: str | None,
+                 pin: str | None) -> Evidence:
+        return Evidence(mrv_id=mrv_id or str(data["mrv_id"]), record_mrv_id=str(data["mrv_id"]),
+                        record_hash=compute_hash(data), proof=proof, pin=pin,
+                        explicit_registry=self.explicit_registry is not None)
+
+    def read(self, ev: Evidence, need: str) -> Evidence:
+        conn = self.conn
+        if need == "chain":
+            registry = self.registry_for(ev.proof)
+            if registry not in self._code:
+                self._code[registry] = conn.has_code(registry)
+            return replace(ev, chain_id=conn.chain_id, registry_address=registry,
+                           registry_has_code=self._code[registry])
+        address = ev.registry_address
+        assert address is not None
+        expected = ev.expected_submitter
+        if need == "entry":
+            raw, ts = conn.call(lambda r: r.functions.getMRVHashBy(ev.mrv_id, expected).call(),
+                                address=address)
+            return replace(ev, entry=Entry(bytes(raw).hex(), int(ts)))
+        if need == "first":
+            raw, ts, first = conn.call(lambda r: r.functions.getMRVHash(ev.mrv_id).call(),
+                                       address=address)
+            return replace(ev, first=Entry(bytes(raw).hex(), int(ts), str(first)))
+        if need == "hash_registrants":
+            from mrv_ml.chain import registration_events
+
+            found = registration_events(conn, ev.mrv_id, hash_hex=ev.record_hash,
+                                        address=address)
+            return replace(ev, hash_registrants=tuple(
+                Registration(r.submitter, r.timestamp, r.hash_hex, r.tx_hash, r.block_number)
+                for r in found))
+        root = ev.merkle_root
+        assert root is not None and ev.proof is not None and ev.proof.anchor is not None
+        merkle = ev.proof.anchor.merkle
+        assert merkle is not None
+        if need == "merkle":
+            from mrv_ml.merkle import verify_proof
+
+            return replace(ev, merkle_ok=verify_proof(root, ev.record_hash, merkle.proof,
+                                                      self._memo))
+        if need == "batch":
+            assert expected is not None
+            key = (address, root, expected.lower())
+            if key not in self._batches:
+                ts, count = conn.call(lambda r: r.functions.getBatch(root, expected).call(),
+                                      address=address)
+                self._batches[key] = Batch(int(ts), int(count))
+            ev = replace(ev, batch=self._batches[key])
+            if ev.batch is not None and ev.batch.timestamp and \
+                    (self.cross_check_all or key not in self._cross_checked):
+                # The registry's own MerkleProof.verify, once per root: guards our Merkle code.
+                onchain = bool(conn.call(lambda r: r.functions.verifyBatchProof(
+                    root, expected, "0x" + ev.record_hash, list(merkle.proof)).call(),
+                    address=address))
+                if onchain == ev.merkle_ok:
+                    self._cross_checked.add(key)
+                ev = replace(ev, registry_merkle_ok=onchain)
+            return ev
+        if need == "root_anchorers":
+            return replace(ev, root_anchorers=self.root_anchorers(address, root))
+        raise AssertionError(f"decide() asked for unknown evidence {need!r}")
+
+    def root_anchorers(self, address: str, root: str) -> tuple[Registration, ...]:
+        if (address, root) not in self._anchorers:
+            from mrv_ml.chain import batch_events
+
+            self._anchorers[(address, root)] = tuple(
+                Registration(b.submitter, b.timestamp, None, b.tx_hash, b.block_number)
+                for b in batch_events(self.conn, root, address=address))
+        return self._anchorers[(address, root)]
+
+    def decide(self, ev: Evidence) -> tuple[Evidence, Decision]:
+        decision = decide(ev)
+        while decision.need is not None:
+            ev = self.read(ev, decision.need)
+            decision = decide(ev)
+        return ev, decision
+
+    def transaction_of(self, ev: Evidence, reg: Registration) -> tuple[str | None, int | None]:
+        """Display only: the transaction behind the registration a verdict rests on."""
+        if reg.tx_hash:
+            return reg.tx_hash, reg.block_number
+        anchor = ev.proof.anchor if ev.proof is not None else None
+        if anchor is not None and anchor.tx_hash and anchor.submitter.lower() == \
+                reg.submitter.lower() and anchor.chain_id == ev.chain_id:
+            return anchor.tx_hash, anchor.block_number
+        if ev.merkle_root is not None and ev.registry_address is not None:
+            try:
+                found = [a for a in self.root_anchorers(ev.registry_address, ev.merkle_root)
+                         if a.submitter.lower() == reg.submitter.lower()]
+            except ChainUnavailableError:
+                raise
+            except MRVError:
+                found = []  # a node refusing log queries: the verdict stands without the tx
+            if found:
+                return found[0].tx_hash, found[0].block_number
+        return None, None
+
+
+# --- the verdict -------------------------------------------------------------------------
+
+
+def _error(decision: Decision, ev: Evidence, inp: _Input, conn: ChainConnection) -> MRVError:
+    key = decision.error
+    proof = ev.proof
+    anchor = proof.anchor if proof is not None else None
+    if key == "proof_of_another_record":
+        assert proof is not None
+        return ProofMismatchError(f"{inp.expected_proof_file}: this proof is for {proof.mrv_id}, "
+                                  f"not for the record {ev.record_mrv_id}")
+    if key == "proof_chain_mismatch":
+        assert anchor is not None
+        return ChainIdMismatchError(
+            f"the proof says chain {anchor.chain_id} ({anchor.network or 'unnamed network'}), "
+            f"but {conn.where} is chain {ev.chain_id}: verify against a node of chain "
+            f"{anchor.chain_id} (--network or --rpc-url)", key=key)
+    if key == "proof_registry_mismatch":
+        assert anchor is not None
+        return ConfigError(f"the proof names registry {anchor.contract_address}, but the "
+                           f"configured registry is {ev.registry_address}", key=key)
+    if key == "no_contract":
+        return NoContractError(f"no contract at {ev.registry_address} on chain {ev.chain_id} "
+                               f"({conn.network.name}): nothing there can have anchored "
+                               f"{ev.record_mrv_id}")
+    if key == "proof_needed":
+        return ProofNeededError(
+            f"{ev.mrv_id} is not registered under its ID on {conn.network.name}; if it was "
+            f"anchored in a batch, verification needs its proof file {inp.expected_proof_file}")
+    if key == "evidence_conflict":
+        return EvidenceConflictError(
+            f"the registry's verifyBatchProof and mrv-ml's Merkle check disagree on "
+            f"{ev.record_mrv_id} (root {ev.merkle_root}); please report this")
+    raise AssertionError(f"decide() gave an unknown error {key!r}")
+
+
+def _verdict(reader: _Reader, ev: Evidence, decision: Decision, data: Mapping[str, Any]
+             ) -> Verdict:
     from mrv_ml.record import summarize
 
-    data, proof, _path = _load_inputs(record, proof)
-    local_hash = compute_hash(data)
-    own_id = str(data["mrv_id"])
-    the_id = mrv_id or own_id
-    details: list[str] = []
-    if the_id != own_id:
-        details.append(f"--mrv-id {the_id} differs from the record's own mrv_id {own_id}: the "
-                       f"registry entry of {the_id} is compared against this record's hash")
-    anchor = proof.get("anchor") if isinstance(proof, Mapping) else None
-    anchor = anchor if isinstance(anchor, Mapping) else {}
+    conn = reader.conn
+    assert decision.status is not None
+    reg = decision.registration
+    tx, block = reader.transaction_of(ev, reg) if reg is not None else (None, None)
+    batch = ev.mode == "batch"
+    fields = {"mrv_id": ev.mrv_id, "submitter": reg.submitter if reg else None,
+              "expected": ev.expected_submitter, "merkle_root": ev.merkle_root}
+    notes = [REASONS[decision.reason].format(**fields)]
+    if ev.mrv_id != ev.record_mrv_id:
+        notes.append(f"--mrv-id {ev.mrv_id} differs from the record's own mrv_id "
+                     f"{ev.record_mrv_id}: the registry entry of {ev.mrv_id} is compared")
+    merkle = ev.proof.anchor.merkle if ev.proof and ev.proof.anchor else None
+    if batch and merkle and ev.batch and merkle.leaf_count not in (None, ev.batch.leaf_count):
+        notes.append(f"the proof says {merkle.leaf_count} leaves, the chain says "
+                     f"{ev.batch.leaf_count}")
     summary = summarize(data)
-    settings = settings or load_settings()
-    if (not settings.contract_address and anchor.get("contract_address")
-            and str(anchor.get("network", "")).lower() == settings.network.lower()
-            and not settings.rpc_url):
-        settings = settings.replace(contract_address=anchor["contract_address"])
-    if anchor.get("mode") == "batch" and proof is not None:
-        try:
-            from mrv_ml import batch
-        except ImportError as e:
-            raise MRVError(f"this record was anchored in a batch, but batch verification "
-                           f"is not available in this install ({e})") from None
-        from mrv_ml.chain import connect
+    return Verdict(
+        status=decision.status, reason=decision.reason, mrv_id=ev.mrv_id,
+        record_hash=ev.record_hash,
+        onchain_hash=None if batch or reg is None else reg.hash,
+        merkle_root=ev.merkle_root if batch and reg is not None else None,
+        timestamp=reg.timestamp if reg else None, submitter=reg.submitter if reg else None,
+        expected_submitter=ev.expected_submitter, tx_hash=tx, block_number=block,
+        chain_id=ev.chain_id, contract_address=ev.registry_address, network=conn.network.name,
+        mode="batch" if batch else "single", co2_kg=summary.get("co2_kg"),
+        energy_kwh=summary.get("energy_kwh"),
+        explorer_url=conn.explorer_tx_url(tx) if tx else None, detail="; ".join(notes))
 
-        if connection is not None:
-            return batch.verify_batched(local_hash, the_id, proof, connection,
-                                        expected_submitter=expected_submitter, summary=summary)
-        with connect(settings) as conn:
-            return batch.verify_batched(local_hash, the_id, proof, conn,
-                                        expected_submitter=expected_submitter, summary=summary)
-    expected = expected_submitter or anchor.get("submitter") or None
-    if expected:
-        expected = _checked_address(expected, "submitter")
+
+def _verify_input(reader: _Reader, inp: _Input, mrv_id: str | None, pin: str | None
+                  ) -> Verdict:
+    ev, decision = reader.decide(reader.evidence(inp.record, inp.proof, mrv_id, pin))
+    if decision.error is not None:
+        raise _error(decision, ev, inp, reader.conn)
+    return _verdict(reader, ev, decision, inp.record)
+
+
+def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
+           proof: Proof | Mapping[str, Any] | None = None,
+           expected_submitter: str | None = None, settings: Settings | None = None,
+           connection: ChainConnection | None = None) -> Verdict:
+    """Verify one record (a file, whose proof is looked for beside it, or a parsed record
+    with ``proof``). ``expected_submitter`` pins whose registration counts (default: the
+    proof's submitter). Returns a :class:`Verdict`; raises RecordError (unusable input),
+    ProofNeededError, ChainIdMismatchError / NoContractError / ConfigError (evidence that
+    cannot be trusted) and ChainUnavailableError / ChainReadError (evidence unreachable)."""
     from mrv_ml.chain import connect
+    from mrv_ml.config import load_settings
 
+    inp = _load(record, proof)
+    pin = _checked_address(expected_submitter, "submitter") if expected_submitter else None
     if connection is not None:
-        return _verify_on(connection, the_id, local_hash, expected, anchor, summary, details)
-    with connect(settings) as conn:
-        return _verify_on(conn, the_id, local_hash, expected, anchor, summary, details)
+        return _verify_input(_Reader(connection), inp, mrv_id, pin)
+    with connect(settings or load_settings(), deploying=True) as conn:
+        return _verify_input(_Reader(conn), inp, mrv_id, pin)
 
 
-def _verify_on(conn: Any, mrv_id: str, local_hash: str, expected: str | None,
-               anchor: Mapping[str, Any], summary: Mapping[str, Any],
-               details: list[str]) -> Verdict:
-    from mrv_ml.chain import Registration, registration_events
+def record_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The record files named: files as given, directories expanded to their records
+    (``*.json`` but not sidecars or hidden files), sorted."""
+    files: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(f for f in path.glob("*.json")
+                           if not f.name.endswith(PROOF_SUFFIX) and not f.name.startswith("."))
+            if not found:
+                raise RecordError(f"{path}: no record files in this directory")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise RecordError(f"no such file or directory: {path}")
+    return files
 
-    def events(**kw: Any) -> list[Registration]:
+
+def verify_files(paths: Iterable[str | Path], *, settings: Settings | None = None,
+                 expected_submitter: str | None = None, mrv_id: str | None = None,
+                 connection: ChainConnection | None = None,
+                 cross_check_all: bool = False) -> list[FileVerdict]:
+    """Verify many record files (directories expanded) over one connection.
+
+    Each batch root is read once per registry and the registry's ``verifyBatchProof`` is
+    asked once per root (every record with ``cross_check_all``); the other proofs are
+    checked locally against that on-chain root. A file that cannot be verified (unusable,
+    proof needed, proof of another chain...) gets its error in its :class:`FileVerdict`;
+    only an unreachable chain stops the whole run.
+    """
+    from mrv_ml.chain import connect
+    from mrv_ml.config import load_settings
+
+    files = record_files(paths)
+    if mrv_id is not None and len(files) > 1:
+        raise RecordError("--mrv-id applies to one record only")
+    pin = _checked_address(expected_submitter, "submitter") if expected_submitter else None
+    inputs: list[tuple[Path, _Input | MRVError]] = []
+    for f in files:
         try:
-            return registration_events(conn, mrv_id, **kw)
-        except ChainUnavailableError:
-            raise
-        except MRVError:  # nodes limiting log ranges: the verdict stands without the tx
-            return []
+            inputs.append((f, _load(f, None)))
+        except RecordError as e:
+            inputs.append((f, e))
+    if not any(isinstance(i, _Input) for _, i in inputs):
+        return [FileVerdict(f, error=i) for f, i in inputs if isinstance(i, MRVError)]
+    conn = connection if connection is not None else connect(settings or load_settings(),
+                                                            deploying=True)
+    reader = _Reader(conn, cross_check_all=cross_check_all)
+    results = []
+    try:
+        for f, inp in inputs:
+            if isinstance(inp, MRVError):
+                results.append(FileVerdict(f, error=inp))
+                continue
+            try:
+                results.append(FileVerdict(f, verdict=_verify_input(reader, inp, mrv_id, pin)))
+            except ChainUnavailableError:
+                raise
+            except MRVError as e:
+                results.append(FileVerdict(f, error=e))
+    finally:
+        if connection is None:
+            conn.close()
+    return results
 
-    def verdict(status: VerdictStatus, onchain: str | None, ts: int | None,
-                submitter: str | None) -> Verdict:
-        tx_hash = block = None
-        if status is not VerdictStatus.NOT_FOUND and submitter:
-            if (anchor.get("submitter") or "").lower() == submitter.lower() and \
-                    anchor.get("tx_hash") and anchor.get("chain_id") in (None, conn.chain_id):
-                tx_hash, block = anchor.get("tx_hash"), anchor.get("block_number")
-            elif onchain:
-                found = events(submitter=submitter, hash_hex=onchain)
-                if found:
-                    tx_hash, block = found[0].tx_hash, found[0].block_number
-        return Verdict(status=status, mrv_id=mrv_id, local_hash=local_hash,
-                       onchain_hash=onchain, timestamp=ts, submitter=submitter,
-                       expected_submitter=expected, tx_hash=tx_hash, block_number=block,
-                       chain_id=conn.chain_id, contract_address=conn.registry_address,
-                       network=conn.network.name, mode="single",
-                       co2_kg=summary.get("co2_kg"), energy_kwh=summary.get("energy_kwh"),
-                       explorer_url=conn.explorer_tx_url(tx_hash) if tx_hash else None,
-                       detail="; ".join(details))
 
-    if expected:
-        raw, ts = conn.call(lambda r: r.functions.getMRVHashBy(mrv_id, expected).call())
-        onchain = bytes(raw).hex()
-        if any(raw):
-            if onchain == local_hash:
-                return verdict(VerdictStatus.VALID, onchain, int(ts), expected)
-            details.append(f"{expected} registered {mrv_id} with a different hash")
-            return verdict(VerdictStatus.TAMPERED, onchain, int(ts), expected)
-        others = [e for e in events(hash_hex=local_hash) if e.submitter.lower() != expected.lower()]
-        if others:
-            details.append(f"this hash is registered for {mrv_id} only by {others[0].submitter}, "
-                           f"not by the expected submitter {expected}")
-            return verdict(VerdictStatus.SUBMITTER_MISMATCH, local_hash, others[0].timestamp,
-                           others[0].submitter)
-        details.append(f"{expected} never registered {mrv_id}")
-        return verdict(VerdictStatus.NOT_FOUND, None, None, None)
-    raw, ts, first = conn.call(lambda r: r.functions.getMRVHash(mrv_id).call())
-    if not any(raw):
-        details.append(f"{mrv_id} is not registered on {conn.network.name}")
-        return verdict(VerdictStatus.NOT_FOUND, None, None, None)
-    onchain = bytes(raw).hex()
-    if onchain == local_hash:
-        return verdict(VerdictStatus.VALID, onchain, int(ts), str(first))
-    matching = events(hash_hex=local_hash)
-    if matching:
-        m = matching[0]
-        details.append(f"the first registrant {first} holds another hash; this hash was "
-                       f"registered by {m.submitter} (no expected submitter given)")
-        return verdict(VerdictStatus.VALID, local_hash, m.timestamp, m.submitter)
-    details.append(f"registered hash differs (first registrant {first})")
-    return verdict(VerdictStatus.TAMPERED, onchain, int(ts), str(first))
+def worst_exit_code(results: Iterable[FileVerdict]) -> int:
+    """The exit status of a run over many records: the worst outcome among them."""
+    return max((r.exit_code for r in results), key=lambda c: _SEVERITY.get(c, 6), default=0)

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import getpass
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mrv_ml.cli._app import app, console, console_err
 from mrv_ml.cli._core import _print_json, _safe
-from mrv_ml.errors import EXIT_BAD_INPUT, KeyConfigError, RecordError
+from mrv_ml.errors import KeyConfigError
+from mrv_ml.report import format_quantity
 
 if TYPE_CHECKING:
     from mrv_ml.config import Settings
-    from mrv_ml.verify import Verdict
+    from mrv_ml.verify import FileVerdict, Verdict
 
 NetworkOption = Annotated[str | None, typer.Option(
     "--network", metavar="NAME", help="Network preset (local, anvil, sepolia, ..., custom).")]
@@ -36,8 +36,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 _ICONS = {"VALID": "✅ VALID", "TAMPERED": "❌ TAMPERED", "NOT_FOUND": "⚠️ NOT FOUND",
           "SUBMITTER_MISMATCH": "⚠️ SUBMITTER MISMATCH"}
-# Worst first decides the exit status of a multi-record run.
-_SEVERITY = {0: 0, 2: 1, 5: 2, 1: 3, EXIT_BAD_INPUT: 4}
 DEV_KEY_NOTE = "(well-known development key, local chain only)"
 
 
@@ -51,52 +49,29 @@ def _settings(network: str | None = None, rpc_url: str | None = None,
                           "confirmations": confirmations})
 
 
-def _utc(ts: int | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _num(value: float | None, unit: str) -> str:
-    return "-" if value is None else f"{value:.6g} {unit}"
-
-
-def _record_files(refs: list[str], settings: Settings) -> list[Path]:
-    from mrv_ml.store import PROOF_SUFFIX, RecordStore
+def _record_paths(refs: list[str], settings: Settings) -> list[Path]:
+    """Directories as given; anything else a file or an ID (prefix) in the store."""
+    from mrv_ml.store import RecordStore
 
     store = RecordStore(settings.data_dir)
-    files: list[Path] = []
-    for ref in refs:
-        path = Path(ref).expanduser()
-        if path.is_dir():
-            found = sorted(p for p in path.glob("*.json")
-                           if not p.name.endswith(PROOF_SUFFIX) and not p.name.startswith("."))
-            if not found:
-                raise RecordError(f"{path}: no record files in this directory")
-            files.extend(found)
-        else:
-            files.append(store.resolve(ref))
-    return files
+    return [Path(ref).expanduser() if Path(ref).expanduser().is_dir() else store.resolve(ref)
+            for ref in refs]
 
 
 def _print_verdict(v: Verdict, source: str) -> None:
-    console.print(f"{_ICONS[v.status.value]}"
-                  + (" - Hashes match!" if v.status.value == "VALID" else ""), markup=False)
-    rows = [("Record", source), ("MRV ID", v.mrv_id), ("CO2", _num(v.co2_kg, "kg")),
-            ("Energy", _num(v.energy_kwh, "kWh")), ("Timestamp", _utc(v.timestamp)),
-            ("Submitter", v.submitter or "-")]
-    if v.expected_submitter and v.expected_submitter != v.submitter:
-        rows.append(("Expected submitter", v.expected_submitter))
-    rows += [("Local hash", v.local_hash), ("On-chain hash", v.onchain_hash or "-"),
-             ("Tx", v.tx_hash or "-")]
-    if v.explorer_url:
-        rows.append(("Explorer", v.explorer_url))
-    rows += [("Block", "-" if v.block_number is None else str(v.block_number)),
-             ("Network", f"{v.network} (chain {v.chain_id}), registry {v.contract_address}")]
-    if v.detail:
-        rows.append(("Detail", v.detail))
-    for label, value in rows:
+    from mrv_ml.report import verdict_headline, verdict_rows
+
+    console.print(verdict_headline(v), markup=False)
+    for label, value in verdict_rows(v, source):
         console.print(f"  {label + ':':<20}{_safe(value)}", markup=False)
+
+
+def _result_json(r: FileVerdict) -> dict[str, Any]:
+    if r.verdict is not None:
+        return dict(r.verdict.to_dict(), file=str(r.path))
+    assert r.error is not None
+    return {"file": str(r.path), "status": "ERROR", "error_key": r.error.key,
+            "error": str(r.error), "exit_code": r.error.exit_code}
 
 
 @app.command("verify")
@@ -111,56 +86,40 @@ def verify_command(
     network: NetworkOption = None, rpc_url: RpcOption = None, contract: ContractOption = None,
     data_dir: DataDirOption = None, as_json: JsonOption = False,
 ) -> None:
-    """Check records against the on-chain registry.
+    """Check records against the on-chain registry; each record's proof is read from
+    beside it.
 
     Exit 0 VALID, 1 TAMPERED, 2 NOT FOUND, 5 SUBMITTER MISMATCH (several records: the
-    worst), 3 unusable input, 4 chain unreachable, 7 configuration.
+    worst), 3 unusable input, 4 chain unreachable, 7 configuration, 9 proof file needed.
     """
-    from mrv_ml.verify import verify
+    from mrv_ml.verify import verify_files, worst_exit_code
 
     settings = _settings(network, rpc_url, contract, data_dir)
-    files = _record_files(records, settings)
-    if mrv_id is not None and len(files) > 1:
-        raise RecordError("--mrv-id applies to one record only")
-    # Note: a Verdict is falsy unless VALID, so test it with `is not None`.
-    results: list[tuple[Path, Verdict | None, str | None]] = []
-    if len(files) > 1 and mrv_id is None:
-        # Many records: one connection, each batch root read once from the chain.
-        from mrv_ml.batch import verify_many
-
-        try:
-            verdicts = verify_many(files, settings=settings, expected_submitter=submitter)
-            results = [(p, v, None) for p, v in zip(files, verdicts, strict=True)]
-        except RecordError:
-            results = []  # an unusable file among them: go one by one to report each
-    for path in files if not results else []:
-        try:
-            results.append((path, verify(path, mrv_id=mrv_id, expected_submitter=submitter,
-                                         settings=settings), None))
-        except RecordError as e:
-            if len(files) == 1:
-                raise
-            results.append((path, None, str(e)))
-    codes = [v.exit_code if v is not None else EXIT_BAD_INPUT for _, v, _ in results]
-    worst = max(codes, key=lambda c: _SEVERITY.get(c, 9))
+    paths = _record_paths(records, settings)
+    results = verify_files(paths, settings=settings, expected_submitter=submitter,
+                           mrv_id=mrv_id)
+    single = len(results) == 1 and not paths[0].is_dir()
     if as_json:
-        items = [dict(v.to_dict(), file=str(p)) if v is not None else
-                 {"file": str(p), "status": "UNUSABLE", "error": err, "exit_code": EXIT_BAD_INPUT}
-                 for p, v, err in results]
-        _print_json(items[0] if len(items) == 1 else items)
-    elif len(results) == 1 and results[0][1] is not None:
-        _print_verdict(results[0][1], str(results[0][0]))
+        items = [_result_json(r) for r in results]
+        _print_json(items[0] if single else items)
+    elif single and results[0].error is not None:
+        raise results[0].error
+    elif single:
+        assert results[0].verdict is not None
+        _print_verdict(results[0].verdict, str(results[0].path))
     else:
-        for path, v, err in results:
-            status = _ICONS[v.status.value] if v is not None else "❌ UNUSABLE"
-            extra = (f"{_num(v.co2_kg, 'kg CO2')}  tx {v.tx_hash or '-'}" if v is not None else err)
-            console.print(f"{status:<24} {_safe(path.name)}  {_safe(extra)}", markup=False)
         counts: dict[str, int] = {}
-        for _, v, _ in results:
-            key = v.status.value if v is not None else "UNUSABLE"
+        for r in results:
+            v = r.verdict
+            status = _ICONS[v.status.value] if v is not None else "❌ NOT VERIFIED"
+            extra = (f"{format_quantity(v.co2_kg, 'kg')} CO2  tx {v.tx_hash or '-'}"
+                     if v is not None else str(r.error))
+            console.print(f"{status:<24} {_safe(r.path.name)}  {_safe(extra)}", markup=False)
+            key = v.status.value if v is not None else "NOT VERIFIED"
             counts[key] = counts.get(key, 0) + 1
         console.print(f"{len(results)} record(s): "
                       + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), markup=False)
+    worst = worst_exit_code(results)
     if worst:
         raise typer.Exit(worst)
 
@@ -202,19 +161,20 @@ def anchor_command(
         return
     first_error: int | None = None
     dev_note = False
+    signer = None
     for o in outcomes:
-        if o.anchored:
-            anchor = o.proof.get("anchor", {})
-            where = anchor.get("explorer_url") or f"block {anchor.get('block_number')}"
+        anchor = o.proof.anchor if o.proof is not None else None
+        if o.anchored and anchor is not None:
+            where = anchor.explorer_url or f"block {anchor.block_number}"
             console.print(f"✅ {o.mrv_id} anchored in tx {o.tx_hash} ({where})", markup=False)
-            dev_note = dev_note or _is_dev_address(anchor.get("submitter"))
+            signer = anchor.submitter
+            dev_note = dev_note or _is_dev_address(anchor.submitter)
         else:
             console.print(f"⏳ {o.mrv_id} still pending: {_safe(o.error)}", markup=False)
             if first_error is None:
                 first_error = o.error_exit_code or 8
     if dev_note:
-        console.print(f"Signed by {outcomes[0].proof.get('anchor', {}).get('submitter')} "
-                      f"{DEV_KEY_NOTE}", markup=False)
+        console.print(f"Signed by {signer} {DEV_KEY_NOTE}", markup=False)
     if first_error:
         raise typer.Exit(first_error)
 

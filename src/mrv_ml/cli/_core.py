@@ -8,7 +8,6 @@ that ``mrv --help`` stays fast.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import sys
@@ -26,6 +25,7 @@ from mrv_ml.cli._app import app, console, console_err
 from mrv_ml.errors import EXIT_BAD_INPUT, RecordError
 
 if TYPE_CHECKING:
+    from mrv_ml.proof import Proof
     from mrv_ml.store import RecordStore, RecordSummary
 
 # C0/C1 control characters (and DEL) in user-supplied text would move the cursor or
@@ -290,23 +290,16 @@ def list_command(
 # --- mrv show -----------------------------------------------------------------------------
 
 
-def _find_proof(path: Path, mrv_id: str, store: RecordStore) -> tuple[dict[str, Any] | None,
+def _find_proof(path: Path, mrv_id: str, store: RecordStore) -> tuple[Proof | None,
                                                                       str | None]:
     """The sidecar beside the record file, else in the store; (proof, error)."""
-    from mrv_ml.store import PROOF_SUFFIX, read_proof_file
+    from mrv_ml.proof import find_proof_file, read_proof_file
 
-    candidates = [path.parent / f"{mrv_id}{PROOF_SUFFIX}"]
-    # An ID the store cannot hold is only possible for a file outside it: skip the store.
-    with contextlib.suppress(RecordError):
-        candidates.append(store.proof_path_for(mrv_id))
-    for candidate in candidates:
-        try:
-            proof = read_proof_file(candidate)
-        except RecordError as e:
-            return None, str(e)
-        if proof is not None:
-            return proof, None
-    return None, None
+    found = find_proof_file(path, mrv_id, [store.root])
+    try:
+        return (read_proof_file(found) if found is not None else None), None
+    except RecordError as e:
+        return None, str(e)
 
 
 def _methods_text(methods: Any) -> str:
@@ -321,31 +314,26 @@ def _methods_text(methods: Any) -> str:
     return ", ".join(parts) or "-"
 
 
-def _anchoring_lines(proof: Mapping[str, Any] | None, error: str | None) -> Text:
+def _anchoring_lines(proof: Proof | None, error: str | None) -> Text:
     if error is not None:
         return Text(f"unreadable proof: {_safe(error)}", style="bold red")
     if proof is None:
         return Text("none (no proof file; `mrv anchor` sends it)", style="dim")
-    status = proof.get("status")
-    anchor = proof.get("anchor") if isinstance(proof.get("anchor"), Mapping) else {}
-    assert isinstance(anchor, Mapping)
-    if status == "anchored":
+    anchor = proof.anchor
+    if anchor is not None:
         text = Text("anchored", style="bold green")
-        details = [f"{_safe(anchor.get('mode'))} on {_safe(anchor.get('network'))} "
-                   f"(chain {_safe(anchor.get('chain_id'))})",
-                   f"tx {_safe(anchor.get('tx_hash'))}, block {_safe(anchor.get('block_number'))}",
-                   f"submitter {_safe(anchor.get('submitter'))}",
-                   f"contract {_safe(anchor.get('contract_address'))}"]
-        if anchor.get("explorer_url"):
-            details.append(_safe(anchor.get("explorer_url")))
+        details = [f"{_safe(anchor.mode)} on {_safe(anchor.network)} (chain {anchor.chain_id})",
+                   f"tx {_safe(anchor.tx_hash)}, block {_safe(anchor.block_number)}",
+                   f"submitter {_safe(anchor.submitter)}",
+                   f"contract {_safe(anchor.contract_address)}"]
+        if anchor.explorer_url:
+            details.append(_safe(anchor.explorer_url))
         text.append("\n" + "\n".join(details))
         return text
-    if status == "pending":
-        text = Text("pending", style="bold yellow")
-        if proof.get("pending_reason"):
-            text.append(f" ({_safe(proof.get('pending_reason'))})")
-        return text
-    return Text(f"unknown proof status {_safe(status)}", style="red")
+    text = Text("pending", style="bold yellow")
+    if proof.pending_reason:
+        text.append(f" ({_safe(proof.pending_reason)})")
+    return text
 
 
 @app.command("show")

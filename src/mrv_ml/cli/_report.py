@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import enum
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mrv_ml import atomicfile
 from mrv_ml.cli._app import app, console_err
-from mrv_ml.errors import StoreError
 
 
 class ReportFormat(str, enum.Enum):
@@ -64,23 +62,9 @@ def report_command(
         sys.stdout.write(text)  # exact bytes: a badge or LaTeX must not be re-wrapped
         sys.stdout.flush()
     else:
-        _write_atomically(output, text)
+        atomicfile.write_bytes(output, text.encode("utf-8"), what="the report")
         console_err.print(f"wrote {output}", highlight=False)
     if verdict is not None and not verdict:
         raise typer.Exit(verdict.exit_code)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Temp file + rename: an interrupted write never leaves half a badge behind."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
