@@ -50,8 +50,8 @@ def test_eight_processes_one_key(anvil: Any, anvil_registry: str) -> None:
     nonces = set()
     for mrv_id in ids:
         proof = store.load_proof(mrv_id)
-        assert proof is not None and proof["status"] == "anchored"
-        tx = w3.eth.get_transaction(proof["anchor"]["tx_hash"])
+        assert proof is not None and proof.anchor is not None
+        tx = w3.eth.get_transaction(proof.anchor.tx_hash)
         assert tx["from"] == key_account.address
         nonces.add(tx["nonce"])
     assert len(nonces) == PROCESSES
