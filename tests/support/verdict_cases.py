@@ -56,7 +56,10 @@ class CaseChain:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{case['name']}.json"
         if "record_text" in case:
-            path.write_bytes(case["record_text"].encode("utf-8", "surrogatepass"))
+            text = case["record_text"]
+            for name, value in self.mapping.items():  # a proof given as the record has them
+                text = text.replace(json.dumps(name), json.dumps(value))
+            path.write_bytes(text.encode("utf-8"))
         else:
             path.write_text(json.dumps(case["record"], indent=2), encoding="utf-8")
         if case["proof"] is not None:

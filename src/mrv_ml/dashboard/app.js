@@ -1,23 +1,31 @@
 // MRV verification dashboard. Everything read from a file or the chain is untrusted and is
-// rendered with textContent only.
+// rendered with textContent only. The verdict itself is decided by verdict.js (the same
+// function as Python's, run over the same table of cases); this module reads the files,
+// reads the chain evidence decide() asks for, and shows the outcome.
 import { ethers } from "./vendor/ethers.min.js";
 import { REGISTRY_ABI } from "./config.js";
 import { canonicalize, sha256Hex } from "./jcs.js";
+import { InputError, parseStrict } from "./strictjson.js";
+import { checkRecord, classify } from "./record.js";
+import { parseProof } from "./proof.js";
+import { ZERO_HASH, anchoredProof, decide, expectedSubmitter, merkleRoot, mode, reasonText } from "./verdict.js";
 
 const MAX_FILE_BYTES = 5 * 1024 * 1024;
 const ID_RE = /^MRV-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const KNOWN_SCHEMAS = ["1.0"];
 const $ = (id) => document.getElementById(id);
 
-const state = { server: null, provider: null, address: null, network: null, explorer: null,
-                record: null, localHash: null, proof: null };
+const state = {
+  server: null, provider: null, explicitRegistry: null, defaultRegistry: null, network: null,
+  explorer: null, record: null, recordName: null, recordHash: null, proof: null, proofName: null,
+};
 
 function setStatus(text, bad = false) {
   $("status").textContent = text;
   $("status").classList.toggle("bad", bad);
 }
-function showError(text) {
+function showError(text, key = "") {
   $("error").textContent = text;
+  $("error").dataset.key = key;
   $("error").hidden = !text;
 }
 
@@ -33,39 +41,43 @@ async function connect() {
   const mode = $("conn-mode").value;
   state.provider = null;
   try {
+    const typed = $("contract").value.trim();
+    state.explicitRegistry = null;
+    state.defaultRegistry = state.server?.registry_address || null;
     if (mode === "bridge") {
       if (!state.server) throw new Error("this page is not served by `mrv serve`; use an RPC URL");
       const cfg = state.server;
       const url = cfg.bridge ? new URL(cfg.rpc_path, location.href).href : cfg.rpc_url;
       state.provider = new ethers.JsonRpcProvider(url, undefined, { staticNetwork: true, batchMaxCount: 1 });
-      state.address = cfg.registry_address;
       state.network = cfg.network;
       state.explorer = cfg.explorer_url;
     } else if (mode === "rpc") {
       const url = $("rpc-url").value.trim();
       if (!/^https?:\/\//.test(url)) throw new Error("enter an http(s) RPC URL");
       state.provider = new ethers.JsonRpcProvider(url, undefined, { staticNetwork: true, batchMaxCount: 1 });
-      state.address = $("contract").value.trim();
       state.network = new URLSearchParams(location.search).get("network") || "custom";
       state.explorer = null;
+      state.defaultRegistry = null;
+      state.explicitRegistry = typed || null;
     } else {
       if (!window.ethereum) throw new Error("no browser wallet (window.ethereum) found");
       state.provider = new ethers.BrowserProvider(window.ethereum);
-      state.address = $("contract").value.trim() || state.server?.registry_address;
       state.network = "wallet";
+      state.explicitRegistry = typed || null;
     }
-    if (!state.address || !ethers.isAddress(state.address)) {
-      throw new Error("no valid registry contract address");
-    }
+    const registry = state.explicitRegistry || state.defaultRegistry;
+    if (registry && !ethers.isAddress(registry)) throw new Error("the registry contract address is not an address");
     const net = await withTimeout(state.provider.getNetwork(), "RPC unreachable");
     const block = await withTimeout(state.provider.getBlockNumber(), "RPC unreachable");
     const expected = state.server && mode === "bridge" ? state.server.chain_id : null;
     if (expected && Number(net.chainId) !== Number(expected)) {
       throw new Error(`wrong network: chain id ${net.chainId}, expected ${expected}`);
     }
-    const code = await state.provider.getCode(state.address);
-    if (code === "0x") throw new Error(`no contract at ${state.address} on chain ${net.chainId}`);
-    setStatus(`Connected: ${state.network} · chain id ${net.chainId} · latest block ${block} · registry ${state.address}`);
+    if (registry && (await state.provider.getCode(registry)) === "0x") {
+      throw new Error(`no contract at ${registry} on chain ${net.chainId}`);
+    }
+    const where = registry ? ` · registry ${registry}` : " · registry: from each record's proof";
+    setStatus(`Connected: ${state.network} · chain id ${net.chainId} · latest block ${block}${where}`);
     return true;
   } catch (e) {
     state.provider = null;
@@ -82,57 +94,252 @@ function friendly(e) {
   return /failed to fetch|ECONNREFUSED|network error/i.test(msg) ? "RPC unreachable" : msg;
 }
 
-// --- record ----------------------------------------------------------------------------
-function validate(rec) {
-  const problems = [];
-  const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
-  if (!isObj(rec)) return ["the file is not a JSON object"];
-  if (!KNOWN_SCHEMAS.includes(rec.schema_version)) {
-    problems.push(`unknown schema_version ${JSON.stringify(rec.schema_version)}`);
-  }
-  if (typeof rec.mrv_id !== "string" || !ID_RE.test(rec.mrv_id)) problems.push("mrv_id missing or malformed");
-  for (const k of ["experiment", "energy_emissions", "hardware", "timestamps"]) {
-    if (!isObj(rec[k])) problems.push(`section ${k} missing`);
-  }
-  const ee = rec.energy_emissions;
-  if (isObj(ee)) {
-    for (const k of ["energy_kwh", "co2_kg"]) {
-      if (ee[k] !== null && (typeof ee[k] !== "number" || ee[k] < 0)) problems.push(`energy_emissions.${k} must be a number ≥ 0 or null`);
-    }
-  }
-  return problems;
+// --- files -----------------------------------------------------------------------------
+// Files may come together or one by one, in any order: each is recognised as a record or a
+// proof by its content. A record arriving alone keeps the proof already there only if that
+// proof names it; a proof arriving alone keeps the record.
+async function readJson(file) {
+  if (file.size > MAX_FILE_BYTES) throw new InputError("too_large", `${file.name} is larger than 5 MB`);
+  return parseStrict(new Uint8Array(await file.arrayBuffer()), file.name);
 }
 
-async function readFile(file, what) {
-  if (file.size > MAX_FILE_BYTES) throw new Error(`${what} is larger than 5 MB`);
-  const text = await file.text();
-  try { return JSON.parse(text); } catch (e) { throw new Error(`${what} is not valid JSON: ${e.message}`); }
+async function takeRecord(value, problems, name) {
+  checkRecord(value, problems, name);
+  state.record = value;
+  state.recordName = name;
+  state.recordHash = await sha256Hex(canonicalize(value));
+  $("mrv-id").value = value.mrv_id;
 }
 
-async function loadRecord(rec, proof = null) {
-  showError("");
+function clearRecord() {
+  state.record = state.recordName = state.recordHash = null;
+  $("record-view").hidden = true;
   $("verdict").hidden = true;
-  const problems = validate(rec);
-  if (problems.length) throw new Error(`not a valid MRV record: ${problems.join("; ")}`);
-  state.record = rec;
-  state.localHash = await sha256Hex(canonicalize(rec));
-  if (proof) state.proof = proof;
-  $("mrv-id").value = rec.mrv_id;
-  renderRecord(rec);
 }
 
-async function onRecordFile(file) {
+async function onFiles(files) {
+  showError("");
+  let record = null, proof = null;
   try {
-    state.proof = null;
-    await loadRecord(await readFile(file, "the record file"));
-    await verify();
+    for (const file of files) {
+      const read = await readJson(file);
+      if (classify(read.value) === "proof") {
+        proof = { parsed: parseProof(read.value, file.name), name: file.name };
+      } else {
+        record = { ...read, name: file.name };
+      }
+    }
+    if (record) {
+      clearRecord();
+      await takeRecord(record.value, record.problems, record.name);
+      if (!proof && state.proof && state.proof.mrvId !== state.record.mrv_id) {
+        state.proof = state.proofName = null;
+      }
+    }
+    if (proof) {
+      state.proof = proof.parsed;
+      state.proofName = proof.name;
+    }
   } catch (e) {
-    state.record = null;
+    // Nothing of an unusable drop is taken, and no earlier verdict stays on screen.
+    $("verdict").hidden = true;
     $("record-view").hidden = true;
-    showError(friendly(e));
+    renderFiles();
+    showError(friendly(e), e.key || "bad_input");
+    return;
+  }
+  renderFiles();
+  if (state.record) await verify();
+}
+
+function renderFiles() {
+  const lines = [];
+  let key = "";
+  if (state.record) lines.push(`Record: ${state.recordName} (${state.record.mrv_id})`);
+  if (state.proof) {
+    const note = state.record ? "" : " — this is a proof file; now add its record";
+    lines.push(`Proof: ${state.proofName} (for ${state.proof.mrvId})${note}`);
+    if (!state.record) key = "is_proof_file";
+  }
+  $("files").textContent = lines.join("\n") || "No file yet.";
+  $("files").dataset.key = key;
+}
+
+// --- reading the evidence decide() asks for ---------------------------------------------
+function registryFor(ev) {
+  const proof = anchoredProof(ev);
+  const address = state.explicitRegistry || proof?.anchor.contractAddress || state.defaultRegistry;
+  if (!address) throw new InputError("config", "no registry address: enter the contract, or add the record's proof file");
+  return ethers.getAddress(address);
+}
+
+const hex = (h) => h.toLowerCase().replace(/^0x/, "");
+
+function leafOf(recordHash) {
+  return ethers.keccak256(ethers.keccak256("0x" + recordHash));
+}
+
+function merkleCheck(root, recordHash, path) {
+  let node = leafOf(recordHash);
+  for (const sibling of path) {
+    const [a, b] = [node, sibling].sort((x, y) => (BigInt(x) < BigInt(y) ? -1 : 1));
+    node = ethers.keccak256(ethers.concat([a, b]));
+  }
+  return node.toLowerCase() === root.toLowerCase();
+}
+
+const asRegistration = (log) => ({
+  submitter: log.args.submitter, timestamp: Number(log.args.timestamp),
+  txHash: log.transactionHash, blockNumber: log.blockNumber,
+});
+
+async function read(ev, need) {
+  if (need === "chain") {
+    const registry = registryFor(ev);
+    const net = await state.provider.getNetwork();
+    const code = await state.provider.getCode(registry);
+    return { ...ev, chainId: Number(net.chainId), registryAddress: registry, registryHasCode: code !== "0x" };
+  }
+  const reg = new ethers.Contract(ev.registryAddress, REGISTRY_ABI, state.provider);
+  const expected = expectedSubmitter(ev);
+  const local = "0x" + ev.recordHash;
+  if (need === "entry") {
+    const [h, ts] = await reg.getMRVHashBy(ev.mrvId, expected);
+    return { ...ev, entry: { hash: hex(h), timestamp: Number(ts) } };
+  }
+  if (need === "first") {
+    const [h, ts, first] = await reg.getMRVHash(ev.mrvId);
+    return { ...ev, first: { hash: hex(h), timestamp: Number(ts), submitter: first } };
+  }
+  if (need === "hash_registrants") {
+    const logs = await reg.queryFilter(reg.filters.MRVRegistered(ethers.id(ev.mrvId), null, local), 0, "latest");
+    return { ...ev, hashRegistrants: logs.map(asRegistration) };
+  }
+  const root = merkleRoot(ev);
+  const path = anchoredProof(ev).anchor.merkle.proof;
+  if (need === "merkle") return { ...ev, merkleOk: merkleCheck(root, ev.recordHash, path) };
+  if (need === "batch") {
+    const [ts, count] = await reg.getBatch(root, expected);
+    const out = { ...ev, batch: { timestamp: Number(ts), leafCount: Number(count) } };
+    if (out.batch.timestamp !== 0) out.registryMerkleOk = await reg.verifyBatchProof(root, expected, local, path);
+    return out;
+  }
+  if (need === "root_anchorers") {
+    const logs = await reg.queryFilter(reg.filters.BatchAnchored(root), 0, "latest");
+    return { ...ev, rootAnchorers: logs.map(asRegistration) };
+  }
+  throw new Error(`decide() asked for unknown evidence ${need}`);
+}
+
+async function transactionOf(ev, registration) {
+  if (registration.txHash) return registration.txHash;
+  const anchor = anchoredProof(ev)?.anchor;
+  if (anchor?.txHash && anchor.chainId === ev.chainId &&
+      anchor.submitter.toLowerCase() === registration.submitter.toLowerCase()) return anchor.txHash;
+  if (merkleRoot(ev)) {
+    try {
+      const withLogs = ev.rootAnchorers ? ev : await read(ev, "root_anchorers");
+      const found = withLogs.rootAnchorers.find((a) => a.submitter.toLowerCase() === registration.submitter.toLowerCase());
+      if (found) return found.txHash;
+    } catch { /* a node refusing log queries: the verdict stands without the tx */ }
+  }
+  return null;
+}
+
+function errorText(key, ev) {
+  const anchor = anchoredProof(ev)?.anchor;
+  const stem = (state.recordName || "record.json").replace(/\.json$/i, "");
+  switch (key) {
+    case "proof_of_another_record":
+      return `${state.proofName}: this proof is for ${ev.proof.mrvId}, not for the record ${ev.recordMrvId}`;
+    case "proof_chain_mismatch":
+      return `the proof says chain ${anchor.chainId} (${anchor.network || "unnamed network"}), but the connected node is chain ${ev.chainId}: connect to a node of chain ${anchor.chainId}`;
+    case "proof_registry_mismatch":
+      return `the proof names registry ${anchor.contractAddress}, but the page is set to registry ${ev.registryAddress}`;
+    case "no_contract":
+      return `no contract at ${ev.registryAddress} on chain ${ev.chainId}: nothing there can have anchored ${ev.recordMrvId}`;
+    case "proof_needed":
+      return `${ev.mrvId} is not registered under its ID on this chain; if it was anchored in a batch, verification needs its proof file (${stem}.proof.json): add it`;
+    case "evidence_conflict":
+      return `the registry's verifyBatchProof and this page's Merkle check disagree on ${ev.recordMrvId}; please report this`;
+    default:
+      return key;
   }
 }
 
+// --- verification ----------------------------------------------------------------------
+async function verify() {
+  if (!state.record) { showError("choose a record file first", "no_record"); return; }
+  if (!state.provider && !(await connect())) {
+    showError("cannot verify: not connected to a chain (see Connection)", "chain_unreachable");
+    return;
+  }
+  const pin = $("submitter").value.trim();
+  if (pin && !ethers.isAddress(pin)) { showError(`invalid submitter address ${pin.slice(0, 60)}`, "config"); return; }
+  let ev = { mrvId: $("mrv-id").value.trim() || state.record.mrv_id, recordMrvId: state.record.mrv_id,
+             recordHash: state.recordHash, proof: state.proof, pin: pin ? ethers.getAddress(pin) : null };
+  let decision;
+  try {
+    for (decision = decide(ev); decision.need; decision = decide(ev)) ev = await read(ev, decision.need);
+  } catch (e) {
+    showError(`verification failed: ${friendly(e)}`, e.key || "chain_read_failed");
+    renderRecord(state.record, null);
+    return;
+  }
+  if (decision.error) {
+    showError(errorText(decision.error, ev), decision.error);
+    $("verdict").hidden = true;
+    renderRecord(state.record, null);
+    return;
+  }
+  showError("");
+  renderVerdict(ev, decision, decision.registration ? await transactionOf(ev, decision.registration) : null);
+  renderRecord(state.record, decision.status);
+}
+
+// Icons from the text range (U+2714, U+2718, U+26A0) so they render without an emoji font.
+const VERDICTS = {
+  VALID: ["\u2714", "VALID", "valid", "The record is identical to the one anchored on chain."],
+  TAMPERED: ["\u2718", "TAMPERED", "tampered", "The record differs from the anchored fingerprint."],
+  NOT_FOUND: ["\u26A0", "NOT FOUND", "notfound", "No registration as its proof describes."],
+  SUBMITTER_MISMATCH: ["\u26A0", "SUBMITTER MISMATCH", "mismatch", "Registered, but not by the expected submitter."],
+};
+
+function utc(ts) {
+  return ts ? new Date(ts * 1000).toISOString().replace(".000Z", "Z") : "—";
+}
+
+function renderVerdict(ev, d, tx) {
+  const [icon, title, cls, text] = VERDICTS[d.status];
+  const batch = mode(ev) === "batch";
+  const box = $("verdict");
+  box.className = `card verdict ${cls}`;
+  box.dataset.verdict = d.status;
+  box.dataset.reason = d.reason;
+  const iconEl = document.createElement("span");
+  iconEl.className = "icon";
+  iconEl.setAttribute("aria-hidden", "true");
+  iconEl.textContent = icon;
+  $("verdict-title").replaceChildren(iconEl, document.createTextNode(` ${title}${batch ? " (batch)" : ""}`));
+  const expected = expectedSubmitter(ev);
+  const reg = d.registration;
+  const fields = { mrv_id: ev.mrvId, submitter: reg?.submitter, expected, merkle_root: merkleRoot(ev) };
+  $("verdict-detail").textContent = `${text} ${reasonText(d.reason, fields)}.`;
+  const rows = [["MRV ID", ev.mrvId], ["Record hash (SHA-256, RFC 8785)", ev.recordHash]];
+  if (batch) rows.push(["Merkle root (anchored)", reg ? merkleRoot(ev) : "—"]);
+  else rows.push(["On-chain hash", reg?.hash && reg.hash !== ZERO_HASH ? reg.hash : "—"]);
+  rows.push(["Registered", utc(reg?.timestamp)], ["Submitter", reg?.submitter || "—"]);
+  if (expected && expected !== reg?.submitter) rows.push(["Expected submitter", expected]);
+  if (tx) {
+    const href = state.explorer ? `${state.explorer.replace(/\/$/, "")}/tx/${tx}` : null;
+    rows.push(["Transaction", tx, href && /^https?:\/\//.test(href) ? href : null]);
+  }
+  rows.push(["Network", `${state.network || "—"} (chain ${ev.chainId})`], ["Registry", ev.registryAddress || "—"]);
+  dl("evidence", rows);
+  box.hidden = false;
+}
+
+// --- the record --------------------------------------------------------------------------
 function fmt(v, unit = "") {
   if (v === null || v === undefined || v === "") return "—";
   return typeof v === "number" ? `${v} ${unit}`.trim() : String(v) + (unit ? ` ${unit}` : "");
@@ -156,7 +363,15 @@ function dl(target, rows) {
   }
 }
 
-function renderRecord(r) {
+const UNTRUSTED = {
+  TAMPERED: "Untrusted: these figures come from the file being verified, which differs from what was anchored.",
+  NOT_FOUND: "Unverified: nothing on chain vouches for these figures.",
+  SUBMITTER_MISMATCH: "Unverified: only another address vouches for these figures.",
+};
+
+function renderRecord(r, status) {
+  const trusted = status === "VALID";
+  const mark = trusted ? "" : " (untrusted)";
   const ex = r.experiment || {}, ee = r.energy_emissions || {}, hw = r.hardware || {};
   const methods = ee.methods && typeof ee.methods === "object"
     ? Object.entries(ee.methods).map(([k, m]) => `${k}: ${m?.method ?? "?"}${m?.measured ? " (measured)" : " (estimated)"}`).join(", ")
@@ -166,7 +381,7 @@ function renderRecord(r) {
     ["MRV ID", fmt(r.mrv_id)],
     ["Experiment", fmt(ex.name)], ["Model", fmt(ex.model_name)], ["Dataset", fmt(ex.dataset_name)],
     ["Framework", fmt(ex.framework)],
-    ["Energy", fmt(ee.energy_kwh, "kWh")], ["CO₂", fmt(ee.co2_kg, "kg")],
+    [`Energy${mark}`, fmt(ee.energy_kwh, "kWh")], [`CO₂${mark}`, fmt(ee.co2_kg, "kg")],
     ["Duration", fmt(ee.duration_seconds, "s")],
     ["Carbon intensity", fmt(ee.carbon_intensity_g_per_kwh, "g/kWh")],
     ["Country", fmt(ee.country_iso_code)],
@@ -176,123 +391,25 @@ function renderRecord(r) {
     ["RAM", fmt(hw.ram_gb, "GB")], ["GPUs", gpus],
     ["Outcome", fmt(r.outcome?.status)],
     ["Start", fmt(r.timestamps?.start_time)], ["End", fmt(r.timestamps?.end_time)],
-    ["Local hash (SHA-256, RFC 8785)", state.localHash],
+    ["Record hash (SHA-256, RFC 8785)", state.recordHash],
   ]);
+  const note = UNTRUSTED[status] || "Unverified: these figures could not be checked against the chain.";
+  $("untrusted").textContent = trusted ? "" : note;
+  $("untrusted").hidden = trusted;
+  $("record-view").classList.toggle("untrusted", !trusted);
   $("raw").textContent = JSON.stringify(r, null, 2);
   $("record-view").hidden = false;
 }
 
-// --- verification ----------------------------------------------------------------------
-async function verify() {
-  if (!state.record) { showError("choose a record file first"); return; }
-  if (!state.provider && !(await connect())) {
-    showError("cannot verify: not connected to a chain (see Connection)");
-    return;
-  }
-  const id = $("mrv-id").value.trim();
-  const local = "0x" + state.localHash;
-  const reg = new ethers.Contract(state.address, REGISTRY_ABI, state.provider);
-  const anchor = state.proof?.anchor && typeof state.proof.anchor === "object" ? state.proof.anchor : null;
-  const expected = anchor && ethers.isAddress(anchor.submitter) ? ethers.getAddress(anchor.submitter) : null;
-  const ev = { status: null, onchain: null, timestamp: 0n, submitter: null, tx: anchor?.tx_hash || null, detail: "" };
-  try {
-    if (anchor?.mode === "batch" && expected && anchor.merkle) {
-      const m = anchor.merkle;
-      const [ts] = await reg.getBatch(m.root, expected);
-      if (ts === 0n) {
-        // Same rule as batch.py: anchored only by someone else, and the proof links the
-        // record to that root -> SUBMITTER MISMATCH; otherwise NOT FOUND.
-        const logs = await reg.queryFilter(reg.filters.BatchAnchored(m.root), 0, "latest");
-        const other = logs.find((l) => l.args.submitter.toLowerCase() !== expected.toLowerCase());
-        if (other && await reg.verifyBatchProof(m.root, other.args.submitter, local, m.proof)) {
-          Object.assign(ev, { status: "SUBMITTER_MISMATCH", submitter: other.args.submitter,
-                              timestamp: other.args.timestamp, tx: other.transactionHash,
-                              detail: `Root ${m.root} was anchored only by ${other.args.submitter}, not by ${expected}.` });
-        } else {
-          ev.status = "NOT_FOUND"; ev.detail = "The batch root is not anchored by the expected submitter.";
-        }
-      } else {
-        const ok = await reg.verifyBatchProof(m.root, expected, local, m.proof);
-        ev.status = ok ? "VALID" : "TAMPERED"; ev.timestamp = ts; ev.submitter = expected;
-        ev.onchain = `batch root ${m.root}`;
-        ev.detail = ok ? "The record is a leaf of the anchored batch." : "The record's hash is not in the anchored batch.";
-      }
-    } else if (expected) {
-      const [hash, ts] = await reg.getMRVHashBy(id, expected);
-      if (ts === 0n) {
-        // Same rule as verify.py: this exact hash registered by another address -> mismatch.
-        const logs = await reg.queryFilter(reg.filters.MRVRegistered(ethers.id(id), null, local), 0, "latest");
-        const other = logs.find((l) => l.args.submitter.toLowerCase() !== expected.toLowerCase());
-        if (other) {
-          Object.assign(ev, { status: "SUBMITTER_MISMATCH", onchain: local, submitter: other.args.submitter,
-                              timestamp: other.args.timestamp, tx: other.transactionHash,
-                              detail: `This hash is registered only by ${other.args.submitter}, not by the expected ${expected}.` });
-        } else {
-          ev.status = "NOT_FOUND"; ev.detail = `${expected} never registered ${id}.`;
-        }
-      } else {
-        ev.onchain = hash; ev.timestamp = ts; ev.submitter = expected;
-        ev.status = hash.toLowerCase() === local.toLowerCase() ? "VALID" : "TAMPERED";
-      }
-    } else {
-      const [hash, ts, first] = await reg.getMRVHash(id);
-      if (ts === 0n) ev.status = "NOT_FOUND";
-      else if (hash.toLowerCase() === local.toLowerCase()) {
-        Object.assign(ev, { status: "VALID", onchain: hash, timestamp: ts, submitter: first });
-      } else {
-        // The first registrant may be a squatter: look for this exact hash under the ID.
-        const logs = await reg.queryFilter(reg.filters.MRVRegistered(ethers.id(id), null, local), 0, "latest");
-        if (logs.length) {
-          const l = logs[0];
-          Object.assign(ev, { status: "VALID", onchain: local, timestamp: l.args.timestamp,
-                              submitter: l.args.submitter, tx: l.transactionHash,
-                              detail: `Registered by ${l.args.submitter}; the first registrant ${first} holds another hash.` });
-        } else {
-          Object.assign(ev, { status: "TAMPERED", onchain: hash, timestamp: ts, submitter: first });
-        }
-      }
-    }
-  } catch (e) {
-    showError(`verification failed: ${friendly(e)}`);
-    return;
-  }
-  renderVerdict(id, local, ev, expected);
-}
-
-// Icons from the text range (U+2714, U+2718, U+26A0) so they render without an emoji font.
-const VERDICTS = {
-  VALID: ["\u2714", "VALID", "valid", "The record is identical to the one anchored on chain."],
-  TAMPERED: ["\u2718", "TAMPERED", "tampered", "The record differs from the anchored fingerprint."],
-  NOT_FOUND: ["\u26A0", "NOT FOUND", "notfound", "No registration for this MRV ID on this registry."],
-  SUBMITTER_MISMATCH: ["\u26A0", "SUBMITTER MISMATCH", "mismatch", "Registered, but not by the expected submitter."],
-};
-
-function renderVerdict(id, local, ev, expected) {
-  const [icon, title, cls, text] = VERDICTS[ev.status];
-  const box = $("verdict");
-  box.className = `card verdict ${cls}`;
-  box.dataset.verdict = ev.status;
-  const iconEl = document.createElement("span");
-  iconEl.className = "icon";
-  iconEl.setAttribute("aria-hidden", "true");
-  iconEl.textContent = icon;
-  $("verdict-title").replaceChildren(iconEl, document.createTextNode(` ${title}`));
-  $("verdict-detail").textContent = ev.detail ? `${text} ${ev.detail}` : text;
-  const when = ev.timestamp && ev.timestamp !== 0n
-    ? new Date(Number(ev.timestamp) * 1000).toISOString().replace(".000Z", "Z") : "—";
-  const rows = [["MRV ID", id], ["Local hash", local], ["On-chain hash", ev.onchain || "—"],
-                ["Registered", when], ["Submitter", ev.submitter || "—"]];
-  if (expected) rows.push(["Expected submitter", expected]);
-  if (ev.tx) {
-    const href = state.explorer ? `${state.explorer.replace(/\/$/, "")}/tx/${ev.tx}` : null;
-    rows.push(["Transaction", ev.tx, href && /^https?:\/\//.test(href) ? href : null]);
-  }
-  rows.push(["Network", state.network || "—"], ["Registry", state.address || "—"]);
-  dl("evidence", rows);
-  box.hidden = false;
-}
-
 // --- wiring ----------------------------------------------------------------------------
+function clearAll() {
+  clearRecord();
+  state.proof = state.proofName = null;
+  $("mrv-id").value = "";
+  showError("");
+  renderFiles();
+}
+
 function wire() {
   const drop = $("drop"), input = $("file");
   drop.addEventListener("click", () => input.click());
@@ -303,32 +420,33 @@ function wire() {
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => {
     e.preventDefault(); drop.classList.remove("over");
-    const f = e.dataTransfer?.files?.[0];
-    if (f) onRecordFile(f);
+    const files = [...(e.dataTransfer?.files || [])];
+    if (files.length) onFiles(files);
   });
-  input.addEventListener("change", () => { if (input.files[0]) onRecordFile(input.files[0]); input.value = ""; });
-  $("proof-file").addEventListener("change", async (e) => {
-    const f = e.target.files[0];
-    if (!f) return;
-    e.target.value = "";  // choosing the same file again must fire change again
-    try {
-      const proof = await readFile(f, "the proof file");
-      if (proof === null || typeof proof !== "object" || Array.isArray(proof)) {
-        throw new Error("the proof file is not a proof sidecar (not a JSON object)");
-      }
-      state.proof = proof;
-      if (state.record) await verify();
-    } catch (err) { showError(friendly(err)); }
-  });
+  for (const el of [input, $("proof-file")]) {
+    el.addEventListener("change", () => {
+      const files = [...el.files];
+      el.value = "";  // choosing the same file again must fire change again
+      if (files.length) onFiles(files);
+    });
+  }
   $("verify").addEventListener("click", () => verify());
+  $("clear").addEventListener("click", () => clearAll());
   $("connect").addEventListener("click", () => connect());
   $("conn-mode").addEventListener("change", () => {
     $("rpc-fields").hidden = $("conn-mode").value === "bridge";
   });
 }
 
+async function fetchJson(url) {
+  const r = await fetch(url);
+  if (!r.ok) return null;
+  return parseStrict(new Uint8Array(await r.arrayBuffer()), url);
+}
+
 async function main() {
   wire();
+  renderFiles();
   await loadServerConfig();
   const q = new URLSearchParams(location.search);
   if (q.get("rpc")) {
@@ -350,13 +468,14 @@ async function main() {
     $("mrv-id").value = id;
     if (state.server && ID_RE.test(id)) {
       try {
-        const r = await fetch(`/api/records/${encodeURIComponent(id)}`);
-        if (!r.ok) throw new Error(`record ${id} is not in the local store`);
-        const rec = await r.json();
-        const p = await fetch(`/api/records/${encodeURIComponent(id)}/proof`);
-        await loadRecord(rec, p.ok ? await p.json() : null);
+        const rec = await fetchJson(`/api/records/${encodeURIComponent(id)}`);
+        if (!rec) throw new Error(`record ${id} is not in the local store`);
+        const proof = await fetchJson(`/api/records/${encodeURIComponent(id)}/proof`);
+        await takeRecord(rec.value, rec.problems, `${id}.json`);
+        if (proof) { state.proof = parseProof(proof.value, `${id}.proof.json`); state.proofName = `${id}.proof.json`; }
+        renderFiles();
         await verify();
-      } catch (e) { showError(friendly(e)); }
+      } catch (e) { showError(friendly(e), e.key || "bad_input"); }
     }
   }
   document.body.dataset.ready = "1";

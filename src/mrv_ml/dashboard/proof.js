@@ -1,0 +1,65 @@
+// The proof sidecar, read as strictly as Python's proof.Proof.from_dict: every field a
+// verdict relies on is checked, and a sidecar that fails is "malformed_proof", never a verdict.
+import { InputError } from "./strictjson.js";
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const BYTES32 = /^0x[0-9a-fA-F]{64}$/;
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+const FORMAT = "openzeppelin-standard-merkle-tree-v1";
+const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+
+function bad(source, where, problem) {
+  return new InputError("malformed_proof", `${source}: not a usable proof sidecar: ${where} ${problem}`);
+}
+
+function matching(value, re, source, where, what) {
+  if (typeof value !== "string" || !re.test(value)) throw bad(source, where, `is not ${what}`);
+  return value;
+}
+
+function optInt(data, name, source) {
+  const v = data[name];
+  if (v == null) return null;
+  if (!Number.isInteger(v)) throw bad(source, `anchor.${name}`, "has the wrong type");
+  return v;
+}
+
+function merklePart(m, source) {
+  if (!isObj(m)) throw bad(source, "anchor.merkle", "is missing (a batch proof needs its Merkle part)");
+  const fmt = m.format ?? FORMAT;
+  const enc = m.leaf_encoding ?? ["bytes32"];
+  if (fmt !== FORMAT || !Array.isArray(enc) || enc.length !== 1 || enc[0] !== "bytes32") {
+    throw bad(source, "anchor.merkle", `uses an unsupported format ${JSON.stringify(String(fmt).slice(0, 40))}`);
+  }
+  const root = matching(m.root, BYTES32, source, "anchor.merkle.root", "a 32-byte hex value").toLowerCase();
+  if (!Array.isArray(m.proof)) throw bad(source, "anchor.merkle.proof", "is not a list of hashes");
+  const path = m.proof.map((p, i) => matching(p, BYTES32, source, `anchor.merkle.proof[${i}]`, "a 32-byte hex value").toLowerCase());
+  const leafCount = m.leaf_count == null ? null : m.leaf_count;
+  return { root, proof: path, leafCount };
+}
+
+/** {mrvId, recordDigest, status, pendingReason, anchor: {...} | null} */
+export function parseProof(data, source) {
+  if (!isObj(data)) throw new InputError("malformed_proof", `${source}: not a proof sidecar: the JSON is not an object`);
+  if (typeof data.mrv_id !== "string" || !data.mrv_id) throw bad(source, "mrv_id", "is missing");
+  const digest = isObj(data.record_hash) ? data.record_hash.digest : null;
+  if (typeof digest !== "string" || !HEX64.test(digest)) throw bad(source, "record_hash.digest", "is not a SHA-256 hex digest");
+  if (data.status !== "pending" && data.status !== "anchored") throw bad(source, "status", "is not pending or anchored");
+  let anchor = null;
+  if (data.status === "anchored") {
+    const a = data.anchor;
+    if (!isObj(a)) throw bad(source, "anchor", "is missing although the status is anchored");
+    if (a.mode !== "single" && a.mode !== "batch") throw bad(source, "anchor.mode", "is not single or batch");
+    if (!Number.isInteger(a.chain_id) || a.chain_id <= 0) throw bad(source, "anchor.chain_id", "is not a chain id");
+    if (a.tx_hash != null) matching(a.tx_hash, BYTES32, source, "anchor.tx_hash", "a transaction hash");
+    anchor = {
+      mode: a.mode, chainId: a.chain_id, network: typeof a.network === "string" ? a.network : null,
+      contractAddress: matching(a.contract_address, ADDRESS, source, "anchor.contract_address", "an address"),
+      submitter: matching(a.submitter, ADDRESS, source, "anchor.submitter", "an address"),
+      txHash: a.tx_hash ?? null, blockNumber: optInt(a, "block_number", source),
+      merkle: a.mode === "batch" ? merklePart(a.merkle, source) : null,
+    };
+  }
+  return { mrvId: data.mrv_id, recordDigest: digest, status: data.status,
+           pendingReason: typeof data.pending_reason === "string" ? data.pending_reason : null, anchor };
+}
