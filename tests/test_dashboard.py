@@ -38,11 +38,18 @@ def _leaf(record: dict[str, Any]) -> bytes:
     return bytes(keccak(keccak(hash_to_bytes32(compute_hash(record)))))
 
 
-def _sidecar(record: dict[str, Any], submitter: str, **anchor: Any) -> dict[str, Any]:
+def _registry(served: ServedDashboard) -> str:
+    chain = LocalChain.for_data_dir(served.data_dir)
+    with chain.session() as w3:
+        return chain.registry_address(w3)
+
+
+def _sidecar(record: dict[str, Any], submitter: str, registry: str, **anchor: Any
+             ) -> dict[str, Any]:
     return {"proof_version": "1.0", "mrv_id": record["mrv_id"], "status": "anchored",
             "record_hash": {"algorithm": "sha256-jcs", "digest": compute_hash(record)},
             "anchor": {"mode": "single", "network": "local", "chain_id": 1337,
-                       "submitter": submitter, **anchor}}
+                       "contract_address": registry, "submitter": submitter, **anchor}}
 
 
 def _open(page: Any, served: ServedDashboard, query: str = "") -> None:
@@ -80,16 +87,17 @@ def test_valid_tampered_and_not_found(page: Any, dashboard_server: ServedDashboa
     assert "TAMPERED" in page.inner_text("#verdict-title")
     screenshot(page, "tampered")
 
+    # never anchored, no proof: it could be in a batch, so the page asks for the proof file
     _drop_file(page, tmp_path, make_sample_record(), "n.json")
-    page.locator("#verdict[data-verdict='NOT_FOUND']").wait_for()
-    assert "NOT FOUND" in page.inner_text("#verdict-title")
-    screenshot(page, "not_found")
+    page.locator("#error[data-key='proof_needed']").wait_for()
+    assert "n.proof.json" in page.inner_text("#error") and page.is_hidden("#verdict")
+    screenshot(page, "proof_needed")
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("{not json", "not valid JSON"),
-    (json.dumps({"schema_version": "9.9"}), "unknown schema_version"),
-    (json.dumps([1, 2]), "not a JSON object"),
+    ("{not json", "invalid JSON"),
+    (json.dumps({"schema_version": "9.9", "mrv_id": "MRV-x"}), "is not known"),
+    (json.dumps([1, 2]), "not an MRV record: the JSON is an array"),
     (json.dumps(make_sample_record(mrv_id="MRV-1")), "mrv_id"),
     (" " * (5 * 1024 * 1024 + 1), "larger than 5 MB"),
 ])
@@ -114,6 +122,7 @@ def test_html_injection_is_displayed_literally(page: Any, dashboard_server: Serv
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
+    _anchor(dashboard_server, record)
     _open(page, dashboard_server)
     _drop_file(page, tmp_path, record)
     _verdict(page)
@@ -159,7 +168,7 @@ def test_keyboard_only_drop_zone(page: Any, dashboard_server: ServedDashboard,
         raise AssertionError(f"{key!r} on the drop zone did not open the file picker")
 
     press_until_picker("Enter").set_files(str(path))
-    assert _verdict(page) == "NOT_FOUND"
+    page.locator("#error[data-key='proof_needed']").wait_for()
     page.focus("#drop")
     press_until_picker(" ")  # Space, as for any role=button
 
@@ -196,8 +205,8 @@ def test_squatter_first_does_not_hide_valid_record(page: Any, dashboard_server: 
     _drop_file(page, tmp_path, record)
     assert _verdict(page) == "VALID"  # found through the MRVRegistered logs
     assert honest in page.inner_text("#evidence")
-    _set_proof(page, tmp_path, _sidecar(record, honest))
-    page.locator("#evidence:has-text('Expected submitter')").wait_for()
+    _set_proof(page, tmp_path, _sidecar(record, honest, _registry(dashboard_server)))
+    page.locator("#verdict[data-reason='registered_by_submitter']").wait_for()
     assert page.get_attribute("#verdict", "data-verdict") == "VALID"
 
 
@@ -211,7 +220,7 @@ def test_submitter_mismatch_with_sidecar(page: Any, dashboard_server: ServedDash
     expected = LocalChain.for_data_dir(dashboard_server.data_dir)
     with expected.session() as w3:
         honest = str(w3.eth.accounts[0])
-    _set_proof(page, tmp_path, _sidecar(record, honest))
+    _set_proof(page, tmp_path, _sidecar(record, honest, _registry(dashboard_server)))
     page.locator("#verdict[data-verdict='SUBMITTER_MISMATCH']").wait_for()
     assert "SUBMITTER MISMATCH" in page.inner_text("#verdict-title")
     screenshot(page, "submitter_mismatch")
@@ -220,7 +229,7 @@ def test_submitter_mismatch_with_sidecar(page: Any, dashboard_server: ServedDash
     _anchor(dashboard_server, squatted, sender=2, digest=b"\x02" * 32)
     _drop_file(page, tmp_path, squatted, "s.json")
     page.locator("#verdict[data-verdict='TAMPERED']").wait_for()  # no sidecar: first registrant
-    _set_proof(page, tmp_path, _sidecar(squatted, honest))
+    _set_proof(page, tmp_path, _sidecar(squatted, honest, _registry(dashboard_server)))
     page.locator("#verdict[data-verdict='NOT_FOUND']").wait_for()
 
 
@@ -238,8 +247,9 @@ def test_batch_anchored_by_someone_else_is_a_mismatch(page: Any, dashboard_serve
               "root": "0x" + root.hex(), "proof": [], "leaf_index": 0, "leaf_count": 1}
     _open(page, dashboard_server)
     _drop_file(page, tmp_path, record)
-    assert _verdict(page) == "NOT_FOUND"
-    _set_proof(page, tmp_path, _sidecar(record, honest, mode="batch", merkle=merkle))
+    page.locator("#error[data-key='proof_needed']").wait_for()
+    _set_proof(page, tmp_path, _sidecar(record, honest, _registry(dashboard_server),
+                                        mode="batch", merkle=merkle))
     page.locator("#verdict[data-verdict='SUBMITTER_MISMATCH']").wait_for()
     assert other in page.inner_text("#evidence")
 
@@ -260,15 +270,19 @@ def test_batch_proof_valid_and_tampered(page: Any, dashboard_server: ServedDashb
               "leaf_index": 0, "leaf_count": 2}
     _open(page, dashboard_server)
     _drop_file(page, tmp_path, first)
-    assert _verdict(page) == "NOT_FOUND"  # no single registration: only the batch has it
-    _set_proof(page, tmp_path, _sidecar(first, submitter, mode="batch", merkle=merkle))
+    # no single registration: only the batch has it, and only its proof can show that
+    page.locator("#error[data-key='proof_needed']").wait_for()
+    sidecar = _sidecar(first, submitter, _registry(dashboard_server), mode="batch", merkle=merkle)
+    _set_proof(page, tmp_path, sidecar)
     page.locator("#verdict[data-verdict='VALID']").wait_for()
     assert "batch" in page.inner_text("#verdict")
     tampered = dict(first, training=dict(first["training"], epochs=99))
-    _drop_file(page, tmp_path, tampered, "t.json")  # a new record file drops the old sidecar
-    page.locator("#verdict[data-verdict='NOT_FOUND']").wait_for()
-    _set_proof(page, tmp_path, _sidecar(first, submitter, mode="batch", merkle=merkle))
+    _drop_file(page, tmp_path, tampered, "t.json")  # same ID: the proof already there is its own
     page.locator("#verdict[data-verdict='TAMPERED']").wait_for()
+    assert "(untrusted)" in page.inner_text("#summary")
+    other = make_sample_record()
+    _drop_file(page, tmp_path, other, "o.json")  # another ID: that proof is not taken for it
+    page.locator("#error[data-key='proof_needed']").wait_for()
 
 
 def test_rpc_unreachable_and_no_contract_messages(page: Any, dashboard_server: ServedDashboard
