@@ -153,10 +153,12 @@ def test_list_of_an_empty_store(mrv: Runner, data_dir: Path) -> None:
     assert json.loads(mrv("list", "--json")[1]) == []
 
 
-def _sidecar(mrv_id: str, mode: str | None) -> dict[str, Any]:
+def _sidecar(record: dict[str, Any], mode: str | None) -> dict[str, Any]:
     """A well-formed proof sidecar dict: anchored in ``mode``, or with no anchor (None)."""
-    data: dict[str, Any] = {"proof_version": "1.0", "mrv_id": mrv_id, "status": "anchored",
-                            "record_hash": {"algorithm": "sha256-jcs", "digest": "ab" * 32}}
+    data: dict[str, Any] = {"proof_version": "1.0", "mrv_id": record["mrv_id"],
+                            "status": "anchored",
+                            "record_hash": {"algorithm": "sha256-jcs",
+                                            "digest": compute_hash(record)}}
     if mode is not None:
         data["anchor"] = {"mode": mode, "network": "local", "chain_id": 1337,
                           "contract_address": "0x" + "11" * 20, "submitter": "0x" + "22" * 20,
@@ -175,9 +177,8 @@ def _populate(store: RecordStore) -> list[dict[str, Any]]:
     ]
     for record in records:
         store.save(record)
-    first, second = records[0]["mrv_id"], records[1]["mrv_id"]
-    store.save_proof(Proof.from_dict(_sidecar(first, "batch")))
-    store.save_proof(Proof.from_dict({**_sidecar(second, None), "status": "pending",
+    store.save_proof(Proof.from_dict(_sidecar(records[0], "batch")))
+    store.save_proof(Proof.from_dict({**_sidecar(records[1], None), "status": "pending",
                                       "pending_reason": "chain unreachable: connection refused"}))
     return records
 
@@ -260,7 +261,7 @@ def test_show_by_prefix(mrv: Runner, store: RecordStore) -> None:
     assert "first-run" in out and "SimpleCNN" in out and "MNIST" in out
     assert f"sha256-jcs {compute_hash(record)}" in out
     assert "anchored" in out and "batch on local (chain 1337)" in out
-    assert "0.000123 kWh" in out and "4.51e-05 kg CO2" in out
+    assert "0.123 Wh" in out and "45.1 mg CO2" in out
     assert "CPU TDP (estimated)" in out
 
 
@@ -274,7 +275,7 @@ def test_show_a_file_outside_the_store_with_its_sidecar(mrv: Runner, tmp_path: P
     record = make_sample_record()
     path = _record_file(tmp_path, record, f"{record['mrv_id']}.json")
     (tmp_path / f"{record['mrv_id']}.proof.json").write_text(json.dumps(
-        _sidecar(record["mrv_id"], "single")))
+        _sidecar(record, "single")))
     code, out, _ = mrv("show", str(path))
     assert code == 0 and "anchored" in out and "single on" in out
 

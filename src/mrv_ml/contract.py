@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -81,11 +80,6 @@ def registry_contract(w3: Any, address: str) -> Any:
 def id_key(mrv_id: str) -> bytes:
     """``keccak256(bytes(mrvId))``: the ``idKey`` topic of ``MRVRegistered``."""
     return bytes(keccak(mrv_id.encode("utf-8")))
-
-
-def source_sha256_of(path: Path) -> str:
-    """SHA-256 of a Solidity source file, as recorded in the artifact's ``sourceSha256``."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -293,74 +294,141 @@ def _attr(value: str) -> str:
 # --- summary -----------------------------------------------------------------------------
 
 
-def summary_text(record: Mapping[str, Any], *, proof: Proof | None = None,
-                 verdict: Verdict | None = None) -> str:
-    """A short human summary: what ran, what it cost, where it is anchored."""
-    f = _facts(record)
+@dataclass(frozen=True)
+class Row:
+    """One labelled line of a summary. ``tone`` ("good", "bad", "warn", "dim" or "") lets a
+    terminal colour it; plain text ignores it."""
+
+    label: str
+    value: str
+    tone: str = ""
+
+
+def _methods_text(methods: Any) -> str:
+    if not isinstance(methods, Mapping):
+        return "-"
+    parts = []
+    for component in ("cpu", "gpu", "ram"):
+        info = methods.get(component)
+        if isinstance(info, Mapping):
+            how = "measured" if info.get("measured") else "estimated"
+            parts.append(f"{component.upper()} {info.get('method')} ({how})")
+    return ", ".join(parts) or "-"
+
+
+def _anchoring_row(record: Mapping[str, Any], proof: Proof | None,
+                   proof_error: str | None) -> Row:
+    if proof_error is not None:
+        return Row("anchoring", f"unreadable proof: {proof_error}", "bad")
+    if proof is None:
+        return Row("anchoring", "none (no proof file; `mrv anchor` sends it)", "dim")
+    if not proof_matches(record, proof):
+        return Row("anchoring", "the proof file's hash differs: the record changed since "
+                                "anchoring", "bad")
+    a = proof.anchor
+    if a is None:
+        return Row("anchoring", f"pending ({proof.pending_reason or 'not sent yet'})", "warn")
+    details = [f"anchored: {a.mode} on {a.network} (chain {a.chain_id})",
+               f"tx {a.tx_hash or '-'}, block {a.block_number if a.block_number is not None else '-'}",
+               f"submitter {a.submitter}", f"registry {a.contract_address}"]
+    if a.explorer_url:
+        details.append(a.explorer_url)
+    return Row("anchoring", "\n".join(details), "good")
+
+
+def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
+                 proof: Proof | None = None, proof_error: str | None = None,
+                 verdict: Verdict | None = None) -> list[Row]:
+    """What ran, what it cost and how that was measured, and where it is anchored: the one
+    summary behind ``mrv show`` and ``mrv report -f text``. Values are the record's own
+    text, unescaped (the caller makes them safe for its medium)."""
     ee = _get(record, "energy_emissions") or {}
-    lines = [f"{f['mrv_id']}  {_get(record, 'experiment', 'name') or ''}  [{f['status']}]"]
-
-    def row(name: str, value: str) -> None:
-        lines.append(f"  {name:<11}{value}")
-
-    training = [f"model {f['model'] or 'unknown'}", f"data {f['dataset'] or 'unknown'}"]
-    if f["epochs"] is not None:
-        training.append(f"{f['epochs']} epoch{'s' if f['epochs'] != 1 else ''}")
-    batch = _get(record, "training", "batch_size")
+    exp = _get(record, "experiment") or {}
+    rows: list[Row] = []
+    if path is not None:
+        rows.append(Row("file", str(path)))
+    rows.append(Row("experiment", f"{exp.get('name')} (model {exp.get('model_name')}, dataset "
+                                  f"{exp.get('dataset_name')}, framework {exp.get('framework')})"))
+    if exp.get("description"):
+        rows.append(Row("description", str(exp["description"])))
+    training = []
+    epochs, batch = _get(record, "training", "epochs"), _get(record, "training", "batch_size")
+    if epochs is not None:
+        training.append(f"{epochs} epoch{'s' if epochs != 1 else ''}")
     if batch is not None:
         training.append(f"batch {batch}")
-    framework = _get(record, "experiment", "framework")
-    if framework:
-        training.append(str(framework))
-    row("training", ", ".join(training))
-    error = _get(record, "outcome", "error_message")
-    if error:
-        row("error", f"{_get(record, 'outcome', 'error_type') or 'error'}: {error}")
-    parts = []
-    for comp in ("cpu", "gpu", "ram"):
-        value = _number(ee.get(f"{comp}_energy_kwh")) if isinstance(ee, Mapping) else None
-        if value is not None:
-            method = _get(ee, "methods", comp, "method")
-            parts.append(f"{comp.upper()} {format_quantity(value, 'kWh')}"
-                         + (f" ({method})" if method else ""))
-    energy = format_quantity(f["energy_kwh"], "kWh")
-    row("energy", energy + (f" = {', '.join(parts)}" if parts else ""))
-    intensity = _number(_get(ee, "carbon_intensity_g_per_kwh"))
-    where = _get(ee, "country_iso_code")
-    co2_line = format_quantity(f["co2_kg"], "kg") + " CO2"
+    if training:
+        rows.append(Row("training", ", ".join(training)))
+    status = _get(record, "outcome", "status")
+    outcome = str(status)
+    if _get(record, "outcome", "error_type") or _get(record, "outcome", "error_message"):
+        outcome += (f" ({_get(record, 'outcome', 'error_type')}: "
+                    f"{_get(record, 'outcome', 'error_message')})")
+    rows.append(Row("outcome", outcome, "good" if status == "completed" else "bad"))
+    start, end = _get(record, "timestamps", "start_time"), _get(record, "timestamps", "end_time")
+    rows.append(Row("time", f"{start or '?'} → {end or '?'} "
+                            f"({format_duration(_number(ee.get('duration_seconds')))})"))
+    parts = [f"{c.upper()} {format_quantity(_number(ee.get(f'{c}_energy_kwh')), 'kWh')}"
+             + (f" ({_get(ee, 'methods', c, 'method')})" if _get(ee, "methods", c, "method")
+                else "")
+             for c in ("cpu", "gpu", "ram") if _number(ee.get(f"{c}_energy_kwh")) is not None]
+    energy = format_quantity(_number(ee.get("energy_kwh")), "kWh")
+    energy += f" = {', '.join(parts)}" if parts else ""
+    failed = ee.get("measurement_status") != "measured"
+    if failed:
+        energy += f"; measurement failed: {ee.get('measurement_error')}"
+    rows.append(Row("energy", energy, "bad" if failed else ""))
+    co2 = format_quantity(_number(ee.get("co2_kg")), "kg") + " CO2"
+    intensity = _number(ee.get("carbon_intensity_g_per_kwh"))
     if intensity is not None:
-        co2_line += f" at {intensity:.0f} g/kWh"
+        co2 += f" at {intensity:.0f} g/kWh"
+    where = "/".join(str(x) for x in (ee.get("country_iso_code"), ee.get("region")) if x)
     if where:
-        co2_line += f" ({where}, {_get(ee, 'location_source') or 'location'})"
-    pue = _number(_get(ee, "pue"))
-    if pue is not None:
-        co2_line += f", PUE {pue:g}"
-    row("emissions", co2_line)
-    row("duration", format_duration(_number(_get(ee, "duration_seconds"))))
-    dist = _get(record, "distributed")
+        co2 += f" ({where}, {ee.get('location_source') or 'location'})"
+    if _number(ee.get("pue")) is not None:
+        co2 += f", PUE {ee['pue']:g}"
+    rows.append(Row("emissions", co2))
+    rows.append(Row("measured by", f"{ee.get('measurement_tool')} "
+                                   f"{ee.get('measurement_tool_version')}: "
+                                   f"{_methods_text(ee.get('methods'))}"))
+    hw = _get(record, "hardware") or {}
+    gpus = ", ".join(str(g.get("name")) for g in hw.get("gpus") or []
+                     if isinstance(g, Mapping)) or "none"
+    rows.append(Row("hardware", f"{hw.get('cpu_model')}, {hw.get('cpu_logical_cores')} logical "
+                                f"cores, {hw.get('ram_gb')} GB RAM, GPUs: {gpus}"))
+    source = record.get("source")
+    if isinstance(source, Mapping):
+        dirty = " (uncommitted changes)" if source.get("git_dirty") else ""
+        rows.append(Row("source", f"git {source.get('git_commit')}{dirty}"))
+    dist = record.get("distributed")
     if isinstance(dist, Mapping):
         missing = dist.get("missing_ranks") or []
-        row("ranks", f"{dist.get('world_size')} ({dist.get('backend')})"
-            + (f", missing {', '.join(str(r) for r in missing)}" if missing else ""))
-    start, end = _get(record, "timestamps", "start_time"), _get(record, "timestamps", "end_time")
-    if start:
-        row("period", f"{start} → {end or '?'}")
+        rows.append(Row("distributed", f"world size {dist.get('world_size')} "
+                                       f"({dist.get('backend')}), "
+                                       f"{len(dist.get('ranks') or [])} rank(s) reported"
+                        + (f", missing {', '.join(str(r) for r in missing)}" if missing else ""),
+                        "warn" if missing else ""))
     try:
-        row("hash", f"{HASH_ALGORITHM} {compute_hash(record)}")
+        rows.append(Row("fingerprint", f"{HASH_ALGORITHM} {compute_hash(record)}"))
     except Exception as e:  # a summary must still print for a damaged record
-        row("hash", f"cannot be computed: {e}")
-    if proof is None:
-        row("anchor", "none found (not anchored, or the proof file is elsewhere)")
-    elif not proof_matches(record, proof):
-        row("anchor", "the proof file's hash differs: the record changed since anchoring")
-    elif proof.anchor is not None:
-        a = proof.anchor
-        row("anchor", f"{a.mode} on {a.network} (chain {a.chain_id}), tx {a.tx_hash}, "
-            f"block {a.block_number}")
-    else:
-        row("anchor", f"pending: {proof.pending_reason or 'not sent yet'}")
+        rows.append(Row("fingerprint", f"cannot be computed: {e}", "bad"))
+    rows.append(_anchoring_row(record, proof, proof_error))
     if verdict is not None:
-        row("verdict", verdict.status.value + (f" — {verdict.detail}" if verdict.detail else ""))
+        rows.append(Row("verdict", verdict.status.value
+                        + (f" — {verdict.detail}" if verdict.detail else ""),
+                        "good" if verdict else "bad"))
+    return rows
+
+
+def summary_text(record: Mapping[str, Any], *, proof: Proof | None = None,
+                 verdict: Verdict | None = None) -> str:
+    """:func:`summary_rows` as plain text, under a title line."""
+    f = _facts(record)
+    lines = [f"{f['mrv_id']}  {_get(record, 'experiment', 'name') or ''}  [{f['status']}]"]
+    for row in summary_rows(record, proof=proof, verdict=verdict):
+        first, *rest = row.value.split("\n")
+        lines.append(f"  {row.label:<12}{first}")
+        lines.extend(f"  {'':<12}{more}" for more in rest)
     return "\n".join(lines) + "\n"
 
 

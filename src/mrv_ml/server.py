@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-import webbrowser
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -287,18 +285,6 @@ def make_server(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAUL
         raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
 
 
-def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-          open_browser: bool = False) -> None:
-    """Serve the dashboard until interrupted."""
-    server = make_server(settings, host, port)
-    try:
-        if open_browser:
-            threading.Timer(0.3, webbrowser.open, args=(server.url,)).start()
-        server.serve_forever()
-    finally:
-        server.server_close()
-
-
 def export_static(directory: Path) -> Path:
     """Copy the static dashboard into ``directory`` (for any static host); returns it."""
     directory = Path(directory)
@@ -313,4 +299,4 @@ def export_static(directory: Path) -> Path:
 
 
 __all__ = ["DASHBOARD_DIR", "RPC_ALLOWLIST", "DashboardServer", "export_static",
-           "make_server", "serve"]
+           "make_server"]

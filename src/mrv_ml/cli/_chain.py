@@ -150,9 +150,9 @@ def anchor_command(
     if ids:
         mrv_ids = [store.resolve(i).name.removesuffix(".json") for i in ids]
     if batch:
-        from mrv_ml import batch as batch_module  # type: ignore[attr-defined,unused-ignore]
+        from mrv_ml.batch import anchor_batch
 
-        outcomes = batch_module.anchor_batch(store, mrv_ids if mrv_ids is not None
+        outcomes = anchor_batch(store, mrv_ids if mrv_ids is not None
                                              else store.pending_ids(), settings=settings)
     else:
         outcomes = anchor_pending(store, settings=settings, mrv_ids=mrv_ids)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -43,6 +42,14 @@ def _safe(value: Any) -> str:
     if value is None:
         return "-"
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
+def _safe_lines(value: str) -> str:
+    """:func:`_safe` for each line of a multi-line value."""
+    return "\n".join(_safe(line) for line in value.split("\n"))
+
+
+_TONES = {"": "", "good": "green", "bad": "bold red", "warn": "yellow", "dim": "dim"}
 
 
 def _store(data_dir: Path | None) -> RecordStore:
@@ -98,14 +105,6 @@ def _fmt_minute_utc(value: str | None) -> str:
     if when.tzinfo is not None:
         when = when.astimezone(timezone.utc)
     return when.strftime("%Y-%m-%d %H:%M")
-
-
-def _fmt_time(value: str | None) -> str:
-    """2026-11-24T22:00:00.000000Z -> 2026-11-24 22:00:00Z (seconds are enough to read)."""
-    if not value:
-        return "-"
-    match = re.match(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.\d+)?(.*)$", value)
-    return f"{match.group(1)} {match.group(2)}{match.group(3)}" if match else _safe(value)
 
 
 # --- mrv hash -----------------------------------------------------------------------------
@@ -302,40 +301,6 @@ def _find_proof(path: Path, mrv_id: str, store: RecordStore) -> tuple[Proof | No
         return None, str(e)
 
 
-def _methods_text(methods: Any) -> str:
-    if not isinstance(methods, Mapping):
-        return "-"
-    parts = []
-    for component in ("cpu", "gpu", "ram"):
-        info = methods.get(component)
-        if isinstance(info, Mapping):
-            how = "measured" if info.get("measured") else "estimated"
-            parts.append(f"{component.upper()} {_safe(info.get('method'))} ({how})")
-    return ", ".join(parts) or "-"
-
-
-def _anchoring_lines(proof: Proof | None, error: str | None) -> Text:
-    if error is not None:
-        return Text(f"unreadable proof: {_safe(error)}", style="bold red")
-    if proof is None:
-        return Text("none (no proof file; `mrv anchor` sends it)", style="dim")
-    anchor = proof.anchor
-    if anchor is not None:
-        text = Text("anchored", style="bold green")
-        details = [f"{_safe(anchor.mode)} on {_safe(anchor.network)} (chain {anchor.chain_id})",
-                   f"tx {_safe(anchor.tx_hash)}, block {_safe(anchor.block_number)}",
-                   f"submitter {_safe(anchor.submitter)}",
-                   f"contract {_safe(anchor.contract_address)}"]
-        if anchor.explorer_url:
-            details.append(_safe(anchor.explorer_url))
-        text.append("\n" + "\n".join(details))
-        return text
-    text = Text("pending", style="bold yellow")
-    if proof.pending_reason:
-        text.append(f" ({_safe(proof.pending_reason)})")
-    return text
-
-
 @app.command("show")
 def show_command(
     ref: Annotated[str, typer.Argument(
@@ -349,8 +314,8 @@ def show_command(
     --json prints the record itself (as stored: sorted keys, 2-space indent).
     Exit 2 if no record matches, 3 if the file is not a valid record.
     """
-    from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
     from mrv_ml.record import dump_record_bytes, load_record_file
+    from mrv_ml.report import summary_rows
 
     store = _store(data_dir)
     path = store.resolve(ref)
@@ -360,65 +325,10 @@ def show_command(
         sys.stdout.flush()
         return
     proof, proof_error = _find_proof(path, record["mrv_id"], store)
-    exp = record["experiment"]
-    energy = record["energy_emissions"]
-    hw = record["hardware"]
-    outcome = record["outcome"]
-    ts = record["timestamps"]
-
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
-
-    def row(label: str, value: str | Text) -> None:
-        grid.add_row(label, value if isinstance(value, Text) else Text(value))
-
-    row("file", _safe(path))
-    row("experiment", f"{_safe(exp.get('name'))} (model {_safe(exp.get('model_name'))}, "
-                      f"dataset {_safe(exp.get('dataset_name'))}, "
-                      f"framework {_safe(exp.get('framework'))})")
-    if exp.get("description"):
-        row("description", _safe(exp.get("description")))
-    status_text = Text(_safe(outcome.get("status")),
-                       style="green" if outcome.get("status") == "completed" else "red")
-    if outcome.get("error_type") or outcome.get("error_message"):
-        status_text.append(f" ({_safe(outcome.get('error_type'))}: "
-                           f"{_safe(outcome.get('error_message'))})")
-    row("outcome", status_text)
-    row("time", f"{_fmt_time(ts.get('start_time'))} → {_fmt_time(ts.get('end_time'))} "
-                f"({_fmt_duration(energy.get('duration_seconds'))})")
-    measured = energy.get("measurement_status") == "measured"
-    energy_text = Text(_fmt_number(energy.get("energy_kwh"), "kWh"))
-    energy_text.append(f" (CPU {_fmt_number(energy.get('cpu_energy_kwh'))}, "
-                       f"GPU {_fmt_number(energy.get('gpu_energy_kwh'))}, "
-                       f"RAM {_fmt_number(energy.get('ram_energy_kwh'))})")
-    if not measured:
-        energy_text.append(f" measurement failed: {_safe(energy.get('measurement_error'))}",
-                           style="red")
-    row("energy", energy_text)
-    row("emissions", f"{_fmt_number(energy.get('co2_kg'), 'kg CO2')} (carbon intensity "
-                     f"{_fmt_number(energy.get('carbon_intensity_g_per_kwh'), 'g/kWh')}, "
-                     f"{_safe(energy.get('country_iso_code'))}"
-                     f"{'/' + _safe(energy.get('region')) if energy.get('region') else ''}, "
-                     f"location {_safe(energy.get('location_source'))}, "
-                     f"PUE {_fmt_number(energy.get('pue'))})")
-    row("measured by", f"{_safe(energy.get('measurement_tool'))} "
-                       f"{_safe(energy.get('measurement_tool_version'))}: "
-                       f"{_methods_text(energy.get('methods'))}")
-    gpus = hw.get("gpus") or []
-    gpu_text = ", ".join(_safe(g.get("name")) for g in gpus if isinstance(g, Mapping)) or "none"
-    row("hardware", f"{_safe(hw.get('cpu_model'))}, {_safe(hw.get('cpu_logical_cores'))} "
-                    f"logical cores, {_fmt_number(hw.get('ram_gb'), 'GB')} RAM, GPUs: {gpu_text}")
-    source = record.get("source")
-    if isinstance(source, Mapping):
-        dirty = " (uncommitted changes)" if source.get("git_dirty") else ""
-        row("source", f"git {_safe(source.get('git_commit'))}{dirty}")
-    distributed = record.get("distributed")
-    if isinstance(distributed, Mapping):
-        row("distributed", f"world size {_safe(distributed.get('world_size'))}, "
-                           f"{len(distributed.get('ranks') or [])} rank(s) reported")
-    row("fingerprint", f"{HASH_ALGORITHM} {compute_hash(record)}")
-    row("anchoring", _anchoring_lines(proof, proof_error))
-
+    for row in summary_rows(record, path=path, proof=proof, proof_error=proof_error):
+        grid.add_row(row.label, Text(_safe_lines(row.value), style=_TONES[row.tone]))
     console.print(Text(record["mrv_id"], style="bold"))
     console.print(grid)

@@ -36,7 +36,3 @@ export async function sha256Hex(text) {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
-
-export async function recordHash(record) {
-  return sha256Hex(canonicalize(record));
-}
