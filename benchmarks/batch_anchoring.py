@@ -5,7 +5,7 @@
 Prints, on the embedded chain and on anvil (started here):
 - gas of one anchorBatch transaction for batches of 1, 10, 100, 1,000 and 10,000 records,
   amortised per record, beside the gas of one registerMRV (the single-anchoring baseline);
-- records/s of ``batch.verify_many`` over ``--records`` batch-anchored records (real stored
+- records/s of ``verify.verify_files`` over ``--records`` batch-anchored records (real stored
   records, anchored with ``batch.anchor_batch``) beside the baseline of verifying them one
   by one with ``verify.verify`` (a connection per record, as for single files), measured
   on the first ``--baseline`` records in the same run.
@@ -31,7 +31,7 @@ from mrv_ml.chain import connect  # noqa: E402
 from mrv_ml.config import Settings, load_settings  # noqa: E402
 from mrv_ml.merkle import StandardMerkleTree  # noqa: E402
 from mrv_ml.store import RecordStore  # noqa: E402
-from mrv_ml.verify import VerdictStatus, verify  # noqa: E402
+from mrv_ml.verify import VerdictStatus, verify, verify_files  # noqa: E402
 from tests.support.records import make_sample_record  # noqa: E402
 
 BATCH_SIZES = (1, 10, 100, 1_000, 10_000)
@@ -64,9 +64,10 @@ def throughput(settings: Settings, n_records: int, n_baseline: int) -> dict[str,
     runs = []
     for _ in range(3):
         start = time.perf_counter()
-        verdicts = batch.verify_many([store.root], settings=settings)
+        results = verify_files([store.root], settings=settings)
         runs.append(time.perf_counter() - start)
-        assert [v.status for v in verdicts] == [VerdictStatus.VALID] * n_records
+        assert [r.verdict.status if r.verdict else r.error for r in results] == \
+            [VerdictStatus.VALID] * n_records
     files = sorted(p for p in store.root.glob("MRV-*.json") if not p.name.endswith(".proof.json"))
     start = time.perf_counter()
     for path in files[:n_baseline]:
@@ -93,10 +94,10 @@ def report(name: str, settings_for: Any, n_records: int, n_baseline: int) -> boo
         t = throughput(settings_for(Path(d)), n_records, n_baseline)
     print(f"anchor_batch of {n_records:,} stored records: {t['anchor_s']:.2f} s, "
           f"{t['gas']:,} gas ({t['gas'] / n_records:.1f} gas/record)")
-    print(f"verify_many over {n_records:,} batched records: {t['many_rps']:,.0f} records/s "
+    print(f"verify_files over {n_records:,} batched records: {t['many_rps']:,.0f} records/s "
           f"({t['many_s'] * 1000:.0f} ms, median of 3)")
     print(f"baseline, verify() one by one ({n_baseline} records): {t['single_rps']:,.1f} records/s"
-          f"  -> verify_many is {t['many_rps'] / t['single_rps']:,.0f}x faster")
+          f"  -> verify_files is {t['many_rps'] / t['single_rps']:,.0f}x faster")
     return ok
 
 

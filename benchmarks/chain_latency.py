@@ -58,7 +58,7 @@ def run(name: str, settings: Settings, n: int) -> None:
         assert verdict.status is VerdictStatus.VALID
     with connect(settings) as conn, conn.session() as w3:
         for mrv_id in ids:
-            tx = store.load_proof(mrv_id)["anchor"]["tx_hash"]  # type: ignore[index]
+            tx = store.load_proof(mrv_id).anchor.tx_hash  # type: ignore[union-attr]
             gas.append(int(w3.eth.get_transaction_receipt(tx)["gasUsed"]))
     g = statistics.median(gas)
     print(f"{name:<8} anchor  median {statistics.median(anchor_ms):8.1f} ms  "
