@@ -13,7 +13,7 @@ import pytest
 
 from mrv_ml.config import Settings
 from mrv_ml.localchain import dev_accounts
-from tests.support.browser import CHROMIUM_ARGS, ServedDashboard, screenshot
+from tests.support.browser import ServedDashboard, screenshot
 from tests.support.verdict_cases import CASE_IDS, CASES, CaseChain, prepare_chain
 
 pytestmark = pytest.mark.browser
@@ -40,23 +40,17 @@ def served_cases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
 
 
 @pytest.fixture(scope="module")
-def case_page(served_cases: tuple[ServedDashboard, CaseChain]) -> Iterator[Any]:
+def case_page(browser: Any, served_cases: tuple[ServedDashboard, CaseChain]) -> Iterator[Any]:
     """One page for the whole table (Clear between cases), as a reviewer would use it."""
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian Chromium (/usr/bin/chromium) is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                     args=CHROMIUM_ARGS)
-        context = browser.new_context()
-        context.set_default_timeout(60000)
-        page = context.new_page()
-        page.goto(served_cases[0].url)
-        page.wait_for_selector("body[data-ready='1']")
-        try:
-            yield page
-        finally:
-            browser.close()
+    context = browser.new_context()
+    context.set_default_timeout(60000)
+    page = context.new_page()
+    page.goto(served_cases[0].url)
+    page.wait_for_selector("body[data-ready='1']")
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 def _outcome(page: Any) -> dict[str, str | None]:
