@@ -61,17 +61,19 @@ def canonical_bytes(record: Mapping[str, Any]) -> bytes:
     :class:`RecordError` for anything else JSON cannot represent faithfully
     (integers beyond ±2**53, non-string keys, non-JSON types).
     """
-    bad = first_offending(record, _is_unrepresentable)
-    if bad is not None:
-        path, value = bad
-        if is_non_finite(value):
-            raise NonFiniteNumberError(
-                f"{path or 'value'}: NaN or infinity cannot be represented in JSON")
-        raise RecordError(f"{path or 'value'}: integer outside ±(2**53-1) cannot be "
-                          "represented exactly in JSON (RFC 8785)")
     try:
         return rfc8785.dumps(record)
     except rfc8785.CanonicalizationError as e:
+        # rfc8785 refuses exactly NaN, infinity and integers beyond ±(2**53-1); walk the
+        # record only now, to name the field (the walk costs as much as the encoding).
+        bad = first_offending(record, _is_unrepresentable)
+        if bad is not None:
+            path, value = bad
+            if is_non_finite(value):
+                raise NonFiniteNumberError(
+                    f"{path or 'value'}: NaN or infinity cannot be represented in JSON") from None
+            raise RecordError(f"{path or 'value'}: integer outside ±(2**53-1) cannot be "
+                              "represented exactly in JSON (RFC 8785)") from None
         raise RecordError(f"record cannot be canonicalized (RFC 8785): {e}") from None
     except TypeError as e:  # non-JSON types such as sets or datetimes
         raise RecordError(f"record contains a value JSON cannot hold: {e}") from None

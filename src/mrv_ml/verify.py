@@ -12,6 +12,7 @@ reading each batch root once, and reports unusable files one by one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -163,12 +164,19 @@ def _load(record: Mapping[str, Any] | str | Path,
                   f"{record['mrv_id']}{PROOF_SUFFIX}")
 
 
-def _checked_address(value: str, what: str) -> str:
+@functools.lru_cache(maxsize=1024)
+def _checksummed(value: str) -> str | None:
     from eth_utils import is_address, to_checksum_address
 
-    if not isinstance(value, str) or not is_address(value):
+    return str(to_checksum_address(value)) if is_address(value) else None
+
+
+def _checked_address(value: str, what: str) -> str:
+    # Cached: verifying a directory checks the same few addresses thousands of times.
+    checked = _checksummed(value) if isinstance(value, str) else None
+    if checked is None:
         raise ConfigError(f"invalid {what} address {str(value)[:60]!r}")
-    return str(to_checksum_address(value))
+    return checked
 
 
 # --- reading the evidence ----------------------------------------------------------------
