@@ -11,7 +11,8 @@ roots, each with its sender) and the expected outcome: a verdict ``status`` with
 
 Strings starting with ``$`` are placeholders the test harness fills in for the chain it
 runs on: ``$registry`` (the registry it deployed), ``$chain_id`` (an integer), ``$dev0``
-and ``$dev1`` (two funded development accounts). Records and roots are fixed, so the
+and ``$dev1`` (two funded development accounts), ``$impostor`` (a contract that answers
+every call with ``chain.impostor_answers``, as a fake registry would). Records and roots are fixed, so the
 cases run on any chain.
 
 Usage:  python scripts/make_verdict_cases.py [--check]
@@ -106,12 +107,14 @@ def error(cls: str, key: str, exit_code: int) -> dict[str, Any]:
 
 def case(name: str, about: str, data: dict[str, Any] | str, proof: dict[str, Any] | None,
          expect: dict[str, Any], *, registrations: Sequence[dict[str, Any]] = (),
-         batches: Sequence[dict[str, Any]] = (), pin: str | None = None) -> dict[str, Any]:
+         batches: Sequence[dict[str, Any]] = (), pin: str | None = None,
+         impostor: str | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {"name": name, "about": about}
     item["record_text" if isinstance(data, str) else "record"] = data
-    item.update(proof=proof, pin=pin,
-                chain={"registrations": list(registrations), "batches": list(batches)},
-                expect=expect)
+    chain: dict[str, Any] = {"registrations": list(registrations), "batches": list(batches)}
+    if impostor is not None:
+        chain["impostor_answers"] = impostor  # what $impostor's every call returns
+    item.update(proof=proof, pin=pin, chain=chain, expect=expect)
     return item
 
 
@@ -150,6 +153,11 @@ def build() -> dict[str, Any]:
         case("single_proof_contract_without_code", "the proof names a registry with no code",
              s1, with_anchor(single_proof(s1), contract_address=NO_CODE),
              error("NoContractError", "no_contract", 7), registrations=on_s1),
+        case("single_proof_registry_impostor", "the proof names a contract that answers "
+             "'registered' to everything but is no MRVRegistry", s1,
+             with_anchor(single_proof(s1), contract_address="$impostor"),
+             error("NotARegistryError", "not_a_registry", 7), registrations=on_s1,
+             impostor=compute_hash(s1)),
         case("single_squatted_no_proof", "a squatter registered the ID first with garbage",
              s10, None, verdict("VALID", "registered_by_later_submitter"),
              registrations=[{"from": "$dev1", "mrv_id": s10["mrv_id"], "hash": "ab" * 32},
@@ -229,7 +237,9 @@ def build() -> dict[str, Any]:
             "placeholders": {"$registry": "the registry the test deployed",
                              "$chain_id": "the chain id of the node (an integer)",
                              "$dev0": "a funded development account (anchors by default)",
-                             "$dev1": "another funded development account"},
+                             "$dev1": "another funded development account",
+                             "$impostor": "a contract that answers every call with "
+                                          "(impostor_answers, 1, $dev0): no MRVRegistry"},
             "cases": cases}
 
 

@@ -108,9 +108,12 @@ def test_unusable_input_exit_3(capfd: pytest.CaptureFixture[str], tmp_path: Path
 
 def test_unreachable_and_bad_config_exit_codes(capfd: pytest.CaptureFixture[str]) -> None:
     _, path = _anchored()
+    code, _, err = _cli(capfd, "verify", str(path), "--rpc-url", "http://127.0.0.1:9")
+    assert code == 4 and "cannot reach" in err
+    # the proof names chain 1337: a network naming another chain is refused before any call
     code, _, err = _cli(capfd, "verify", str(path), "--network", "anvil",
                         "--rpc-url", "http://127.0.0.1:9")
-    assert code == 4 and "cannot reach" in err
+    assert code == 7 and "the proof says chain 1337" in err
     code, _, err = _cli(capfd, "verify", str(path), "--network", "nowhere")
     assert code == 7 and "unknown network" in err
 
@@ -139,7 +142,7 @@ def test_wrong_contract_and_chain_id_mismatch_exit_7(anvil: Any, capfd: pytest.C
     code, _, err = _cli(capfd, "verify", str(copy), "--network", "anvil", "--rpc-url", anvil.url,
                         "--contract", anvil.accounts[6].address)
     assert code == 7 and "no contract at" in err
-    code, _, err = _cli(capfd, "verify", str(path), "--network", "sepolia",
+    code, _, err = _cli(capfd, "verify", str(copy), "--network", "sepolia",
                         "--rpc-url", anvil.url)
     assert code == 7 and "chain 31337" in err
 

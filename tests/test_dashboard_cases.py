@@ -80,6 +80,8 @@ def test_page_verdict(case: dict[str, Any], case_page: Any,
     expect = case["expect"]
     if "status" in expect:
         assert (got["verdict"], got["reason"]) == (expect["status"], expect["reason"]), got
+        # the bridge serves this machine's embedded chain: it says what that is worth
+        assert case_page.get_attribute("#verdict", "data-trust") == "local only"
         untrusted = case_page.is_visible("#untrusted")
         assert untrusted is (expect["status"] != "VALID")
         if expect["status"] == "TAMPERED":
@@ -135,3 +137,36 @@ def test_files_in_any_order(case_page: Any, served_cases: tuple[ServedDashboard,
     case_page.locator("#verdict[data-verdict='VALID']").wait_for()
     files = case_page.inner_text("#files")
     assert "Record: batch_valid.json" in files and "Proof: batch_valid.proof.json" in files
+
+
+def test_links_cannot_dress_a_chain_up(case_page: Any, served_cases: tuple[ServedDashboard,
+                                                                          CaseChain],
+                                       tmp_path: Path) -> None:
+    served, chain = served_cases
+    endpoint = f"{served.url}rpc"
+    try:
+        # A link naming a network whose chain the endpoint is not: an error, no verdict.
+        case_page.goto(f"{served.url}?rpc={endpoint}&network=sepolia")
+        case_page.wait_for_selector("body[data-ready='1']")
+        status = case_page.inner_text("#status")
+        assert "the link says network sepolia (chain 11155111)" in status
+        assert "endpoint is chain 1337" in status
+        assert "bad" in (case_page.get_attribute("#status", "class") or "")
+        # An endpoint from the link is named as such; a submitter pinned by the link is used
+        # and shown as pinned.
+        dev1 = chain.mapping["$dev1"]
+        case_page.goto(f"{served.url}?rpc={endpoint}&submitter={dev1}")
+        case_page.wait_for_selector("body[data-ready='1']")
+        assert f"trusting the endpoint from the link: {endpoint}" in case_page.inner_text("#status")
+        case = next(c for c in CASES if c["name"] == "single_valid")
+        path = chain.write(case, tmp_path)
+        _drop(case_page, path, path.with_name("single_valid.proof.json"))
+        got = _outcome(case_page)
+        assert got["verdict"] == "SUBMITTER_MISMATCH", got  # dev0 registered it, not dev1
+        evidence = case_page.inner_text("#evidence")
+        assert f"{dev1} (pinned by the link)" in evidence
+        # through a URL the page cannot know this is anyone's embedded chain: dev chain 1337
+        assert case_page.get_attribute("#verdict", "data-trust") == "private network"
+    finally:
+        case_page.goto(served.url)
+        case_page.wait_for_selector("body[data-ready='1']")

@@ -25,11 +25,12 @@ NASTY = r"Res_Net & 50% $x$ #1 {a} ~b^c \d <e>"
 
 
 def _proof_dict(record: dict[str, Any], *, status: str = "anchored",
-                digest: str | None = None, network: str = "local") -> dict[str, Any]:
+                digest: str | None = None, network: str = "sepolia") -> dict[str, Any]:
+    chain_id = {"sepolia": 11155111, "local": 1337, "anvil": 31337}[network]
     return {"proof_version": "1.0", "mrv_id": record["mrv_id"],
             "record_hash": {"algorithm": "sha256-jcs", "digest": digest or compute_hash(record)},
             "status": status,
-            "anchor": {"mode": "single", "network": network, "chain_id": 1337,
+            "anchor": {"mode": "single", "network": network, "chain_id": chain_id,
                        "contract_address": "0x" + "11" * 20, "submitter": "0x" + "22" * 20,
                        "tx_hash": "0x" + "ab" * 32, "block_number": 3}}
 
@@ -38,9 +39,9 @@ def _proof(record: dict[str, Any], **kw: Any) -> Proof:
     return Proof.from_dict(_proof_dict(record, **kw))
 
 
-def _verdict(record: dict[str, Any], status: VerdictStatus) -> Verdict:
+def _verdict(record: dict[str, Any], status: VerdictStatus, trust: str = "public") -> Verdict:
     return Verdict(status=status, reason="", mrv_id=record["mrv_id"],
-                   record_hash=compute_hash(record), network="sepolia")
+                   record_hash=compute_hash(record), network="sepolia", trust=trust)
 
 
 # --- LaTeX ---------------------------------------------------------------------------------
@@ -59,7 +60,8 @@ def test_latex_citation_escapes_record_fields_and_keeps_figures() -> None:
                                 energy_emissions__co2_kg=0.42)
     text = report.citation_latex(record, dashboard_url="https://verify.example/app",
                                  network="sepolia")
-    sentence, link_line = text.strip().split("\n")
+    sentence, integrity, link_line = text.strip().split("\n")
+    assert integrity.startswith("Integrity: SHA-256 (RFC 8785) ") and "not anchored" in integrity
     assert sentence.startswith(r"We trained Res\_Net \& 50\% \$x\$ \#1 \{a\}")
     assert r"on CIFAR\_10 for 90 epochs, consuming 0.87 kWh and emitting 0.42 kg CO$_2$" in sentence
     assert f"(MRV ID: {record['mrv_id']})." in sentence
@@ -81,11 +83,37 @@ def test_plain_citation_has_figures_and_deep_link() -> None:
     record = make_sample_record(experiment__model_name="ResNet18", training__epochs=1,
                                 energy_emissions__energy_kwh=0.0042,
                                 energy_emissions__co2_kg=0.0000451)
-    text = report.citation_text(record, dashboard_url="http://127.0.0.1:8000/", network="local")
+    text = report.citation_text(record, dashboard_url="https://v.example/", network="sepolia")
     assert "We trained ResNet18 on MNIST for 1 epoch, consuming 4.2 Wh and emitting 45.1 mg CO₂" \
         in text
     link = text.split("Verification: ")[1].strip()
-    assert parse_qs(urlsplit(link).query) == {"id": [record["mrv_id"]], "network": ["local"]}
+    assert parse_qs(urlsplit(link).query) == {"id": [record["mrv_id"]], "network": ["sepolia"]}
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8750/", "http://localhost:8750/",
+                                 "http://[::1]/", "http://0.0.0.0/"])
+def test_citations_and_badges_never_carry_a_loopback_link(url: str) -> None:
+    record = make_sample_record()
+    for fmt in ("citation", "latex"):
+        text = report.render(record, fmt, proof=_proof(record), dashboard_url=url)
+        assert "Verification:" not in text and "127.0.0.1" not in text
+        assert "localhost" not in text and "anchored on sepolia (chain 11155111)" in text
+    assert _parse_badge(report.render(record, "badge", proof=_proof(record),
+                                      dashboard_url=url))[1] is None
+
+
+def test_local_only_records_say_they_are_not_publicly_anchored() -> None:
+    record = make_sample_record(energy_emissions__co2_kg=0.42)
+    proof = _proof(record, network="local")
+    text = report.citation_text(record, proof=proof, dashboard_url="https://v.example/")
+    assert "anchored only on its author's local chain: not publicly verifiable" in text
+    assert "Verification:" not in text  # a link would only work on the author's machine
+    title, href = _parse_badge(report.render(record, "badge", proof=proof,
+                                             dashboard_url="https://v.example/"))
+    assert title == "CO2: 0.42 kg · local only" and href is None
+    valid_here = _verdict(record, VerdictStatus.VALID, trust="local only")
+    title, _ = _parse_badge(report.render(record, "badge", proof=proof, verdict=valid_here))
+    assert title == "CO2: 0.42 kg · local only"  # VALID on one's own chain is not "verified"
 
 
 def test_citation_of_failed_unmeasured_run_says_so() -> None:
@@ -134,7 +162,7 @@ def test_badge_text_and_link_for_anchored_record() -> None:
                         dashboard_url="https://verify.example/")
     title, href = _parse_badge(svg)
     assert title == "CO2: 0.42 kg · anchored"
-    assert href == f"https://verify.example/?id={record['mrv_id']}&network=local"
+    assert href == f"https://verify.example/?id={record['mrv_id']}&network=sepolia"
 
 
 @pytest.mark.parametrize(("proof_kind", "verdict_status", "expected"), [
@@ -177,7 +205,7 @@ def test_summary_names_figures_hash_and_anchor() -> None:
     assert record["mrv_id"] in text and "resnet & co" in text
     assert f"sha256-jcs {compute_hash(record)}" in text
     assert "0.123 Wh" in text and "CPU 0.1 Wh (TDP)" in text
-    assert "single on local (chain 1337)" in text
+    assert "single on sepolia (chain 11155111)" in text
     edited = dict(record, experiment={**record["experiment"], "name": "changed"})
     assert "the record changed since anchoring" in report.summary_text(edited,
                                                                       proof=_proof(record))
@@ -283,7 +311,8 @@ def test_cli_report_output_to_unwritable_place_is_store_error(
 
 def test_cli_report_verify_badge_from_a_real_anchored_run(
         data_dir: Path, mrv: Callable[..., _Result]) -> None:
-    """A real tracked, anchored run: --verify says verified; after an edit, tampered."""
+    """A real tracked run anchored on the embedded chain: --verify finds it VALID, and the
+    badge says what that is worth ("local only", never "verified"); after an edit, tampered."""
     from mrv_ml import MRVTracker
 
     with MRVTracker(experiment_name="report_verify", quiet=True) as tracker:
@@ -291,7 +320,7 @@ def test_cli_report_verify_badge_from_a_real_anchored_run(
     assert tracker.tx_hash is not None
     ok = mrv("report", tracker.mrv_id, "-f", "badge", "--verify")
     assert ok.returncode == 0, ok.stderr
-    assert _parse_badge(ok.stdout)[0].endswith(" · verified")
+    assert _parse_badge(ok.stdout)[0].endswith(" · local only")
     path = Path(tracker.record_path)
     edited = json.loads(path.read_text())
     edited["energy_emissions"]["co2_kg"] = 0.0

@@ -40,7 +40,7 @@ def case_chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     else:
         from mrv_ml.chain import connect
 
-        settings = Settings(data_dir=data_dir)
+        settings = Settings(data_dir=data_dir, network_chosen=True)  # as `--network local`
         accounts = dev_accounts()
         with connect(settings) as conn:  # deploys the embedded chain's registry
             registry = conn.registry_address

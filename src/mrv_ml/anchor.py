@@ -59,11 +59,12 @@ def mark_pending(store: RecordStore, mrv_id: str, reason: str, *,
 
 def _anchored_proof(store: RecordStore, mrv_id: str, digest: str, conn: Any, *,
                     tx_hash: str | None, block_number: int | None,
-                    block_timestamp: int | None) -> Proof:
+                    block_timestamp: int | None, block_hash: str | None) -> Proof:
     anchor = Anchor(
         mode="single", network=conn.network.name, chain_id=conn.chain_id,
         contract_address=conn.registry_address, submitter=conn.signer_address,
-        tx_hash=tx_hash, block_number=block_number, block_timestamp=block_timestamp,
+        tx_hash=tx_hash, block_number=block_number, block_hash=block_hash,
+        block_timestamp=block_timestamp, registry_block=conn.registry_block,
         confirmations=conn.network.confirmations,
         explorer_url=conn.explorer_tx_url(tx_hash) if tx_hash else None)
     proof = _current_proof(store, mrv_id, digest).anchored(anchor, digest)
@@ -88,7 +89,8 @@ def _register(store: RecordStore, mrv_id: str, digest: str, conn: Any) -> Anchor
         proof = _anchored_proof(store, mrv_id, digest, conn,
                                 tx_hash=ev.tx_hash if ev else None,
                                 block_number=ev.block_number if ev else None,
-                                block_timestamp=ev.timestamp if ev else int(_ts))
+                                block_timestamp=ev.timestamp if ev else int(_ts),
+                                block_hash=conn.block_hash(ev.block_number) if ev else None)
         return AnchorOutcome(mrv_id, "anchored", ev.tx_hash if ev else None, proof)
     if any(onchain):
         raise TransactionFailedError(
@@ -102,7 +104,8 @@ def _register(store: RecordStore, mrv_id: str, digest: str, conn: Any) -> Anchor
                         on_sent=remember)
     proof = _anchored_proof(store, mrv_id, digest, conn, tx_hash=receipt.tx_hash,
                             block_number=receipt.block_number,
-                            block_timestamp=receipt.block_timestamp)
+                            block_timestamp=receipt.block_timestamp,
+                            block_hash=receipt.block_hash)
     return AnchorOutcome(mrv_id, "anchored", receipt.tx_hash, proof)
 
 

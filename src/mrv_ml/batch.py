@@ -94,6 +94,7 @@ class _BatchOnChain:
     tx_hash: str | None
     block_number: int | None
     block_timestamp: int
+    block_hash: str | None = None
 
 
 def _find_on_chain(conn: Any, root: str, submitter: str) -> _BatchOnChain | None:
@@ -107,7 +108,8 @@ def _find_on_chain(conn: Any, root: str, submitter: str) -> _BatchOnChain | None
     except MRVError:
         logs = []  # nodes limiting log ranges: the entry itself is the evidence
     if logs:
-        return _BatchOnChain(logs[0].tx_hash, logs[0].block_number, int(ts))
+        return _BatchOnChain(logs[0].tx_hash, logs[0].block_number, int(ts),
+                             conn.block_hash(logs[0].block_number))
     return _BatchOnChain(None, None, int(ts))
 
 
@@ -119,7 +121,8 @@ def _proof_for(store: RecordStore, mrv_id: str, digest: str, conn: Any, root: st
     anchor = Anchor(
         mode="batch", network=conn.network.name, chain_id=conn.chain_id,
         contract_address=conn.registry_address, submitter=conn.signer_address,
-        tx_hash=tx, block_number=onchain.block_number, block_timestamp=onchain.block_timestamp,
+        tx_hash=tx, block_number=onchain.block_number, block_hash=onchain.block_hash,
+        block_timestamp=onchain.block_timestamp, registry_block=conn.registry_block,
         confirmations=conn.network.confirmations,
         explorer_url=conn.explorer_tx_url(tx) if tx else None,
         merkle=MerklePart(root=root, proof=tuple(proof_path), leaf_index=leaf_index,
@@ -145,7 +148,8 @@ def _complete(store: RecordStore, path: Path, journal: dict[str, Any], conn: Any
 
         receipt = conn.send(conn.registry.functions.anchorBatch(to_bytes32(root), len(leaves)),
                             on_sent=remember)
-        onchain = _BatchOnChain(receipt.tx_hash, receipt.block_number, receipt.block_timestamp)
+        onchain = _BatchOnChain(receipt.tx_hash, receipt.block_number, receipt.block_timestamp,
+                                receipt.block_hash)
     journal.update(status="mined", tx_hash=onchain.tx_hash, block_number=onchain.block_number,
                    block_timestamp=onchain.block_timestamp, chain_id=conn.chain_id,
                    contract_address=conn.registry_address, submitter=submitter,

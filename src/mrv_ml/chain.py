@@ -28,18 +28,23 @@ from mrv_ml.errors import (
     ChainUnavailableError,
     ConfigError,
     KeyConfigError,
+    LocalOnlyError,
     MRVError,
     NoContractError,
     StoreError,
     TransactionFailedError,
 )
 from mrv_ml.keys import Signer, load_signer, refuse_dev_key_on_public
-from mrv_ml.networks import Network, resolve_network
+from mrv_ml.networks import Network, resolve_for_proof, resolve_network
 
 DEPLOYMENTS_FILE = "deployments.json"
 DEV_CHAIN_IDS = (31337, 1337)
 NONCE_LOCK_DIR = "nonces"
 CONNECT_TIMEOUT_S = 5.0
+HTTP_RETRIES = 5  # attempts per request on 429, 5xx, timeouts and refused connections
+HTTP_BACKOFF_S = 0.25  # first pause; doubles each time
+LOG_RANGE_BLOCKS = 10_000  # what public providers commonly allow per eth_getLogs
+MIN_LOG_RANGE_BLOCKS = 125  # halving a refused range stops here (then the refusal stands)
 GAS_MARGIN = 1.2  # estimates are exact for this contract; the margin covers state changes
 _NONCE_RETRIES = 6
 _NONCE_ERRORS = ("nonce too low", "already known", "replacement transaction underpriced",
@@ -54,6 +59,7 @@ class TxReceiptSummary:
     gas_used: int
     status: int
     contract_address: str | None = None
+    block_hash: str | None = None
 
 
 def _short(e: BaseException) -> str:
@@ -106,6 +112,7 @@ class ChainConnection:
         self.rpc_url = rpc_url
         self.chain_id: int = network.chain_id or 0
         self.registry_address: str = ""
+        self.registry_block: int | None = None  # where the registry was deployed, if known
         self.signer: Signer | None = None
         self._w3: Any = None
         self._local: Any = None
@@ -177,6 +184,52 @@ class ChainConnection:
                 raise
             except Exception as e:
                 raise self._translate(e) from e
+
+    def block_hash(self, number: int) -> str | None:
+        """The hash of block ``number`` on this chain (``None`` if it has no such block)."""
+        with self.session() as w3:
+            from web3.exceptions import BlockNotFound
+
+            try:
+                block = w3.eth.get_block(number)
+            except BlockNotFound:
+                return None
+            except Exception as e:
+                raise self._translate(e) from e
+        return _hex(block["hash"])
+
+    def transaction_block(self, tx_hash: str) -> int | None:
+        """The block holding transaction ``tx_hash`` on this chain (``None``: not mined here)."""
+        with self.session() as w3:
+            from web3.exceptions import TransactionNotFound
+
+            try:
+                return int(w3.eth.get_transaction_receipt(tx_hash)["blockNumber"])
+            except TransactionNotFound:
+                return None
+            except Exception as e:
+                raise self._translate(e) from e
+
+    def code(self, address: str) -> bytes:
+        """The runtime code at ``address`` on this chain (empty: no contract)."""
+        with self.session() as w3:
+            try:
+                return bytes(w3.eth.get_code(address))
+            except Exception as e:
+                raise self._translate(e) from e
+
+    def head(self) -> tuple[int, int | None]:
+        """(latest block number, latest finalized block number, if the node knows one)."""
+        with self.session() as w3:
+            try:
+                latest = int(w3.eth.block_number)
+            except Exception as e:
+                raise self._translate(e) from e
+            try:
+                finalized: int | None = int(w3.eth.get_block("finalized")["number"])
+            except Exception:  # nodes and chains without a finality gadget
+                finalized = None
+        return latest, finalized
 
     def has_code(self, address: str) -> bool:
         """Whether any contract code lives at ``address`` on this chain."""
@@ -314,7 +367,8 @@ class ChainConnection:
         return TxReceiptSummary(tx_hash=tx_hash, block_number=int(receipt["blockNumber"]),
                                 block_timestamp=int(block["timestamp"]),
                                 gas_used=int(receipt["gasUsed"]), status=int(receipt["status"]),
-                                contract_address=str(created) if created else None)
+                                contract_address=str(created) if created else None,
+                                block_hash=_hex(block["hash"]))
 
 
 def _is_unreachable(e: BaseException) -> bool:
@@ -327,9 +381,17 @@ def _is_unreachable(e: BaseException) -> bool:
 
 
 def _http_web3(url: str) -> Any:
+    import requests
     from web3 import Web3
+    from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
-    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": CONNECT_TIMEOUT_S}))
+    # Providers answer 429 (rate limit) and transient 5xx: retry with exponential backoff
+    # (0.25 + 0.5 + 1 + 2 s at most between attempts), then the error stands.
+    retry = ExceptionRetryConfiguration(
+        errors=(ConnectionError, requests.HTTPError, requests.Timeout),
+        retries=HTTP_RETRIES, backoff_factor=HTTP_BACKOFF_S)
+    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": CONNECT_TIMEOUT_S},
+                                  exception_retry_configuration=retry))
 
 
 def _default_dev_signer(network: Network) -> Signer | None:
@@ -347,8 +409,6 @@ def connect(settings: Settings, *, need_signer: bool = False,
     """A checked connection: node reachable, chain id as the preset says, code at the
     registry address. ``need_signer`` loads (and checks) the key; reads never need one.
     ``deploying`` skips finding the registry (see :func:`find_registry`)."""
-    from mrv_ml.localchain import LOCAL_CHAIN_ID, LocalChain
-
     network, url = resolve_network(settings)
     conn = ChainConnection(settings, network, url)
     if need_signer:
@@ -359,12 +419,44 @@ def connect(settings: Settings, *, need_signer: bool = False,
         if network.chain_id is not None:  # custom: checked once the node tells its chain id
             refuse_dev_key_on_public(network, signer)
         conn.signer = signer
+    _reach(conn)
+    if conn.signer is not None and network.chain_id is None:
+        refuse_dev_key_on_public(conn.network, conn.signer)
+    if not deploying:
+        conn.registry_address = find_registry(conn)
+    return conn
+
+
+def connect_for_proof(settings: Settings, chain_id: int) -> ChainConnection:
+    """A read-only connection to the chain a proof names (see
+    :func:`mrv_ml.networks.resolve_for_proof`). The embedded chain is used only if this
+    data directory already has one: verifying never creates a chain, a store or a file."""
+    from mrv_ml.localchain import LocalChain
+
+    network, url = resolve_for_proof(settings, chain_id)
+    if url is None and not LocalChain.for_data_dir(Path(settings.data_dir)).exists():
+        raise LocalOnlyError(
+            "anchored on its author's private local chain (chain 1337, embedded in their "
+            "mrv_data/), which is not on this machine: it cannot be checked here, and it is "
+            "evidence for nobody but its author; ask for a publicly anchored proof")
+    conn = ChainConnection(settings, network, url)
+    _reach(conn)
+    if conn.chain_id != chain_id:
+        raise ChainIdMismatchError(
+            f"the proof says chain {chain_id}, but the node at {url} is chain "
+            f"{conn.chain_id}: give an endpoint of chain {chain_id}", key="proof_chain_mismatch")
+    return conn
+
+
+def _reach(conn: ChainConnection) -> None:
+    """Open the embedded chain, or reach the node and check its chain id."""
+    from mrv_ml.localchain import LOCAL_CHAIN_ID, LocalChain
+
+    network, url = conn.network, conn.rpc_url
     if url is None:
-        conn._local = LocalChain.for_data_dir(Path(settings.data_dir))
+        conn._local = LocalChain.for_data_dir(Path(conn.settings.data_dir))
         conn.chain_id = LOCAL_CHAIN_ID
-        if not deploying:
-            conn.registry_address = find_registry(conn)
-        return conn
+        return
     w3 = _http_web3(url)
     conn._w3 = w3
     try:
@@ -380,11 +472,6 @@ def connect(settings: Settings, *, need_signer: bool = False,
         # a custom URL to a development node (anvil/Hardhat 31337, eth-tester 1337) is dev
         conn.network = replace(network, chain_id=node_chain_id,
                                is_dev=node_chain_id in DEV_CHAIN_IDS)
-        if conn.signer is not None:
-            refuse_dev_key_on_public(conn.network, conn.signer)
-    if not deploying:
-        conn.registry_address = find_registry(conn)
-    return conn
 
 
 def find_registry(conn: ChainConnection) -> str:
@@ -396,8 +483,11 @@ def find_registry(conn: ChainConnection) -> str:
     settings = conn.settings
     with conn.session() as w3:
         local = LocalChain.for_data_dir(Path(settings.data_dir)) if conn._local else None
-        return _registry_address(conn, w3, settings,
-                                 (lambda: local.registry_address(w3)) if local else None)
+        address = _registry_address(conn, w3, settings,
+                                    (lambda: local.registry_address(w3)) if local else None)
+        if local is not None and conn.registry_block is None:
+            conn.registry_block = local.deployment_block(address)
+        return address
 
 
 def _registry_address(conn: ChainConnection, w3: Any, settings: Settings,
@@ -409,6 +499,8 @@ def _registry_address(conn: ChainConnection, w3: Any, settings: Settings,
         entry = read_deployments(Path(settings.data_dir)).get(str(conn.chain_id))
         if isinstance(entry, dict) and isinstance(entry.get("address"), str):
             address = entry["address"]
+            block = entry.get("block_number")
+            conn.registry_block = block if isinstance(block, int) else None
     if not address:
         if deploy_local is not None:
             return deploy_local()
@@ -464,12 +556,42 @@ class Registration:
     block_number: int
 
 
+def event_logs(conn: ChainConnection, event: str, filters: dict[str, Any], *,
+               address: str | None = None, from_block: int | None = None) -> list[Any]:
+    """Logs of ``event`` on the registry (or the one at ``address``) from ``from_block``
+    (default: where the registry was deployed, if known) to the latest block, asked in
+    ranges of at most :data:`LOG_RANGE_BLOCKS`; a range the node refuses is halved (down to
+    :data:`MIN_LOG_RANGE_BLOCKS`), since providers limit ``eth_getLogs`` ranges."""
+    first = from_block if from_block is not None else (conn.registry_block or 0)
+    with conn.session() as w3:
+        try:
+            latest = int(w3.eth.block_number)
+        except Exception as e:
+            raise conn._translate(e) from e
+    out: list[Any] = []
+    size, block = LOG_RANGE_BLOCKS, first
+    def query(low: int, high: int) -> Callable[[Any], Any]:
+        return lambda registry: registry.events[event].get_logs(
+            argument_filters=filters, from_block=low, to_block=high)
+
+    while block <= latest:
+        end = min(block + size - 1, latest)
+        try:
+            out.extend(conn.call(query(block, end), address=address))
+        except ChainReadError:
+            if size <= MIN_LOG_RANGE_BLOCKS:
+                raise
+            size = max(size // 2, MIN_LOG_RANGE_BLOCKS)
+            continue
+        block = end + 1
+    return out
+
+
 def registration_events(conn: ChainConnection, mrv_id: str, *, submitter: str | None = None,
-                        hash_hex: str | None = None, address: str | None = None
-                        ) -> list[Registration]:
+                        hash_hex: str | None = None, address: str | None = None,
+                        from_block: int | None = None) -> list[Registration]:
     """``MRVRegistered`` events for ``mrv_id`` (topic idKey), optionally filtered by submitter
-    and hash, oldest first, on the registry (or the one at ``address``). Nodes that refuse a
-    whole-chain log query give a ChainReadError."""
+    and hash, oldest first (see :func:`event_logs` for the block range)."""
     from mrv_ml.contract import id_key
 
     filters: dict[str, Any] = {"idKey": id_key(mrv_id)}
@@ -477,17 +599,13 @@ def registration_events(conn: ChainConnection, mrv_id: str, *, submitter: str | 
         filters["submitter"] = submitter
     if hash_hex:
         filters["hash"] = bytes.fromhex(hash_hex.removeprefix("0x"))
-
-    def query(registry: Any) -> list[Any]:
-        return list(registry.events.MRVRegistered.get_logs(argument_filters=filters,
-                                                           from_block=0, to_block="latest"))
-
     return [Registration(submitter=str(log["args"]["submitter"]),
                          hash_hex=bytes(log["args"]["hash"]).hex(),
                          timestamp=int(log["args"]["timestamp"]),
                          tx_hash=_hex(log["transactionHash"]),
                          block_number=int(log["blockNumber"]))
-            for log in conn.call(query, address=address)]
+            for log in event_logs(conn, "MRVRegistered", filters, address=address,
+                                  from_block=from_block)]
 
 
 @dataclass(frozen=True)
@@ -503,20 +621,17 @@ class BatchAnchoring:
 
 
 def batch_events(conn: ChainConnection, root: str, *, submitter: str | None = None,
-                 address: str | None = None) -> list[BatchAnchoring]:
+                 address: str | None = None, from_block: int | None = None
+                 ) -> list[BatchAnchoring]:
     """``BatchAnchored`` events for ``root`` (optionally by one submitter), oldest first."""
     filters: dict[str, Any] = {"root": bytes.fromhex(root.removeprefix("0x"))}
     if submitter:
         filters["submitter"] = submitter
-
-    def query(registry: Any) -> list[Any]:
-        return list(registry.events.BatchAnchored.get_logs(argument_filters=filters,
-                                                           from_block=0, to_block="latest"))
-
     return [BatchAnchoring(root=_hex(log["args"]["root"]),
                            submitter=str(log["args"]["submitter"]),
                            leaf_count=int(log["args"]["leafCount"]),
                            timestamp=int(log["args"]["timestamp"]),
                            tx_hash=_hex(log["transactionHash"]),
                            block_number=int(log["blockNumber"]))
-            for log in conn.call(query, address=address)]
+            for log in event_logs(conn, "BatchAnchored", filters, address=address,
+                                  from_block=from_block)]

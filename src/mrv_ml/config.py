@@ -61,6 +61,7 @@ class Settings:
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     # chain
     network: str = "local"
+    network_chosen: bool = False  # network came from a file, the environment or a flag
     rpc_url: str | None = None
     contract_address: str | None = None
     private_key: Secret | None = field(default=None, repr=False)
@@ -187,4 +188,4 @@ def load_settings(overrides: Mapping[str, Any] | None = None, *, cwd: Path | Non
     if overrides:
         values.update(_coerce({k: v for k, v in overrides.items() if v is not None},
                               source="command line"))
-    return Settings(**values)
+    return Settings(**values, network_chosen="network" in values)

@@ -77,6 +77,24 @@ def registry_contract(w3: Any, address: str) -> Any:
     return w3.eth.contract(address=checksummed, abi=load_artifact().abi_list)
 
 
+RELEASES_PATH = Path(__file__).resolve().parent / "data" / "registry_releases.json"
+
+
+@functools.lru_cache(maxsize=1)
+def released_code_hashes() -> frozenset[str]:
+    """keccak-256 (0x hex) of every released MRVRegistry's runtime code."""
+    try:
+        raw = json.loads(RELEASES_PATH.read_text(encoding="utf-8"))
+        return frozenset(str(r["runtime_code_keccak256"]).lower() for r in raw["releases"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise LocalChainError(f"registry release list {RELEASES_PATH} is unusable: {e}") from e
+
+
+def code_hash(code: bytes) -> str:
+    """The keccak-256 of contract runtime code, as listed in the releases (0x hex)."""
+    return "0x" + bytes(keccak(bytes(code))).hex()
+
+
 def id_key(mrv_id: str) -> bytes:
     """``keccak256(bytes(mrvId))``: the ``idKey`` topic of ``MRVRegistered``."""
     return bytes(keccak(mrv_id.encode("utf-8")))

@@ -19,6 +19,7 @@ EXIT_CONFIG = 7
 EXIT_TRANSACTION = 8
 EXIT_PROOF_NEEDED = 9
 EXIT_INTERNAL = 10
+EXIT_LOCAL_ONLY = 11
 EXIT_USAGE = 64
 EXIT_NOT_EXECUTABLE = 126
 EXIT_COMMAND_NOT_FOUND = 127
@@ -106,6 +107,14 @@ class ProofNeededError(MRVError):
     key = "proof_needed"
 
 
+class LocalOnlyError(MRVError):
+    """The proof is of its author's own embedded chain, which is not on this machine: it
+    cannot be checked here (and proves nothing to anyone but its author)."""
+
+    exit_code = EXIT_LOCAL_ONLY
+    key = "local_only_elsewhere"
+
+
 class EvidenceConflictError(MRVError):
     """Two checks of the same evidence disagree (our Merkle check and the registry's): a bug
     somewhere, never a verdict."""
@@ -162,6 +171,18 @@ class NoContractError(ConfigError):
     """There is no registry contract at the configured address."""
 
     key = "no_contract"
+
+
+class NotARegistryError(ConfigError):
+    """The contract at the address is not a released MRVRegistry (its code is not listed)."""
+
+    key = "not_a_registry"
+
+
+class AnchorNotOnChainError(ConfigError):
+    """The proof's anchoring block or transaction is not on the chain the node serves."""
+
+    key = "anchor_not_on_chain"
 
 
 # --- the chain ---------------------------------------------------------------------------

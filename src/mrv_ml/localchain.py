@@ -294,6 +294,18 @@ class LocalChain:
     def deployment_path(self) -> Path:
         return self.directory / DEPLOYMENT_FILE
 
+    def exists(self) -> bool:
+        """Whether this chain was ever created (verifying must never create one)."""
+        return self.db_path.is_file()
+
+    def deployment_block(self, address: str) -> int | None:
+        """The block where the registry at ``address`` was deployed, if this chain knows."""
+        info = self._read_deployment()
+        block = info.get("block_number")
+        if str(info.get("address", "")).lower() == address.lower() and isinstance(block, int):
+            return block
+        return None
+
     @contextlib.contextmanager
     def session(self) -> Iterator[Web3]:
         """Lock the chain, open it at its persisted head and yield a ``Web3`` on it.

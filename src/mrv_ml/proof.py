@@ -39,7 +39,8 @@ _TX = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _KNOWN = {"proof_version", "mrv_id", "record_hash", "status", "pending_reason", "attempts",
           "anchor"}
 _ANCHOR_KNOWN = {"mode", "network", "chain_id", "contract_address", "submitter", "tx_hash",
-                 "block_number", "block_timestamp", "confirmations", "explorer_url", "merkle"}
+                 "block_number", "block_hash", "block_timestamp", "registry_block",
+                 "confirmations", "explorer_url", "merkle"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class Anchor:
     confirmations: int | None = None
     explorer_url: str | None = None
     merkle: MerklePart | None = None
+    block_hash: str | None = None  # lets a verifier tell this chain from another instance
+    registry_block: int | None = None  # where the registry was deployed: logs start there
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,7 +84,8 @@ class Anchor:
             **self.extra, "mode": self.mode, "network": self.network,
             "chain_id": self.chain_id, "contract_address": self.contract_address,
             "submitter": self.submitter, "tx_hash": self.tx_hash,
-            "block_number": self.block_number, "block_timestamp": self.block_timestamp,
+            "block_number": self.block_number, "block_hash": self.block_hash,
+            "block_timestamp": self.block_timestamp, "registry_block": self.registry_block,
             "confirmations": self.confirmations, "explorer_url": self.explorer_url}
         if self.merkle is not None:
             data["merkle"] = self.merkle.to_dict()
@@ -207,6 +211,14 @@ def _parse_anchor(data: Any, source: str) -> Anchor:
     tx = data.get("tx_hash")
     if tx is not None:
         _matching(tx, _TX, source, "anchor.tx_hash", "a transaction hash")
+    block_hash = data.get("block_hash")
+    if block_hash is not None:
+        _matching(block_hash, _BYTES32, source, "anchor.block_hash", "a block hash")
+    block = _opt(data, "block_number", int, source, "anchor.")
+    registry_block = _opt(data, "registry_block", int, source, "anchor.")
+    if block is not None and registry_block is not None and registry_block > block:
+        raise _bad(source, "anchor.registry_block",
+                   f"({registry_block}) is later than the anchoring block ({block})")
     return Anchor(
         mode=mode, chain_id=chain_id,
         contract_address=_matching(data.get("contract_address"), _ADDRESS, source,
@@ -214,7 +226,7 @@ def _parse_anchor(data: Any, source: str) -> Anchor:
         submitter=_matching(data.get("submitter"), _ADDRESS, source, "anchor.submitter",
                             "an address"),
         network=_opt(data, "network", str, source, "anchor."), tx_hash=tx,
-        block_number=_opt(data, "block_number", int, source, "anchor."),
+        block_number=block, block_hash=block_hash, registry_block=registry_block,
         block_timestamp=_opt(data, "block_timestamp", int, source, "anchor."),
         confirmations=_opt(data, "confirmations", int, source, "anchor."),
         explorer_url=_opt(data, "explorer_url", str, source, "anchor."),

@@ -23,8 +23,9 @@ from xml.sax.saxutils import escape as _xml_escape
 
 from mrv_ml.errors import RecordError
 from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
+from mrv_ml.networks import PUBLIC_CHAIN_IDS, is_dev_address
 from mrv_ml.proof import Proof, find_proof_file, read_proof_file
-from mrv_ml.verdict import VerdictStatus
+from mrv_ml.verdict import Trust, VerdictStatus, trust_of
 from mrv_ml.verify import Verdict
 
 #: Where ``mrv serve`` shows the dashboard by default; ``--dashboard-url`` or the
@@ -42,9 +43,17 @@ BADGE_COLORS = {
     "modified": "#c62828",
     "tampered": "#c62828",
     "not found": "#c62828",
+    "local only": "#9e9e9e",
+    "verified (private)": "#6d8b74",
+    "anchored (private)": "#6d8b74",
     "submitter mismatch": "#c62828",
 }
 
+# "verified" only for what anyone can check; the author's own chain says so plainly.
+_VALID_BADGE = {Trust.PUBLIC: "verified", Trust.PRIVATE: "verified (private)",
+                Trust.LOCAL: "local only"}
+_ANCHORED_BADGE = {Trust.PUBLIC: "anchored", Trust.PRIVATE: "anchored (private)",
+                   Trust.LOCAL: "local only"}
 _VERDICT_BADGE = {
     VerdictStatus.VALID: "verified",
     VerdictStatus.TAMPERED: "tampered",
@@ -168,12 +177,15 @@ def badge_status(record: Mapping[str, Any], proof: Proof | None = None,
                  verdict: Verdict | None = None) -> str:
     """``verified`` only for a VALID verdict; else what the verdict or sidecar supports."""
     if verdict is not None:
+        if verdict.status is VerdictStatus.VALID:
+            return _VALID_BADGE[Trust(verdict.trust)]
         return _VERDICT_BADGE[verdict.status]
     if proof is None:
         return "unverified"
     if not proof_matches(record, proof):
         return "modified"
-    return "anchored" if proof.status == "anchored" else "pending"
+    trust = proof_trust(proof)
+    return "pending" if trust is None else _ANCHORED_BADGE[trust]
 
 
 def network_of(proof: Proof | None, verdict: Verdict | None = None,
@@ -235,20 +247,77 @@ def _sentence(record: Mapping[str, Any], esc: Any, co2: str) -> str:
     return what
 
 
-def citation_text(record: Mapping[str, Any], *, dashboard_url: str = DEFAULT_DASHBOARD_URL,
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` points at this machine: true only for its author, never in a paper."""
+    import ipaddress
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "") or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def proof_trust(proof: Proof | None) -> Trust | None:
+    """What an anchored proof is worth to a reader, before any verification."""
+    if proof is None or proof.anchor is None:
+        return None
+    a = proof.anchor
+    if a.network == "local" and a.chain_id == 1337:
+        return Trust.LOCAL
+    return trust_of("public" if a.chain_id in PUBLIC_CHAIN_IDS else "dev",
+                    is_dev_address(a.submitter))
+
+
+def integrity_line(record: Mapping[str, Any], proof: Proof | None) -> str:
+    """One sentence on what backs the figures: the fingerprint, and where it is anchored in
+    words a reader can act on (a public transaction, or why there is none)."""
+    digest = compute_hash(record)
+    trust = proof_trust(proof) if proof_matches(record, proof) else None
+    a = proof.anchor if proof is not None else None
+    if trust is None or a is None:
+        return f"Integrity: SHA-256 (RFC 8785) {digest}; not anchored on any chain."
+    if trust is Trust.LOCAL:
+        return (f"Integrity: SHA-256 (RFC 8785) {digest}, anchored only on its author's "
+                "local chain: not publicly verifiable.")
+    where = f"{a.network or 'chain'} (chain {a.chain_id}), transaction {a.tx_hash or 'unknown'}"
+    if trust is Trust.PRIVATE:
+        return (f"Integrity: SHA-256 (RFC 8785) {digest}, anchored on the private network "
+                f"{where}: verifiable only by those who trust that network.")
+    explorer = f" ({a.explorer_url})" if a.explorer_url else ""
+    return f"Integrity: SHA-256 (RFC 8785) {digest}, anchored on {where}{explorer}."
+
+
+def _public_link(record: Mapping[str, Any], proof: Proof | None, dashboard_url: str,
+                 network: str | None) -> str | None:
+    """The dashboard deep link, unless it could only work on the author's machine."""
+    if is_loopback_url(dashboard_url) or proof_trust(proof) is Trust.LOCAL:
+        return None
+    return deep_link(dashboard_url, _facts(record)["mrv_id"], network)
+
+
+def citation_text(record: Mapping[str, Any], *, proof: Proof | None = None,
+                  dashboard_url: str = DEFAULT_DASHBOARD_URL,
                   network: str | None = None) -> str:
-    """The seed's sentence for a paper, in plain text, with the verification link."""
-    link = deep_link(dashboard_url, _facts(record)["mrv_id"], network)
-    return f"{_sentence(record, str, 'CO₂')}\nVerification: {link}\n"
+    """The seed's sentence for a paper, in plain text, with what backs it and (for a
+    public dashboard) the verification link."""
+    link = _public_link(record, proof, dashboard_url, network)
+    text = f"{_sentence(record, str, 'CO₂')}\n{integrity_line(record, proof)}\n"
+    return text + (f"Verification: {link}\n" if link else "")
 
 
-def citation_latex(record: Mapping[str, Any], *, dashboard_url: str = DEFAULT_DASHBOARD_URL,
+def citation_latex(record: Mapping[str, Any], *, proof: Proof | None = None,
+                   dashboard_url: str = DEFAULT_DASHBOARD_URL,
                    network: str | None = None) -> str:
-    r"""The same sentence in LaTeX (record text escaped; the link needs ``\usepackage{url}``
+    r"""The same in LaTeX (record text escaped; the link needs ``\usepackage{url}``
     or ``hyperref``)."""
-    link = deep_link(dashboard_url, _facts(record)["mrv_id"], network)
-    return (f"{_sentence(record, latex_escape, 'CO$_2$')}\n"
-            f"Verification: \\url{{{_latex_url(link)}}}\n")
+    link = _public_link(record, proof, dashboard_url, network)
+    text = (f"{_sentence(record, latex_escape, 'CO$_2$')}\n"
+            f"{latex_escape(integrity_line(record, proof))}\n")
+    return text + (f"Verification: \\url{{{_latex_url(link)}}}\n" if link else "")
 
 
 # --- badge -------------------------------------------------------------------------------
@@ -485,7 +554,11 @@ def verdict_rows(verdict: Verdict, source: str) -> list[tuple[str, str]]:
     if v.explorer_url:
         rows.append(("Explorer", v.explorer_url))
     rows += [("Block", "-" if v.block_number is None else str(v.block_number)),
-             ("Network", f"{v.network} (chain {v.chain_id}), registry {v.contract_address}")]
+             ("Network", f"{v.network} (chain {v.chain_id}), registry {v.contract_address}"),
+             ("Trust", f"{v.trust}: {v.trust_note}")]
+    if v.confirmations is not None:
+        finality = "" if v.final is None else " (final)" if v.final else " (not final yet)"
+        rows.append(("Confirmations", f"{v.confirmations}{finality}"))
     if v.detail:
         rows.append(("Detail", v.detail))
     return rows
@@ -499,10 +572,10 @@ def render(record: Mapping[str, Any], fmt: str, *, proof: Proof | None = None,
     if fmt == "text":
         return summary_text(record, proof=proof, verdict=verdict)
     if fmt == "citation":
-        return citation_text(record, dashboard_url=dashboard_url, network=net)
+        return citation_text(record, proof=proof, dashboard_url=dashboard_url, network=net)
     if fmt == "latex":
-        return citation_latex(record, dashboard_url=dashboard_url, network=net)
+        return citation_latex(record, proof=proof, dashboard_url=dashboard_url, network=net)
     if fmt == "badge":
-        link = deep_link(dashboard_url, _facts(record)["mrv_id"], net)
+        link = _public_link(record, proof, dashboard_url, net)
         return badge_svg(record, status=badge_status(record, proof, verdict), link=link)
     raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -88,7 +88,10 @@ class Evidence:
     explicit_registry: bool = False  # the registry was configured, not taken from the proof
     registry_address: str | None = None
     chain_id: int | None = None  # what the node says
+    chain_kind: str | None = None  # "embedded", "dev", "public" or "other" (see trust_of)
     registry_has_code: bool | None = None
+    registry_is_release: bool | None = None  # its code hash is a released MRVRegistry's
+    anchor_block_ok: bool | None = None  # the proof's anchoring block/tx is on this chain
     entry: Entry | None = None  # getMRVHashBy(mrv_id, expected)
     first: Entry | None = None  # getMRVHash(mrv_id)
     hash_registrants: tuple[Registration, ...] | None = None  # MRVRegistered(id, *, hash)
@@ -158,6 +161,17 @@ def decide(ev: Evidence) -> Decision:
             return Decision(error="proof_registry_mismatch")
     if not ev.registry_has_code:
         return Decision(error="no_contract")
+    if not ev.registry_is_release:
+        return Decision(error="not_a_registry")  # anyone can deploy a contract saying "yes"
+    if proof is not None and proof.anchor is not None and proof.anchor.block_number is not None \
+            and (proof.anchor.block_hash or proof.anchor.tx_hash):
+        if ev.anchor_block_ok is None:
+            return Decision(need="anchor_block")
+        if not ev.anchor_block_ok:
+            # Another instance of the chain (another machine's embedded chain, a restarted
+            # dev node) or a reorganisation: its registry cannot speak for this proof.
+            return Decision(error="local_only_elsewhere" if ev.chain_kind == "embedded"
+                            else "anchor_not_on_chain")
     if ev.mode == "batch":
         return _decide_batch(ev)
     return _decide_single(ev)
@@ -250,3 +264,32 @@ REASONS = {
     "root_anchored_by_other": "batch root {merkle_root} was anchored only by {submitter}, not "
                               "by the expected {expected}",
 }
+
+
+class Trust(str, enum.Enum):
+    """What a verdict proves, and to whom."""
+
+    PUBLIC = "public"
+    PRIVATE = "private network"
+    LOCAL = "local only"
+
+
+TRUST_NOTES = {
+    Trust.PUBLIC: "chain {chain_id} is public: anyone can check this with any node of it",
+    Trust.PRIVATE: "chain {chain_id} is a private or development network: this is evidence "
+                   "only for those who trust that node",
+    Trust.LOCAL: "anchored on this machine's own embedded chain: it shows the record has not "
+                 "changed since it was anchored here, and is no evidence for anyone else",
+}
+DEV_KEY_NOTE = "; the submitter is a well-known development key, which anyone can use"
+
+
+def trust_of(chain_kind: str | None, submitter_is_dev_key: bool) -> Trust:
+    """The trust level of a verdict on a chain of this kind ("embedded": this machine's own
+    chain; "public": a public preset chain; anything else: a private network), lowered to
+    private when a well-known development key anchored it."""
+    if chain_kind == "embedded":
+        return Trust.LOCAL
+    if chain_kind == "public" and not submitter_is_dev_key:
+        return Trust.PUBLIC
+    return Trust.PRIVATE

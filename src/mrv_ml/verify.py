@@ -13,52 +13,68 @@ reading each batch root once, and reports unusable files one by one.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mrv_ml.errors import (
     EXIT_BAD_INPUT,
+    EXIT_LOCAL_ONLY,
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_PROOF_NEEDED,
     EXIT_SUBMITTER_MISMATCH,
     EXIT_TAMPERED,
+    AnchorNotOnChainError,
     ChainIdMismatchError,
     ChainUnavailableError,
     ConfigError,
     EvidenceConflictError,
+    LocalOnlyError,
     MRVError,
     NoContractError,
+    NotARegistryError,
     ProofMismatchError,
     ProofNeededError,
     RecordError,
 )
 from mrv_ml.hashing import compute_hash
-from mrv_ml.proof import PROOF_SUFFIX, Proof, find_proof_file, proof_path, read_proof_file
+from mrv_ml.networks import is_dev_address
+from mrv_ml.proof import (
+    PROOF_SUFFIX,
+    Anchor,
+    Proof,
+    find_proof_file,
+    proof_path,
+    read_proof_file,
+)
 from mrv_ml.verdict import (
+    DEV_KEY_NOTE,
     REASONS,
+    TRUST_NOTES,
     Batch,
     Decision,
     Entry,
     Evidence,
     Registration,
+    Trust,
     VerdictStatus,
     decide,
+    trust_of,
 )
 
 if TYPE_CHECKING:
     from mrv_ml.chain import ChainConnection
     from mrv_ml.config import Settings
 
-__all__ = ["FileVerdict", "Verdict", "VerdictStatus", "verify", "verify_files",
-           "worst_exit_code"]
+__all__ = ["FileVerdict", "Verdict", "VerdictStatus", "iter_verify_files", "verify",
+           "verify_files", "worst_exit_code"]
 
 # Worst first decides the exit status of a multi-record run: verdicts by how bad they are
 # for the record, then "could not verify" (proof needed, unusable input, other errors).
-_SEVERITY = {EXIT_OK: 0, EXIT_NOT_FOUND: 1, EXIT_PROOF_NEEDED: 2, EXIT_SUBMITTER_MISMATCH: 3,
-             EXIT_TAMPERED: 4, EXIT_BAD_INPUT: 5}
+_SEVERITY = {EXIT_OK: 0, EXIT_NOT_FOUND: 1, EXIT_PROOF_NEEDED: 2, EXIT_LOCAL_ONLY: 2,
+             EXIT_SUBMITTER_MISMATCH: 3, EXIT_TAMPERED: 4, EXIT_BAD_INPUT: 5}
 
 
 @dataclass(frozen=True)
@@ -91,6 +107,10 @@ class Verdict:
     energy_kwh: float | None = None
     explorer_url: str | None = None
     detail: str = ""
+    trust: str = Trust.PRIVATE.value  # "public", "private network" or "local only"
+    trust_note: str = ""  # what the verdict proves, and to whom, in plain words
+    confirmations: int | None = None  # blocks on top of the registration, counting its own
+    final: bool | None = None  # the registration's block is finalized (None: unknown)
 
     def __bool__(self) -> bool:
         return self.status is VerdictStatus.VALID
@@ -192,7 +212,9 @@ class _Reader:
         explicit = conn.settings.contract_address
         self.explicit_registry = _checked_address(explicit, "contract") if explicit else None
         self._configured: str | None = None
-        self._code: dict[str, bool] = {}
+        self._code: dict[str, bytes] = {}
+        self._blocks: dict[tuple[int, str], bool] = {}
+        self._head: tuple[int, int | None] | None = None
         self._batches: dict[tuple[str, str, str], Batch] = {}
         self._anchorers: dict[tuple[str, str], tuple[Registration, ...]] = {}
         self._cross_checked: set[tuple[str, str, str]] = set()
@@ -219,11 +241,18 @@ class _Reader:
     def read(self, ev: Evidence, need: str) -> Evidence:
         conn = self.conn
         if need == "chain":
+            from mrv_ml.contract import code_hash, released_code_hashes
+
             registry = self.registry_for(ev.proof)
             if registry not in self._code:
-                self._code[registry] = conn.has_code(registry)
+                self._code[registry] = conn.code(registry)
+            code = self._code[registry]
             return replace(ev, chain_id=conn.chain_id, registry_address=registry,
-                           registry_has_code=self._code[registry])
+                           chain_kind=self.chain_kind, registry_has_code=len(code) > 0,
+                           registry_is_release=code_hash(code) in released_code_hashes())
+        if need == "anchor_block":
+            assert ev.proof is not None and ev.proof.anchor is not None
+            return replace(ev, anchor_block_ok=self.anchor_block_ok(ev.proof.anchor))
         address = ev.registry_address
         assert address is not None
         expected = ev.expected_submitter
@@ -239,7 +268,7 @@ class _Reader:
             from mrv_ml.chain import registration_events
 
             found = registration_events(conn, ev.mrv_id, hash_hex=ev.record_hash,
-                                        address=address)
+                                        address=address, from_block=self.from_block(ev))
             return replace(ev, hash_registrants=tuple(
                 Registration(r.submitter, r.timestamp, r.hash_hex, r.tx_hash, r.block_number)
                 for r in found))
@@ -271,17 +300,63 @@ class _Reader:
                 ev = replace(ev, registry_merkle_ok=onchain)
             return ev
         if need == "root_anchorers":
-            return replace(ev, root_anchorers=self.root_anchorers(address, root))
+            return replace(ev, root_anchorers=self.root_anchorers(address, root,
+                                                                  self.from_block(ev)))
         raise AssertionError(f"decide() asked for unknown evidence {need!r}")
 
-    def root_anchorers(self, address: str, root: str) -> tuple[Registration, ...]:
+    def root_anchorers(self, address: str, root: str, from_block: int | None = None
+                       ) -> tuple[Registration, ...]:
         if (address, root) not in self._anchorers:
             from mrv_ml.chain import batch_events
 
             self._anchorers[(address, root)] = tuple(
                 Registration(b.submitter, b.timestamp, None, b.tx_hash, b.block_number)
-                for b in batch_events(self.conn, root, address=address))
+                for b in batch_events(self.conn, root, address=address,
+                                      from_block=from_block))
         return self._anchorers[(address, root)]
+
+    @property
+    def chain_kind(self) -> str:
+        from mrv_ml.chain import DEV_CHAIN_IDS
+        from mrv_ml.networks import PUBLIC_CHAIN_IDS
+
+        conn = self.conn
+        if conn._local is not None:
+            return "embedded"
+        if conn.network.is_dev or conn.chain_id in DEV_CHAIN_IDS:
+            return "dev"
+        return "public" if conn.chain_id in PUBLIC_CHAIN_IDS else "other"
+
+    def from_block(self, ev: Evidence) -> int | None:
+        """Where log queries start: the registry's deployment block, as the proof (or the
+        recorded deployment of the configured registry) says; else the genesis."""
+        anchor = ev.proof.anchor if ev.proof is not None else None
+        if anchor is not None and anchor.registry_block is not None and \
+                anchor.contract_address.lower() == (ev.registry_address or "").lower():
+            return anchor.registry_block
+        if ev.registry_address and ev.registry_address == self.conn.registry_address:
+            return self.conn.registry_block
+        return 0
+
+    def anchor_block_ok(self, anchor: Anchor) -> bool:
+        """Whether this chain holds the proof's anchoring block (by hash) or transaction."""
+        assert anchor.block_number is not None
+        key = (anchor.block_number, (anchor.block_hash or anchor.tx_hash or "").lower())
+        if key not in self._blocks:
+            if anchor.block_hash:
+                held = self.conn.block_hash(anchor.block_number)
+                self._blocks[key] = held is not None and held.lower() == key[1]
+            else:
+                assert anchor.tx_hash is not None
+                self._blocks[key] = self.conn.transaction_block(anchor.tx_hash) == \
+                    anchor.block_number
+        return self._blocks[key]
+
+    def head(self) -> tuple[int, int | None]:
+        """(latest, finalized) block numbers, read once per run."""
+        if self._head is None:
+            self._head = self.conn.head()
+        return self._head
 
     def decide(self, ev: Evidence) -> tuple[Evidence, Decision]:
         decision = decide(ev)
@@ -300,7 +375,8 @@ class _Reader:
             return anchor.tx_hash, anchor.block_number
         if ev.merkle_root is not None and ev.registry_address is not None:
             try:
-                found = [a for a in self.root_anchorers(ev.registry_address, ev.merkle_root)
+                found = [a for a in self.root_anchorers(ev.registry_address, ev.merkle_root,
+                                                        self.from_block(ev))
                          if a.submitter.lower() == reg.submitter.lower()]
             except ChainUnavailableError:
                 raise
@@ -336,6 +412,21 @@ def _error(decision: Decision, ev: Evidence, inp: _Input, conn: ChainConnection)
         return NoContractError(f"no contract at {ev.registry_address} on chain {ev.chain_id} "
                                f"({conn.network.name}): nothing there can have anchored "
                                f"{ev.record_mrv_id}")
+    if key == "not_a_registry":
+        return NotARegistryError(
+            f"the contract at {ev.registry_address} on chain {ev.chain_id} is not an "
+            "MRVRegistry (its code is not a released registry's): its answers prove nothing")
+    if key == "local_only_elsewhere":
+        return LocalOnlyError(
+            f"{ev.record_mrv_id} was anchored on its author's private local chain, not this "
+            "one: it cannot be checked here, and it is evidence for nobody but its author; "
+            "ask for a publicly anchored proof")
+    if key == "anchor_not_on_chain":
+        assert anchor is not None
+        return AnchorNotOnChainError(
+            f"chain {ev.chain_id} at {conn.where} does not hold the proof's anchoring block "
+            f"{anchor.block_number} (another instance of this chain, or the block was "
+            "reorganised away): its registry cannot speak for this proof")
     if key == "proof_needed":
         return ProofNeededError(
             f"{ev.mrv_id} is not registered under its ID on {conn.network.name}; if it was "
@@ -367,7 +458,18 @@ def _verdict(reader: _Reader, ev: Evidence, decision: Decision, data: Mapping[st
         notes.append(f"the proof says {merkle.leaf_count} leaves, the chain says "
                      f"{ev.batch.leaf_count}")
     summary = summarize(data)
-    return Verdict(
+    submitter = reg.submitter if reg else None
+    trust = trust_of(ev.chain_kind, bool(submitter) and is_dev_address(submitter))
+    trust_note = TRUST_NOTES[trust].format(chain_id=ev.chain_id)
+    if trust is not Trust.LOCAL and submitter and is_dev_address(submitter):
+        trust_note += DEV_KEY_NOTE
+    confirmations = final = None
+    if block is not None:
+        latest, finalized = reader.head()
+        confirmations = max(latest - block + 1, 0)
+        final = None if finalized is None else block <= finalized
+    return Verdict(trust=trust.value, trust_note=trust_note, confirmations=confirmations,
+                   final=final,
         status=decision.status, reason=decision.reason, mrv_id=ev.mrv_id,
         record_hash=ev.record_hash,
         onchain_hash=None if batch or reg is None else reg.hash,
@@ -388,24 +490,73 @@ def _verify_input(reader: _Reader, inp: _Input, mrv_id: str | None, pin: str | N
     return _verdict(reader, ev, decision, inp.record)
 
 
+class _Readers:
+    """One reader (one connection) per chain a run needs: the chain each proof names, or
+    the configured one for records without an anchored proof. Created on first use."""
+
+    def __init__(self, settings: Settings | None, connection: ChainConnection | None,
+                 cross_check_all: bool = False) -> None:
+        self.settings = settings
+        self.given = connection
+        self.cross_check_all = cross_check_all
+        self._by_chain: dict[int | None, _Reader] = {}
+
+    def for_input(self, inp: _Input) -> _Reader:
+        from mrv_ml.chain import connect_for_proof
+        from mrv_ml.config import load_settings
+
+        anchor = inp.proof.anchor if inp.proof is not None else None
+        key = anchor.chain_id if anchor is not None else None
+        if key not in self._by_chain:
+            if self.given is not None:
+                conn = self.given
+            else:
+                settings = self.settings or load_settings()
+                conn = (connect_for_proof(settings, key) if key is not None
+                        else _connect_configured(settings, inp))
+            self._by_chain[key] = _Reader(conn, cross_check_all=self.cross_check_all)
+        return self._by_chain[key]
+
+    def close(self) -> None:
+        for reader in self._by_chain.values():
+            if reader.conn is not self.given:
+                reader.conn.close()
+
+
+def _connect_configured(settings: Settings, inp: _Input) -> ChainConnection:
+    """For a record without an anchored proof: the configured network, read-only. The
+    embedded chain only if this data directory has one (verifying never creates it)."""
+    from mrv_ml.chain import connect
+    from mrv_ml.localchain import LocalChain
+    from mrv_ml.networks import resolve_network
+
+    _network, url = resolve_network(settings)
+    if url is None and not LocalChain.for_data_dir(Path(settings.data_dir)).exists():
+        raise ProofNeededError(
+            f"{inp.source} has no proof file beside it and there is no local chain here to "
+            f"look it up on: verification needs its proof file {inp.expected_proof_file}")
+    return connect(settings, deploying=True)
+
+
 def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
            proof: Proof | Mapping[str, Any] | None = None,
            expected_submitter: str | None = None, settings: Settings | None = None,
            connection: ChainConnection | None = None) -> Verdict:
     """Verify one record (a file, whose proof is looked for beside it, or a parsed record
-    with ``proof``). ``expected_submitter`` pins whose registration counts (default: the
-    proof's submitter). Returns a :class:`Verdict`; raises RecordError (unusable input),
-    ProofNeededError, ChainIdMismatchError / NoContractError / ConfigError (evidence that
-    cannot be trusted) and ChainUnavailableError / ChainReadError (evidence unreachable)."""
-    from mrv_ml.chain import connect
-    from mrv_ml.config import load_settings
-
+    with ``proof``). The chain, registry and submitter come from the proof; ``settings``
+    give only the endpoint (``rpc_url``) unless the record has no anchored proof.
+    ``expected_submitter`` pins whose registration counts. Returns a :class:`Verdict`;
+    raises RecordError (unusable input), ProofNeededError, LocalOnlyError,
+    ChainIdMismatchError / NoContractError / NotARegistryError / ConfigError (evidence that
+    cannot be trusted) and ChainUnavailableError / ChainReadError (evidence unreachable).
+    Verifying writes nothing."""
     inp = _load(record, proof)
     pin = _checked_address(expected_submitter, "submitter") if expected_submitter else None
-    if connection is not None:
-        return _verify_input(_Reader(connection), inp, mrv_id, pin)
-    with connect(settings or load_settings(), deploying=True) as conn:
-        return _verify_input(_Reader(conn), inp, mrv_id, pin)
+    readers = _Readers(settings, connection)
+    try:
+        return _verify_input(readers.for_input(inp), inp, mrv_id, pin)
+    finally:
+        readers.close()
 
 
 def record_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -427,52 +578,41 @@ def record_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def verify_files(paths: Iterable[str | Path], *, settings: Settings | None = None,
-                 expected_submitter: str | None = None, mrv_id: str | None = None,
-                 connection: ChainConnection | None = None,
-                 cross_check_all: bool = False) -> list[FileVerdict]:
-    """Verify many record files (directories expanded) over one connection.
+def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None = None,
+                      expected_submitter: str | None = None, mrv_id: str | None = None,
+                      connection: ChainConnection | None = None,
+                      cross_check_all: bool = False) -> Iterator[FileVerdict]:
+    """Verify many record files (directories expanded), one at a time: memory does not grow
+    with the number of records.
 
-    Each batch root is read once per registry and the registry's ``verifyBatchProof`` is
-    asked once per root (every record with ``cross_check_all``); the other proofs are
-    checked locally against that on-chain root. A file that cannot be verified (unusable,
-    proof needed, proof of another chain...) gets its error in its :class:`FileVerdict`;
-    only an unreachable chain stops the whole run.
+    Each chain is connected once; each batch root is read once per registry and the
+    registry's ``verifyBatchProof`` is asked once per root (every record with
+    ``cross_check_all``); the other proofs are checked locally against that on-chain root.
+    A file that cannot be verified (unusable, proof needed, proof of another chain...) gets
+    its error in its :class:`FileVerdict`; only an unreachable chain stops the run.
     """
-    from mrv_ml.chain import connect
-    from mrv_ml.config import load_settings
-
     files = record_files(paths)
     if mrv_id is not None and len(files) > 1:
         raise RecordError("--mrv-id applies to one record only")
     pin = _checked_address(expected_submitter, "submitter") if expected_submitter else None
-    inputs: list[tuple[Path, _Input | MRVError]] = []
-    for f in files:
-        try:
-            inputs.append((f, _load(f, None)))
-        except RecordError as e:
-            inputs.append((f, e))
-    if not any(isinstance(i, _Input) for _, i in inputs):
-        return [FileVerdict(f, error=i) for f, i in inputs if isinstance(i, MRVError)]
-    conn = connection if connection is not None else connect(settings or load_settings(),
-                                                            deploying=True)
-    reader = _Reader(conn, cross_check_all=cross_check_all)
-    results = []
+    readers = _Readers(settings, connection, cross_check_all)
     try:
-        for f, inp in inputs:
-            if isinstance(inp, MRVError):
-                results.append(FileVerdict(f, error=inp))
-                continue
+        for f in files:
             try:
-                results.append(FileVerdict(f, verdict=_verify_input(reader, inp, mrv_id, pin)))
+                inp = _load(f, None)
+                yield FileVerdict(f, verdict=_verify_input(readers.for_input(inp), inp,
+                                                           mrv_id, pin))
             except ChainUnavailableError:
                 raise
             except MRVError as e:
-                results.append(FileVerdict(f, error=e))
+                yield FileVerdict(f, error=e)
     finally:
-        if connection is None:
-            conn.close()
-    return results
+        readers.close()
+
+
+def verify_files(paths: Iterable[str | Path], **options: Any) -> list[FileVerdict]:
+    """:func:`iter_verify_files` as a list."""
+    return list(iter_verify_files(paths, **options))
 
 
 def worst_exit_code(results: Iterable[FileVerdict]) -> int:

@@ -72,6 +72,19 @@ class CaseChain:
         return None if pin is None else str(self.mapping[pin])
 
 
+def impostor_bytecode(answer_hex: str, submitter: str) -> bytes:
+    """Creation code of a 70-byte contract that answers every call with 96 bytes:
+    ``answer`` (32 bytes), 1, ``submitter``; to any getter of the registry ABI that reads
+    "registered with exactly this hash": what a fake registry would say."""
+    runtime = (b"\x7f" + bytes.fromhex(answer_hex) + b"\x60\x00\x52"  # mstore(0, answer)
+               + b"\x60\x01\x60\x20\x52"                                # mstore(32, 1)
+               + b"\x73" + bytes.fromhex(submitter[2:]) + b"\x60\x40\x52"  # mstore(64, who)
+               + b"\x60\x60\x60\x00\xf3")                               # return(0, 96)
+    size = len(runtime)
+    creation = bytes([0x60, size, 0x60, 12, 0x60, 0, 0x39, 0x60, size, 0x60, 0, 0xF3])
+    return creation + runtime
+
+
 def prepare_chain(settings: Settings, accounts: dict[str, Any], registry: str) -> CaseChain:
     """Put every case's holdings on the chain ``settings`` reach (its registry already
     deployed at ``registry``), sent by ``accounts`` (placeholder -> LocalAccount)."""
@@ -81,6 +94,20 @@ def prepare_chain(settings: Settings, accounts: dict[str, Any], registry: str) -
     with connect(settings) as conn:
         mapping.update({"$registry": conn.registry_address, "$chain_id": conn.chain_id})
     assert mapping["$registry"].lower() == registry.lower()
+    answers = {c["chain"]["impostor_answers"] for c in CASES if "impostor_answers" in c["chain"]}
+    assert len(answers) <= 1, "one $impostor per table"
+    for answer in answers:
+        signer = settings.replace(private_key=Secret(accounts["$dev0"].key.hex()))
+        with connect(signer, need_signer=True, deploying=True) as conn:
+            w3 = conn.w3
+            tx = {"from": conn.signer_address, "data": impostor_bytecode(
+                answer, accounts["$dev0"].address), "chainId": conn.chain_id,
+                "nonce": w3.eth.get_transaction_count(conn.signer_address), "gas": 200_000,
+                "gasPrice": w3.eth.gas_price}
+            signed = conn.signer.sign_transaction(tx)  # type: ignore[union-attr]
+            receipt = w3.eth.wait_for_transaction_receipt(
+                w3.eth.send_raw_transaction(signed.raw_transaction))
+            mapping["$impostor"] = receipt["contractAddress"]
     sent: set[tuple[str, ...]] = set()
     for case in CASES:
         for item in case["chain"]["registrations"] + case["chain"]["batches"]:

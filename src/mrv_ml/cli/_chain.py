@@ -16,6 +16,7 @@ import typer
 from mrv_ml.cli._app import app, console, console_err
 from mrv_ml.cli._core import _print_json, _safe
 from mrv_ml.errors import KeyConfigError
+from mrv_ml.networks import is_dev_address
 from mrv_ml.report import format_quantity
 
 if TYPE_CHECKING:
@@ -124,13 +125,6 @@ def verify_command(
         raise typer.Exit(worst)
 
 
-def _is_dev_address(address: str | None) -> bool:
-    from mrv_ml.localchain import anvil_dev_accounts, dev_accounts
-
-    return bool(address) and any(a.address == address
-                                 for a in [*dev_accounts(), *anvil_dev_accounts()])
-
-
 @app.command("anchor")
 def anchor_command(
     ids: Annotated[list[str] | None, typer.Argument(
@@ -168,7 +162,7 @@ def anchor_command(
             where = anchor.explorer_url or f"block {anchor.block_number}"
             console.print(f"✅ {o.mrv_id} anchored in tx {o.tx_hash} ({where})", markup=False)
             signer = anchor.submitter
-            dev_note = dev_note or _is_dev_address(anchor.submitter)
+            dev_note = dev_note or is_dev_address(anchor.submitter)
         else:
             console.print(f"⏳ {o.mrv_id} still pending: {_safe(o.error)}", markup=False)
             if first_error is None:

@@ -8,15 +8,19 @@ import { canonicalize, sha256Hex } from "./jcs.js";
 import { InputError, parseStrict } from "./strictjson.js";
 import { checkRecord, classify } from "./record.js";
 import { parseProof } from "./proof.js";
-import { ZERO_HASH, anchoredProof, decide, expectedSubmitter, merkleRoot, mode, reasonText } from "./verdict.js";
+import { DEV_KEY_NOTE, TRUST_NOTES, ZERO_HASH, anchoredProof, decide, expectedSubmitter, merkleRoot, mode,
+         reasonText, trustOf } from "./verdict.js";
+import { DEV_ADDRESSES, DEV_CHAIN_IDS, NETWORK_CHAIN_IDS, PUBLIC_CHAINS, REGISTRY_CODE_HASHES } from "./chains.js";
 
 const MAX_FILE_BYTES = 5 * 1024 * 1024;
+const LOG_RANGE_BLOCKS = 10000;  // what public providers commonly allow per eth_getLogs
+const MIN_LOG_RANGE_BLOCKS = 125;
 const ID_RE = /^MRV-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const $ = (id) => document.getElementById(id);
 
 const state = {
   server: null, provider: null, explicitRegistry: null, defaultRegistry: null, network: null,
-  explorer: null, record: null, recordName: null, recordHash: null, proof: null, proofName: null,
+  explorer: null, embedded: false, linkEndpoint: null, pinnedByLink: false, record: null, recordName: null, recordHash: null, proof: null, proofName: null,
 };
 
 function setStatus(text, bad = false) {
@@ -51,18 +55,21 @@ async function connect() {
       state.provider = new ethers.JsonRpcProvider(url, undefined, { staticNetwork: true, batchMaxCount: 1 });
       state.network = cfg.network;
       state.explorer = cfg.explorer_url;
+      state.embedded = cfg.network === "local" && cfg.bridge;
     } else if (mode === "rpc") {
       const url = $("rpc-url").value.trim();
       if (!/^https?:\/\//.test(url)) throw new Error("enter an http(s) RPC URL");
       state.provider = new ethers.JsonRpcProvider(url, undefined, { staticNetwork: true, batchMaxCount: 1 });
       state.network = new URLSearchParams(location.search).get("network") || "custom";
       state.explorer = null;
+      state.embedded = false;
       state.defaultRegistry = null;
       state.explicitRegistry = typed || null;
     } else {
       if (!window.ethereum) throw new Error("no browser wallet (window.ethereum) found");
       state.provider = new ethers.BrowserProvider(window.ethereum);
       state.network = "wallet";
+      state.embedded = false;
       state.explicitRegistry = typed || null;
     }
     const registry = state.explicitRegistry || state.defaultRegistry;
@@ -73,11 +80,20 @@ async function connect() {
     if (expected && Number(net.chainId) !== Number(expected)) {
       throw new Error(`wrong network: chain id ${net.chainId}, expected ${expected}`);
     }
+    // A link naming a network must not show verdicts from another chain under its name.
+    const named = new URLSearchParams(location.search).get("network");
+    const namedChain = named ? NETWORK_CHAIN_IDS[named.toLowerCase()] : undefined;
+    if (namedChain !== undefined && mode !== "bridge" && Number(net.chainId) !== namedChain) {
+      throw new Error(`the link says network ${named} (chain ${namedChain}), but the endpoint is chain ${net.chainId}`);
+    }
+    if (named && namedChain === undefined && mode !== "bridge") state.network = `custom (the link says "${named}")`;
     if (registry && (await state.provider.getCode(registry)) === "0x") {
       throw new Error(`no contract at ${registry} on chain ${net.chainId}`);
     }
     const where = registry ? ` · registry ${registry}` : " · registry: from each record's proof";
-    setStatus(`Connected: ${state.network} · chain id ${net.chainId} · latest block ${block}${where}`);
+    const trusting = state.linkEndpoint && mode === "rpc" && $("rpc-url").value.trim() === state.linkEndpoint
+      ? ` · trusting the endpoint from the link: ${state.linkEndpoint}` : "";
+    setStatus(`Connected: ${state.network} · chain id ${net.chainId} · latest block ${block}${where}${trusting}`);
     return true;
   } catch (e) {
     state.provider = null;
@@ -188,6 +204,37 @@ function merkleCheck(root, recordHash, path) {
   return node.toLowerCase() === root.toLowerCase();
 }
 
+function chainKind(chainId) {
+  if (state.embedded) return "embedded";
+  if (String(chainId) in PUBLIC_CHAINS) return "public";
+  return DEV_CHAIN_IDS.includes(chainId) ? "dev" : "other";
+}
+
+// Where log queries start: the registry's deployment block, as the proof says.
+function fromBlock(ev) {
+  const a = anchoredProof(ev)?.anchor;
+  return a && a.registryBlock != null && a.contractAddress.toLowerCase() === ev.registryAddress.toLowerCase()
+    ? a.registryBlock : 0;
+}
+
+// Logs in ranges a provider accepts: at most LOG_RANGE_BLOCKS, halved when refused.
+async function queryLogs(reg, filter, first) {
+  const latest = await state.provider.getBlockNumber();
+  const out = [];
+  let size = LOG_RANGE_BLOCKS;
+  for (let block = first; block <= latest;) {
+    const end = Math.min(block + size - 1, latest);
+    try {
+      out.push(...await reg.queryFilter(filter, block, end));
+      block = end + 1;
+    } catch (e) {
+      if (size <= MIN_LOG_RANGE_BLOCKS) throw e;
+      size = Math.max(Math.floor(size / 2), MIN_LOG_RANGE_BLOCKS);
+    }
+  }
+  return out;
+}
+
 const asRegistration = (log) => ({
   submitter: log.args.submitter, timestamp: Number(log.args.timestamp),
   txHash: log.transactionHash, blockNumber: log.blockNumber,
@@ -196,9 +243,23 @@ const asRegistration = (log) => ({
 async function read(ev, need) {
   if (need === "chain") {
     const registry = registryFor(ev);
-    const net = await state.provider.getNetwork();
+    const chainId = Number((await state.provider.getNetwork()).chainId);
     const code = await state.provider.getCode(registry);
-    return { ...ev, chainId: Number(net.chainId), registryAddress: registry, registryHasCode: code !== "0x" };
+    return { ...ev, chainId, chainKind: chainKind(chainId), registryAddress: registry,
+             registryHasCode: code !== "0x",
+             registryIsRelease: REGISTRY_CODE_HASHES.includes(ethers.keccak256(code).toLowerCase()) };
+  }
+  if (need === "anchor_block") {
+    const a = anchoredProof(ev).anchor;
+    let ok;
+    if (a.blockHash) {
+      const block = await state.provider.getBlock(a.blockNumber);
+      ok = block != null && block.hash.toLowerCase() === a.blockHash.toLowerCase();
+    } else {
+      const receipt = await state.provider.getTransactionReceipt(a.txHash);
+      ok = receipt != null && receipt.blockNumber === a.blockNumber;
+    }
+    return { ...ev, anchorBlockOk: ok };
   }
   const reg = new ethers.Contract(ev.registryAddress, REGISTRY_ABI, state.provider);
   const expected = expectedSubmitter(ev);
@@ -212,7 +273,7 @@ async function read(ev, need) {
     return { ...ev, first: { hash: hex(h), timestamp: Number(ts), submitter: first } };
   }
   if (need === "hash_registrants") {
-    const logs = await reg.queryFilter(reg.filters.MRVRegistered(ethers.id(ev.mrvId), null, local), 0, "latest");
+    const logs = await queryLogs(reg, reg.filters.MRVRegistered(ethers.id(ev.mrvId), null, local), fromBlock(ev));
     return { ...ev, hashRegistrants: logs.map(asRegistration) };
   }
   const root = merkleRoot(ev);
@@ -225,7 +286,7 @@ async function read(ev, need) {
     return out;
   }
   if (need === "root_anchorers") {
-    const logs = await reg.queryFilter(reg.filters.BatchAnchored(root), 0, "latest");
+    const logs = await queryLogs(reg, reg.filters.BatchAnchored(root), fromBlock(ev));
     return { ...ev, rootAnchorers: logs.map(asRegistration) };
   }
   throw new Error(`decide() asked for unknown evidence ${need}`);
@@ -258,6 +319,12 @@ function errorText(key, ev) {
       return `the proof names registry ${anchor.contractAddress}, but the page is set to registry ${ev.registryAddress}`;
     case "no_contract":
       return `no contract at ${ev.registryAddress} on chain ${ev.chainId}: nothing there can have anchored ${ev.recordMrvId}`;
+    case "not_a_registry":
+      return `the contract at ${ev.registryAddress} on chain ${ev.chainId} is not an MRVRegistry (its code is not a released registry's): its answers prove nothing`;
+    case "local_only_elsewhere":
+      return `${ev.recordMrvId} was anchored on its author's private local chain, not this one: it cannot be checked here, and it is evidence for nobody but its author; ask for a publicly anchored proof`;
+    case "anchor_not_on_chain":
+      return `chain ${ev.chainId} does not hold the proof's anchoring block ${anchor.blockNumber} (another instance of this chain, or the block was reorganised away): its registry cannot speak for this proof`;
     case "proof_needed":
       return `${ev.mrvId} is not registered under its ID on this chain; if it was anchored in a batch, verification needs its proof file (${stem}.proof.json): add it`;
     case "evidence_conflict":
@@ -293,7 +360,15 @@ async function verify() {
     return;
   }
   showError("");
-  renderVerdict(ev, decision, decision.registration ? await transactionOf(ev, decision.registration) : null);
+  const reg = decision.registration;
+  const tx = reg ? await transactionOf(ev, reg) : null;
+  let head = null, block = null;
+  try {
+    if (tx) block = (await state.provider.getTransactionReceipt(tx))?.blockNumber ?? null;
+    const finalized = await state.provider.getBlock("finalized").catch(() => null);
+    head = { latest: await state.provider.getBlockNumber(), finalized: finalized?.number ?? null };
+  } catch { head = null; }
+  renderVerdict(ev, decision, tx, head, block);
   renderRecord(state.record, decision.status);
 }
 
@@ -309,7 +384,7 @@ function utc(ts) {
   return ts ? new Date(ts * 1000).toISOString().replace(".000Z", "Z") : "—";
 }
 
-function renderVerdict(ev, d, tx) {
+function renderVerdict(ev, d, tx, head = null, registrationBlock = null) {
   const [icon, title, cls, text] = VERDICTS[d.status];
   const batch = mode(ev) === "batch";
   const box = $("verdict");
@@ -329,12 +404,25 @@ function renderVerdict(ev, d, tx) {
   if (batch) rows.push(["Merkle root (anchored)", reg ? merkleRoot(ev) : "—"]);
   else rows.push(["On-chain hash", reg?.hash && reg.hash !== ZERO_HASH ? reg.hash : "—"]);
   rows.push(["Registered", utc(reg?.timestamp)], ["Submitter", reg?.submitter || "—"]);
-  if (expected && expected !== reg?.submitter) rows.push(["Expected submitter", expected]);
+  if (expected) {
+    const how = ev.pin ? (state.pinnedByLink ? "pinned by the link" : "pinned") : "from the proof";
+    rows.push(["Expected submitter", `${expected} (${how})`]);
+  }
   if (tx) {
     const href = state.explorer ? `${state.explorer.replace(/\/$/, "")}/tx/${tx}` : null;
     rows.push(["Transaction", tx, href && /^https?:\/\//.test(href) ? href : null]);
   }
   rows.push(["Network", `${state.network || "—"} (chain ${ev.chainId})`], ["Registry", ev.registryAddress || "—"]);
+  const devKey = !!reg?.submitter && DEV_ADDRESSES.includes(reg.submitter.toLowerCase());
+  const trust = trustOf(ev.chainKind, devKey);
+  let note = TRUST_NOTES[trust].replace("{chain_id}", String(ev.chainId));
+  if (trust !== "local only" && devKey) note += DEV_KEY_NOTE;
+  rows.push(["Trust", `${trust}: ${note}`]);
+  if (head && registrationBlock != null) {
+    const final = head.finalized == null ? "" : registrationBlock <= head.finalized ? " (final)" : " (not final yet)";
+    rows.push(["Confirmations", `${Math.max(head.latest - registrationBlock + 1, 0)}${final}`]);
+  }
+  box.dataset.trust = trust;
   dl("evidence", rows);
   box.hidden = false;
 }
@@ -430,6 +518,7 @@ function wire() {
       if (files.length) onFiles(files);
     });
   }
+  $("submitter").addEventListener("input", () => { state.pinnedByLink = false; });
   $("verify").addEventListener("click", () => verify());
   $("clear").addEventListener("click", () => clearAll());
   $("connect").addEventListener("click", () => connect());
@@ -449,7 +538,12 @@ async function main() {
   renderFiles();
   await loadServerConfig();
   const q = new URLSearchParams(location.search);
+  if (q.get("submitter")) {
+    $("submitter").value = q.get("submitter");
+    state.pinnedByLink = true;
+  }
   if (q.get("rpc")) {
+    state.linkEndpoint = q.get("rpc");
     $("conn-mode").value = "rpc";
     $("rpc-url").value = q.get("rpc");
     $("contract").value = q.get("contract") || "";

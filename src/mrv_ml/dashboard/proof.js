@@ -52,11 +52,17 @@ export function parseProof(data, source) {
     if (a.mode !== "single" && a.mode !== "batch") throw bad(source, "anchor.mode", "is not single or batch");
     if (!Number.isInteger(a.chain_id) || a.chain_id <= 0) throw bad(source, "anchor.chain_id", "is not a chain id");
     if (a.tx_hash != null) matching(a.tx_hash, BYTES32, source, "anchor.tx_hash", "a transaction hash");
+    if (a.block_hash != null) matching(a.block_hash, BYTES32, source, "anchor.block_hash", "a block hash");
+    const blockNumber = optInt(a, "block_number", source);
+    const registryBlock = optInt(a, "registry_block", source);
+    if (blockNumber != null && registryBlock != null && registryBlock > blockNumber) {
+      throw bad(source, "anchor.registry_block", `(${registryBlock}) is later than the anchoring block (${blockNumber})`);
+    }
     anchor = {
       mode: a.mode, chainId: a.chain_id, network: typeof a.network === "string" ? a.network : null,
       contractAddress: matching(a.contract_address, ADDRESS, source, "anchor.contract_address", "an address"),
       submitter: matching(a.submitter, ADDRESS, source, "anchor.submitter", "an address"),
-      txHash: a.tx_hash ?? null, blockNumber: optInt(a, "block_number", source),
+      txHash: a.tx_hash ?? null, blockNumber, blockHash: a.block_hash ?? null, registryBlock,
       merkle: a.mode === "batch" ? merklePart(a.merkle, source) : null,
     };
   }

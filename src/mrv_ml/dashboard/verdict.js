@@ -34,6 +34,13 @@ export function decide(ev) {
     if (!same(proof.anchor.contractAddress, ev.registryAddress)) return { error: "proof_registry_mismatch" };
   }
   if (!ev.registryHasCode) return { error: "no_contract" };
+  if (!ev.registryIsRelease) return { error: "not_a_registry" };  // anyone can deploy a "yes"
+  const a = proof?.anchor;
+  if (a && a.blockNumber != null && (a.blockHash || a.txHash)) {
+    if (ev.anchorBlockOk == null) return { need: "anchor_block" };
+    // Another instance of the chain, or a reorganisation: its registry cannot speak for it.
+    if (!ev.anchorBlockOk) return { error: ev.chainKind === "embedded" ? "local_only_elsewhere" : "anchor_not_on_chain" };
+  }
   return mode(ev) === "batch" ? decideBatch(ev) : decideSingle(ev);
 }
 
@@ -103,3 +110,17 @@ export const REASONS = {
 export function reasonText(reason, fields) {
   return REASONS[reason].replace(/\{(\w+)\}/g, (_, k) => String(fields[k] ?? "—"));
 }
+
+/** What a verdict proves, and to whom (Python: verdict.trust_of and TRUST_NOTES). */
+export function trustOf(chainKind, submitterIsDevKey) {
+  if (chainKind === "embedded") return "local only";
+  if (chainKind === "public" && !submitterIsDevKey) return "public";
+  return "private network";
+}
+
+export const TRUST_NOTES = {
+  "public": "chain {chain_id} is public: anyone can check this with any node of it",
+  "private network": "chain {chain_id} is a private or development network: this is evidence only for those who trust that node",
+  "local only": "anchored on this machine's own embedded chain: it shows the record has not changed since it was anchored here, and is no evidence for anyone else",
+};
+export const DEV_KEY_NOTE = "; the submitter is a well-known development key, which anyone can use";
