@@ -21,7 +21,7 @@ import pytest
 from mrv_ml.anchor import anchor_record
 from mrv_ml.chain import connect, deploy
 from mrv_ml.config import Secret, Settings
-from mrv_ml.errors import MalformedProofError
+from mrv_ml.errors import EvidenceConflictError, MalformedProofError
 from mrv_ml.hashing import compute_hash, hash_to_bytes32
 from mrv_ml.localchain import anvil_dev_accounts
 from mrv_ml.proof import Proof, proof_path
@@ -250,3 +250,27 @@ def test_rate_limits_and_transient_errors_are_retried(anvil: Any, tmp_path: Path
         with pytest.raises(Exception) as info:
             verify(record, settings=Settings(rpc_url=proxy.url))
     assert getattr(info.value, "exit_code", None) == 4
+
+
+@pytest.mark.anvil
+def test_two_endpoints_must_agree(anvil: Any, tmp_path: Path) -> None:
+    anvil.ensure_running()
+    record = _author(anvil.url, tmp_path / "author")
+
+    def lie(method: str, params: list[Any], result: Any) -> Any:
+        return "0x" + "00" * 64 if method == "eth_call" else result  # "nothing registered"
+
+    with ProviderProxy(anvil.url) as honest, ProviderProxy(anvil.url, rewrite=lie) as liar:
+        alone = verify(record, settings=Settings(rpc_url=liar.url))
+        assert alone.status.value == "NOT_FOUND"  # one endpoint alone can always lie
+        assert verify(record, settings=Settings(rpc_url=honest.url),
+                      witness_rpc_url=honest.url).status.value == "VALID"
+        with pytest.raises(EvidenceConflictError, match="disagree") as info:
+            verify(record, settings=Settings(rpc_url=honest.url), witness_rpc_url=liar.url)
+        assert info.value.exit_code == 12 and info.value.key == "endpoints_disagree"
+        review = tmp_path / "review"
+        _hand_over(record, review)
+        done = _reviewer(review, "verify", "record.json", "--rpc-url", liar.url,
+                         "--rpc-url", honest.url)
+        assert done.returncode == 12 and "disagree" in done.stderr
+        assert "NOT FOUND" not in done.stdout

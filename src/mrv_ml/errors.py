@@ -20,6 +20,7 @@ EXIT_TRANSACTION = 8
 EXIT_PROOF_NEEDED = 9
 EXIT_INTERNAL = 10
 EXIT_LOCAL_ONLY = 11
+EXIT_EVIDENCE_CONFLICT = 12
 EXIT_USAGE = 64
 EXIT_NOT_EXECUTABLE = 126
 EXIT_COMMAND_NOT_FOUND = 127
@@ -116,9 +117,10 @@ class LocalOnlyError(MRVError):
 
 
 class EvidenceConflictError(MRVError):
-    """Two checks of the same evidence disagree (our Merkle check and the registry's): a bug
-    somewhere, never a verdict."""
+    """Two readings of the same evidence disagree (two endpoints of one chain; our Merkle
+    check and the registry's): someone is lying or something is broken, never a verdict."""
 
+    exit_code = EXIT_EVIDENCE_CONFLICT
     key = "evidence_conflict"
 
 

@@ -490,6 +490,43 @@ def _verify_input(reader: _Reader, inp: _Input, mrv_id: str | None, pin: str | N
     return _verdict(reader, ev, decision, inp.record)
 
 
+def _what_it_says(verdict: Verdict) -> tuple[Any, ...]:
+    """What two endpoints of one chain must agree on (not confirmations: heads differ)."""
+    return (verdict.status, verdict.reason, verdict.onchain_hash, verdict.merkle_root,
+            verdict.submitter, verdict.timestamp, verdict.chain_id, verdict.contract_address)
+
+
+def _verify_witnessed(readers: _Readers, witnesses: _Readers | None, inp: _Input,
+                      mrv_id: str | None, pin: str | None) -> Verdict:
+    """The verdict of the first endpoint, checked against a second, independent one (as
+    OpenTimestamps asks two calendars): one endpoint can always lie, two must agree."""
+    outcomes: list[Verdict | MRVError] = []
+    for source in (readers, witnesses) if witnesses is not None else (readers,):
+        try:
+            outcomes.append(_verify_input(source.for_input(inp), inp, mrv_id, pin))
+        except ChainUnavailableError:
+            raise
+        except MRVError as e:
+            outcomes.append(e)
+    first = outcomes[0]
+    for other in outcomes[1:]:
+        same = (_what_it_says(first) == _what_it_says(other)
+                if isinstance(first, Verdict) and isinstance(other, Verdict)
+                else isinstance(first, MRVError) and isinstance(other, MRVError)
+                and first.key == other.key)
+        if not same:
+            def said(o: Verdict | MRVError) -> str:
+                return o.status.value if isinstance(o, Verdict) else f"error {o.key}"
+
+            raise EvidenceConflictError(
+                f"the two endpoints disagree on {inp.record['mrv_id']}: the first says "
+                f"{said(first)}, the second {said(other)}; one of them is lying or not "
+                "synced, so there is no verdict", key="endpoints_disagree")
+    if isinstance(first, MRVError):
+        raise first
+    return first
+
+
 class _Readers:
     """One reader (one connection) per chain a run needs: the chain each proof names, or
     the configured one for records without an anchored proof. Created on first use."""
@@ -541,7 +578,8 @@ def _connect_configured(settings: Settings, inp: _Input) -> ChainConnection:
 def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
            proof: Proof | Mapping[str, Any] | None = None,
            expected_submitter: str | None = None, settings: Settings | None = None,
-           connection: ChainConnection | None = None) -> Verdict:
+           connection: ChainConnection | None = None,
+           witness_rpc_url: str | None = None) -> Verdict:
     """Verify one record (a file, whose proof is looked for beside it, or a parsed record
     with ``proof``). The chain, registry and submitter come from the proof; ``settings``
     give only the endpoint (``rpc_url``) unless the record has no anchored proof.
@@ -549,14 +587,26 @@ def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
     raises RecordError (unusable input), ProofNeededError, LocalOnlyError,
     ChainIdMismatchError / NoContractError / NotARegistryError / ConfigError (evidence that
     cannot be trusted) and ChainUnavailableError / ChainReadError (evidence unreachable).
+    ``witness_rpc_url``: a second, independent endpoint of the same chain; any
+    disagreement between the two is an EvidenceConflictError, never a verdict.
     Verifying writes nothing."""
     inp = _load(record, proof)
     pin = _checked_address(expected_submitter, "submitter") if expected_submitter else None
-    readers = _Readers(settings, connection)
+    readers, witnesses = _Readers(settings, connection), _witnesses(settings, witness_rpc_url)
     try:
-        return _verify_input(readers.for_input(inp), inp, mrv_id, pin)
+        return _verify_witnessed(readers, witnesses, inp, mrv_id, pin)
     finally:
         readers.close()
+        if witnesses is not None:
+            witnesses.close()
+
+
+def _witnesses(settings: Settings | None, witness_rpc_url: str | None) -> _Readers | None:
+    if not witness_rpc_url:
+        return None
+    from mrv_ml.config import load_settings
+
+    return _Readers((settings or load_settings()).replace(rpc_url=witness_rpc_url), None)
 
 
 def record_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -581,7 +631,8 @@ def record_files(paths: Iterable[str | Path]) -> list[Path]:
 def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None = None,
                       expected_submitter: str | None = None, mrv_id: str | None = None,
                       connection: ChainConnection | None = None,
-                      cross_check_all: bool = False) -> Iterator[FileVerdict]:
+                      cross_check_all: bool = False,
+                      witness_rpc_url: str | None = None) -> Iterator[FileVerdict]:
     """Verify many record files (directories expanded), one at a time: memory does not grow
     with the number of records.
 
@@ -596,18 +647,21 @@ def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None 
         raise RecordError("--mrv-id applies to one record only")
     pin = _checked_address(expected_submitter, "submitter") if expected_submitter else None
     readers = _Readers(settings, connection, cross_check_all)
+    witnesses = _witnesses(settings, witness_rpc_url)
     try:
         for f in files:
             try:
                 inp = _load(f, None)
-                yield FileVerdict(f, verdict=_verify_input(readers.for_input(inp), inp,
-                                                           mrv_id, pin))
+                yield FileVerdict(f, verdict=_verify_witnessed(readers, witnesses, inp,
+                                                               mrv_id, pin))
             except ChainUnavailableError:
                 raise
             except MRVError as e:
                 yield FileVerdict(f, error=e)
     finally:
         readers.close()
+        if witnesses is not None:
+            witnesses.close()
 
 
 def verify_files(paths: Iterable[str | Path], **options: Any) -> list[FileVerdict]:

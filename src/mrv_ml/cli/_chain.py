@@ -84,21 +84,31 @@ def verify_command(
     submitter: Annotated[str | None, typer.Option(
         "--submitter", metavar="ADDR", help="Address expected to have registered the record.")]
     = None,
-    network: NetworkOption = None, rpc_url: RpcOption = None, contract: ContractOption = None,
-    data_dir: DataDirOption = None, as_json: JsonOption = False,
+    network: NetworkOption = None,
+    rpc_urls: Annotated[list[str] | None, typer.Option(
+        "--rpc-url", metavar="URL",
+        help="Endpoint of the chain the proof names (same as BLOCKCHAIN_RPC_URL); give it "
+             "twice for two independent providers that must agree.")] = None,
+    contract: ContractOption = None, data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Check records against the on-chain registry; each record's proof is read from
-    beside it.
+    """Check records against the chain their proof names; each record's proof is read
+    from beside it. Nothing is written.
 
     Exit 0 VALID, 1 TAMPERED, 2 NOT FOUND, 5 SUBMITTER MISMATCH (several records: the
-    worst), 3 unusable input, 4 chain unreachable, 7 configuration, 9 proof file needed.
+    worst), 3 unusable input, 4 chain unreachable, 7 configuration or untrusted evidence,
+    9 proof file needed, 11 anchored on its author's local chain only, 12 the endpoints
+    disagree.
     """
     from mrv_ml.verify import verify_files, worst_exit_code
 
-    settings = _settings(network, rpc_url, contract, data_dir)
+    urls = rpc_urls or []
+    if len(urls) > 2:
+        raise typer.BadParameter("at most two endpoints (--rpc-url twice)")
+    settings = _settings(network, urls[0] if urls else None, contract, data_dir)
     paths = _record_paths(records, settings)
     results = verify_files(paths, settings=settings, expected_submitter=submitter,
-                           mrv_id=mrv_id)
+                           mrv_id=mrv_id, witness_rpc_url=urls[1] if len(urls) == 2 else None)
     single = len(results) == 1 and not paths[0].is_dir()
     if as_json:
         items = [_result_json(r) for r in results]
