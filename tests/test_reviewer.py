@@ -274,3 +274,57 @@ def test_two_endpoints_must_agree(anvil: Any, tmp_path: Path) -> None:
                          "--rpc-url", honest.url)
         assert done.returncode == 12 and "disagree" in done.stderr
         assert "NOT FOUND" not in done.stdout
+
+
+@pytest.mark.anvil
+def test_local_only_record_is_published_later_with_mrv_anchor_network(
+        twin_nodes: tuple[AnvilNode, AnvilNode], tmp_path: Path) -> None:
+    from mrv_ml.tracker import MRVTracker
+    from tests.support.cli import run_mrv
+
+    node = twin_nodes[0]
+    data_dir = tmp_path / "author" / "mrv_data"
+    with MRVTracker("first-locally", storage_dir=str(data_dir), quiet=True) as tracker:
+        pass
+    assert tracker.proof is not None and tracker.proof.anchor is not None
+    local_anchor = tracker.proof.anchor
+    deploy(Settings(data_dir=data_dir, network="anvil", rpc_url=node.url, private_key=KEY0))
+    args = ["anchor", "--network", "anvil", "--rpc-url", node.url, "--data-dir", str(data_dir)]
+    code, out, err = run_mrv(*args, env={"PRIVATE_KEY": KEY0.reveal()})
+    assert code == 0, err
+    assert f"{tracker.mrv_id} anchored" in out
+    proof = RecordStore(data_dir).load_proof(str(tracker.mrv_id))
+    assert proof is not None and proof.anchor is not None
+    assert proof.anchor.chain_id == 31337 and proof.history == (local_anchor,)
+    review = tmp_path / "review"
+    _hand_over(Path(str(tracker.record_path)), review)
+    done = _reviewer(review, "verify", "record.json", "--rpc-url", node.url)
+    assert done.returncode == 0 and "private network" in done.stdout, done.stderr
+    # published once: a second run has nothing to do
+    code, out, _ = run_mrv(*args, env={"PRIVATE_KEY": KEY0.reveal()})
+    assert code == 0 and "Nothing to anchor" in out
+
+
+@pytest.mark.anvil
+def test_a_reorg_that_drops_the_anchor_returns_the_record_to_pending_and_reanchors(
+        twin_nodes: tuple[AnvilNode, AnvilNode], tmp_path: Path) -> None:
+    from mrv_ml.anchor import anchor_pending
+
+    node = twin_nodes[0]
+    data_dir = tmp_path / "author"
+    settings = Settings(data_dir=data_dir, network="anvil", rpc_url=node.url, private_key=KEY0)
+    deploy(settings)
+    snapshot = rpc(node.url, "evm_snapshot")
+    record = _author(node.url, data_dir)
+    before = Proof.from_dict(json.loads(proof_path(record).read_text()))
+    assert before.anchor is not None
+    rpc(node.url, "evm_revert", [snapshot])  # the anchoring block is gone...
+    rpc(node.url, "anvil_mine", [hex(3)])  # ...and other blocks took its height
+    outcomes = anchor_pending(RecordStore(data_dir), settings=settings)
+    assert [o.mrv_id for o in outcomes] == [record.stem] and outcomes[0].anchored
+    after = RecordStore(data_dir).load_proof(record.stem)
+    assert after is not None and after.anchor is not None
+    assert after.anchor.tx_hash != before.anchor.tx_hash
+    assert after.history == (before.anchor,)  # the lost anchor is kept, not erased
+    assert any("reorg" in a.error for a in after.attempts)
+    assert verify(record, settings=Settings(rpc_url=node.url))

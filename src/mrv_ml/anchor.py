@@ -120,39 +120,104 @@ def _pending(store: RecordStore, mrv_id: str, e: BaseException) -> AnchorOutcome
 
 def anchor_record(store: RecordStore, mrv_id: str, *, settings: Settings,
                   connection: Any = None) -> AnchorOutcome:
-    """Anchor the stored record ``mrv_id`` (idempotent). Raises only RecordError/StoreError
-    when the record itself cannot be read; chain and config failures come back pending."""
+    """Anchor the stored record ``mrv_id`` (idempotent on the chain it is anchored on; a
+    record anchored only on the embedded chain is anchored again when the connection is to
+    another chain, the local anchor kept in the proof's history). Raises only
+    RecordError/StoreError when the record itself cannot be read; chain and config failures
+    come back pending."""
     digest = compute_hash(store.load(mrv_id))
     proof = store.load_proof(mrv_id)
-    if proof and proof.anchor and proof.record_digest == digest:
-        return AnchorOutcome(mrv_id, "anchored", proof.anchor.tx_hash, proof)
     from mrv_ml.chain import connect
 
     try:
         if connection is not None:
-            return _register(store, mrv_id, digest, connection)
+            return _anchor_on(store, mrv_id, digest, proof, connection)
+        if proof and proof.anchor and proof.record_digest == digest and \
+                not (_local_only(proof) and settings.network_chosen):
+            return AnchorOutcome(mrv_id, "anchored", proof.anchor.tx_hash, proof)
         with connect(settings, need_signer=True) as conn:
-            return _register(store, mrv_id, digest, conn)
+            return _anchor_on(store, mrv_id, digest, proof, conn)
     except (RecordError, StoreError):
         raise
     except Exception as e:
         return _pending(store, mrv_id, e)
 
 
+def _local_only(proof: Proof | None) -> bool:
+    """Anchored on an embedded chain only: evidence for nobody but its author."""
+    return proof is not None and proof.anchor is not None and \
+        proof.anchor.network == "local" and proof.anchor.chain_id == 1337
+
+
+def _anchor_on(store: RecordStore, mrv_id: str, digest: str, proof: Proof | None,
+               conn: Any) -> AnchorOutcome:
+    anchored_here = proof is not None and proof.anchor is not None and \
+        proof.record_digest == digest and \
+        not (_local_only(proof) and conn._local is None)
+    if anchored_here:
+        assert proof is not None and proof.anchor is not None
+        return AnchorOutcome(mrv_id, "anchored", proof.anchor.tx_hash, proof)
+    return _register(store, mrv_id, digest, conn)
+
+
+#: A registration this recent is re-checked by ``mrv anchor``: a reorganisation deeper than
+#: this is beyond what the chains mrv-ml knows finalise within.
+REORG_WINDOW_BLOCKS = 128
+
+
+def _dropped_by_reorg(conn: Any, proof: Proof) -> bool:
+    """Whether the block that held this proof's anchoring transaction is no longer on the
+    chain (a reorganisation): the proof no longer holds."""
+    a = proof.anchor
+    if a is None or a.block_hash is None or a.block_number is None or \
+            a.chain_id != conn.chain_id or conn._local is not None:
+        return False
+    latest, _finalized = conn.head()
+    if latest - a.block_number >= REORG_WINDOW_BLOCKS:
+        return False
+    held = conn.block_hash(a.block_number)
+    return held is None or held.lower() != a.block_hash.lower()
+
+
+def _reorganised(store: RecordStore, conn: Any) -> list[str]:
+    """Recent anchors on this chain whose block was reorganised away: back to pending (the
+    lost anchor kept in the history), so that this run anchors them again."""
+    dropped = []
+    for summary in store.list():
+        if summary.anchor_state != "anchored":
+            continue
+        proof = store.load_proof(summary.mrv_id)
+        if proof is not None and proof.anchor is not None and _dropped_by_reorg(conn, proof):
+            assert proof.anchor.block_number is not None
+            reason = (f"reorg: block {proof.anchor.block_number} no longer holds "
+                      f"{proof.anchor.tx_hash} on chain {conn.chain_id}")
+            store.save_proof(replace(proof.pending(reason, at=now_utc()),
+                                     record_digest=compute_hash(store.load(summary.mrv_id))))
+            dropped.append(summary.mrv_id)
+    return dropped
+
+
 def anchor_pending(store: RecordStore, *, settings: Settings,
                    mrv_ids: Iterable[str] | None = None) -> list[AnchorOutcome]:
-    """Anchor the given records (default: every pending one) over one connection."""
+    """Anchor the given records (default: every pending one, records whose recent anchor a
+    reorganisation dropped, and, when the network is another than the embedded chain and
+    was chosen, the records anchored only on the embedded chain) over one connection."""
     from mrv_ml.chain import connect
 
     ids = list(mrv_ids) if mrv_ids is not None else store.pending_ids()
-    if not ids:
-        return []
     for mrv_id in ids:
         store.load(mrv_id)  # a wrong ID is bad input: fail before touching the chain
+    if mrv_ids is None and settings.network_chosen:
+        ids += [s.mrv_id for s in store.list() if s.anchor_state == "anchored"
+                and s.mrv_id not in ids and _local_only(store.load_proof(s.mrv_id))]
     try:
         conn = connect(settings, need_signer=True)
     except Exception as e:
         return [_pending(store, mrv_id, e) for mrv_id in ids]
     with conn:
+        if conn._local is not None:  # the embedded chain re-anchors nothing
+            ids = [i for i in ids if not _local_only(store.load_proof(i))]
+        if mrv_ids is None:
+            ids += [i for i in _reorganised(store, conn) if i not in ids]
         return [anchor_record(store, mrv_id, settings=settings, connection=conn)
                 for mrv_id in ids]

@@ -7,8 +7,9 @@ A record never holds its own hash or anchoring facts; its sidecar does::
      "status": "pending" | "anchored",
      "pending_reason": "...", "attempts": [{"at": "...", "error": "...", "tx_hash": "0x..."}],
      "anchor": {"mode": "single" | "batch", "network", "chain_id", "contract_address",
-                "submitter", "tx_hash", "block_number", "block_timestamp", "confirmations",
-                "explorer_url", "merkle": {...batch only...}}}
+                "submitter", "tx_hash", "block_number", "block_hash", "block_timestamp",
+                "registry_block", "confirmations", "explorer_url", "merkle": {...batch only...}},
+     "history": [earlier anchors, oldest first]}
 
 :meth:`Proof.from_dict` checks every field that verification relies on (types, hex widths,
 addresses) and raises :class:`MalformedProofError` naming the field; a sidecar whose
@@ -37,7 +38,7 @@ _BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _TX = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _KNOWN = {"proof_version", "mrv_id", "record_hash", "status", "pending_reason", "attempts",
-          "anchor"}
+          "anchor", "history"}
 _ANCHOR_KNOWN = {"mode", "network", "chain_id", "contract_address", "submitter", "tx_hash",
                  "block_number", "block_hash", "block_timestamp", "registry_block",
                  "confirmations", "explorer_url", "merkle"}
@@ -117,6 +118,7 @@ class Proof:
     anchor: Anchor | None = None
     pending_reason: str | None = None
     attempts: tuple[Attempt, ...] = ()
+    history: tuple[Anchor, ...] = ()  # earlier anchors (re-anchored elsewhere, reorganised)
     proof_version: str = PROOF_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -125,15 +127,21 @@ class Proof:
         return self.anchor.mode if self.anchor is not None else None
 
     def pending(self, reason: str, *, at: str, sent_tx: str | None = None) -> Proof:
-        """This proof with one more failed/unfinished attempt, status pending."""
+        """This proof with one more failed/unfinished attempt, status pending (an anchor it
+        had goes to the history: evidence is appended, never dropped)."""
         attempts = (*self.attempts, Attempt(at, reason, sent_tx))[-MAX_ATTEMPTS_KEPT:]
         return replace(self, status="pending", anchor=None, pending_reason=reason,
-                       attempts=attempts)
+                       attempts=attempts, history=self._history_with_current())
 
     def anchored(self, anchor: Anchor, digest: str) -> Proof:
-        """This proof, now anchored by ``anchor`` for the record of fingerprint ``digest``."""
+        """This proof, now anchored by ``anchor`` for the record of fingerprint ``digest``;
+        a different earlier anchor is kept in the history."""
+        history = self._history_with_current() if self.anchor != anchor else self.history
         return replace(self, status="anchored", anchor=anchor, record_digest=digest,
-                       pending_reason=None, proof_version=PROOF_VERSION)
+                       pending_reason=None, proof_version=PROOF_VERSION, history=history)
+
+    def _history_with_current(self) -> tuple[Anchor, ...]:
+        return self.history if self.anchor is None else (*self.history, self.anchor)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -144,6 +152,8 @@ class Proof:
             data["pending_reason"] = self.pending_reason
         if self.anchor is not None:
             data["anchor"] = self.anchor.to_dict()
+        if self.history:
+            data["history"] = [a.to_dict() for a in self.history]
         return data
 
     @classmethod
@@ -257,10 +267,16 @@ def _parse(data: Any, source: str) -> Proof:
                              a.get("tx_hash") if isinstance(a.get("tx_hash"), str) else None)
                      for a in attempts_raw if isinstance(a, Mapping))
     version = data.get("proof_version", PROOF_VERSION)
+    history_raw = data.get("history") or []
+    if not isinstance(history_raw, list):
+        raise _bad(source, "history", "is not a list")
+    history = tuple(_parse_anchor(a, f"{source} (history[{i}])")
+                    for i, a in enumerate(history_raw))
     return Proof(
         mrv_id=mrv_id, record_digest=digest, status=status,
         anchor=_parse_anchor(data.get("anchor"), source) if status == "anchored" else None,
         pending_reason=_opt(data, "pending_reason", str, source, ""), attempts=attempts,
+        history=history,
         proof_version=str(version), extra={k: v for k, v in data.items() if k not in _KNOWN})
 
 
