@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from mrv_ml.config import Settings
 
 __all__ = ["FileVerdict", "Verdict", "VerdictStatus", "iter_verify_files", "verify",
-           "verify_files", "worst_exit_code"]
+           "verify_files", "worse", "worst_exit_code"]
 
 # Worst first decides the exit status of a multi-record run: verdicts by how bad they are
 # for the record, then "could not verify" (proof needed, unusable input, other errors).
@@ -669,6 +669,11 @@ def verify_files(paths: Iterable[str | Path], **options: Any) -> list[FileVerdic
     return list(iter_verify_files(paths, **options))
 
 
+def worse(a: int, b: int) -> int:
+    """The worse of two exit codes (see _SEVERITY; unknown codes are worst)."""
+    return max(a, b, key=lambda c: _SEVERITY.get(c, 6))
+
+
 def worst_exit_code(results: Iterable[FileVerdict]) -> int:
     """The exit status of a run over many records: the worst outcome among them."""
-    return max((r.exit_code for r in results), key=lambda c: _SEVERITY.get(c, 6), default=0)
+    return functools.reduce(worse, (r.exit_code for r in results), EXIT_OK)

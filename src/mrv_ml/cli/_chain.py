@@ -7,7 +7,9 @@ modules (web3) are imported inside the commands so that ``mrv --help`` stays fas
 from __future__ import annotations
 
 import getpass
+import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -100,39 +102,61 @@ def verify_command(
     9 proof file needed, 11 anchored on its author's local chain only, 12 the endpoints
     disagree.
     """
-    from mrv_ml.verify import verify_files, worst_exit_code
+    from mrv_ml.verify import iter_verify_files
 
     urls = rpc_urls or []
     if len(urls) > 2:
         raise typer.BadParameter("at most two endpoints (--rpc-url twice)")
     settings = _settings(network, urls[0] if urls else None, contract, data_dir)
     paths = _record_paths(records, settings)
-    results = verify_files(paths, settings=settings, expected_submitter=submitter,
-                           mrv_id=mrv_id, witness_rpc_url=urls[1] if len(urls) == 2 else None)
-    single = len(results) == 1 and not paths[0].is_dir()
-    if as_json:
-        items = [_result_json(r) for r in results]
-        _print_json(items[0] if single else items)
-    elif single and results[0].error is not None:
-        raise results[0].error
-    elif single:
-        assert results[0].verdict is not None
-        _print_verdict(results[0].verdict, str(results[0].path))
+    results = iter_verify_files(paths, settings=settings, expected_submitter=submitter,
+                                mrv_id=mrv_id,
+                                witness_rpc_url=urls[1] if len(urls) == 2 else None)
+    if len(paths) == 1 and not paths[0].is_dir():
+        (result,) = results
+        if as_json:
+            _print_json(_result_json(result))
+        elif result.error is not None:
+            raise result.error
+        else:
+            assert result.verdict is not None
+            _print_verdict(result.verdict, str(result.path))
+        worst = result.exit_code
     else:
-        counts: dict[str, int] = {}
-        for r in results:
-            v = r.verdict
-            status = _ICONS[v.status.value] if v is not None else "❌ NOT VERIFIED"
-            extra = (f"{format_quantity(v.co2_kg, 'kg')} CO2  tx {v.tx_hash or '-'}"
-                     if v is not None else str(r.error))
-            console.print(f"{status:<24} {_safe(r.path.name)}  {_safe(extra)}", markup=False)
-            key = v.status.value if v is not None else "NOT VERIFIED"
-            counts[key] = counts.get(key, 0) + 1
-        console.print(f"{len(results)} record(s): "
-                      + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), markup=False)
-    worst = worst_exit_code(results)
+        worst = _print_many(results, as_json)
     if worst:
         raise typer.Exit(worst)
+
+
+def _print_many(results: Iterator[FileVerdict], as_json: bool) -> int:
+    """One line (or JSON item) per record as it is verified, then the summary: a directory
+    of any size is streamed, never held. Returns the worst exit code."""
+    from mrv_ml.verify import worse
+
+    counts: dict[str, int] = {}
+    worst = 0
+    if as_json:
+        sys.stdout.write("[")
+    for n, r in enumerate(results):
+        worst = worse(worst, r.exit_code)
+        v = r.verdict
+        key = v.status.value if v is not None else "NOT VERIFIED"
+        counts[key] = counts.get(key, 0) + 1
+        if as_json:
+            sys.stdout.write(("," if n else "") + "\n  " + json.dumps(
+                _result_json(r), ensure_ascii=False, allow_nan=False))
+            continue
+        status = _ICONS[v.status.value] if v is not None else "❌ NOT VERIFIED"
+        extra = (f"{format_quantity(v.co2_kg, 'kg')} CO2  {v.trust}  tx {v.tx_hash or '-'}"
+                 if v is not None else str(r.error))
+        console.print(f"{status:<24} {_safe(r.path.name)}  {_safe(extra)}", markup=False)
+    if as_json:
+        sys.stdout.write("\n]\n")
+        sys.stdout.flush()
+    else:
+        console.print(f"{sum(counts.values())} record(s): "
+                      + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), markup=False)
+    return worst
 
 
 @app.command("anchor")
