@@ -184,11 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         verdict = tracker.verify_on_blockchain()
         network = verdict.network
-        print(f"tx:      {tracker.tx_hash}\nverdict: {verdict.status.value}")
+        print(f"tx:      {tracker.tx_hash}\nverdict: {verdict.status.value} "
+              f"({verdict.trust}: {verdict.trust_note})")
         if not verdict:
             return verdict.exit_code
     print("\nFor the paper (LaTeX):\n")
-    print(citation_latex(record, dashboard_url=args.dashboard_url, network=network), end="")
+    print(citation_latex(record, proof=tracker.proof, dashboard_url=args.dashboard_url,
+                         network=network), end="")
     return 0
 
 

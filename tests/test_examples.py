@@ -64,7 +64,9 @@ def test_train_resnet_synthetic_anchors_verifies_and_prints_latex(data_dir: Path
     latex = result.stdout.split("For the paper (LaTeX):")[1]
     assert "We trained ResNet18 on CIFAR-10 (synthetic stand-in" in latex
     assert f"(MRV ID: {record['mrv_id']})" in latex and "CO$_2$" in latex
-    assert re.search(rf"\\url\{{http://[^}}]*\?id={record['mrv_id']}&network=local}}", latex)
+    # anchored on the embedded chain: the paper is told so, and gets no loopback link
+    assert "anchored only on its author's local chain: not publicly verifiable" in latex
+    assert "\\url" not in latex and "127.0.0.1" not in latex
 
 
 @pytest.mark.torch
