@@ -88,6 +88,9 @@ def test_anvil_record_verifies_with_only_an_endpoint(anvil: Any, tmp_path: Path)
     as_json = json.loads(_reviewer(review, "verify", "record.json", "--rpc-url", anvil.url,
                                    "--json").stdout)
     assert as_json["trust"] == "private network" and as_json["confirmations"] >= 1
+    # the author's whole store (deployments.json beside the records is not a record)
+    done = _reviewer(review, "verify", str(record.parent), "--rpc-url", anvil.url)
+    assert done.returncode == 0 and "1 record(s): 1 VALID" in done.stdout, done.stdout
     # no endpoint at all: a development chain has no public default, so ask for one
     done = _reviewer(review, "verify", "record.json")
     assert done.returncode == 7 and "--rpc-url" in done.stderr and "Traceback" not in done.stderr

@@ -35,9 +35,8 @@ from mrv_ml.errors import (
     TransactionFailedError,
 )
 from mrv_ml.keys import Signer, load_signer, refuse_dev_key_on_public
-from mrv_ml.networks import Network, resolve_for_proof, resolve_network
+from mrv_ml.networks import DEPLOYMENTS_FILE, Network, resolve_for_proof, resolve_network
 
-DEPLOYMENTS_FILE = "deployments.json"
 DEV_CHAIN_IDS = (31337, 1337)
 NONCE_LOCK_DIR = "nonces"
 CONNECT_TIMEOUT_S = 5.0

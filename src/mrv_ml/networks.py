@@ -16,6 +16,8 @@ from mrv_ml.errors import ConfigError
 
 LOCAL = "local"
 CUSTOM = "custom"
+#: Where ``mrv deploy`` records the registry of each RPC chain, in the data directory.
+DEPLOYMENTS_FILE = "deployments.json"
 ANVIL_URL = "http://127.0.0.1:8545"
 
 

@@ -40,7 +40,7 @@ from mrv_ml.errors import (
     RecordError,
 )
 from mrv_ml.hashing import compute_hash
-from mrv_ml.networks import is_dev_address
+from mrv_ml.networks import DEPLOYMENTS_FILE, is_dev_address
 from mrv_ml.proof import (
     PROOF_SUFFIX,
     Anchor,
@@ -609,15 +609,20 @@ def _witnesses(settings: Settings | None, witness_rpc_url: str | None) -> _Reade
     return _Readers((settings or load_settings()).replace(rpc_url=witness_rpc_url), None)
 
 
+#: Files a store directory holds beside its records.
+_STORE_FILES = frozenset({DEPLOYMENTS_FILE})
+
+
 def record_files(paths: Iterable[str | Path]) -> list[Path]:
     """The record files named: files as given, directories expanded to their records
-    (``*.json`` but not sidecars or hidden files), sorted."""
+    (``*.json`` but not sidecars, hidden files or the store's own files), sorted."""
     files: list[Path] = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
             found = sorted(f for f in path.glob("*.json")
-                           if not f.name.endswith(PROOF_SUFFIX) and not f.name.startswith("."))
+                           if not f.name.endswith(PROOF_SUFFIX) and not f.name.startswith(".")
+                           and f.name not in _STORE_FILES)
             if not found:
                 raise RecordError(f"{path}: no record files in this directory")
             files.extend(found)
