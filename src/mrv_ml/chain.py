@@ -430,10 +430,8 @@ def connect_for_proof(settings: Settings, chain_id: int) -> ChainConnection:
     """A read-only connection to the chain a proof names (see
     :func:`mrv_ml.networks.resolve_for_proof`). The embedded chain is used only if this
     data directory already has one: verifying never creates a chain, a store or a file."""
-    from mrv_ml.localchain import LocalChain
-
     network, url = resolve_for_proof(settings, chain_id)
-    if url is None and not LocalChain.for_data_dir(Path(settings.data_dir)).exists():
+    if url is None and not local_chain_exists(settings):
         raise LocalOnlyError(
             "anchored on its author's private local chain (chain 1337, embedded in their "
             "mrv_data/), which is not on this machine: it cannot be checked here, and it is "
@@ -447,12 +445,18 @@ def connect_for_proof(settings: Settings, chain_id: int) -> ChainConnection:
     return conn
 
 
+def local_chain_exists(settings: Settings) -> bool:
+    from mrv_ml.localchain import LocalChain  # py-evm: imported only when it is used
+
+    return LocalChain.for_data_dir(Path(settings.data_dir)).exists()
+
+
 def _reach(conn: ChainConnection) -> None:
     """Open the embedded chain, or reach the node and check its chain id."""
-    from mrv_ml.localchain import LOCAL_CHAIN_ID, LocalChain
-
     network, url = conn.network, conn.rpc_url
     if url is None:
+        from mrv_ml.localchain import LOCAL_CHAIN_ID, LocalChain
+
         conn._local = LocalChain.for_data_dir(Path(conn.settings.data_dir))
         conn.chain_id = LOCAL_CHAIN_ID
         return
@@ -477,11 +481,13 @@ def find_registry(conn: ChainConnection) -> str:
     """The registry the settings name for this chain: ``CONTRACT_ADDRESS``, else the
     recorded deployment, else (embedded chain only) the one deployed on first use.
     Checked to hold code."""
-    from mrv_ml.localchain import LocalChain
-
     settings = conn.settings
     with conn.session() as w3:
-        local = LocalChain.for_data_dir(Path(settings.data_dir)) if conn._local else None
+        local = None
+        if conn._local is not None:
+            from mrv_ml.localchain import LocalChain
+
+            local = LocalChain.for_data_dir(Path(settings.data_dir))
         address = _registry_address(conn, w3, settings,
                                     (lambda: local.registry_address(w3)) if local else None)
         if local is not None and conn.registry_block is None:

@@ -563,12 +563,11 @@ class _Readers:
 def _connect_configured(settings: Settings, inp: _Input) -> ChainConnection:
     """For a record without an anchored proof: the configured network, read-only. The
     embedded chain only if this data directory has one (verifying never creates it)."""
-    from mrv_ml.chain import connect
-    from mrv_ml.localchain import LocalChain
+    from mrv_ml.chain import connect, local_chain_exists
     from mrv_ml.networks import resolve_network
 
     _network, url = resolve_network(settings)
-    if url is None and not LocalChain.for_data_dir(Path(settings.data_dir)).exists():
+    if url is None and not local_chain_exists(settings):
         raise ProofNeededError(
             f"{inp.source} has no proof file beside it and there is no local chain here to "
             f"look it up on: verification needs its proof file {inp.expected_proof_file}")
