@@ -178,3 +178,25 @@ def test_property_anchored_is_valid_and_any_change_is_tampered(
         changed["experiment"]["name"] = name + "x"
     assert verify(changed, proof=store.load_proof(record["mrv_id"])).status \
         is VerdictStatus.TAMPERED
+
+
+def test_from_mrv_ml_import_verify_is_callable_even_after_the_module_is_imported() -> None:
+    import mrv_ml.verify  # noqa: F401 - binds the package attribute to the module
+    from mrv_ml import verify as verify_from_package
+
+    _, record, path = _stored()
+    with pytest.raises(ProofNeededError):  # a real call, not "'module' is not callable"
+        verify_from_package(path)
+
+
+def test_a_merkle_path_longer_than_any_anchorable_tree_is_refused() -> None:
+    from mrv_ml.proof import Proof
+
+    _, record, _ = _stored()
+    proof = {"proof_version": "1.0", "mrv_id": record["mrv_id"], "status": "anchored",
+             "record_hash": {"algorithm": "sha256-jcs", "digest": "00" * 32},
+             "anchor": {"mode": "batch", "chain_id": 1337, "contract_address": "0x" + "11" * 20,
+                        "submitter": "0x" + "22" * 20,
+                        "merkle": {"root": "0x" + "33" * 32, "proof": ["0x" + "44" * 32] * 33}}}
+    with pytest.raises(MalformedProofError, match="at most 32"):
+        Proof.from_dict(proof)

@@ -31,6 +31,7 @@ from mrv_ml.merkle import LEAF_ENCODING, PROOF_FORMAT
 
 PROOF_VERSION = "1.0"
 PROOF_SUFFIX = ".proof.json"
+MAX_MERKLE_DEPTH = 32  # anchorBatch's leafCount is a uint32: no deeper tree can be anchored
 MAX_ATTEMPTS_KEPT = 50  # a record retried by cron for months must not grow without bound
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -202,6 +203,9 @@ def _parse_merkle(data: Any, source: str) -> MerklePart:
     path = data.get("proof")
     if not isinstance(path, list):
         raise _bad(source, f"{where}.proof", "is not a list of hashes")
+    if len(path) > MAX_MERKLE_DEPTH:
+        raise _bad(source, f"{where}.proof", f"has {len(path)} hashes; a batch of at most "
+                   f"2^32 records needs at most {MAX_MERKLE_DEPTH}")
     siblings = tuple(_matching(p, _BYTES32, source, f"{where}.proof[{i}]", "a 32-byte hex value")
                      for i, p in enumerate(path))
     return MerklePart(root=root.lower(), proof=tuple(p.lower() for p in siblings),

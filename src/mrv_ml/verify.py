@@ -13,6 +13,8 @@ reading each batch root once, and reports unusable files one by one.
 from __future__ import annotations
 
 import functools
+import sys
+import types
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -681,3 +683,15 @@ def worse(a: int, b: int) -> int:
 def worst_exit_code(results: Iterable[FileVerdict]) -> int:
     """The exit status of a run over many records: the worst outcome among them."""
     return functools.reduce(worse, (r.exit_code for r in results), EXIT_OK)
+
+
+class _CallableModule(types.ModuleType):
+    """``from mrv_ml import verify`` must give the function (the README's ``verify(...)``),
+    but once this module is imported, Python binds the package attribute ``verify`` to the
+    module. Making the module callable keeps both meanings working."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Verdict:
+        return verify(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -350,6 +350,7 @@ async function verify() {
     for (decision = decide(ev); decision.need; decision = decide(ev)) ev = await read(ev, decision.need);
   } catch (e) {
     showError(`verification failed: ${friendly(e)}`, e.key || "chain_read_failed");
+    $("verdict").hidden = true;  // never an earlier verdict beside this error
     renderRecord(state.record, null);
     return;
   }

@@ -6,6 +6,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const BYTES32 = /^0x[0-9a-fA-F]{64}$/;
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const FORMAT = "openzeppelin-standard-merkle-tree-v1";
+const MAX_MERKLE_DEPTH = 32;  // anchorBatch's leafCount is a uint32
 const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 function bad(source, where, problem) {
@@ -33,6 +34,9 @@ function merklePart(m, source) {
   }
   const root = matching(m.root, BYTES32, source, "anchor.merkle.root", "a 32-byte hex value").toLowerCase();
   if (!Array.isArray(m.proof)) throw bad(source, "anchor.merkle.proof", "is not a list of hashes");
+  if (m.proof.length > MAX_MERKLE_DEPTH) {
+    throw bad(source, "anchor.merkle.proof", `has ${m.proof.length} hashes; a batch of at most 2^32 records needs at most ${MAX_MERKLE_DEPTH}`);
+  }
   const path = m.proof.map((p, i) => matching(p, BYTES32, source, `anchor.merkle.proof[${i}]`, "a 32-byte hex value").toLowerCase());
   const leafCount = m.leaf_count == null ? null : m.leaf_count;
   return { root, proof: path, leafCount };
