@@ -2,11 +2,12 @@
 
     python examples/verify_mrv.py <MRV_ID> <JSON_FILE>
 
-Network settings come from the environment as for ``mrv`` (BLOCKCHAIN_RPC_URL,
-CONTRACT_ADDRESS, NETWORK, MRV_DATA_DIR). Exit codes are those of ``mrv verify``:
+The record's proof file (``<name>.proof.json`` beside it) says which chain and registry to
+ask; ``BLOCKCHAIN_RPC_URL`` only picks the endpoint (public chains have a default). Nothing
+is written. Exit codes are those of ``mrv verify``:
 0 VALID, 1 TAMPERED, 2 NOT FOUND, 5 SUBMITTER MISMATCH, 3 unusable file, 4 chain
-unreachable, 7 configuration, 9 the record's proof file is needed (it sits beside the
-record as <name>.proof.json).
+unreachable, 7 configuration or untrusted evidence, 9 the record's proof file is needed,
+11 anchored only on its author's local chain, 12 two readings disagree.
 """
 
 from __future__ import annotations
