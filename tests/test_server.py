@@ -148,3 +148,44 @@ def test_unknown_network_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="unknown network"):
         make_server(Settings(data_dir=tmp_path, network="nonesuch"), "127.0.0.1", 0)
+
+
+def test_deeply_nested_body_is_refused_and_the_server_survives(tmp_path: Path) -> None:
+    """200 KB of '[' would overflow the C stack of a server thread if the interpreter's
+    recursion limit stayed where py-evm puts it: a separate process, so a crash shows."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.anvil import free_port
+    from tests.support.cli import mrv_command
+
+    port = free_port()
+    env = dict(os.environ, MRV_DATA_DIR=str(tmp_path / "mrv_data"), MRV_NO_DOTENV="1")
+    proc = subprocess.Popen([*mrv_command(), "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/rpc"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(url.replace("/rpc", "/api/config"), timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        deep = b"[" * 100_000 + b"]" * 100_000
+        req = urllib.request.Request(url, data=deep, headers={"Content-Type": "text/plain"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            out = json.loads(r.read())
+        assert out["error"]["code"] == -32700 and "too_deep" in out["error"]["message"]
+        ok = urllib.request.Request(url, data=json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode())
+        with urllib.request.urlopen(ok, timeout=30) as r:
+            assert json.loads(r.read())["result"] == hex(1337)
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    done = subprocess.run([sys.executable, "-c", "import sys, mrv_ml.localchain; "
+                           "print(sys.getrecursionlimit())"], capture_output=True, text=True)
+    assert done.stdout.strip() == "1000"  # py-evm's 12,288 is put back

@@ -33,12 +33,14 @@ API::
     is_dev_key(private_key_hex) -> bool
 """
 
+# ruff: noqa: E402  (the recursion limit is saved before py-evm's imports, restored after)
 from __future__ import annotations
 
 import contextlib
 import functools
 import json
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -46,6 +48,11 @@ from pathlib import Path
 from typing import Any
 
 import filelock
+
+# py-evm raises the interpreter's recursion limit to 12,288 when imported (for deep EVM call
+# stacks; the registry never nests calls). So high a limit lets the C JSON decoder recurse
+# past the C stack of a server thread on hostile input and crash the process: put it back.
+_RECURSION_LIMIT = sys.getrecursionlimit()
 from eth.abc import AtomicDatabaseAPI
 from eth.chains.base import MiningChain
 from eth.consensus import ConsensusApplier, NoProofConsensus
@@ -67,6 +74,8 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
+
+sys.setrecursionlimit(_RECURSION_LIMIT)
 
 from mrv_ml import atomicfile
 from mrv_ml.contract import decode_registry_error, load_artifact

@@ -18,8 +18,9 @@ from urllib.parse import unquote, urlsplit
 from eth_utils import to_checksum_address
 
 from mrv_ml.config import Settings
-from mrv_ml.errors import ConfigError, MRVError, RecordNotFoundError
+from mrv_ml.errors import ConfigError, MRVError, RecordError, RecordNotFoundError
 from mrv_ml.localchain import LOCAL_CHAIN_ID, LocalChain
+from mrv_ml.record import parse_json_strict
 from mrv_ml.store import RecordStore
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
@@ -270,9 +271,11 @@ class _Handler(BaseHTTPRequestHandler):
                                                    f"request larger than {MAX_RPC_BODY_BYTES} bytes"))
         raw = self.rfile.read(length)
         try:
-            payload = json.loads(raw)
-        except (ValueError, RecursionError):
-            return self._send_json(200, _rpc_error(None, -32700, "parse error"))
+            # The strict reader bounds nesting before parsing (256 levels): the C decoder
+            # must never recurse on a hostile body.
+            payload = parse_json_strict(raw, "request", check_duplicates=False)
+        except RecordError as e:
+            return self._send_json(200, _rpc_error(None, -32700, f"parse error: {e.key}"))
         return self._send_json(200, self.server.rpc(payload))
 
 
