@@ -13,6 +13,7 @@ reading each batch root once, and reports unusable files one by one.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import types
 from collections.abc import Iterable, Iterator, Mapping
@@ -614,24 +615,31 @@ def _witnesses(settings: Settings | None, witness_rpc_url: str | None) -> _Reade
 _STORE_FILES = frozenset({DEPLOYMENTS_FILE})
 
 
-def record_files(paths: Iterable[str | Path]) -> list[Path]:
+def record_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """The record files named: files as given, directories expanded to their records
-    (``*.json`` but not sidecars, hidden files or the store's own files), sorted."""
-    files: list[Path] = []
+    (``*.json`` but not sidecars, hidden files or the store's own files) in name order.
+    Every path is checked before the first is yielded; a directory's names are held as
+    strings only, so a directory of millions of records costs little memory."""
+    listed: list[tuple[Path, list[str] | None]] = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            found = sorted(f for f in path.glob("*.json")
-                           if not f.name.endswith(PROOF_SUFFIX) and not f.name.startswith(".")
-                           and f.name not in _STORE_FILES)
-            if not found:
+            with os.scandir(path) as entries:
+                names = sorted(e.name for e in entries
+                               if e.name.endswith(".json") and not e.name.endswith(PROOF_SUFFIX)
+                               and not e.name.startswith(".") and e.name not in _STORE_FILES)
+            if not names:
                 raise RecordError(f"{path}: no record files in this directory")
-            files.extend(found)
+            listed.append((path, names))
         elif path.exists():
-            files.append(path)
+            listed.append((path, None))
         else:
             raise RecordError(f"no such file or directory: {path}")
-    return files
+    for path, listing in listed:
+        if listing is None:
+            yield path
+        else:
+            yield from (path / name for name in listing)
 
 
 def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None = None,
@@ -648,9 +656,10 @@ def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None 
     A file that cannot be verified (unusable, proof needed, proof of another chain...) gets
     its error in its :class:`FileVerdict`; only an unreachable chain stops the run.
     """
-    files = record_files(paths)
-    if mrv_id is not None and len(files) > 1:
+    paths = list(paths)
+    if mrv_id is not None and (len(paths) != 1 or Path(paths[0]).is_dir()):
         raise RecordError("--mrv-id applies to one record only")
+    files = record_files(paths)
     pin = _checked_address(expected_submitter, "submitter") if expected_submitter else None
     readers = _Readers(settings, connection, cross_check_all)
     witnesses = _witnesses(settings, witness_rpc_url)
