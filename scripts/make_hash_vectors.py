@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import rfc8785
+from _generated import write_or_check
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "mrv_ml" / "data" / "hash_vectors.json"
 
@@ -118,17 +119,7 @@ def render(vectors: list[dict[str, Any]]) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    data = render(build())
-    if "--check" in argv:
-        if not OUT.exists() or OUT.read_bytes() != data:
-            print(f"{OUT} is out of date; run scripts/make_hash_vectors.py", file=sys.stderr)
-            return 1
-        print(f"{OUT} is up to date")
-        return 0
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_bytes(data)
-    print(f"wrote {len(VECTORS)} vectors to {OUT}")
-    return 0
+    return write_or_check(OUT, render(build()), argv, "scripts/make_hash_vectors.py")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from _generated import write_or_check  # noqa: E402
+
 from mrv_ml.chain import DEV_CHAIN_IDS  # noqa: E402
 from mrv_ml.contract import released_code_hashes  # noqa: E402
 from mrv_ml.localchain import LOCAL_CHAIN_ID  # noqa: E402
@@ -41,15 +43,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if OUT.read_text(encoding="utf-8") != text:
-            print(f"{OUT} is out of date: run scripts/make_page_data.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUT}")
-    return 0
+    return write_or_check(OUT, render().encode("utf-8"), argv, "scripts/make_page_data.py")
 
 
 if __name__ == "__main__":

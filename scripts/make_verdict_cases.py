@@ -32,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _generated import write_or_check  # noqa: E402
 from make_hash_vectors import REALISTIC_RECORD  # noqa: E402
 
 from mrv_ml.hashing import compute_hash  # noqa: E402
@@ -245,14 +246,7 @@ def build() -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     text = json.dumps(build(), indent=1, ensure_ascii=False) + "\n"
-    if "--check" in argv:
-        if OUT.read_text(encoding="utf-8") != text:
-            print(f"{OUT} is out of date: run scripts/make_verdict_cases.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUT}")
-    return 0
+    return write_or_check(OUT, text.encode("utf-8"), argv, "scripts/make_verdict_cases.py")
 
 
 if __name__ == "__main__":

@@ -53,3 +53,28 @@ def test_confirmations_override_and_case_insensitive_name() -> None:
     net, url = resolve_network(Settings(network="Sepolia", rpc_url="https://x", confirmations=5))
     assert net.confirmations == 5 and net.chain_id == 11155111 and url == "https://x"
     assert PRESETS["sepolia"].confirmations == 2  # the preset itself is untouched
+
+
+def test_dev_addresses_are_the_well_known_keys_addresses() -> None:
+    from mrv_ml.localchain import anvil_dev_accounts, dev_accounts
+    from mrv_ml.networks import DEV_ADDRESSES
+
+    assert {a.address.lower() for a in [*dev_accounts(), *anvil_dev_accounts()]} == DEV_ADDRESSES
+
+
+def test_the_page_knows_what_python_knows_about_chains() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "scripts/make_page_data.py", "--check"], cwd=repo,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_released_registry_is_the_committed_artifact() -> None:
+    from mrv_ml.contract import code_hash, load_artifact, released_code_hashes
+
+    deployed = bytes.fromhex(load_artifact().deployed_bytecode.removeprefix("0x"))
+    assert code_hash(deployed) in released_code_hashes()
