@@ -205,6 +205,9 @@ def _checked_address(value: str, what: str) -> str:
 # --- reading the evidence ----------------------------------------------------------------
 
 
+_MAX_MEMO_NODES = 1 << 16  # Merkle node hashes remembered across a run's proofs
+
+
 class _Reader:
     """Fills the evidence ``decide`` asks for, over one connection, caching per registry:
     verifying many records of one batch reads its root once."""
@@ -282,6 +285,8 @@ class _Reader:
         if need == "merkle":
             from mrv_ml.merkle import verify_proof
 
+            if len(self._memo) > _MAX_MEMO_NODES:  # bounded: memory must not grow with N
+                self._memo.clear()
             return replace(ev, merkle_ok=verify_proof(root, ev.record_hash, merkle.proof,
                                                       self._memo))
         if need == "batch":
