@@ -440,7 +440,7 @@ def connect_for_proof(settings: Settings, chain_id: int) -> ChainConnection:
     _reach(conn)
     if conn.chain_id != chain_id:
         raise ChainIdMismatchError(
-            f"the proof says chain {chain_id}, but the node at {url} is chain "
+            f"the proof says chain {chain_id}, but the endpoint given is chain "
             f"{conn.chain_id}: give an endpoint of chain {chain_id}", key="proof_chain_mismatch")
     return conn
 

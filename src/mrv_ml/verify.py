@@ -410,8 +410,8 @@ def _error(decision: Decision, ev: Evidence, inp: _Input, conn: ChainConnection)
         assert anchor is not None
         return ChainIdMismatchError(
             f"the proof says chain {anchor.chain_id} ({anchor.network or 'unnamed network'}), "
-            f"but {conn.where} is chain {ev.chain_id}: verify against a node of chain "
-            f"{anchor.chain_id} (--network or --rpc-url)", key=key)
+            f"but the node ({conn.network.name}) is chain {ev.chain_id}: verify against a "
+            f"node of chain {anchor.chain_id} (--network or --rpc-url)", key=key)
     if key == "proof_registry_mismatch":
         assert anchor is not None
         return ConfigError(f"the proof names registry {anchor.contract_address}, but the "
@@ -432,7 +432,7 @@ def _error(decision: Decision, ev: Evidence, inp: _Input, conn: ChainConnection)
     if key == "anchor_not_on_chain":
         assert anchor is not None
         return AnchorNotOnChainError(
-            f"chain {ev.chain_id} at {conn.where} does not hold the proof's anchoring block "
+            f"chain {ev.chain_id} ({conn.network.name}) does not hold the proof's anchoring block "
             f"{anchor.block_number} (another instance of this chain, or the block was "
             "reorganised away): its registry cannot speak for this proof")
     if key == "proof_needed":
