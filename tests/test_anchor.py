@@ -162,3 +162,22 @@ def test_private_key_never_written_or_printed(
         p.read_text(errors="replace") for p in data_dir.rglob("*") if p.is_file()
         and p.suffix in (".json", ".lock", ".log", ""))
     assert key_hex.lower() not in everything.lower()
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_one_bad_pending_record_does_not_hold_back_the_others(
+        capfd: pytest.CaptureFixture[str], batch: bool) -> None:
+    store = RecordStore(load_settings().data_dir)
+    good = [store.save(make_sample_record()).stem for _ in range(2)]
+    bad = store.save(make_sample_record())
+    # a duplicate key: listed as pending, refused when read strictly
+    text = bad.read_text().replace('"co2_kg": ', '"co2_kg": 999.0, "co2_kg": ', 1)
+    bad.write_text(text)
+    code, out, _ = _cli(capfd, "anchor", *(["--batch"] if batch else []))
+    assert code == 3, out  # said, at the end, after anchoring the rest
+    assert f"❌ {bad.stem} cannot be anchored" in out and "duplicate key" in out
+    for mrv_id in good:
+        assert f"{mrv_id} anchored" in out
+        proof = store.load_proof(mrv_id)
+        assert proof is not None and proof.status == "anchored"
+    assert store.load_proof(bad.stem) is None and bad.read_text() == text  # untouched

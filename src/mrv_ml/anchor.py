@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from mrv_ml.config import Settings
-from mrv_ml.errors import EXIT_TRANSACTION, MRVError, RecordError, StoreError
+from mrv_ml.errors import EXIT_TRANSACTION, MRVError, RecordError, RecordNotFoundError, StoreError
 from mrv_ml.hashing import compute_hash, hash_to_bytes32
 from mrv_ml.proof import Anchor, Proof
 from mrv_ml.store import RecordStore
@@ -24,7 +24,7 @@ from mrv_ml.store import RecordStore
 @dataclass
 class AnchorOutcome:
     mrv_id: str
-    status: Literal["anchored", "pending"]
+    status: Literal["anchored", "pending", "unusable"]  # unusable: the stored record is bad
     tx_hash: str | None = None
     proof: Proof | None = None
     error: str | None = None
@@ -197,6 +197,24 @@ def _reorganised(store: RecordStore, conn: Any) -> list[str]:
     return dropped
 
 
+def usable(store: RecordStore, ids: Iterable[str]) -> tuple[list[str], list[AnchorOutcome]]:
+    """(IDs whose stored record can be anchored, an outcome for each that cannot): one bad
+    record never holds back the others. An ID with no record at all is the caller's error
+    and raises, before any chain is touched."""
+    good: list[str] = []
+    bad: list[AnchorOutcome] = []
+    for mrv_id in ids:
+        try:
+            store.load(mrv_id)
+        except RecordNotFoundError:
+            raise
+        except RecordError as e:
+            bad.append(AnchorOutcome(mrv_id, "unusable", None, None, str(e), e.exit_code))
+            continue
+        good.append(mrv_id)
+    return good, bad
+
+
 def anchor_pending(store: RecordStore, *, settings: Settings,
                    mrv_ids: Iterable[str] | None = None) -> list[AnchorOutcome]:
     """Anchor the given records (default: every pending one, records whose recent anchor a
@@ -204,20 +222,20 @@ def anchor_pending(store: RecordStore, *, settings: Settings,
     was chosen, the records anchored only on the embedded chain) over one connection."""
     from mrv_ml.chain import connect
 
-    ids = list(mrv_ids) if mrv_ids is not None else store.pending_ids()
-    for mrv_id in ids:
-        store.load(mrv_id)  # a wrong ID is bad input: fail before touching the chain
+    ids, unusable = usable(store, list(mrv_ids) if mrv_ids is not None else store.pending_ids())
     if mrv_ids is None and settings.network_chosen:
         ids += [s.mrv_id for s in store.list() if s.anchor_state == "anchored"
                 and s.mrv_id not in ids and _local_only(store.load_proof(s.mrv_id))]
+    if not ids:
+        return unusable
     try:
         conn = connect(settings, need_signer=True)
     except Exception as e:
-        return [_pending(store, mrv_id, e) for mrv_id in ids]
+        return unusable + [_pending(store, mrv_id, e) for mrv_id in ids]
     with conn:
         if conn._local is not None:  # the embedded chain re-anchors nothing
             ids = [i for i in ids if not _local_only(store.load_proof(i))]
         if mrv_ids is None:
             ids += [i for i in _reorganised(store, conn) if i not in ids]
-        return [anchor_record(store, mrv_id, settings=settings, connection=conn)
-                for mrv_id in ids]
+        return unusable + [anchor_record(store, mrv_id, settings=settings, connection=conn)
+                           for mrv_id in ids]

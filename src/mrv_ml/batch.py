@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mrv_ml import atomicfile
-from mrv_ml.anchor import AnchorOutcome, mark_pending, now_utc
+from mrv_ml.anchor import AnchorOutcome, mark_pending, now_utc, usable
 from mrv_ml.errors import EXIT_TRANSACTION, MRVError, RecordError, StoreError
 from mrv_ml.hashing import compute_hash
 from mrv_ml.merkle import StandardMerkleTree, to_bytes32
@@ -240,23 +240,24 @@ def _anchor_batch(store: RecordStore, ids: list[str], named: bool, settings: Set
                   connection: Any) -> list[AnchorOutcome]:
     from mrv_ml.chain import connect
 
+    ids, unusable = usable(store, ids)  # a wrong ID raises here, before the chain
     digests: dict[str, str] = {}
     for mrv_id in ids:
-        digest = compute_hash(store.load(mrv_id))  # a wrong ID is bad input: before the chain
+        digest = compute_hash(store.load(mrv_id))
         proof = store.load_proof(mrv_id)
         if not named and proof and proof.status == "anchored":
             continue
         digests[mrv_id] = digest
     journals = unfinished_journals(store)
     if not digests and not journals:
-        return []
+        return unusable
     try:
         conn = connection if connection is not None else connect(settings, need_signer=True)
     except (RecordError, StoreError):
         raise
     except Exception as e:
-        return _pending_outcomes(store, digests, e)
-    outcomes: list[AnchorOutcome] = []
+        return unusable + _pending_outcomes(store, digests, e)
+    outcomes: list[AnchorOutcome] = list(unusable)
     try:
         for path, journal in journals:
             if not _matches(journal, conn):

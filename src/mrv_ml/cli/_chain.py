@@ -198,7 +198,9 @@ def anchor_command(
             signer = anchor.submitter
             dev_note = dev_note or is_dev_address(anchor.submitter)
         else:
-            console.print(f"⏳ {o.mrv_id} still pending: {_safe(o.error)}", markup=False)
+            icon, what = (("❌", "cannot be anchored") if o.status == "unusable"
+                          else ("⏳", "still pending"))
+            console.print(f"{icon} {o.mrv_id} {what}: {_safe(o.error)}", markup=False)
             if first_error is None:
                 first_error = o.error_exit_code or 8
     if dev_note:
