@@ -307,6 +307,29 @@ def test_root_anchored_but_journal_unfinished_is_not_sent_again(store: RecordSto
     assert json.loads(path.read_text())["status"] == "complete"
 
 
+def test_plain_anchor_never_anchors_alone_what_an_unfinished_batch_holds(
+        store: RecordStore) -> None:
+    # Killed right after the batch transaction was mined, before any proof was written;
+    # then plain `mrv anchor`: registering each record alone would anchor them twice.
+    from mrv_ml.anchor import anchor_pending
+    from mrv_ml.chain import registration_events
+
+    ids = _save(store, 4)
+    digests = {i: compute_hash(store.load(i)) for i in ids}
+    _path, journal = batch._new_journal(store, digests)
+    with connect(load_settings(), need_signer=True) as conn:
+        conn.send(conn.registry.functions.anchorBatch(to_bytes32(journal["root"]), 4))
+    outcomes = anchor_pending(store, settings=load_settings())
+    assert sorted(o.mrv_id for o in outcomes) == sorted(ids)
+    assert all(o.status == "pending" and "unfinished batch" in (o.error or "") for o in outcomes)
+    with connect(load_settings()) as conn:
+        assert all(registration_events(conn, i) == [] for i in ids)  # nothing sent alone
+    completed = batch.anchor_batch(store, settings=load_settings())
+    assert sorted(o.mrv_id for o in completed if o.anchored) == sorted(ids)
+    assert len(_batch_events(load_settings(), journal["root"])) == 1  # anchored exactly once
+    assert anchor_pending(store, settings=load_settings()) == []
+
+
 def test_tracker_batch_mode_leaves_pending_then_batch_anchors(store: RecordStore) -> None:
     from mrv_ml.tracker import MRVTracker
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from mrv_ml.config import Settings
 from mrv_ml.errors import EXIT_TRANSACTION, MRVError, RecordError, RecordNotFoundError, StoreError
 from mrv_ml.hashing import compute_hash, hash_to_bytes32
+from mrv_ml.journal import in_unfinished_batch
 from mrv_ml.proof import Anchor, Proof
 from mrv_ml.store import RecordStore
 
@@ -223,6 +224,14 @@ def anchor_pending(store: RecordStore, *, settings: Settings,
     from mrv_ml.chain import connect
 
     ids, unusable = usable(store, list(mrv_ids) if mrv_ids is not None else store.pending_ids())
+    # A record an unfinished batch holds may already be anchored in it: anchoring it alone
+    # too would anchor it twice. Only the batch path completes it.
+    in_batch = in_unfinished_batch(store)
+    unusable += [AnchorOutcome(i, "pending", None, store.load_proof(i),
+                               f"part of an unfinished batch ({in_batch[i].name}): "
+                               "`mrv anchor --batch` completes it", EXIT_TRANSACTION)
+                 for i in ids if i in in_batch]
+    ids = [i for i in ids if i not in in_batch]
     if mrv_ids is None and settings.network_chosen:
         ids += [s.mrv_id for s in store.list() if s.anchor_state == "anchored"
                 and s.mrv_id not in ids and _local_only(store.load_proof(s.mrv_id))]

@@ -19,16 +19,22 @@ carry the same proof and both verify. The tree itself never holds a value twice.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mrv_ml import atomicfile
 from mrv_ml.anchor import AnchorOutcome, mark_pending, now_utc, usable
 from mrv_ml.errors import EXIT_TRANSACTION, MRVError, RecordError, StoreError
 from mrv_ml.hashing import compute_hash
+from mrv_ml.journal import (
+    JOURNAL_FORMAT,
+    JOURNAL_VERSION,
+    journal_dir,
+    read_journal,
+    unfinished_journals,
+    write_journal,
+)
 from mrv_ml.merkle import StandardMerkleTree, to_bytes32
 from mrv_ml.proof import Anchor, MerklePart, Proof
 
@@ -36,54 +42,8 @@ if TYPE_CHECKING:
     from mrv_ml.config import Settings
     from mrv_ml.store import RecordStore
 
-JOURNAL_DIR = "batches"
-JOURNAL_FORMAT = "mrv-ml batch journal"
-JOURNAL_VERSION = 1
 LOCK_TIMEOUT_S = 600.0
 MAX_LEAVES = 2**32 - 1  # leafCount is a uint32 on chain
-
-
-# --- journal ----------------------------------------------------------------------------
-
-
-def journal_dir(store: RecordStore) -> Path:
-    return store.root / JOURNAL_DIR
-
-
-def _write_journal(path: Path, journal: Mapping[str, Any]) -> None:
-    atomicfile.write_json(path, journal, what="the batch journal")
-
-
-def _read_journal(path: Path) -> dict[str, Any] | None:
-    # A torn, foreign or hand-edited file is skipped, not trusted. Nothing is lost by that:
-    # the root depends only on the set of fingerprints, so re-batching the same records
-    # finds the same root on chain and completes from it instead of anchoring again.
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != JOURNAL_FORMAT:
-        return None
-    leaves, records = data.get("leaves"), data.get("records")
-    if not isinstance(data.get("root"), str) or not isinstance(leaves, list) or not leaves \
-            or not all(isinstance(v, str) for v in leaves) or not isinstance(records, dict) \
-            or not all(isinstance(k, str) and isinstance(v, str) and "0x" + v in leaves
-                       for k, v in records.items()):
-        return None
-    return data
-
-
-def unfinished_journals(store: RecordStore) -> list[tuple[Path, dict[str, Any]]]:
-    """Journals of batches whose proofs were not all written yet, oldest first."""
-    folder = journal_dir(store)
-    if not folder.is_dir():
-        return []
-    out = []
-    for path in sorted(folder.glob("0x*.json"), key=lambda p: p.stat().st_mtime):
-        data = _read_journal(path)
-        if data is not None and data.get("status") != "complete":
-            out.append((path, data))
-    return out
 
 
 # --- anchoring --------------------------------------------------------------------------
@@ -144,7 +104,7 @@ def _complete(store: RecordStore, path: Path, journal: dict[str, Any], conn: Any
     if onchain is None:
         def remember(tx_hash: str) -> None:
             journal.update(status="sent", tx_hash=tx_hash, sent_at=now_utc())
-            _write_journal(path, journal)
+            write_journal(path, journal)
 
         receipt = conn.send(conn.registry.functions.anchorBatch(to_bytes32(root), len(leaves)),
                             on_sent=remember)
@@ -154,7 +114,7 @@ def _complete(store: RecordStore, path: Path, journal: dict[str, Any], conn: Any
                    block_timestamp=onchain.block_timestamp, chain_id=conn.chain_id,
                    contract_address=conn.registry_address, submitter=submitter,
                    network=conn.network.name)
-    _write_journal(path, journal)
+    write_journal(path, journal)
     index_of = {leaf: n for n, leaf in enumerate(leaves)}
     outcomes = []
     for mrv_id, digest in journal["records"].items():
@@ -164,7 +124,7 @@ def _complete(store: RecordStore, path: Path, journal: dict[str, Any], conn: Any
         store.save_proof(proof)
         outcomes.append(AnchorOutcome(mrv_id, "anchored", onchain.tx_hash, proof))
     journal.update(status="complete", completed_at=now_utc())
-    _write_journal(path, journal)
+    write_journal(path, journal)
     return outcomes
 
 
@@ -198,12 +158,12 @@ def _new_journal(store: RecordStore, digests: Mapping[str, str]) -> tuple[Path, 
         "status": "prepared", "created_at": now_utc(), "tx_hash": None,
     }
     path = journal_dir(store) / f"{tree.root}.json"
-    existing = _read_journal(path) if path.exists() else None
+    existing = read_journal(path) if path.exists() else None
     if existing is not None:
         # Same root = same leaves: a rerun of the same batch; keep what it already knows.
         existing["records"] = {**existing.get("records", {}), **dict(digests)}
         journal = existing
-    _write_journal(path, journal)
+    write_journal(path, journal)
     return path, journal
 
 
