@@ -62,7 +62,12 @@ def test_private_key_in_config_file_is_refused(tmp_path: Path) -> None:
     ("MRV_CONFIRMATIONS", "-1", "confirmations"),
     ("MRV_CONFIRMATIONS", "many", "confirmations"),
     ("MRV_PUE", "0", "pue"),
+    ("MRV_PUE", "nan", "pue"),
+    ("MRV_PUE", "inf", "pue"),
+    ("MRV_PUE", "1e308", "pue"),
+    ("MRV_PUE", "0.5", "pue"),
     ("MRV_TX_TIMEOUT", "soon", "tx_timeout_s"),
+    ("MRV_TX_TIMEOUT", "nan", "tx_timeout_s"),
 ])
 def test_invalid_values_give_one_line_errors(tmp_path: Path, var: str, value: str,
                                              field: str) -> None:

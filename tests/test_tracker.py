@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,3 +191,23 @@ def test_timestamps_agree_with_the_measured_duration_even_for_a_very_short_run()
     elapsed = (datetime.fromisoformat(stamps["end_time"].replace("Z", "+00:00"))
                - datetime.fromisoformat(stamps["start_time"].replace("Z", "+00:00")))
     assert abs(elapsed.total_seconds() - record["energy_emissions"]["duration_seconds"]) < 0.1
+
+
+@pytest.mark.parametrize(("facts", "field"), [
+    ({"final_loss": float("nan")}, "training.details.final_loss"),
+    ({"best_epoch_losses": [0.5, float("inf")]}, "training.details.best_epoch_losses[1]"),
+    ({"labels": {"a", "b"}}, "training.details.labels"),
+    ({"seed": 2**60}, "training.details.seed"),
+    ({"batch_size": 0}, "training.batch_size"),
+    ({"note": "diverged \ud800"}, "training.details.note"),
+])
+def test_a_bad_value_never_loses_the_run(facts: dict[str, Any], field: str) -> None:
+    # A diverged loss is common: the run happened and its measurement must be kept.
+    with MRVTracker("bad-value", blockchain_enabled=False, quiet=True) as tracker:
+        tracker.update_training(**facts)
+    assert tracker.record_path is not None and tracker.record_path.exists()
+    stored = load_record_file(tracker.record_path)
+    notes = stored["training"]["details"]["mrv_dropped_values"]
+    assert any(n.startswith(field + ":") for n in notes), notes
+    assert stored["energy_emissions"]["measurement_status"] in ("measured", "failed")
+    assert compute_hash(stored) == tracker.mrv_hash

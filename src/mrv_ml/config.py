@@ -104,6 +104,11 @@ _SECRET_FIELDS = {"private_key", "keystore_password"}
 _PATH_FIELDS = {"data_dir", "keystore"}
 
 
+# Checked before a run starts: a value found bad after it would cost the run's record.
+# PUE: 1 is a perfect data centre; no real one is above 3.
+_NUMBER_RANGES = {"pue": (1.0, 3.0), "tx_timeout_s": (0.1, 86_400.0)}
+
+
 def _coerce(values: Mapping[str, Any], source: str = "settings") -> dict[str, Any]:
     """Convert raw strings (from env or TOML) to the field types, with one-line errors."""
     out: dict[str, Any] = {}
@@ -119,10 +124,12 @@ def _coerce(values: Mapping[str, Any], source: str = "settings") -> dict[str, An
                 out[name] = int(raw)
                 if out[name] < 0:
                     raise ValueError("must be >= 0")
-            elif name in ("tx_timeout_s", "pue"):
+            elif name in _NUMBER_RANGES:
+                low, high = _NUMBER_RANGES[name]
                 out[name] = float(raw)
-                if out[name] <= 0:
-                    raise ValueError("must be > 0")
+                # NaN fails every comparison: "not low <= x <= high" refuses it too
+                if not low <= out[name] <= high:
+                    raise ValueError(f"must be a number from {low:g} to {high:g}")
             elif name == "online_lookup":
                 out[name] = raw if isinstance(raw, bool) else str(raw).strip().lower() in (
                     "1", "true", "yes", "on")

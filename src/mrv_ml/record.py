@@ -254,6 +254,90 @@ def validate_record(record: Mapping[str, Any]) -> None:
         raise SchemaValidationError(f"{path}: {_describe(error)}")
 
 
+#: Where the notes of :func:`repair_record` go (``training.details`` is free-form).
+DROPPED_NOTE_KEY = "mrv_dropped_values"
+_MAX_REPAIRS = 50
+
+
+def _unrepresentable(value: Any) -> bool:
+    """A leaf that JSON/RFC 8785 cannot carry exactly (or at all)."""
+    if value is None or isinstance(value, (bool, str)):
+        return isinstance(value, str) and not _is_unicode(value)
+    if isinstance(value, int):
+        return abs(value) > _MAX_SAFE_INTEGER
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return True  # sets, datetimes, objects...
+
+
+def _set_path(record: dict[str, Any], parts: list[Any], value: Any) -> None:
+    target: Any = record
+    for part in parts[:-1]:
+        target = target[part]
+    target[parts[-1]] = value
+
+
+def repair_record(record: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A record a run has produced, made storable: every value JSON cannot hold (NaN, a set,
+    an integer beyond 2^53, a lone surrogate) and every value the schema refuses is replaced
+    by ``null`` (or, in a free-form section, dropped), and each is named in
+    ``training.details.mrv_dropped_values``. The measurement is never lost for a bad value
+    reported beside it. Returns (record, notes); raises the schema error if it cannot help.
+    """
+    from mrv_ml.hashing import first_offending
+
+    if first_offending(record, _unrepresentable) is None and \
+            _surely_valid(check_record_header(record), record):
+        return record, []  # the usual case, at the cost of one fast validation
+    repaired = copy.deepcopy(record)
+    notes: list[str] = []
+    for _ in range(_MAX_REPAIRS):
+        bad = first_offending(repaired, _unrepresentable)
+        if bad is None:
+            break
+        path, value = bad
+        notes.append(f"{path}: {_short_repr(value)} cannot be represented in JSON")
+        _set_path(repaired, _split_path(path), None)
+    for _ in range(_MAX_REPAIRS):
+        error = best_match(_validator(check_record_header(repaired)).iter_errors(repaired))
+        if error is None or not error.absolute_path:
+            break
+        parts = list(error.absolute_path)
+        parent: Any = repaired
+        for part in parts[:-1]:
+            parent = parent[part]
+        free_form = len(parts) >= 2 and parts[-2] in ("details", "tags")
+        if parent.get(parts[-1]) is None and not free_form:
+            raise SchemaValidationError(f"{_field_path(parts)}: {_describe(error)}")
+        notes.append(f"{_field_path(parts)}: {_short_repr(error.instance)} refused "
+                     f"({_describe(error)})")
+        if free_form:
+            del parent[parts[-1]]
+        else:
+            parent[parts[-1]] = None
+    if notes:
+        details = repaired.setdefault("training", {}).setdefault("details", {})
+        if isinstance(details, dict):
+            details[DROPPED_NOTE_KEY] = notes
+    return repaired, notes
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _split_path(path: str) -> list[Any]:
+    """``a.b[2].c`` -> ``["a", "b", 2, "c"]`` (the paths :func:`first_offending` gives)."""
+    parts: list[Any] = []
+    for piece in path.split("."):
+        name, *indexes = piece.split("[")
+        if name:
+            parts.append(name)
+        parts.extend(int(i.rstrip("]")) for i in indexes)
+    return parts
+
+
 def check_record_header(record: Any) -> str:
     """The cheap part of :func:`validate_record`: is it a record, of a known version?
 

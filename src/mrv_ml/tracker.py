@@ -31,7 +31,13 @@ from mrv_ml.environment import software_versions, source_state
 from mrv_ml.hardware import get_hardware_info
 from mrv_ml.hashing import compute_hash
 from mrv_ml.measurement import EnergyMeter
-from mrv_ml.record import SCHEMA_VERSION, new_mrv_id, validate_record, warm_up_validator
+from mrv_ml.record import (
+    SCHEMA_VERSION,
+    new_mrv_id,
+    repair_record,
+    validate_record,
+    warm_up_validator,
+)
 from mrv_ml.store import RecordStore
 
 if TYPE_CHECKING:
@@ -172,6 +178,12 @@ class MRVTracker:
         record = self._build_record(measurement.to_record_section(), end_time)
         for hook in self._record_hooks:
             hook(record)
+        # The run happened: a bad value reported beside it (a diverged loss, a set of tags)
+        # is dropped and named in the record, never a reason to lose the measurement.
+        record, dropped = repair_record(record)
+        if dropped:
+            log.warning("values the record cannot hold were dropped: %s", "; ".join(dropped))
+            self._say(f"⚠️  values the record cannot hold were dropped: {'; '.join(dropped)}")
         validate_record(record)
         self.mrv_id = record["mrv_id"]
         self.mrv_hash = compute_hash(record)
