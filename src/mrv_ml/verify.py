@@ -205,7 +205,7 @@ def _checked_address(value: str, what: str) -> str:
 # --- reading the evidence ----------------------------------------------------------------
 
 
-_MAX_MEMO_NODES = 1 << 16  # Merkle node hashes remembered across a run's proofs
+_MAX_MEMO_NODES = 4096  # Merkle node hashes remembered across proofs (~1 MB at most)
 
 
 class _Reader:
