@@ -83,10 +83,27 @@ def test_deploy_records_address_and_connect_finds_it(anvil: Any, data_dir: Path)
     own = anvil_dev_accounts()[7]
     settings = Settings(data_dir=data_dir, network="custom", rpc_url=anvil.url,
                         private_key=Secret(own.key.hex()))
-    address, path = deploy(settings)
+    first = deploy(settings)
+    address, path = first.address, first.recorded_in
     assert json.loads(path.read_text())["31337"]["address"] == address
+    assert first.replaced is None
     with connect(settings) as conn:  # custom: chain id taken from the node
         assert conn.registry_address == address and conn.chain_id == 31337
+    # a record anchored on it, then `mrv deploy` again: the first registry is history, not
+    # forgotten, and the record still verifies (its proof names its registry)
+    from mrv_ml.anchor import anchor_record
+    from mrv_ml.store import RecordStore
+    from mrv_ml.verify import verify
+    from tests.support.records import make_sample_record
+
+    store = RecordStore(data_dir)
+    record = store.save(make_sample_record())
+    assert anchor_record(store, record.stem, settings=settings).anchored
+    second = deploy(settings)
+    assert second.replaced == address and second.address != address
+    entry = json.loads(path.read_text())["31337"]
+    assert entry["address"] == second.address and entry["previous"][0]["address"] == address
+    assert verify(record, settings=Settings(rpc_url=anvil.url))
 
 
 def test_dev_key_refused_on_public_preset() -> None:

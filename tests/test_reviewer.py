@@ -198,7 +198,7 @@ def long_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     try:
         data_dir = tmp_path_factory.mktemp("long") / "mrv_data"
         settings = Settings(data_dir=data_dir, network="anvil", rpc_url=node.url)
-        _address, _ = deploy(settings.replace(private_key=KEY0))
+        deploy(settings.replace(private_key=KEY0))
         for _ in range(2):
             rpc(node.url, "anvil_mine", [hex(1_000)], timeout_s=120)
         record = make_sample_record()

@@ -36,7 +36,7 @@ def case_chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         node.ensure_running()
         settings = Settings(data_dir=data_dir, network="anvil", rpc_url=node.url)
         accounts = anvil_dev_accounts()
-        registry, _ = deploy(settings.replace(private_key=Secret(accounts[0].key.hex())))
+        registry = deploy(settings.replace(private_key=Secret(accounts[0].key.hex()))).address
     else:
         from mrv_ml.chain import connect
 

@@ -89,17 +89,36 @@ def read_deployments(data_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _write_deployment(data_dir: Path, chain_id: int, entry: dict[str, Any]) -> Path:
+def _write_deployment(data_dir: Path, chain_id: int, entry: dict[str, Any]
+                      ) -> tuple[Path, str | None]:
+    """Record ``entry`` as the registry of ``chain_id``; an earlier one is kept under
+    ``previous`` (records anchored there still name it). Returns (file, replaced address)."""
     path = Path(data_dir) / DEPLOYMENTS_FILE
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with filelock.FileLock(str(path) + ".lock", timeout=30):
             data = read_deployments(data_dir)
+            old = data.get(str(chain_id))
+            replaced = None
+            if isinstance(old, dict) and old.get("address") != entry.get("address"):
+                previous = old.pop("previous", [])
+                entry["previous"] = [old, *(previous if isinstance(previous, list) else [])]
+                replaced = str(old.get("address"))
             data[str(chain_id)] = entry
             atomicfile.write_json(path, data, what="the deployment")
     except (OSError, filelock.Timeout, StoreError) as e:
         raise ConfigError(f"cannot record the deployment in {path}: {e}") from None
-    return path
+    return path, replaced
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What ``deploy`` did: the registry's address, where it is recorded, and the address
+    of the registry it replaced as this chain's default (kept in the history), if any."""
+
+    address: str
+    recorded_in: Path
+    replaced: str | None = None
 
 
 class ChainConnection:
@@ -523,18 +542,19 @@ def _registry_address(conn: ChainConnection, w3: Any, settings: Settings,
     return checksummed
 
 
-def deploy(settings: Settings) -> tuple[str, Path]:
-    """Deploy a registry; returns (address, file where it was recorded)."""
+def deploy(settings: Settings) -> Deployment:
+    """Deploy a registry and record it as this chain's default."""
     from mrv_ml.contract import load_artifact
-    from mrv_ml.localchain import LocalChain
 
     conn = connect(settings, need_signer=True, deploying=True)
     with conn:
         if conn._local is not None:
+            from mrv_ml.localchain import LocalChain
+
             local = LocalChain.for_data_dir(Path(settings.data_dir))
             with conn.session() as w3:
                 address = local.registry_address(w3)
-            return address, local.deployment_path
+            return Deployment(address, local.deployment_path)
         artifact = load_artifact()
         factory = conn.w3.eth.contract(abi=artifact.abi_list, bytecode=artifact.bytecode)
         receipt = conn.send(factory.constructor())
@@ -543,11 +563,11 @@ def deploy(settings: Settings) -> tuple[str, Path]:
         from eth_utils import to_checksum_address
 
         address = str(to_checksum_address(receipt.contract_address))
-        path = _write_deployment(Path(settings.data_dir), conn.chain_id, {
+        path, replaced = _write_deployment(Path(settings.data_dir), conn.chain_id, {
             "address": address, "network": conn.network.name, "tx_hash": receipt.tx_hash,
             "block_number": receipt.block_number, "deployer": conn.signer_address,
             "source_sha256": artifact.source_sha256})
-        return address, path
+        return Deployment(address, path, replaced)
 
 
 @dataclass(frozen=True)

@@ -218,9 +218,13 @@ def deploy_command(
     from mrv_ml.chain import deploy
 
     settings = _settings(network, rpc_url, None, data_dir, confirmations)
-    address, path = deploy(settings)
-    console.print(f"MRVRegistry deployed at {address}", markup=False)
-    console.print(f"Recorded in {path}", markup=False)
+    done = deploy(settings)
+    console.print(f"MRVRegistry deployed at {done.address}", markup=False)
+    console.print(f"Recorded in {done.recorded_in}", markup=False)
+    if done.replaced:
+        console.print(f"It replaces {done.replaced} as this chain's registry for new anchors; "
+                      "that one is kept in the file's history, and records anchored there "
+                      "still verify (their proofs name it).", markup=False)
 
 
 account_app = typer.Typer(help="Encrypted keystores for signing anchors.", no_args_is_help=True)
