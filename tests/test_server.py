@@ -189,3 +189,10 @@ def test_deeply_nested_body_is_refused_and_the_server_survives(tmp_path: Path) -
     done = subprocess.run([sys.executable, "-c", "import sys, mrv_ml.localchain; "
                            "print(sys.getrecursionlimit())"], capture_output=True, text=True)
     assert done.stdout.strip() == "1000"  # py-evm's 12,288 is put back
+
+
+def test_a_nul_in_the_path_and_an_unknown_id_reveal_nothing(served: ServedDashboard) -> None:
+    status, _, body = _get(served.url + "bad%00path")
+    assert status == 400
+    status, _, body = _get(served.url + "api/records/MRV-00000000-0000-4000-8000-000000000000")
+    assert status == 404 and str(served.data_dir) not in body.decode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,9 @@ def _from_key(secret: Secret) -> Signer:
 
     text = secret.reveal().strip()
     try:
+        # exactly 64 hex digits: eth_account would left-pad a short key into another account
+        if not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", text):
+            raise ValueError("not 64 hex digits")
         account = Account.from_key(text)
     except Exception:  # never chain the original: its message may echo the key
         raise KeyConfigError("PRIVATE_KEY is not a valid private key "

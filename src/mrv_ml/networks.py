@@ -99,6 +99,9 @@ def resolve_network(settings: Settings) -> tuple[Network, str | None]:
     network = get_network(settings.network)
     if settings.confirmations is not None:
         network = replace(network, confirmations=settings.confirmations)
+    if settings.rpc_url and not settings.rpc_url.startswith(("http://", "https://")):
+        raise ConfigError(f"RPC URL must start with http:// or https://, "
+                          f"not {settings.rpc_url[:40]!r}")
     if network.embedded:
         if settings.rpc_url:
             return replace(get_network(CUSTOM), confirmations=network.confirmations

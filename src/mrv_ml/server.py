@@ -196,6 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: DashboardServer
     server_version = "mrv-serve"
     sys_version = ""
+    timeout = 30  # seconds a connection may sit idle: idle sockets must not pin threads
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the CLI prints the URL
         return
@@ -221,6 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = unquote(urlsplit(self.path).path)
+        if "\x00" in path:  # would otherwise reach the file system and raise
+            return self._error(400, "bad path")
         if path == "/api/config":
             return self._send_json(200, self.server.config)
         if path == "/api/records":
@@ -241,8 +244,8 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._error(404, f"no proof sidecar for {mrv_id}")
                 return self._send_json(200, proof.to_dict())
             return self._send_json(200, self.server.store.load(mrv_id))
-        except RecordNotFoundError as e:
-            return self._error(404, str(e))
+        except RecordNotFoundError:
+            return self._error(404, f"no record {mrv_id} in this store")  # never the path
         except MRVError as e:
             return self._error(422, str(e))
 

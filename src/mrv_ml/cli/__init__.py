@@ -7,6 +7,7 @@ Only this package exits.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -14,7 +15,13 @@ import click
 import typer
 
 from mrv_ml.cli._app import app, console_err
-from mrv_ml.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, MRVError
+from mrv_ml.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    MRVError,
+)
 
 try:  # typer >= 0.24 vendors click: its usage errors are not click's classes
     from typer._click import exceptions as _typer_click
@@ -30,6 +37,12 @@ from mrv_ml.cli import _chain, _core, _report, _run, _serve  # noqa: E402,F401  
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``mrv`` script."""
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal or pipe that cannot show a character (PYTHONIOENCODING=ascii) gets an
+        # escape, never a crash halfway through a verdict.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     try:
         command = typer.main.get_command(app)
         # Without standalone mode, a command's `raise typer.Exit(code)` comes back as the
@@ -52,6 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         console_err.print("interrupted", highlight=False)
         sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # `mrv verify X | head -1`: the reader left; that is no verdict and no error. Exit
+        # as a process killed by SIGPIPE would, with nothing more written to the pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)
     except _CLICK_ERRORS as e:
         console_err.print(f"[bold red]error:[/] {e.format_message()}", highlight=False,
                           soft_wrap=True)
@@ -60,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         console_err.print(f"[bold red]internal error:[/] {type(e).__name__}: {e} "
                           "(please report this; run with MRV_DEBUG=1 for a traceback)",
                           highlight=False, soft_wrap=True)
-        if __import__("os").environ.get("MRV_DEBUG"):
+        if os.environ.get("MRV_DEBUG"):
             raise
         sys.exit(EXIT_INTERNAL)
     sys.exit(0)

@@ -9,8 +9,15 @@ from rich.console import Console
 
 from mrv_ml import __version__
 
-console = Console(highlight=False, soft_wrap=True)
-console_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1, the TAMPERED code: a reader that went away is no verdict.
+        raise BrokenPipeError
+
+
+console = _Console(highlight=False, soft_wrap=True)
+console_err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 app = typer.Typer(
     name="mrv",

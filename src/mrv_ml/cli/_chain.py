@@ -17,7 +17,7 @@ import typer
 
 from mrv_ml.cli._app import app, console, console_err
 from mrv_ml.cli._core import _print_json, _safe
-from mrv_ml.errors import KeyConfigError
+from mrv_ml.errors import KeyConfigError, RecordError
 from mrv_ml.networks import is_dev_address
 from mrv_ml.report import format_quantity
 
@@ -57,6 +57,8 @@ def _record_paths(refs: list[str], settings: Settings) -> list[Path]:
     from mrv_ml.store import RecordStore
 
     store = RecordStore(settings.data_dir)
+    if any(not ref.strip() for ref in refs):  # Path("") is ".": never "every file here"
+        raise RecordError("an empty name is not a record file, a directory or an ID")
     return [Path(ref).expanduser() if Path(ref).expanduser().is_dir() else store.resolve(ref)
             for ref in refs]
 

@@ -1,0 +1,65 @@
+"""Hardening (issue 11): bad input and hostile conditions that once crashed, hung or lied,
+each a one-line error with its documented exit code, or a clean outcome."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mrv_ml.config import Secret
+from mrv_ml.errors import KeyConfigError
+from mrv_ml.keys import _from_key
+from mrv_ml.store import RecordStore
+from mrv_ml.tracker import MRVTracker
+from tests.support.cli import MRV, mrv_command
+from tests.support.records import make_sample_record
+
+
+def test_a_63_digit_key_is_refused_not_padded_into_another_account() -> None:
+    with pytest.raises(KeyConfigError, match="64 hex characters") as info:
+        _from_key(Secret("0x" + "ab" * 31 + "c"))
+    assert "abab" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org/rpc", "file:///etc/passwd"])
+def test_a_non_http_endpoint_is_a_configuration_error(mrv: MRV, url: str) -> None:
+    store = RecordStore(os.environ["MRV_DATA_DIR"])
+    path = store.save(make_sample_record())
+    for args in (["verify", str(path)], ["anchor"]):
+        code, out, err = mrv(*args, env={"BLOCKCHAIN_RPC_URL": url})
+        assert code == 7 and "http:// or https://" in out + err, (args, out, err)
+        assert "Traceback" not in out + err
+
+
+def test_an_empty_name_is_not_every_file_here(mrv: MRV) -> None:
+    code, out, err = mrv("verify", "")
+    assert code == 3 and "empty name" in err and out == ""
+
+
+def test_a_reader_that_goes_away_is_no_verdict(tmp_path: Path) -> None:
+    with MRVTracker("piped", storage_dir=str(tmp_path / "mrv_data"), quiet=True) as tracker:
+        pass
+    proc = subprocess.Popen([*mrv_command(), "verify", str(tracker.record_path),
+                             "--data-dir", str(tmp_path / "mrv_data")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, MRV_NO_DOTENV="1"))
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # `| head -0`: gone before the verdict is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == ""
+
+
+def test_a_terminal_that_cannot_show_the_icons_gets_escapes(tmp_path: Path) -> None:
+    data_dir = tmp_path / "mrv_data"
+    with MRVTracker("ascii-日本", storage_dir=str(data_dir), quiet=True) as tracker:
+        pass
+    env = dict(os.environ, PYTHONIOENCODING="ascii", MRV_NO_DOTENV="1",
+               MRV_DATA_DIR=str(data_dir))
+    for args in (["verify", str(tracker.record_path)], ["list"], ["show", str(tracker.mrv_id)]):
+        done = subprocess.run([*mrv_command(), *args], env=env, capture_output=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert b"Traceback" not in done.stderr and done.stdout.isascii()
