@@ -180,21 +180,33 @@ def _dropped_by_reorg(conn: Any, proof: Proof) -> bool:
     return held is None or held.lower() != a.block_hash.lower()
 
 
+def _anchored_proofs(store: RecordStore) -> Iterable[Proof]:
+    for summary in store.list():
+        if summary.anchor_state == "anchored":
+            proof = store.load_proof(summary.mrv_id)
+            if proof is not None and proof.anchor is not None:
+                yield proof
+
+
+def _reorg_candidates(store: RecordStore) -> bool:
+    """Whether any anchor could have been reorganised away (one on a node, not embedded,
+    whose block hash the proof knows): only then is a chain asked when nothing is pending."""
+    return any(p.anchor is not None and p.anchor.block_hash is not None and
+               not _local_only(p) for p in _anchored_proofs(store))
+
+
 def _reorganised(store: RecordStore, conn: Any) -> list[str]:
     """Recent anchors on this chain whose block was reorganised away: back to pending (the
     lost anchor kept in the history), so that this run anchors them again."""
     dropped = []
-    for summary in store.list():
-        if summary.anchor_state != "anchored":
-            continue
-        proof = store.load_proof(summary.mrv_id)
-        if proof is not None and proof.anchor is not None and _dropped_by_reorg(conn, proof):
-            assert proof.anchor.block_number is not None
+    for proof in _anchored_proofs(store):
+        if _dropped_by_reorg(conn, proof):
+            assert proof.anchor is not None and proof.anchor.block_number is not None
             reason = (f"reorg: block {proof.anchor.block_number} no longer holds "
                       f"{proof.anchor.tx_hash} on chain {conn.chain_id}")
             store.save_proof(replace(proof.pending(reason, at=now_utc()),
-                                     record_digest=compute_hash(store.load(summary.mrv_id))))
-            dropped.append(summary.mrv_id)
+                                     record_digest=compute_hash(store.load(proof.mrv_id))))
+            dropped.append(proof.mrv_id)
     return dropped
 
 
@@ -235,8 +247,8 @@ def anchor_pending(store: RecordStore, *, settings: Settings,
     if mrv_ids is None and settings.network_chosen:
         ids += [s.mrv_id for s in store.list() if s.anchor_state == "anchored"
                 and s.mrv_id not in ids and _local_only(store.load_proof(s.mrv_id))]
-    if not ids:
-        return unusable
+    if not ids and (mrv_ids is not None or not _reorg_candidates(store)):
+        return unusable  # nothing to do: no chain is touched
     try:
         conn = connect(settings, need_signer=True)
     except Exception as e:
