@@ -63,3 +63,17 @@ def test_a_terminal_that_cannot_show_the_icons_gets_escapes(tmp_path: Path) -> N
                               timeout=120)
         assert done.returncode == 0, done.stderr
         assert b"Traceback" not in done.stderr and done.stdout.isascii()
+
+
+def test_an_endpoints_key_never_reaches_output_or_sidecars(mrv: MRV) -> None:
+    key = "abcdef0123456789abcdef0123456789"
+    url = f"http://127.0.0.1:9/v3/{key}?apikey=SECRETQUERY"
+    store = RecordStore(os.environ["MRV_DATA_DIR"])
+    path = store.save(make_sample_record())
+    env = {"BLOCKCHAIN_RPC_URL": url, "NETWORK": "sepolia", "PRIVATE_KEY": "0x" + "12" * 32}
+    for args in (["anchor"], ["verify", str(path)]):
+        code, out, err = mrv(*args, env=env)
+        assert code in (4, 7, 9) and "127.0.0.1" in out + err, (args, out, err)
+        assert key not in out + err and "SECRETQUERY" not in out + err
+    proof_text = store.proof_path_for(path.stem).read_text()
+    assert "pending" in proof_text and key not in proof_text and "SECRETQUERY" not in proof_text

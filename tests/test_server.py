@@ -123,22 +123,60 @@ def test_cli_refuses_remote_host_and_exports(mrv: MRV, tmp_path: Path) -> None:
     assert (tmp_path / "site" / "vendor" / "ethers.min.js").is_file()
 
 
-def test_rpc_network_config_points_the_page_at_the_node(tmp_path: Path) -> None:
+def test_rpc_network_endpoint_stays_on_the_server(tmp_path: Path) -> None:
     from mrv_ml.config import Settings
     from mrv_ml.server import make_server
 
-    settings = Settings(data_dir=tmp_path, network="sepolia", rpc_url="https://rpc.example.org",
+    key = "abcdef0123456789abcdef0123456789"
+    settings = Settings(data_dir=tmp_path, network="sepolia",
+                        rpc_url=f"http://127.0.0.1:9/v3/{key}",
                         contract_address="0x" + "ab" * 20)
     httpd = make_server(settings, "127.0.0.1", 0)
     try:
         cfg = httpd.config
-        assert cfg["bridge"] is False and cfg["rpc_url"] == "https://rpc.example.org"
+        # the page asks through the bridge; the endpoint and its key never reach it
+        assert cfg["bridge"] is True and cfg["rpc_url"] is None and cfg["rpc_path"] == "/rpc"
         assert cfg["chain_id"] == 11155111
         assert cfg["explorer_url"] == "https://sepolia.etherscan.io"
-        assert httpd.chain is None  # no bridge: /rpc answers with an error, never a node call
-        assert httpd.rpc({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})["error"]
+        answer = httpd.rpc({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
+        assert answer["error"] and key not in json.dumps(answer)
+        assert key not in json.dumps(cfg)
     finally:
         httpd.server_close()
+
+
+@pytest.mark.anvil
+def test_the_bridge_forwards_reads_to_an_rpc_network(anvil: Any, tmp_path: Path) -> None:
+    from mrv_ml.config import Settings
+    from mrv_ml.server import make_server
+
+    anvil.ensure_running()
+    httpd = make_server(Settings(data_dir=tmp_path, network="anvil", rpc_url=anvil.url),
+                        "127.0.0.1", 0)
+    try:
+        assert httpd.rpc({"jsonrpc": "2.0", "id": 5, "method": "eth_chainId"}) == \
+            {"jsonrpc": "2.0", "id": 5, "result": hex(31337)}
+        refused = httpd.rpc({"jsonrpc": "2.0", "id": 6, "method": "eth_sendTransaction"})
+        assert refused["error"]["code"] == -32601  # the allowlist holds for remote nodes too
+    finally:
+        httpd.server_close()
+
+
+def test_only_loopback_names_are_answered(served: ServedDashboard) -> None:
+    # DNS rebinding: a page of attacker.example resolving to 127.0.0.1 must get nothing
+    for path in ("api/config", "api/records"):
+        req = urllib.request.Request(served.url + path, headers={"Host": "attacker.example"})
+        try:
+            urllib.request.urlopen(req, timeout=10)
+            raise AssertionError("answered a foreign Host")
+        except urllib.error.HTTPError as e:
+            assert e.code == 421
+    req = urllib.request.Request(served.url + "rpc", data=b"{}",
+                                 headers={"Host": "attacker.example:80"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=10)
+    assert info.value.code == 421
+    assert _get(served.url + "api/config")[0] == 200
 
 
 def test_unknown_network_is_a_config_error(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from mrv_ml.config import Settings
+from mrv_ml.config import Settings, redact_text
 from mrv_ml.errors import EXIT_TRANSACTION, MRVError, RecordError, RecordNotFoundError, StoreError
 from mrv_ml.hashing import compute_hash, hash_to_bytes32
 from mrv_ml.journal import in_unfinished_batch
@@ -53,6 +53,7 @@ def mark_pending(store: RecordStore, mrv_id: str, reason: str, *,
     proof = _current_proof(store, mrv_id, digest)
     if proof.status == "anchored":
         return proof
+    reason = redact_text(reason)  # sidecars are shared: never an endpoint's credentials
     proof = replace(proof.pending(reason, at=now_utc(), sent_tx=sent_tx), record_digest=digest)
     store.save_proof(proof)
     return proof
@@ -110,11 +111,17 @@ def _register(store: RecordStore, mrv_id: str, digest: str, conn: Any) -> Anchor
     return AnchorOutcome(mrv_id, "anchored", receipt.tx_hash, proof)
 
 
-def _pending(store: RecordStore, mrv_id: str, e: BaseException) -> AnchorOutcome:
+def failure(e: BaseException) -> tuple[str, int]:
+    """(reason, exit code) of an anchoring failure; the reason is redacted (it is printed
+    and written into the shared sidecar)."""
     if isinstance(e, MRVError):
-        reason, code = str(e), e.exit_code
-    else:  # a library bug or an unforeseen node answer: still never lose the record
-        reason, code = f"{type(e).__name__}: {e}", EXIT_TRANSACTION
+        return redact_text(str(e)), e.exit_code
+    # a library bug or an unforeseen node answer: still never lose the record
+    return redact_text(f"{type(e).__name__}: {e}"), EXIT_TRANSACTION
+
+
+def _pending(store: RecordStore, mrv_id: str, e: BaseException) -> AnchorOutcome:
+    reason, code = failure(e)
     proof = mark_pending(store, mrv_id, reason)
     return AnchorOutcome(mrv_id, "pending", None, proof, reason, code)
 

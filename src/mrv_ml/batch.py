@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mrv_ml.anchor import AnchorOutcome, mark_pending, now_utc, usable
-from mrv_ml.errors import EXIT_TRANSACTION, MRVError, RecordError, StoreError
+from mrv_ml.anchor import AnchorOutcome, failure, mark_pending, now_utc, usable
+from mrv_ml.errors import MRVError, RecordError, StoreError
 from mrv_ml.hashing import compute_hash
 from mrv_ml.journal import (
     JOURNAL_FORMAT,
@@ -130,10 +130,7 @@ def _complete(store: RecordStore, path: Path, journal: dict[str, Any], conn: Any
 
 def _pending_outcomes(store: RecordStore, mrv_ids: Iterable[str], e: BaseException
                       ) -> list[AnchorOutcome]:
-    if isinstance(e, MRVError):
-        reason, code = str(e), e.exit_code
-    else:  # a library bug or an unforeseen node answer: the records stay safe and pending
-        reason, code = f"{type(e).__name__}: {e}", EXIT_TRANSACTION
+    reason, code = failure(e)
     return [AnchorOutcome(i, "pending", None, mark_pending(store, i, f"batch: {reason}"),
                           reason, code) for i in mrv_ids]
 

@@ -21,7 +21,7 @@ from typing import Any
 import filelock
 
 from mrv_ml import atomicfile
-from mrv_ml.config import Settings
+from mrv_ml.config import Settings, redact_url
 from mrv_ml.errors import (
     ChainIdMismatchError,
     ChainReadError,
@@ -62,7 +62,10 @@ class TxReceiptSummary:
 
 
 def _short(e: BaseException) -> str:
+    """The root cause of a transport error, in one line, with nothing key-like in it (a
+    provider's URL path, echoed by requests, may hold an API key)."""
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    text = re.sub(r"(?<![0-9a-fA-Fx])[A-Za-z0-9_\-]{16,}", "***", text)
     # requests' messages nest the whole pool state; keep the root cause
     match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
     if match:
@@ -145,7 +148,9 @@ class ChainConnection:
 
     @property
     def where(self) -> str:
-        return self.network.name if self.rpc_url is None else f"{self.network.name} ({self.rpc_url})"
+        if self.rpc_url is None:
+            return self.network.name
+        return f"{self.network.name} ({redact_url(self.rpc_url)})"
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Any]:
@@ -262,7 +267,8 @@ class ChainConnection:
         from mrv_ml.contract import decode_registry_error
 
         if _is_unreachable(e):
-            return ChainUnavailableError(f"cannot reach {self.rpc_url or 'local chain'}: "
+            where = redact_url(self.rpc_url) if self.rpc_url else "the local chain"
+            return ChainUnavailableError(f"cannot reach {where}: "
                                          f"{_short(e)}")
         return ChainReadError(f"reading the registry on {self.network.name} failed: "
                               f"{decode_registry_error(e)}")
@@ -484,10 +490,10 @@ def _reach(conn: ChainConnection) -> None:
     try:
         node_chain_id = int(w3.eth.chain_id)
     except Exception as e:
-        raise ChainUnavailableError(f"cannot reach {url}: {_short(e)}") from None
+        raise ChainUnavailableError(f"cannot reach {redact_url(url)}: {_short(e)}") from None
     if network.chain_id is not None and node_chain_id != network.chain_id:
         raise ChainIdMismatchError(
-            f"the node at {url} is chain {node_chain_id}, but network {network.name} "
+            f"the node at {redact_url(url)} is chain {node_chain_id}, but network {network.name} "
             f"is chain {network.chain_id}")
     conn.chain_id = node_chain_id
     if network.chain_id is None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from mrv_ml.errors import ConfigError
 
@@ -26,6 +28,43 @@ else:  # pragma: no cover - Python 3.10
 
 CONFIG_FILE_NAME = "mrv.toml"
 DEFAULT_DATA_DIR = "mrv_data"
+
+
+_KEYLIKE_SEGMENT = re.compile(r"[A-Za-z0-9_\-]{16,}")
+
+
+def redact_url(url: str) -> str:
+    """An endpoint URL safe to print, log, serve or write into a sidecar: no user:password,
+    no query, and no path segment long enough to be an API key (``/v3/<key>``). The one
+    place endpoint credentials are taken out."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<endpoint>"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port else host
+    path = "/".join("***" if _KEYLIKE_SEGMENT.fullmatch(seg) else seg
+                    for seg in parts.path.split("/"))
+    return urlunsplit((parts.scheme, netloc, path, "***" if parts.query else "", ""))
+
+
+_URL_IN_TEXT = re.compile(r"https?://[^\s'\")]+")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every http(s) URL in it redacted (see :func:`redact_url`): for
+    messages that may quote an endpoint (errors, pending reasons in sidecars)."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group()), text)
+
+
+def has_credentials(url: str) -> bool:
+    """Whether ``url`` carries anything :func:`redact_url` would take out."""
+    parts = urlsplit(url)
+    return bool(parts.username or parts.password or parts.query or
+                any(_KEYLIKE_SEGMENT.fullmatch(seg) for seg in parts.path.split("/")))
 
 
 class Secret:

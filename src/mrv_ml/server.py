@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import urllib.request
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,6 +45,8 @@ MIME_TYPES = {
 }
 
 _ID_CHARS = frozenset("MRV-0123456789abcdef")
+UPSTREAM_TIMEOUT_S = 10.0
+MAX_UPSTREAM_ANSWER_BYTES = 8 * 1024 * 1024
 
 
 def content_security_policy(connect_src: str = "") -> str:
@@ -70,7 +73,10 @@ class DashboardServer(ThreadingHTTPServer):
         self.settings = settings
         self.store = RecordStore(settings.data_dir)
         self.chain: LocalChain | None = None
+        self.upstream: str | None = None  # an RPC network's endpoint: never sent to the page
         self.config = self._build_config()
+        # Bound to loopback, only loopback names may be asked for (no DNS rebinding).
+        self.allowed_hosts = LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else None
         super().__init__((host, port), _Handler)
 
     @property
@@ -95,10 +101,12 @@ class DashboardServer(ThreadingHTTPServer):
         if registry is None and network.chain_id is not None:
             entry = read_deployments(Path(s.data_dir)).get(str(network.chain_id))
             registry = entry.get("address") if isinstance(entry, dict) else None
-        # The page talks to an RPC network directly (no bridge); it checks the chain id.
+        # The page asks the node through this server's read-only bridge: the endpoint (and
+        # any key in it) never reaches the page, its headers or its links.
+        self.upstream = rpc_url
         return {"network": network.name, "chain_id": network.chain_id,
-                "registry_address": registry, "rpc_path": None, "rpc_url": rpc_url,
-                "explorer_url": _explorer_base(network.explorer_tx_url), "bridge": False}
+                "registry_address": registry, "rpc_path": "/rpc", "rpc_url": None,
+                "explorer_url": _explorer_base(network.explorer_tx_url), "bridge": True}
 
     def rpc(self, payload: Any) -> Any:
         """Answer one JSON-RPC request or a batch, refusing anything not allowlisted."""
@@ -122,7 +130,7 @@ class DashboardServer(ThreadingHTTPServer):
         if not isinstance(params, list):
             return _rpc_error(req_id, -32602, "params must be a list")
         if self.chain is None:
-            return _rpc_error(req_id, -32000, "no local chain behind this server")
+            return self._forward(req_id, method, params)
         try:
             params = _checksum_addresses(method, params)
             with self.chain.session() as w3:
@@ -141,6 +149,28 @@ class DashboardServer(ThreadingHTTPServer):
         if method in ("net_version", "web3_clientVersion"):
             return {"jsonrpc": "2.0", "id": req_id, "result": str(answer)}
         return {"jsonrpc": "2.0", "id": req_id, "result": _to_wire(answer)}
+
+
+    def _forward(self, req_id: Any, method: str, params: list[Any]) -> dict[str, Any]:
+        """An allowlisted read, asked of the RPC network's node; errors never name it."""
+        if self.upstream is None:
+            return _rpc_error(req_id, -32000, "no chain behind this server")
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
+                           "params": params}).encode()
+        request = urllib.request.Request(self.upstream, data=body,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=UPSTREAM_TIMEOUT_S) as answer:  # noqa: S310
+                raw = answer.read(MAX_UPSTREAM_ANSWER_BYTES + 1)
+            if len(raw) > MAX_UPSTREAM_ANSWER_BYTES:
+                return _rpc_error(req_id, -32000, "the node's answer is too large")
+            data = parse_json_strict(raw, "the node's answer", check_duplicates=False)
+        except (OSError, RecordError):
+            return _rpc_error(req_id, -32000, "the node cannot be reached or answered badly")
+        if not isinstance(data, dict) or not ("result" in data or "error" in data):
+            return _rpc_error(req_id, -32000, "the node answered badly")
+        return {"jsonrpc": "2.0", "id": req_id, **{k: data[k] for k in ("result", "error")
+                                                    if k in data}}
 
 
 def _explorer_base(template: str | None) -> str | None:
@@ -208,8 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
         self.send_header("Cache-Control", "no-store")
-        rpc_url = self.server.config.get("rpc_url") or ""
-        self.send_header("Content-Security-Policy", content_security_policy(rpc_url))
+        self.send_header("Content-Security-Policy", content_security_policy())
         self.end_headers()
 
     def _send_json(self, status: int, data: Any) -> None:
@@ -220,7 +249,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str) -> None:
         self._send_json(status, {"error": message})
 
+    def _host_allowed(self) -> bool:
+        allowed = self.server.allowed_hosts
+        if allowed is None:
+            return True
+        host = urlsplit("//" + (self.headers.get("Host") or "")).hostname or ""
+        return host in allowed
+
     def do_GET(self) -> None:
+        if not self._host_allowed():
+            return self._error(421, "this server answers only to its loopback names")
         path = unquote(urlsplit(self.path).path)
         if "\x00" in path:  # would otherwise reach the file system and raise
             return self._error(400, "bad path")
@@ -262,6 +300,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_POST(self) -> None:
+        if not self._host_allowed():
+            return self._error(421, "this server answers only to its loopback names")
         if urlsplit(self.path).path != "/rpc":
             return self._error(404, "not found")
         try:

@@ -15,6 +15,7 @@ import click
 import typer
 
 from mrv_ml.cli._app import app, console_err
+from mrv_ml.config import redact_text
 from mrv_ml.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERNAL,
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(returned, int) and not isinstance(returned, bool) and returned != 0:
             sys.exit(returned)
     except MRVError as e:
-        console_err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+        console_err.print("[bold red]error:[/] ", end="", highlight=False, markup=True)
+        console_err.print(redact_text(str(e)), highlight=False, markup=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
