@@ -620,31 +620,36 @@ def _witnesses(settings: Settings | None, witness_rpc_url: str | None) -> _Reade
 _STORE_FILES = frozenset({DEPLOYMENTS_FILE})
 
 
+def _is_record_name(name: str) -> bool:
+    return name.endswith(".json") and not name.endswith(PROOF_SUFFIX) and \
+        not name.startswith(".") and name not in _STORE_FILES
+
+
 def record_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """The record files named: files as given, directories expanded to their records
-    (``*.json`` but not sidecars, hidden files or the store's own files) in name order.
-    Every path is checked before the first is yielded; a directory's names are held as
-    strings only, so a directory of millions of records costs little memory."""
-    listed: list[tuple[Path, list[str] | None]] = []
+    (``*.json`` but not sidecars, hidden files or the store's own files) in the order the
+    file system lists them, one at a time, so that a directory of millions of records costs
+    no memory. Every path is checked before the first record is yielded."""
+    checked: list[tuple[Path, bool]] = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
             with os.scandir(path) as entries:
-                names = sorted(e.name for e in entries
-                               if e.name.endswith(".json") and not e.name.endswith(PROOF_SUFFIX)
-                               and not e.name.startswith(".") and e.name not in _STORE_FILES)
-            if not names:
-                raise RecordError(f"{path}: no record files in this directory")
-            listed.append((path, names))
+                if not any(_is_record_name(e.name) for e in entries):
+                    raise RecordError(f"{path}: no record files in this directory")
+            checked.append((path, True))
         elif path.exists():
-            listed.append((path, None))
+            checked.append((path, False))
         else:
             raise RecordError(f"no such file or directory: {path}")
-    for path, listing in listed:
-        if listing is None:
+    for path, is_dir in checked:
+        if not is_dir:
             yield path
-        else:
-            yield from (path / name for name in listing)
+            continue
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if _is_record_name(entry.name):
+                    yield path / entry.name
 
 
 def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None = None,
