@@ -91,3 +91,14 @@ def test_replace_ignores_none_and_coerces() -> None:
     assert settings.network == "local"
     assert settings.data_dir == Path("elsewhere")
     assert settings.confirmations == 2
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("cannot reach http://127.0.0.1:9: refused", "cannot reach http://127.0.0.1:9: refused"),
+    ("cannot reach https://n.io/v3/abcdef0123456789abcdef.", "cannot reach https://n.io/v3/***."),
+    ("at https://u:pw@n.io/rpc?key=K1 now", "at https://n.io/rpc?*** now"),
+])
+def test_endpoint_credentials_are_taken_out_of_messages(text: str, shown: str) -> None:
+    from mrv_ml.config import redact_text
+
+    assert redact_text(text) == shown

@@ -57,7 +57,12 @@ _URL_IN_TEXT = re.compile(r"https?://[^\s'\")]+")
 def redact_text(text: str) -> str:
     """``text`` with every http(s) URL in it redacted (see :func:`redact_url`): for
     messages that may quote an endpoint (errors, pending reasons in sidecars)."""
-    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group()), text)
+    def redact(match: re.Match[str]) -> str:
+        url = match.group()
+        tail = url[len(url.rstrip(".,;:")):]  # "cannot reach http://h:9: refused"
+        return redact_url(url[:len(url) - len(tail)]) + tail
+
+    return _URL_IN_TEXT.sub(redact, text)
 
 
 def has_credentials(url: str) -> bool:
