@@ -77,3 +77,37 @@ def test_an_endpoints_key_never_reaches_output_or_sidecars(mrv: MRV) -> None:
         assert key not in out + err and "SECRETQUERY" not in out + err
     proof_text = store.proof_path_for(path.stem).read_text()
     assert "pending" in proof_text and key not in proof_text and "SECRETQUERY" not in proof_text
+
+
+def test_devices_and_fifos_are_refused_not_read(mrv: MRV, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    for target in ("/dev/zero", str(fifo)):
+        for command in ("hash", "validate", "verify"):
+            code, out, err = mrv(command, target)  # would exhaust memory, or hang
+            assert code == 3 and "not a regular file" in err, (command, target, err)
+
+
+def test_an_id_with_a_trailing_newline_is_not_an_id(mrv: MRV, tmp_path: Path) -> None:
+    import json
+
+    record = make_sample_record()
+    record["mrv_id"] += "\n"
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(record))
+    code, _, err = mrv("validate", str(path))
+    assert code == 3 and "mrv_id" in err
+
+
+def test_escape_sequences_in_a_record_never_reach_the_terminal(mrv: MRV, tmp_path: Path
+                                                              ) -> None:
+    import json
+
+    evil = "\x1b[2J\x1b]0;pwned\x07model"  # clear the screen, set the window title
+    record = make_sample_record(experiment__model_name=evil, experiment__name=evil)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(record))
+    for fmt in ("text", "citation", "latex"):
+        code, out, err = mrv("report", str(path), "-f", fmt)
+        assert code == 0, err
+        assert "\x1b" not in out and "\x07" not in out and "x1b" in out  # shown, escaped

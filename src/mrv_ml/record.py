@@ -19,6 +19,7 @@ import functools
 import json
 import math
 import re
+import stat
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -471,11 +472,26 @@ def parse_record_bytes(data: bytes, source: str) -> dict[str, Any]:
     return record
 
 
+#: Larger input files are refused before they are read (a record is kilobytes).
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
 def read_file_bytes(path: str | Path) -> bytes:
-    """The bytes of an input file; :class:`RecordError` (one line) when it cannot be read."""
+    """The bytes of an input file; :class:`RecordError` (one line) when it cannot be read.
+    Only regular files, and at most :data:`MAX_INPUT_BYTES`: a device (``/dev/zero``) or a
+    FIFO would exhaust memory or hang."""
     p = Path(path)
     try:
-        return p.read_bytes()
+        mode = p.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(p)
+        if not stat.S_ISREG(mode):
+            raise RecordError(f"{p}: not a regular file")
+        with p.open("rb") as f:
+            data = f.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise RecordError(f"{p}: larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB")
+        return data
     except FileNotFoundError as e:
         raise RecordError(f"{p}: no such file") from e
     except IsADirectoryError as e:

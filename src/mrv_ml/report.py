@@ -13,6 +13,7 @@ that merely has an anchoring proof is "anchored", one modified since it was anch
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -116,6 +117,15 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h {m:02d}m {s:02d}s" if hours else f"{m}m {s:02d}s"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """Record text made safe for a terminal or a text file: C0/C1 control characters
+    (ANSI/OSC escape sequences that clear a screen or retitle a window) shown as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
 def latex_escape(text: str) -> str:
     """Escape LaTeX's special characters so record text prints literally."""
     replacements = {
@@ -124,7 +134,7 @@ def latex_escape(text: str) -> str:
         "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
         "|": r"\textbar{}",
     }
-    flat = " ".join(str(text).split())  # newlines would end the paragraph
+    flat = printable(" ".join(str(text).split()))  # newlines would end the paragraph
     return "".join(replacements.get(ch, ch) for ch in flat)
 
 
@@ -305,7 +315,7 @@ def citation_text(record: Mapping[str, Any], *, proof: Proof | None = None,
     """The seed's sentence for a paper, in plain text, with what backs it and (for a
     public dashboard) the verification link."""
     link = _public_link(record, proof, dashboard_url, network)
-    text = f"{_sentence(record, str, 'CO₂')}\n{integrity_line(record, proof)}\n"
+    text = f"{_sentence(record, printable, 'CO₂')}\n{integrity_line(record, proof)}\n"
     return text + (f"Verification: {link}\n" if link else "")
 
 
@@ -493,9 +503,10 @@ def summary_text(record: Mapping[str, Any], *, proof: Proof | None = None,
                  verdict: Verdict | None = None) -> str:
     """:func:`summary_rows` as plain text, under a title line."""
     f = _facts(record)
-    lines = [f"{f['mrv_id']}  {_get(record, 'experiment', 'name') or ''}  [{f['status']}]"]
+    title = f"{f['mrv_id']}  {_get(record, 'experiment', 'name') or ''}  [{f['status']}]"
+    lines = [printable(title)]
     for row in summary_rows(record, proof=proof, verdict=verdict):
-        first, *rest = row.value.split("\n")
+        first, *rest = (printable(line) for line in row.value.split("\n"))
         lines.append(f"  {row.label:<12}{first}")
         lines.extend(f"  {'':<12}{more}" for more in rest)
     return "\n".join(lines) + "\n"

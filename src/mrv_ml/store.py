@@ -246,6 +246,8 @@ class RecordStore:
                 return candidate
             if candidate.is_dir():
                 raise RecordError(f"{candidate}: is a directory, not a record file")
+            if candidate.exists():  # a device or a FIFO: never read
+                raise RecordError(f"{candidate}: not a regular file")
             raise RecordError(f"{candidate}: no such file")
         prefix = text if text[:4].upper() == "MRV-" else f"MRV-{text}"
         prefix = "MRV-" + prefix[4:].lower()

@@ -9,7 +9,6 @@ that ``mrv --help`` stays fast.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,14 +21,11 @@ from rich.text import Text
 
 from mrv_ml.cli._app import app, console, console_err
 from mrv_ml.errors import EXIT_BAD_INPUT, RecordError
+from mrv_ml.report import printable
 
 if TYPE_CHECKING:
     from mrv_ml.proof import Proof
     from mrv_ml.store import RecordStore, RecordSummary
-
-# C0/C1 control characters (and DEL) in user-supplied text would move the cursor or
-# recolour the terminal: show them escaped instead.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 DataDirOption = Annotated[Path | None, typer.Option(
     "--data-dir", metavar="DIR",
@@ -39,9 +35,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 def _safe(value: Any) -> str:
     """Printable text for a terminal, whatever a record contains."""
-    if value is None:
-        return "-"
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    return "-" if value is None else printable(value)
 
 
 def _safe_lines(value: str) -> str:
