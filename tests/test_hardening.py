@@ -111,3 +111,12 @@ def test_escape_sequences_in_a_record_never_reach_the_terminal(mrv: MRV, tmp_pat
         code, out, err = mrv("report", str(path), "-f", fmt)
         assert code == 0, err
         assert "\x1b" not in out and "\x07" not in out and "x1b" in out  # shown, escaped
+
+
+def test_show_clips_a_huge_field(mrv: MRV) -> None:
+    store = RecordStore(os.environ["MRV_DATA_DIR"])
+    record = make_sample_record(experiment__description="x" * 3_000_000)
+    store.save(record)
+    code, out, err = mrv("show", record["mrv_id"])
+    assert code == 0, err
+    assert "2,998,000 more characters" in out and len(out) < 20_000

@@ -38,8 +38,14 @@ def _safe(value: Any) -> str:
     return "-" if value is None else printable(value)
 
 
+MAX_SHOWN_CHARS = 2000  # of one field: a 10-million-character field took 23 s to lay out
+
+
 def _safe_lines(value: str) -> str:
-    """:func:`_safe` for each line of a multi-line value."""
+    """:func:`_safe` for each line of a multi-line value, clipped to what a person reads."""
+    if len(value) > MAX_SHOWN_CHARS:
+        value = (f"{value[:MAX_SHOWN_CHARS]}… ({len(value) - MAX_SHOWN_CHARS:,} more "
+                 "characters; --json shows all)")
     return "\n".join(_safe(line) for line in value.split("\n"))
 
 
