@@ -120,3 +120,36 @@ def test_show_clips_a_huge_field(mrv: MRV) -> None:
     code, out, err = mrv("show", record["mrv_id"])
     assert code == 0, err
     assert "2,998,000 more characters" in out and len(out) < 20_000
+
+
+def test_anchor_refuses_a_file_outside_the_store(mrv: MRV, tmp_path: Path) -> None:
+    store = RecordStore(os.environ["MRV_DATA_DIR"])
+    stored = store.save(make_sample_record())
+    elsewhere = tmp_path / "elsewhere" / stored.name
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("")  # empty, or another content: not what the store holds
+    code, out, err = mrv("anchor", str(elsewhere))
+    assert code == 3 and "is not a record of the store" in err and "✅" not in out
+    assert store.load_proof(stored.stem) is None
+    code, out, _ = mrv("anchor", str(stored))  # the stored file itself is fine
+    assert code == 0 and f"{stored.stem} anchored" in out
+
+
+def test_a_lost_local_chain_is_noticed_and_its_records_anchored_again(mrv: MRV) -> None:
+    import shutil
+
+    data_dir = Path(os.environ["MRV_DATA_DIR"])
+    with MRVTracker("lost-chain", quiet=True) as tracker:
+        pass
+    assert tracker.proof is not None and tracker.proof.anchor is not None
+    before = tracker.proof.anchor
+    shutil.rmtree(data_dir / "chain")  # a stale "anchored" sidecar, a chain that never was
+    code, out, err = mrv("anchor")
+    assert code == 0 and f"{tracker.mrv_id} anchored" in out, out + err
+    proof = RecordStore(data_dir).load_proof(str(tracker.mrv_id))
+    assert proof is not None and proof.anchor is not None and before in proof.history
+    assert any("local chain was lost" in a.error for a in proof.attempts)
+    code, out, _ = mrv("verify", str(tracker.record_path))
+    assert code == 0 and "VALID" in out
+    code, out, _ = mrv("anchor")  # and once is enough
+    assert code == 0 and "Nothing to anchor" in out

@@ -175,14 +175,16 @@ REORG_WINDOW_BLOCKS = 128
 
 def _dropped_by_reorg(conn: Any, proof: Proof) -> bool:
     """Whether the block that held this proof's anchoring transaction is no longer on the
-    chain (a reorganisation): the proof no longer holds."""
+    chain: a reorganisation on a node, or, for the embedded chain, a lost or recreated
+    ``chain/`` (checked at any depth). The proof no longer holds."""
     a = proof.anchor
     if a is None or a.block_hash is None or a.block_number is None or \
-            a.chain_id != conn.chain_id or conn._local is not None:
+            a.chain_id != conn.chain_id or _local_only(proof) != (conn._local is not None):
         return False
-    latest, _finalized = conn.head()
-    if latest - a.block_number >= REORG_WINDOW_BLOCKS:
-        return False
+    if conn._local is None:
+        latest, _finalized = conn.head()
+        if latest - a.block_number >= REORG_WINDOW_BLOCKS:
+            return False
     held = conn.block_hash(a.block_number)
     return held is None or held.lower() != a.block_hash.lower()
 
@@ -196,25 +198,34 @@ def _anchored_proofs(store: RecordStore) -> Iterable[Proof]:
 
 
 def _reorg_candidates(store: RecordStore) -> bool:
-    """Whether any anchor could have been reorganised away (one on a node, not embedded,
-    whose block hash the proof knows): only then is a chain asked when nothing is pending."""
-    return any(p.anchor is not None and p.anchor.block_hash is not None and
-               not _local_only(p) for p in _anchored_proofs(store))
+    """Whether any anchor could have been dropped (its block hash known to the proof):
+    only then is a chain asked when nothing is pending."""
+    return any(p.anchor is not None and p.anchor.block_hash is not None
+               for p in _anchored_proofs(store))
 
 
 def _reorganised(store: RecordStore, conn: Any) -> list[str]:
-    """Recent anchors on this chain whose block was reorganised away: back to pending (the
-    lost anchor kept in the history), so that this run anchors them again."""
-    dropped = []
-    for proof in _anchored_proofs(store):
-        if _dropped_by_reorg(conn, proof):
-            assert proof.anchor is not None and proof.anchor.block_number is not None
-            reason = (f"reorg: block {proof.anchor.block_number} no longer holds "
-                      f"{proof.anchor.tx_hash} on chain {conn.chain_id}")
-            store.save_proof(replace(proof.pending(reason, at=now_utc()),
-                                     record_digest=compute_hash(store.load(proof.mrv_id))))
-            dropped.append(proof.mrv_id)
-    return dropped
+    """Anchors on this chain whose block is gone (a node's reorganisation, a lost embedded
+    chain): back to pending (the lost anchor kept in the history), so that this run anchors
+    them again."""
+    proofs = [p for p in _anchored_proofs(store) if p.anchor is not None and
+              p.anchor.block_hash is not None and p.anchor.block_number is not None]
+    if conn._local is not None and proofs:
+        # The embedded chain is lost or replaced whole, never in part: if its newest anchor
+        # still holds, they all do (one look instead of one per record).
+        newest = max(proofs, key=lambda p: p.anchor.block_number or 0)  # type: ignore[union-attr]
+        if not _dropped_by_reorg(conn, newest):
+            return []
+    with conn.session():  # one lock for the embedded chain, however many look-ups
+        dropped = [p for p in proofs if _dropped_by_reorg(conn, p)]
+    lost = "the local chain was lost" if conn._local is not None else "reorg"
+    for proof in dropped:
+        assert proof.anchor is not None
+        reason = (f"{lost}: block {proof.anchor.block_number} no longer holds "
+                  f"{proof.anchor.tx_hash} on chain {conn.chain_id}")
+        store.save_proof(replace(proof.pending(reason, at=now_utc()),
+                                 record_digest=compute_hash(store.load(proof.mrv_id))))
+    return [p.mrv_id for p in dropped]
 
 
 def usable(store: RecordStore, ids: Iterable[str]) -> tuple[list[str], list[AnchorOutcome]]:

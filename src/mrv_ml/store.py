@@ -263,6 +263,17 @@ class RecordStore:
                               "give more characters of the ID")
         return self.root / names[0]
 
+    def stored_id(self, ref: str | Path) -> str:
+        """The ID of a record *in this store* meant by ``ref`` (an ID, a prefix, or the path
+        of the stored file). A file elsewhere is refused even if it is named like a stored
+        record: acting on the store's copy instead would report on a file never read."""
+        path = self.resolve(ref)
+        match = _RECORD_FILE_RE.match(path.name)
+        if match is None or path.resolve() != self.path_for(match.group(1)).resolve():
+            raise RecordError(f"{path} is not a record of the store {self.root}: anchoring "
+                              "acts on stored records (give its ID, or --data-dir)")
+        return match.group(1)
+
     # --- internals -------------------------------------------------------------------
 
     def _ensure_root(self) -> None:

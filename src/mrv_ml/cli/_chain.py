@@ -178,7 +178,7 @@ def anchor_command(
     store = RecordStore(settings.data_dir)
     mrv_ids = None
     if ids:
-        mrv_ids = [store.resolve(i).name.removesuffix(".json") for i in ids]
+        mrv_ids = [store.stored_id(i) for i in ids]
     if batch:
         from mrv_ml.batch import anchor_batch
 
