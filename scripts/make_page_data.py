@@ -19,7 +19,6 @@ from _generated import write_or_check  # noqa: E402
 
 from mrv_ml.chain import DEV_CHAIN_IDS  # noqa: E402
 from mrv_ml.contract import released_code_hashes  # noqa: E402
-from mrv_ml.localchain import LOCAL_CHAIN_ID  # noqa: E402
 from mrv_ml.networks import DEV_ADDRESSES, PRESETS, PUBLIC_CHAIN_IDS  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "mrv_ml" / "dashboard" / "chains.js"
@@ -36,7 +35,6 @@ def render() -> str:
         f"export const PUBLIC_CHAINS = {json.dumps({str(k): v for k, v in sorted(public.items())})};",
         f"export const NETWORK_CHAIN_IDS = {json.dumps(dict(sorted(names.items())))};",
         f"export const DEV_CHAIN_IDS = {json.dumps(sorted(DEV_CHAIN_IDS))};",
-        f"export const LOCAL_CHAIN_ID = {LOCAL_CHAIN_ID};",
         f"export const DEV_ADDRESSES = {json.dumps(sorted(DEV_ADDRESSES))};",
     ]
     return "\n".join(lines) + "\n"

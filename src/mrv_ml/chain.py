@@ -254,14 +254,6 @@ class ChainConnection:
                 finalized = None
         return latest, finalized
 
-    def has_code(self, address: str) -> bool:
-        """Whether any contract code lives at ``address`` on this chain."""
-        with self.session() as w3:
-            try:
-                return len(w3.eth.get_code(address)) > 0
-            except Exception as e:
-                raise self._translate(e) from e
-
     def _translate(self, e: BaseException) -> MRVError:
         """A web3/requests exception, by class: unreachable node, or a refused read."""
         from mrv_ml.contract import decode_registry_error

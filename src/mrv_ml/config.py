@@ -65,13 +65,6 @@ def redact_text(text: str) -> str:
     return _URL_IN_TEXT.sub(redact, text)
 
 
-def has_credentials(url: str) -> bool:
-    """Whether ``url`` carries anything :func:`redact_url` would take out."""
-    parts = urlsplit(url)
-    return bool(parts.username or parts.password or parts.query or
-                any(_KEYLIKE_SEGMENT.fullmatch(seg) for seg in parts.path.split("/")))
-
-
 class Secret:
     """A string that never appears in output, logs, exceptions or ``repr``."""
 

@@ -85,7 +85,6 @@ class Evidence:
     record_hash: str  # hex64
     proof: Proof | None = None
     pin: str | None = None  # the submitter the user expects (checksummed), if any
-    explicit_registry: bool = False  # the registry was configured, not taken from the proof
     registry_address: str | None = None
     chain_id: int | None = None  # what the node says
     chain_kind: str | None = None  # "embedded", "dev", "public" or "other" (see trust_of)
@@ -243,7 +242,7 @@ def _decide_single(ev: Evidence) -> Decision:
     return _verdict(VerdictStatus.TAMPERED, "hash_differs", first)
 
 
-#: One line per reason, for people. ``{...}`` fields come from :func:`message_fields`.
+#: One line per reason, for people; ``{...}`` are filled by verify._verdict (and app.js).
 REASONS = {
     "registered": "the hash registered under {mrv_id} (first registrant {submitter}) equals "
                   "this record's",

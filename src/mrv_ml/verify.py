@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from mrv_ml.config import Settings
 
 __all__ = ["FileVerdict", "Verdict", "VerdictStatus", "iter_verify_files", "verify",
-           "verify_files", "worse", "worst_exit_code"]
+           "verify_files", "worse"]
 
 # Worst first decides the exit status of a multi-record run: verdicts by how bad they are
 # for the record, then "could not verify" (proof needed, unusable input, other errors).
@@ -241,8 +241,7 @@ class _Reader:
     def evidence(self, data: Mapping[str, Any], proof: Proof | None, mrv_id: str | None,
                  pin: str | None) -> Evidence:
         return Evidence(mrv_id=mrv_id or str(data["mrv_id"]), record_mrv_id=str(data["mrv_id"]),
-                        record_hash=compute_hash(data), proof=proof, pin=pin,
-                        explicit_registry=self.explicit_registry is not None)
+                        record_hash=compute_hash(data), proof=proof, pin=pin)
 
     def read(self, ev: Evidence, need: str) -> Evidence:
         conn = self.conn
@@ -699,9 +698,6 @@ def worse(a: int, b: int) -> int:
     return max(a, b, key=lambda c: _SEVERITY.get(c, 6))
 
 
-def worst_exit_code(results: Iterable[FileVerdict]) -> int:
-    """The exit status of a run over many records: the worst outcome among them."""
-    return functools.reduce(worse, (r.exit_code for r in results), EXIT_OK)
 
 
 class _CallableModule(types.ModuleType):
