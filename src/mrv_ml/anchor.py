@@ -152,9 +152,7 @@ def anchor_record(store: RecordStore, mrv_id: str, *, settings: Settings,
 
 
 def _local_only(proof: Proof | None) -> bool:
-    """Anchored on an embedded chain only: evidence for nobody but its author."""
-    return proof is not None and proof.anchor is not None and \
-        proof.anchor.network == "local" and proof.anchor.chain_id == 1337
+    return proof is not None and proof.anchor is not None and proof.anchor.local_only
 
 
 def _anchor_on(store: RecordStore, mrv_id: str, digest: str, proof: Proof | None,

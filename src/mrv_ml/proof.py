@@ -28,6 +28,7 @@ from typing import Any, Literal
 from mrv_ml.errors import MalformedProofError, NotARecordError
 from mrv_ml.hashing import HASH_ALGORITHM
 from mrv_ml.merkle import LEAF_ENCODING, PROOF_FORMAT
+from mrv_ml.networks import LOCAL, PRESETS
 
 PROOF_VERSION = "1.0"
 PROOF_SUFFIX = ".proof.json"
@@ -80,6 +81,13 @@ class Anchor:
     block_hash: str | None = None  # lets a verifier tell this chain from another instance
     registry_block: int | None = None  # where the registry was deployed: logs start there
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def local_only(self) -> bool:
+        """Anchored on an embedded chain (``mrv_data/chain``): evidence for nobody but its
+        author, and only on the author's machine."""
+        embedded = PRESETS[LOCAL]
+        return self.network == embedded.name and self.chain_id == embedded.chain_id
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

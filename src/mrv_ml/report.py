@@ -276,7 +276,7 @@ def proof_trust(proof: Proof | None) -> Trust | None:
     if proof is None or proof.anchor is None:
         return None
     a = proof.anchor
-    if a.network == "local" and a.chain_id == 1337:
+    if a.local_only:
         return Trust.LOCAL
     return trust_of("public" if a.chain_id in PUBLIC_CHAIN_IDS else "dev",
                     is_dev_address(a.submitter))
