@@ -47,7 +47,7 @@ def is_non_finite(value: Any) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
 
 
-def _is_unrepresentable(value: Any) -> bool:
+def is_unrepresentable(value: Any) -> bool:
     """What RFC 8785 cannot carry exactly: NaN, infinity, integers beyond ±(2**53-1)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return abs(value) > _MAX_SAFE_INTEGER
@@ -66,7 +66,7 @@ def canonical_bytes(record: Mapping[str, Any]) -> bytes:
     except rfc8785.CanonicalizationError as e:
         # rfc8785 refuses exactly NaN, infinity and integers beyond ±(2**53-1); walk the
         # record only now, to name the field (the walk costs as much as the encoding).
-        bad = first_offending(record, _is_unrepresentable)
+        bad = first_offending(record, is_unrepresentable)
         if bad is not None:
             path, value = bad
             if is_non_finite(value):

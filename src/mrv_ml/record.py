@@ -39,7 +39,7 @@ from mrv_ml.errors import (
     SchemaValidationError,
     UnknownSchemaVersionError,
 )
-from mrv_ml.hashing import first_offending, is_non_finite
+from mrv_ml.hashing import first_offending, is_non_finite, is_unrepresentable
 
 #: The schema version this release writes.
 SCHEMA_VERSION = "1.0"
@@ -262,12 +262,10 @@ _MAX_REPAIRS = 50
 
 def _unrepresentable(value: Any) -> bool:
     """A leaf that JSON/RFC 8785 cannot carry exactly (or at all)."""
-    if value is None or isinstance(value, (bool, str)):
-        return isinstance(value, str) and not _is_unicode(value)
-    if isinstance(value, int):
-        return abs(value) > _MAX_SAFE_INTEGER
-    if isinstance(value, float):
-        return not math.isfinite(value)
+    if isinstance(value, str):
+        return not _is_unicode(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return is_unrepresentable(value)  # NaN, infinity, integers beyond 2^53
     return True  # sets, datetimes, objects...
 
 
@@ -283,13 +281,14 @@ def repair_record(record: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     an integer beyond 2^53, a lone surrogate) and every value the schema refuses is replaced
     by ``null`` (or, in a free-form section, dropped), and each is named in
     ``training.details.mrv_dropped_values``. The measurement is never lost for a bad value
-    reported beside it. Returns (record, notes); raises the schema error if it cannot help.
+    reported beside it. Returns (record, notes), the record validated; raises the schema
+    error if it cannot help.
     """
-    from mrv_ml.hashing import first_offending
-
-    if first_offending(record, _unrepresentable) is None and \
-            _surely_valid(check_record_header(record), record):
-        return record, []  # the usual case, at the cost of one fast validation
+    try:
+        validate_record(record)
+        return record, []  # the usual case: one validation, the one writing needs anyway
+    except RecordError:
+        pass
     repaired = copy.deepcopy(record)
     notes: list[str] = []
     for _ in range(_MAX_REPAIRS):
@@ -320,6 +319,7 @@ def repair_record(record: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         details = repaired.setdefault("training", {}).setdefault("details", {})
         if isinstance(details, dict):
             details[DROPPED_NOTE_KEY] = notes
+    validate_record(repaired)  # what could not be mended is raised here
     return repaired, notes
 
 

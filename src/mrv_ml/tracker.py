@@ -35,7 +35,6 @@ from mrv_ml.record import (
     SCHEMA_VERSION,
     new_mrv_id,
     repair_record,
-    validate_record,
     warm_up_validator,
 )
 from mrv_ml.store import RecordStore
@@ -184,7 +183,6 @@ class MRVTracker:
         if dropped:
             log.warning("values the record cannot hold were dropped: %s", "; ".join(dropped))
             self._say(f"⚠️  values the record cannot hold were dropped: {'; '.join(dropped)}")
-        validate_record(record)
         self.mrv_id = record["mrv_id"]
         self.mrv_hash = compute_hash(record)
         # The record is safely on disk before any chain call (StoreError propagates).
