@@ -65,6 +65,17 @@ def _verdicts(store: RecordStore, settings: Settings) -> list[Verdict]:
     return [r.verdict for r in results if r.verdict is not None]
 
 
+def _mined_but_unfinished(store: RecordStore, n: int
+                          ) -> tuple[list[str], Path, dict[str, Any]]:
+    """``n`` stored records whose batch journal was written and whose anchorBatch was
+    mined, as when a run is killed before it writes any proof: (ids, journal path, journal)."""
+    ids = _save(store, n)
+    path, journal = batch._new_journal(store, {i: compute_hash(store.load(i)) for i in ids})
+    with connect(load_settings(), need_signer=True) as conn:
+        conn.send(conn.registry.functions.anchorBatch(to_bytes32(journal["root"]), n))
+    return ids, path, journal
+
+
 def _rewrite(path: Path, change: Any) -> None:
     data = json.loads(path.read_text())
     change(data)
@@ -296,11 +307,7 @@ def test_tx_that_never_landed_is_sent_on_rerun(store: RecordStore, settings: Set
 def test_root_anchored_but_journal_unfinished_is_not_sent_again(store: RecordStore) -> None:
     # Crash between the node accepting the tx and our journal update: the journal still
     # says "prepared"; the chain decides.
-    ids = _save(store, 2)
-    digests = {i: compute_hash(store.load(i)) for i in ids}
-    path, journal = batch._new_journal(store, digests)
-    with connect(load_settings(), need_signer=True) as conn:
-        conn.send(conn.registry.functions.anchorBatch(to_bytes32(journal["root"]), 2))
+    _ids, path, journal = _mined_but_unfinished(store, 2)
     outcomes = batch.anchor_batch(store, settings=load_settings())
     assert all(o.anchored for o in outcomes)
     assert len(_batch_events(load_settings(), journal["root"])) == 1
@@ -314,11 +321,7 @@ def test_plain_anchor_never_anchors_alone_what_an_unfinished_batch_holds(
     from mrv_ml.anchor import anchor_pending
     from mrv_ml.chain import registration_events
 
-    ids = _save(store, 4)
-    digests = {i: compute_hash(store.load(i)) for i in ids}
-    _path, journal = batch._new_journal(store, digests)
-    with connect(load_settings(), need_signer=True) as conn:
-        conn.send(conn.registry.functions.anchorBatch(to_bytes32(journal["root"]), 4))
+    ids, _path, journal = _mined_but_unfinished(store, 4)
     outcomes = anchor_pending(store, settings=load_settings())
     assert sorted(o.mrv_id for o in outcomes) == sorted(ids)
     assert all(o.status == "pending" and "unfinished batch" in (o.error or "") for o in outcomes)
@@ -378,11 +381,7 @@ def test_cli_anchor_batch_with_nothing_pending_exits_zero(store: RecordStore) ->
 
 def test_corrupt_journal_is_skipped_and_same_records_complete_from_chain(
         store: RecordStore) -> None:
-    ids = _save(store, 2)
-    digests = {i: compute_hash(store.load(i)) for i in ids}
-    path, journal = batch._new_journal(store, digests)
-    with connect(load_settings(), need_signer=True) as conn:
-        conn.send(conn.registry.functions.anchorBatch(to_bytes32(journal["root"]), 2))
+    _ids, path, journal = _mined_but_unfinished(store, 2)
     path.write_text('{"format": "mrv-ml batch journal", "root": 1')  # torn write
     (path.parent / "0xgarbage.json").write_text("not json")
     outcomes = batch.anchor_batch(store, settings=load_settings())

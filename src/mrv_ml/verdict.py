@@ -176,6 +176,11 @@ def decide(ev: Evidence) -> Decision:
     return _decide_single(ev)
 
 
+def _by_others(registrations: tuple[Registration, ...], expected: str | None
+               ) -> list[Registration]:
+    return [r for r in registrations if not _same(r.submitter, expected)]
+
+
 def _decide_batch(ev: Evidence) -> Decision:
     expected = ev.expected_submitter
     if ev.merkle_ok is None:
@@ -186,7 +191,7 @@ def _decide_batch(ev: Evidence) -> Decision:
         if ev.merkle_ok:
             if ev.root_anchorers is None:
                 return Decision(need="root_anchorers")
-            others = [a for a in ev.root_anchorers if not _same(a.submitter, expected)]
+            others = _by_others(ev.root_anchorers, expected)
             if others:
                 return _verdict(VerdictStatus.SUBMITTER_MISMATCH, "root_anchored_by_other",
                                 others[0])
@@ -214,7 +219,7 @@ def _decide_single(ev: Evidence) -> Decision:
             return _verdict(VerdictStatus.TAMPERED, "hash_differs", held)
         if ev.hash_registrants is None:
             return Decision(need="hash_registrants")
-        others = [r for r in ev.hash_registrants if not _same(r.submitter, expected)]
+        others = _by_others(ev.hash_registrants, expected)
         if others:
             return _verdict(VerdictStatus.SUBMITTER_MISMATCH, "hash_registered_by_other",
                             others[0])

@@ -7,6 +7,7 @@ export const ZERO_HASH = "0".repeat(64);
 
 const same = (a, b) => a != null && b != null && a.toLowerCase() === b.toLowerCase();
 const verdict = (status, reason, registration = null) => ({ status, reason, registration });
+const byOthers = (registrations, expected) => registrations.filter((r) => !same(r.submitter, expected));
 
 /** The anchored proof, if the evidence has one. */
 export function anchoredProof(ev) {
@@ -51,7 +52,7 @@ function decideBatch(ev) {
   if (ev.batch.timestamp === 0) {
     if (ev.merkleOk) {
       if (ev.rootAnchorers == null) return { need: "root_anchorers" };
-      const others = ev.rootAnchorers.filter((a) => !same(a.submitter, expected));
+      const others = byOthers(ev.rootAnchorers, expected);
       if (others.length) return verdict("SUBMITTER_MISMATCH", "root_anchored_by_other", others[0]);
     }
     return verdict("NOT_FOUND", "root_not_anchored");
@@ -73,7 +74,7 @@ function decideSingle(ev) {
         : verdict("TAMPERED", "hash_differs", held);
     }
     if (ev.hashRegistrants == null) return { need: "hash_registrants" };
-    const others = ev.hashRegistrants.filter((r) => !same(r.submitter, expected));
+    const others = byOthers(ev.hashRegistrants, expected);
     if (others.length) return verdict("SUBMITTER_MISMATCH", "hash_registered_by_other", others[0]);
     if (anchoredProof(ev)) return verdict("NOT_FOUND", "submitter_never_registered");
     if (pending) return verdict("NOT_FOUND", "not_anchored_yet");
