@@ -9,7 +9,7 @@ raising. Only an unusable store or record raises (there is nothing to anchor the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -205,25 +205,31 @@ def _reorg_candidates(store: RecordStore) -> bool:
 def _reorganised(store: RecordStore, conn: Any) -> list[str]:
     """Anchors on this chain whose block is gone (a node's reorganisation, a lost embedded
     chain): back to pending (the lost anchor kept in the history), so that this run anchors
-    them again."""
-    proofs = [p for p in _anchored_proofs(store) if p.anchor is not None and
-              p.anchor.block_hash is not None and p.anchor.block_number is not None]
-    if conn._local is not None and proofs:
+    them again. Sidecars are read one at a time, never all held."""
+    def checkable() -> Iterator[Proof]:
+        return (p for p in _anchored_proofs(store) if p.anchor is not None and
+                p.anchor.block_hash is not None and p.anchor.block_number is not None)
+
+    if conn._local is not None:
         # The embedded chain is lost or replaced whole, never in part: if its newest anchor
         # still holds, they all do (one look instead of one per record).
-        newest = max(proofs, key=lambda p: p.anchor.block_number or 0)  # type: ignore[union-attr]
-        if not _dropped_by_reorg(conn, newest):
+        newest = max(checkable(), key=lambda p: p.anchor.block_number or 0,  # type: ignore[union-attr]
+                     default=None)
+        if newest is None or not _dropped_by_reorg(conn, newest):
             return []
-    with conn.session():  # one lock for the embedded chain, however many look-ups
-        dropped = [p for p in proofs if _dropped_by_reorg(conn, p)]
     lost = "the local chain was lost" if conn._local is not None else "reorg"
-    for proof in dropped:
-        assert proof.anchor is not None
-        reason = (f"{lost}: block {proof.anchor.block_number} no longer holds "
-                  f"{proof.anchor.tx_hash} on chain {conn.chain_id}")
-        store.save_proof(replace(proof.pending(reason, at=now_utc()),
-                                 record_digest=compute_hash(store.load(proof.mrv_id))))
-    return [p.mrv_id for p in dropped]
+    dropped = []
+    with conn.session():  # one lock for the embedded chain, however many look-ups
+        for proof in checkable():
+            if not _dropped_by_reorg(conn, proof):
+                continue
+            assert proof.anchor is not None
+            reason = (f"{lost}: block {proof.anchor.block_number} no longer holds "
+                      f"{proof.anchor.tx_hash} on chain {conn.chain_id}")
+            store.save_proof(replace(proof.pending(reason, at=now_utc()),
+                                     record_digest=compute_hash(store.load(proof.mrv_id))))
+            dropped.append(proof.mrv_id)
+    return dropped
 
 
 def usable(store: RecordStore, ids: Iterable[str]) -> tuple[list[str], list[AnchorOutcome]]:
