@@ -49,15 +49,12 @@ UPSTREAM_TIMEOUT_S = 10.0
 MAX_UPSTREAM_ANSWER_BYTES = 8 * 1024 * 1024
 
 
-def content_security_policy(connect_src: str = "") -> str:
-    """Only our own files; the page may additionally talk to ``connect_src`` (an RPC URL)."""
-    # Local nodes (anvil, a dev chain) stay reachable for the manual RPC mode; a remote RPC
-    # needs the exported static page or a configured rpc_url.
-    connect = "'self' http://127.0.0.1:* http://localhost:*" + (
-        f" {connect_src}" if connect_src else "")
+def content_security_policy() -> str:
+    """Only our own files. The page reaches chains through this server's bridge, and may
+    also reach a node on this machine (anvil, a dev chain) in its manual RPC mode."""
     return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"connect-src {connect}; base-uri 'none'; form-action 'none'; "
-            "frame-ancestors 'none'")
+            "connect-src 'self' http://127.0.0.1:* http://localhost:*; base-uri 'none'; "
+            "form-action 'none'; frame-ancestors 'none'")
 
 
 def _rpc_error(req_id: Any, code: int, message: str) -> dict[str, Any]:
