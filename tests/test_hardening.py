@@ -3,8 +3,10 @@ each a one-line error with its documented exit code, or a clean outcome."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ from mrv_ml.errors import KeyConfigError
 from mrv_ml.keys import _from_key
 from mrv_ml.store import RecordStore
 from mrv_ml.tracker import MRVTracker
+from tests.conftest import REPO_ROOT
 from tests.support.cli import MRV, mrv_command
+from tests.support.confined import Confined, confinement_unavailable
 from tests.support.records import make_sample_record
 
 
@@ -153,3 +157,66 @@ def test_a_lost_local_chain_is_noticed_and_its_records_anchored_again(mrv: MRV) 
     assert code == 0 and "VALID" in out
     code, out, _ = mrv("anchor")  # and once is enough
     assert code == 0 and "Nothing to anchor" in out
+
+
+def _store_bytes(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` by relative path (lock files aside: taking a lock is no change)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.endswith(".lock")}
+
+
+@pytest.fixture
+def confined(tmp_path: Path) -> Confined:
+    reason = confinement_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    return Confined(tmp_path / "confined-output")
+
+
+def test_a_read_only_store_still_verifies_and_refuses_to_anchor(confined: Confined) -> None:
+    data_dir = Path(os.environ["MRV_DATA_DIR"])
+    with MRVTracker("read-only", quiet=True) as tracker:
+        pass
+    pending = RecordStore(data_dir).save(make_sample_record())
+    before = _store_bytes(data_dir)
+    results = (confined.read_only(data_dir)
+               .run([*mrv_command(), "verify", str(tracker.record_path)])
+               .run([*mrv_command(), "verify", str(data_dir)])
+               .run([*mrv_command(), "list"])
+               .run([*mrv_command(), "anchor"])
+               .run([*mrv_command(), "anchor", "--batch"])
+               .execute())
+    (verify, _, err), (verify_dir, out_dir, _), (listing, _, _), *anchors = results
+    assert verify == 0, err  # was exit 8: "cannot lock local chain"
+    assert verify_dir == 9 and "1 VALID" in out_dir and pending.name in out_dir  # not anchored yet
+    assert listing == 0
+    for code, out, err in anchors:
+        assert code == 6 and "read-only file system" in err.lower(), (out, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert _store_bytes(data_dir) == before
+
+
+def test_a_full_disk_while_anchoring_is_a_store_error_and_nothing_is_lost(confined: Confined
+                                                                          ) -> None:
+    disk = Path(os.environ["MRV_DATA_DIR"]).parent / "small-disk"
+    data_dir = disk / "mrv_data"
+    env = {"MRV_DATA_DIR": str(data_dir)}
+    make = ("from mrv_ml.store import RecordStore; from tests.support.records import "
+            f"make_sample_record as m; [RecordStore({str(data_dir)!r}).save(m()) for _ in range(3)]")
+    save_three = [sys.executable, "-c", make]
+    confined.tmpfs(disk, "3m").run(save_three).run([*mrv_command(), "anchor"]).run(save_three)
+    for free_kib in (64, 48, 32, 16):  # the chain's block or the proof finds no room
+        confined.fill(disk, free_kib).run([*mrv_command(), "anchor"])
+    confined.unfill(disk).run([*mrv_command(), "anchor"]).run([*mrv_command(), "anchor"])
+    confined.run([*mrv_command(), "verify", str(data_dir), "--json"])
+    results = confined.execute(env=dict(env, PYTHONPATH=str(REPO_ROOT)))
+    assert results[1][0] == 0
+    for code, out, err in results[3:7]:
+        assert code == 6 and "no space left" in err, (code, out, err)  # was exit 10
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert results[7][0] == 0, results[7]
+    assert results[8][0] == 0 and "Nothing to anchor" in results[8][1]
+    code, out, err = results[9]
+    verdicts = json.loads(out)
+    assert code == 0, err
+    assert len(verdicts) == 6 and {v["status"] for v in verdicts} == {"VALID"}

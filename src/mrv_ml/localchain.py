@@ -8,7 +8,9 @@ chain lives in ``<data_dir>/chain/``:
   (even ``kill -9``) reopens at the last committed block, consistent.
 - ``chain.lock``: a file lock held for a whole session, so several processes take turns
   instead of corrupting each other (a waiting process gives up after ``lock_timeout_s``
-  with :class:`~mrv_ml.errors.LocalChainError`).
+  with :class:`~mrv_ml.errors.LocalChainError`). Where the directory cannot be written (a
+  read-only mount, another user's store) a session reads one snapshot without the lock,
+  and any write in it fails with a clear error; a full disk is a StoreError (exit 6).
 - ``deployment.json``: the registry's address and the artifact's ``sourceSha256``; when
   the artifact changes the new registry is deployed and the old one kept in ``previous``.
 
@@ -37,6 +39,7 @@ API::
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import sqlite3
@@ -79,7 +82,7 @@ sys.setrecursionlimit(_RECURSION_LIMIT)
 
 from mrv_ml import atomicfile
 from mrv_ml.contract import decode_registry_error, load_artifact
-from mrv_ml.errors import LocalChainError, StoreError
+from mrv_ml.errors import LocalChainError, MRVError, StoreError
 
 LOCAL_CHAIN_ID = 1337
 CHAIN_DIR = "chain"
@@ -87,6 +90,9 @@ DB_FILE = "chain.sqlite"
 LOCK_FILE = "chain.lock"
 DEPLOYMENT_FILE = "deployment.json"
 DEFAULT_LOCK_TIMEOUT_S = 60.0
+
+# errno values saying "this user cannot write here" (EPERM, EACCES, EROFS)
+_NOT_WRITABLE = (errno.EPERM, errno.EACCES, errno.EROFS)
 
 # Sessions open in this thread, by chain directory (nested sessions share the outer one).
 _ACTIVE = threading.local()
@@ -137,6 +143,39 @@ def is_dev_key(private_key_hex: str) -> bool:
 # --- the SQLite key-value store behind py-evm ----------------------------------------------
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection holding one snapshot of the chain for the whole session.
+
+    Used where the data directory cannot be written (a read-only mount, another user's
+    store). SQLite reads a WAL database read-only only if its ``-shm`` index exists; with no
+    write-ahead log at all (the chain was closed cleanly) the file alone is the whole chain
+    and is opened as immutable. A log left by a writer that was killed cannot be read
+    without writing the index: that is an error, never a stale reading.
+    """
+    uri = path.resolve().as_uri()
+    wal = path.with_name(path.name + "-wal")
+    shm = path.with_name(path.name + "-shm")
+    if shm.exists():
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None,
+                               check_same_thread=False)
+    elif wal.exists() and wal.stat().st_size > 0:
+        raise LocalChainError(f"the local chain {path.parent} was left mid-write and cannot be "
+                              "read read-only: open it once with write access (mrv list)")
+    else:
+        conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
+                               check_same_thread=False)
+    conn.execute("BEGIN")  # one snapshot for the whole session, whatever a writer does
+    conn.execute("SELECT count(*) FROM kv WHERE k = x''").fetchone()
+    return conn
+
+
+def _write_error(path: Path, e: sqlite3.Error) -> MRVError:
+    """A failed write to the chain database: a full disk is the store's problem (exit 6)."""
+    if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e):
+        return StoreError(f"no space left for the local chain in {path.parent}")
+    return LocalChainError(f"the local chain database {path} failed: {e}")
+
+
 class SQLiteKV(BaseDB):
     """py-evm key-value store over one SQLite connection.
 
@@ -144,8 +183,15 @@ class SQLiteKV(BaseDB):
     chain calls it after every mined block), :meth:`rollback` drops them.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self._path = path
+        self._in_tx = False
+        self._write_failure: MRVError | None = None  # a failed write, until rolled back
+        self.read_only = read_only
         try:
+            if read_only:
+                self._conn = _connect_read_only(path)
+                return
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per block.
             self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -155,26 +201,51 @@ class SQLiteKV(BaseDB):
             )
         except sqlite3.Error as e:
             raise LocalChainError(f"local chain database {path} is unusable: {e}") from e
-        self._path = path
-        self._in_tx = False
 
     def _begin(self) -> None:
+        if self.read_only:
+            raise LocalChainError(f"the local chain {self._path.parent} is read-only here: "
+                                  "anchoring needs a data directory this user can write")
         if not self._in_tx:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise self._failed(e) from e
             self._in_tx = True
 
     def __getitem__(self, key: bytes) -> bytes:
-        row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        try:  # a read may spill the block's pending writes to disk, and so fail like a write
+            row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        except sqlite3.Error as e:
+            raise self._failed(e) from e
         if row is None:
             raise KeyError(key)
         return bytes(row[0])
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self._begin()
-        self._conn.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+        try:
+            self._conn.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+        except sqlite3.Error as e:
+            raise self._failed(e) from e
+
+    def _failed(self, e: sqlite3.Error) -> MRVError:
+        # Remembered: the layers above (py-evm, eth-tester, web3) may swallow or replace the
+        # exception; the session then raises this one, the cause, instead.
+        self._write_failure = _write_error(self._path, e)
+        return self._write_failure
+
+    @property
+    def write_failure(self) -> MRVError | None:
+        """The error of a write that failed since the last commit or rollback."""
+        return self._write_failure
 
     def _exists(self, key: bytes) -> bool:
-        return self._conn.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
+        try:
+            row = self._conn.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone()
+        except sqlite3.Error as e:
+            raise self._failed(e) from e
+        return row is not None
 
     def __delitem__(self, key: bytes) -> None:
         self._begin()
@@ -182,17 +253,24 @@ class SQLiteKV(BaseDB):
             raise KeyError(key)
 
     def commit(self) -> None:
+        if self._write_failure is not None:
+            raise self._write_failure
+        if self._in_tx and not self._conn.in_transaction:
+            raise LocalChainError(f"the local chain {self._path} dropped a block's writes")
         if self._in_tx:
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as e:
-                raise LocalChainError(f"cannot commit to {self._path}: {e}") from e
+                raise self._failed(e) from e
             self._in_tx = False
 
     def rollback(self) -> None:
-        if self._in_tx:
+        # SQLite has already rolled back by itself after some errors (a full disk): then
+        # there is nothing left to roll back, and ROLLBACK would fail.
+        if self._in_tx and self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
-            self._in_tx = False
+        self._in_tx = False
+        self._write_failure = None
 
     def close(self) -> None:
         self.rollback()
@@ -337,22 +415,27 @@ class LocalChain:
             raise LocalChainError(
                 f"cannot create local chain directory {self.directory}: {e}"
             ) from e
-        lock = filelock.FileLock(str(self.directory / LOCK_FILE), timeout=self.lock_timeout_s)
+        file_lock = filelock.FileLock(str(self.directory / LOCK_FILE), timeout=self.lock_timeout_s)
+        lock: filelock.BaseFileLock | None = file_lock
         try:
-            lock.acquire()
+            file_lock.acquire()
         except filelock.Timeout as e:
             raise LocalChainError(
                 f"local chain {self.directory} is busy: another process held its lock "
                 f"for more than {self.lock_timeout_s:g} s"
             ) from e
         except OSError as e:
-            raise LocalChainError(f"cannot lock local chain {self.directory}: {e}") from e
+            if e.errno not in _NOT_WRITABLE or not self.exists():
+                raise LocalChainError(f"cannot lock local chain {self.directory}: {e}") from e
+            # A store this user may read but not write (a read-only mount, a colleague's
+            # directory): reading needs no lock, and any write fails with a clear error.
+            lock = None
         kv: SQLiteKV | None = None
         try:
-            kv = SQLiteKV(self.db_path)
+            kv = SQLiteKV(self.db_path, read_only=lock is None)
             try:
                 chain = _open_chain(kv)
-            except LocalChainError:
+            except MRVError:
                 raise
             except Exception as e:  # sqlite3 / rlp / py-evm errors on a damaged database
                 raise LocalChainError(
@@ -363,13 +446,18 @@ class LocalChain:
             active[key] = w3
             try:
                 yield w3
+            except Exception as e:
+                if kv.write_failure is not None and e is not kv.write_failure:
+                    raise kv.write_failure from e  # the cause, not what web3 made of it
+                raise
             finally:
                 del active[key]
             kv.commit()
         finally:
             if kv is not None:
                 kv.close()  # rolls back anything not committed (an exception mid-block)
-            lock.release()
+            if lock is not None:
+                lock.release()
 
     def registry_address(self, w3: Web3) -> str:
         """The registry's checksummed address on this chain, deploying it on first use
