@@ -148,6 +148,25 @@ class RecordExistsError(StoreError):
     key = "record_exists"
 
 
+# --- the registry service's database -----------------------------------------------------
+
+
+class RegistryDatabaseError(MRVError):
+    """The registry's database cannot be reached or opened (server down, file unreadable,
+    schema newer than this mrv-ml). The message names the database without its password."""
+
+    key = "registry_database"
+    exit_code = EXIT_STORE
+
+
+class RegistryConflictError(MRVError):
+    """A registry operation contradicts what the database holds: a leaf already in another
+    batch, a batch in the wrong state for the step asked of it, no such batch."""
+
+    key = "registry_conflict"
+    exit_code = EXIT_STORE
+
+
 # --- configuration and keys --------------------------------------------------------------
 
 
