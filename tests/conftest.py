@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.support.anvil", "tests.support.browser", "tests.support.cli"]
+pytest_plugins = ["tests.support.anvil", "tests.support.browser", "tests.support.cli",
+                  "tests.support.postgres"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
