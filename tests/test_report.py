@@ -218,13 +218,17 @@ def test_find_proof_beside_record_or_in_store(tmp_path: Path) -> None:
     store.mkdir()
     path = folder / "copy.json"
     path.write_text(json.dumps(record))
-    assert report.find_proof(path, record["mrv_id"], store) is None
+    assert report.find_proof(path, record["mrv_id"], store) == (None, None)
     (store / f"{record['mrv_id']}.proof.json").write_text(json.dumps(_proof_dict(record)))
-    assert report.find_proof(path, record["mrv_id"], store) == _proof(record)
+    assert report.find_proof(path, record["mrv_id"], store) == (_proof(record), None)
     # the sidecar beside the record comes first, and one for another record is no proof
     other = _proof_dict(make_sample_record())
     (folder / f"{record['mrv_id']}.proof.json").write_text(json.dumps(other))
-    assert report.find_proof(path, record["mrv_id"], store) is None
+    proof, problem = report.find_proof(path, record["mrv_id"], store)
+    assert proof is None and problem is not None and "proof of another record" in problem
+    (folder / f"{record['mrv_id']}.proof.json").write_text("[]")  # unusable: said, not hidden
+    proof, problem = report.find_proof(path, record["mrv_id"], store)
+    assert proof is None and problem is not None and "proof" in problem
 
 
 # --- command line --------------------------------------------------------------------------

@@ -162,15 +162,20 @@ def deep_link(dashboard_url: str, mrv_id: str, network: str | None = None) -> st
 
 
 def find_proof(record_path: Path, mrv_id: str | None,
-               data_dir: Path | None = None) -> Proof | None:
-    """The proof sidecar for a record: beside the record file, else in the store.
-    Unreadable or foreign sidecars count as absent (the report then says "unverified")."""
+               data_dir: Path | None = None) -> tuple[Proof | None, str | None]:
+    """The proof sidecar for a record, beside the record file, else in the store, as
+    ``(proof, problem)``: a sidecar that cannot be used is no proof, and ``problem`` says why
+    (shown as such: "no proof file" would be untrue)."""
     path = find_proof_file(record_path, mrv_id, [data_dir] if data_dir is not None else [])
+    if path is None:
+        return None, None
     try:
-        proof = read_proof_file(path) if path is not None else None
-    except RecordError:
-        return None
-    return proof if proof is not None and (mrv_id is None or proof.mrv_id == mrv_id) else None
+        proof = read_proof_file(path)
+    except RecordError as e:
+        return None, str(e)
+    if proof is not None and mrv_id is not None and proof.mrv_id != mrv_id:
+        return None, f"{path} is the proof of another record ({proof.mrv_id})"
+    return proof, None
 
 
 def proof_matches(record: Mapping[str, Any], proof: Proof | None) -> bool:
@@ -500,12 +505,12 @@ def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
 
 
 def summary_text(record: Mapping[str, Any], *, proof: Proof | None = None,
-                 verdict: Verdict | None = None) -> str:
+                 proof_error: str | None = None, verdict: Verdict | None = None) -> str:
     """:func:`summary_rows` as plain text, under a title line."""
     f = _facts(record)
     title = f"{f['mrv_id']}  {_get(record, 'experiment', 'name') or ''}  [{f['status']}]"
     lines = [printable(title)]
-    for row in summary_rows(record, proof=proof, verdict=verdict):
+    for row in summary_rows(record, proof=proof, proof_error=proof_error, verdict=verdict):
         first, *rest = (printable(line) for line in row.value.split("\n"))
         lines.append(f"  {row.label:<12}{first}")
         lines.extend(f"  {'':<12}{more}" for more in rest)
@@ -576,12 +581,12 @@ def verdict_rows(verdict: Verdict, source: str) -> list[tuple[str, str]]:
 
 
 def render(record: Mapping[str, Any], fmt: str, *, proof: Proof | None = None,
-           verdict: Verdict | None = None, dashboard_url: str = DEFAULT_DASHBOARD_URL,
-           network: str | None = None) -> str:
+           proof_error: str | None = None, verdict: Verdict | None = None,
+           dashboard_url: str = DEFAULT_DASHBOARD_URL, network: str | None = None) -> str:
     """One of :data:`FORMATS` as text."""
     net = network_of(proof, verdict, network)
     if fmt == "text":
-        return summary_text(record, proof=proof, verdict=verdict)
+        return summary_text(record, proof=proof, proof_error=proof_error, verdict=verdict)
     if fmt == "citation":
         return citation_text(record, proof=proof, dashboard_url=dashboard_url, network=net)
     if fmt == "latex":

@@ -23,6 +23,7 @@ from mrv_ml.errors import (
     EXIT_USAGE,
     MRVError,
 )
+from mrv_ml.report import printable
 
 try:  # typer >= 0.24 vendors click: its usage errors are not click's classes
     from typer._click import exceptions as _typer_click
@@ -53,12 +54,15 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(returned)
     except MRVError as e:
         console_err.print("[bold red]error:[/] ", end="", highlight=False, markup=True)
-        console_err.print(redact_text(str(e)), highlight=False, markup=False, soft_wrap=True)
+        # one line, whatever a file name or a record holds (a newline, an escape sequence)
+        console_err.print(printable(redact_text(str(e))), highlight=False, markup=False,
+                          soft_wrap=True)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except _USAGE_ERRORS as e:
-        console_err.print(f"[bold red]usage error:[/] {e.format_message()}", highlight=False,
+        console_err.print("[bold red]usage error:[/] ", end="", markup=True)
+        console_err.print(printable(e.format_message()), highlight=False, markup=False,
                           soft_wrap=True)
         sys.exit(EXIT_USAGE)
     except click.Abort:
@@ -73,13 +77,15 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_BROKEN_PIPE)
     except _CLICK_ERRORS as e:
-        console_err.print(f"[bold red]error:[/] {e.format_message()}", highlight=False,
+        console_err.print("[bold red]error:[/] ", end="", markup=True)
+        console_err.print(printable(e.format_message()), highlight=False, markup=False,
                           soft_wrap=True)
         sys.exit(EXIT_USAGE)
     except Exception as e:  # a bug: still one line, but say it is one
-        console_err.print(f"[bold red]internal error:[/] {type(e).__name__}: {e} "
-                          "(please report this; run with MRV_DEBUG=1 for a traceback)",
-                          highlight=False, soft_wrap=True)
+        console_err.print("[bold red]internal error:[/] ", end="", markup=True)
+        console_err.print(printable(f"{type(e).__name__}: {redact_text(str(e))} (please report "
+                                    "this; run with MRV_DEBUG=1 for a traceback)"),
+                          highlight=False, markup=False, soft_wrap=True)
         if os.environ.get("MRV_DEBUG"):
             raise
         sys.exit(EXIT_INTERNAL)

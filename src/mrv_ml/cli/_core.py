@@ -24,7 +24,6 @@ from mrv_ml.errors import EXIT_BAD_INPUT, RecordError
 from mrv_ml.report import printable
 
 if TYPE_CHECKING:
-    from mrv_ml.proof import Proof
     from mrv_ml.store import RecordStore, RecordSummary
 
 DataDirOption = Annotated[Path | None, typer.Option(
@@ -289,18 +288,6 @@ def list_command(
 # --- mrv show -----------------------------------------------------------------------------
 
 
-def _find_proof(path: Path, mrv_id: str, store: RecordStore) -> tuple[Proof | None,
-                                                                      str | None]:
-    """The sidecar beside the record file, else in the store; (proof, error)."""
-    from mrv_ml.proof import find_proof_file, read_proof_file
-
-    found = find_proof_file(path, mrv_id, [store.root])
-    try:
-        return (read_proof_file(found) if found is not None else None), None
-    except RecordError as e:
-        return None, str(e)
-
-
 @app.command("show")
 def show_command(
     ref: Annotated[str, typer.Argument(
@@ -315,7 +302,7 @@ def show_command(
     Exit 2 if no record matches, 3 if the file is not a valid record.
     """
     from mrv_ml.record import dump_record_bytes, load_record_file
-    from mrv_ml.report import summary_rows
+    from mrv_ml.report import find_proof, summary_rows
 
     store = _store(data_dir)
     path = store.resolve(ref)
@@ -324,7 +311,7 @@ def show_command(
         sys.stdout.write(dump_record_bytes(record).decode("utf-8"))
         sys.stdout.flush()
         return
-    proof, proof_error = _find_proof(path, record["mrv_id"], store)
+    proof, proof_error = find_proof(path, record["mrv_id"], store.root)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")

@@ -49,13 +49,13 @@ def report_command(
     record_file = RecordStore(settings.data_dir).resolve(ref)
     record = load_record_file(record_file)
     mrv_id = record.get("mrv_id") if isinstance(record.get("mrv_id"), str) else None
-    proof = report.find_proof(record_file, mrv_id, settings.data_dir)
+    proof, proof_error = report.find_proof(record_file, mrv_id, settings.data_dir)
     verdict = None
     if run_verify:
         from mrv_ml.verify import verify
 
         verdict = verify(record_file)
-    text = report.render(record, fmt.value, proof=proof, verdict=verdict,
+    text = report.render(record, fmt.value, proof=proof, proof_error=proof_error, verdict=verdict,
                          dashboard_url=dashboard_url or report.DEFAULT_DASHBOARD_URL,
                          network=settings.network)
     if output is None:
