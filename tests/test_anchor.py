@@ -10,7 +10,7 @@ import pytest
 from mrv_ml.anchor import anchor_pending, anchor_record, mark_pending
 from mrv_ml.chain import ChainConnection, connect, registration_events
 from mrv_ml.config import load_settings
-from mrv_ml.errors import ChainUnavailableError
+from mrv_ml.errors import ChainUnavailableError, ConfigError
 from mrv_ml.store import RecordStore
 from mrv_ml.verify import VerdictStatus, verify
 from tests.support.records import make_sample_record
@@ -80,13 +80,15 @@ def test_unreachable_rpc_keeps_pending_then_mrv_anchor_completes(
     assert verify(store.path_for(mrv_id)).status is VerdictStatus.VALID
 
 
-def test_anchor_pending_with_config_error_is_pending_not_raised(
+def test_a_configuration_error_is_raised_once_and_no_sidecar_is_touched(
         monkeypatch: pytest.MonkeyPatch) -> None:
     store, mrv_id = _store_one()
-    monkeypatch.setenv("NETWORK", "sepolia")  # no URL: broken configuration
-    [outcome] = anchor_pending(store, settings=load_settings())
-    assert outcome.status == "pending" and outcome.error_exit_code == 7
-    assert "BLOCKCHAIN_RPC_URL" in (outcome.error or "")
+    before = sorted(p.name for p in store.root.iterdir() if p.name != ".index.json")  # a cache
+    monkeypatch.setenv("NETWORK", "sepolia")  # no URL: broken configuration, not the record's
+    with pytest.raises(ConfigError, match="BLOCKCHAIN_RPC_URL"):
+        anchor_pending(store, settings=load_settings())
+    assert sorted(p.name for p in store.root.iterdir() if p.name != ".index.json") == before
+    assert store.load_proof(mrv_id) is None
 
 
 @pytest.fixture

@@ -15,7 +15,14 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from mrv_ml.config import Settings, redact_text
-from mrv_ml.errors import EXIT_TRANSACTION, MRVError, RecordError, RecordNotFoundError, StoreError
+from mrv_ml.errors import (
+    EXIT_TRANSACTION,
+    ConfigError,
+    MRVError,
+    RecordError,
+    RecordNotFoundError,
+    StoreError,
+)
 from mrv_ml.hashing import compute_hash, hash_to_bytes32
 from mrv_ml.journal import in_unfinished_batch
 from mrv_ml.proof import Anchor, Proof
@@ -273,6 +280,8 @@ def anchor_pending(store: RecordStore, *, settings: Settings,
         return unusable  # nothing to do: no chain is touched
     try:
         conn = connect(settings, need_signer=True)
+    except ConfigError:
+        raise  # the settings are wrong, not the records: one error, no sidecar touched
     except Exception as e:
         return unusable + [_pending(store, mrv_id, e) for mrv_id in ids]
     with conn:

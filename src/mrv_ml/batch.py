@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mrv_ml.anchor import AnchorOutcome, failure, mark_pending, now_utc, usable
-from mrv_ml.errors import MRVError, RecordError, StoreError
+from mrv_ml.errors import ConfigError, MRVError, RecordError, StoreError
 from mrv_ml.hashing import compute_hash
 from mrv_ml.journal import (
     JOURNAL_FORMAT,
@@ -210,8 +210,8 @@ def _anchor_batch(store: RecordStore, ids: list[str], named: bool, settings: Set
         return unusable
     try:
         conn = connection if connection is not None else connect(settings, need_signer=True)
-    except (RecordError, StoreError):
-        raise
+    except (RecordError, StoreError, ConfigError):
+        raise  # not the records' fault: one error, no sidecar touched
     except Exception as e:
         return unusable + _pending_outcomes(store, digests, e)
     outcomes: list[AnchorOutcome] = list(unusable)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 
 from mrv_ml.config import Secret, Settings
 from mrv_ml.errors import KeyConfigError
-from mrv_ml.networks import Network
+from mrv_ml.networks import Network, is_key_text
 
 KEYSTORE_DIR = "keystore"
 
@@ -54,8 +53,7 @@ def _from_key(secret: Secret) -> Signer:
 
     text = secret.reveal().strip()
     try:
-        # exactly 64 hex digits: eth_account would left-pad a short key into another account
-        if not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", text):
+        if not is_key_text(text):
             raise ValueError("not 64 hex digits")
         account = Account.from_key(text)
     except Exception:  # never chain the original: its message may echo the key

@@ -9,6 +9,7 @@ Development chains have no default: only the reviewer knows which node holds the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from mrv_ml.config import Settings
@@ -88,6 +89,26 @@ def get_network(name: str) -> Network:
     except KeyError:
         raise ConfigError(
             f"unknown network {name!r}; choose one of: {', '.join(NETWORK_NAMES)}") from None
+
+
+def check_for_anchoring(settings: Settings) -> None:
+    """What can be checked of the anchoring settings without a node: the network, the RPC
+    URL's scheme, the registry address's and the key's shape. Run before a training run
+    whose record will be anchored, so a typo is a ConfigError then, not after hours."""
+    from mrv_ml.errors import KeyConfigError
+
+    resolve_network(settings)
+    address = settings.contract_address
+    if address and not re.fullmatch(r"0x[0-9a-fA-F]{40}", address.strip()):
+        raise ConfigError(f"invalid contract address {address[:60]!r}")
+    if settings.private_key is not None and not is_key_text(settings.private_key.reveal()):
+        raise KeyConfigError("PRIVATE_KEY is not a valid private key "
+                             "(expected 32 bytes as 64 hex characters)")
+
+
+def is_key_text(text: str) -> bool:
+    """Exactly 64 hex digits (eth_account would left-pad a short key into another account)."""
+    return re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", text.strip()) is not None
 
 
 def resolve_network(settings: Settings) -> tuple[Network, str | None]:

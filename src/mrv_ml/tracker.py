@@ -31,6 +31,7 @@ from mrv_ml.environment import software_versions, source_state
 from mrv_ml.hardware import get_hardware_info
 from mrv_ml.hashing import compute_hash
 from mrv_ml.measurement import EnergyMeter
+from mrv_ml.networks import check_for_anchoring
 from mrv_ml.record import (
     SCHEMA_VERSION,
     new_mrv_id,
@@ -104,6 +105,8 @@ class MRVTracker:
         self.details: dict[str, Any] = dict(details or {})
         self.quiet = bool(os.environ.get("MRV_QUIET")) if quiet is None else quiet
         self.store = RecordStore(self.settings.data_dir)
+        if blockchain_enabled and auto_anchor and anchor_mode == "single":
+            check_for_anchoring(self.settings)  # a typo fails now, not after the training
 
         # Results, set by stop().
         self.mrv_id: str | None = None
