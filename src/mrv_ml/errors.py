@@ -7,6 +7,8 @@ the user, and never contain secrets.
 
 from __future__ import annotations
 
+import re
+
 # Exit codes. 0-5 are the verdict codes of `mrv verify` (see verify.Verdict).
 EXIT_OK = 0
 EXIT_TAMPERED = 1
@@ -28,6 +30,15 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """C0/C1 control characters (a newline, ANSI/OSC escape sequences that clear a screen or
+    retitle a window) shown as ``\\xNN``: text from files made safe for one line of output."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 class MRVError(Exception):
     """Base of all mrv-ml errors. ``str(err)`` is a one-line message for the user.
 
@@ -40,7 +51,9 @@ class MRVError(Exception):
     key: str = "internal"
 
     def __init__(self, message: str = "", *, key: str | None = None) -> None:
-        super().__init__(message)
+        # One line, whatever a file name or a record put into it (a newline, an escape
+        # sequence that would clear the reader's terminal): control characters as \xNN.
+        super().__init__(escape_controls(message))
         if key is not None:
             self.key = key
 

@@ -13,7 +13,6 @@ that merely has an anchoring proof is "anchored", one modified since it was anch
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from xml.sax.saxutils import escape as _xml_escape
 
-from mrv_ml.errors import RecordError
+from mrv_ml.errors import RecordError, escape_controls
 from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
 from mrv_ml.networks import PUBLIC_CHAIN_IDS, is_dev_address
 from mrv_ml.proof import Proof, find_proof_file, read_proof_file
@@ -117,13 +116,10 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}h {m:02d}m {s:02d}s" if hours else f"{m}m {s:02d}s"
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def printable(text: object) -> str:
     """Record text made safe for a terminal or a text file: C0/C1 control characters
     (ANSI/OSC escape sequences that clear a screen or retitle a window) shown as ``\\xNN``."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return escape_controls(str(text))
 
 
 def latex_escape(text: str) -> str:
