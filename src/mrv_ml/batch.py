@@ -50,14 +50,18 @@ MAX_LEAVES = 2**32 - 1  # leafCount is a uint32 on chain
 
 
 @dataclass(frozen=True)
-class _BatchOnChain:
+class BatchOnChain:
+    """A root's anchoring as the chain holds it."""
+
     tx_hash: str | None
     block_number: int | None
     block_timestamp: int
     block_hash: str | None = None
 
 
-def _find_on_chain(conn: Any, root: str, submitter: str) -> _BatchOnChain | None:
+def find_on_chain(conn: Any, root: str, submitter: str) -> BatchOnChain | None:
+    """Whether ``submitter`` anchored ``root`` on the connected registry, and where (the
+    registry's own entry decides; its event, when the node serves logs, says where)."""
     from mrv_ml.chain import batch_events
 
     ts, _count = conn.call(lambda r: r.functions.getBatch(to_bytes32(root), submitter).call())
@@ -68,14 +72,14 @@ def _find_on_chain(conn: Any, root: str, submitter: str) -> _BatchOnChain | None
     except MRVError:
         logs = []  # nodes limiting log ranges: the entry itself is the evidence
     if logs:
-        return _BatchOnChain(logs[0].tx_hash, logs[0].block_number, int(ts),
+        return BatchOnChain(logs[0].tx_hash, logs[0].block_number, int(ts),
                              conn.block_hash(logs[0].block_number))
-    return _BatchOnChain(None, None, int(ts))
+    return BatchOnChain(None, None, int(ts))
 
 
 def _proof_for(store: RecordStore, mrv_id: str, digest: str, conn: Any, root: str,
                proof_path: list[str], leaf_index: int, leaf_count: int,
-               onchain: _BatchOnChain) -> Proof:
+               onchain: BatchOnChain) -> Proof:
     proof = store.load_proof(mrv_id) or Proof.new(mrv_id, digest)
     tx = onchain.tx_hash
     anchor = Anchor(
@@ -100,7 +104,7 @@ def _complete(store: RecordStore, path: Path, journal: dict[str, Any], conn: Any
         raise StoreError(f"batch journal {path} is corrupt (its leaves give root {tree.root}); "
                          "move it away to continue")
     submitter = conn.signer_address
-    onchain = _find_on_chain(conn, root, submitter)
+    onchain = find_on_chain(conn, root, submitter)
     if onchain is None:
         def remember(tx_hash: str) -> None:
             journal.update(status="sent", tx_hash=tx_hash, sent_at=now_utc())
@@ -108,7 +112,7 @@ def _complete(store: RecordStore, path: Path, journal: dict[str, Any], conn: Any
 
         receipt = conn.send(conn.registry.functions.anchorBatch(to_bytes32(root), len(leaves)),
                             on_sent=remember)
-        onchain = _BatchOnChain(receipt.tx_hash, receipt.block_number, receipt.block_timestamp,
+        onchain = BatchOnChain(receipt.tx_hash, receipt.block_number, receipt.block_timestamp,
                                 receipt.block_hash)
     journal.update(status="mined", tx_hash=onchain.tx_hash, block_number=onchain.block_number,
                    block_timestamp=onchain.block_timestamp, chain_id=conn.chain_id,

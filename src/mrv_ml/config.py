@@ -106,6 +106,9 @@ class Settings:
     keystore_password: Secret | None = field(default=None, repr=False)
     confirmations: int | None = None  # None: the network preset's default
     tx_timeout_s: float = 120.0
+    # registry service (mrv registry serve): anchors for us, hands back complete proofs
+    registry_url: str | None = None
+    registry_token: Secret | None = field(default=None, repr=False)
     # measurement
     country_iso_code: str | None = None  # None: measurement module's documented default
     region: str | None = None
@@ -134,10 +137,12 @@ ENV_VARS: dict[str, str] = {
     "MRV_REGION": "region",
     "MRV_ONLINE_LOOKUP": "online_lookup",
     "MRV_PUE": "pue",
+    "MRV_REGISTRY_URL": "registry_url",
+    "MRV_REGISTRY_TOKEN": "registry_token",
 }
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-_SECRET_FIELDS = {"private_key", "keystore_password"}
+_SECRET_FIELDS = {"private_key", "keystore_password", "registry_token"}
 _PATH_FIELDS = {"data_dir", "keystore"}
 
 

@@ -172,6 +172,14 @@ class RegistryDatabaseError(MRVError):
     exit_code = EXIT_STORE
 
 
+class RegistryUnavailableError(MRVError):
+    """A registry service cannot be reached, or answered that it cannot serve now (busy,
+    its database down): try again later; the record stays pending meanwhile."""
+
+    key = "registry_unreachable"
+    exit_code = EXIT_CHAIN_UNREACHABLE
+
+
 class RegistryConflictError(MRVError):
     """A registry operation contradicts what the database holds: a leaf already in another
     batch, a batch in the wrong state for the step asked of it, no such batch."""

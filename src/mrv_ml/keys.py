@@ -39,6 +39,13 @@ class Signer:
     def sign_transaction(self, tx: dict[str, Any]) -> Any:
         return self._account.sign_transaction(tx)
 
+    def sign_text(self, text: str) -> str:
+        """An EIP-191 (``personal_sign``) signature over ``text``, as 0x + 130 hex."""
+        from eth_account.messages import encode_defunct
+
+        signed = self._account.sign_message(encode_defunct(text=text))
+        return "0x" + bytes(signed.signature).hex()
+
     def __repr__(self) -> str:
         return f"Signer({self.address})"
 

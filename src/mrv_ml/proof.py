@@ -33,6 +33,7 @@ from mrv_ml.networks import LOCAL, PRESETS
 PROOF_VERSION = "1.0"
 PROOF_SUFFIX = ".proof.json"
 MAX_MERKLE_DEPTH = 32  # anchorBatch's leafCount is a uint32: no deeper tree can be anchored
+MAX_REGISTRIES = 8  # witnesses: a few registries, never an unbounded list
 MAX_ATTEMPTS_KEPT = 50  # a record retried by cron for months must not grow without bound
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -40,7 +41,8 @@ _BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _TX = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _KNOWN = {"proof_version", "mrv_id", "record_hash", "status", "pending_reason", "attempts",
-          "anchor", "history"}
+          "anchor", "history", "registries", "signature"}
+_SIGNATURE_HEX = re.compile(r"^0x[0-9a-fA-F]{130}$")
 _ANCHOR_KNOWN = {"mode", "network", "chain_id", "contract_address", "submitter", "tx_hash",
                  "block_number", "block_hash", "block_timestamp", "registry_block",
                  "confirmations", "explorer_url", "merkle"}
@@ -118,6 +120,30 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class RegistryReceipt:
+    """A registry service that took the fingerprint (its proof comes later, from there)."""
+
+    url: str
+    received_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "received_at": self.received_at}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The researcher's signature over the record's fingerprint (see :mod:`mrv_ml.signing`).
+    ``signer`` is what the submitter claimed; verification recovers it from the signature."""
+
+    scheme: str
+    signer: str
+    signature: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scheme": self.scheme, "signer": self.signer, "signature": self.signature}
+
+
+@dataclass(frozen=True)
 class Proof:
     """A record's proof sidecar. ``anchor`` is set exactly when ``status == "anchored"``."""
 
@@ -128,6 +154,8 @@ class Proof:
     pending_reason: str | None = None
     attempts: tuple[Attempt, ...] = ()
     history: tuple[Anchor, ...] = ()  # earlier anchors (re-anchored elsewhere, reorganised)
+    registries: tuple[RegistryReceipt, ...] = ()  # registry services that took it
+    signature: Signature | None = None
     proof_version: str = PROOF_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -163,6 +191,10 @@ class Proof:
             data["anchor"] = self.anchor.to_dict()
         if self.history:
             data["history"] = [a.to_dict() for a in self.history]
+        if self.registries:
+            data["registries"] = [r.to_dict() for r in self.registries]
+        if self.signature is not None:
+            data["signature"] = self.signature.to_dict()
         return data
 
     @classmethod
@@ -256,6 +288,36 @@ def _parse_anchor(data: Any, source: str) -> Anchor:
         extra={k: v for k, v in data.items() if k not in _ANCHOR_KNOWN})
 
 
+def _parse_registries(data: Any, source: str) -> tuple[RegistryReceipt, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list) or len(data) > MAX_REGISTRIES:
+        raise _bad(source, "registries", f"is not a list of at most {MAX_REGISTRIES} entries")
+    out = []
+    for i, entry in enumerate(data):
+        url = entry.get("url") if isinstance(entry, Mapping) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise _bad(source, f"registries[{i}].url", "is not an http(s) URL")
+        out.append(RegistryReceipt(url, _opt(entry, "received_at", str, source,
+                                             f"registries[{i}].")))
+    return tuple(out)
+
+
+def _parse_signature(data: Any, source: str) -> Signature | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise _bad(source, "signature", "is not an object")
+    scheme = data.get("scheme")
+    if not isinstance(scheme, str) or not scheme:
+        raise _bad(source, "signature.scheme", "is missing")
+    return Signature(scheme,
+                     _matching(data.get("signer"), _ADDRESS, source, "signature.signer",
+                               "an address"),
+                     _matching(data.get("signature"), _SIGNATURE_HEX, source,
+                               "signature.signature", "a 65-byte hex signature"))
+
+
 def _parse(data: Any, source: str) -> Proof:
     if not isinstance(data, Mapping):
         raise MalformedProofError(f"{source}: not a proof sidecar: the JSON is not an object")
@@ -288,7 +350,8 @@ def _parse(data: Any, source: str) -> Proof:
         mrv_id=mrv_id, record_digest=digest, status=status,
         anchor=_parse_anchor(data.get("anchor"), source) if status == "anchored" else None,
         pending_reason=_opt(data, "pending_reason", str, source, ""), attempts=attempts,
-        history=history,
+        history=history, registries=_parse_registries(data.get("registries"), source),
+        signature=_parse_signature(data.get("signature"), source),
         proof_version=str(version), extra={k: v for k, v in data.items() if k not in _KNOWN})
 
 

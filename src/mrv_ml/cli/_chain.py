@@ -17,11 +17,12 @@ import typer
 
 from mrv_ml.cli._app import app, console, console_err
 from mrv_ml.cli._core import _print_json, _safe
-from mrv_ml.errors import KeyConfigError, RecordError
+from mrv_ml.errors import EXIT_TRANSACTION, KeyConfigError, RecordError
 from mrv_ml.networks import is_dev_address
 from mrv_ml.report import format_quantity
 
 if TYPE_CHECKING:
+    from mrv_ml.anchor import AnchorOutcome
     from mrv_ml.config import Settings
     from mrv_ml.verify import FileVerdict, Verdict
 
@@ -167,10 +168,14 @@ def anchor_command(
         metavar="[ID...]", help="Records to anchor (default: every pending record).")] = None,
     batch: Annotated[bool, typer.Option(
         "--batch", help="Anchor them together as one Merkle batch (one transaction).")] = False,
+    upgrade: Annotated[bool, typer.Option(
+        "--upgrade", help="Fetch the complete proofs of records submitted to a registry "
+                          "(mrv publish).")] = False,
     network: NetworkOption = None, rpc_url: RpcOption = None, contract: ContractOption = None,
     data_dir: DataDirOption = None, confirmations: ConfirmationsOption = None,
 ) -> None:
-    """Anchor pending records. Exit 0 when all are anchored, else the first failure's code."""
+    """Anchor pending records (through the registry service when MRV_REGISTRY_URL is set).
+    Exit 0 when all are anchored, else the first failure's code."""
     from mrv_ml.anchor import anchor_pending
     from mrv_ml.store import RecordStore
 
@@ -179,7 +184,11 @@ def anchor_command(
     mrv_ids = None
     if ids:
         mrv_ids = [store.stored_id(i) for i in ids]
-    if batch:
+    if upgrade or (settings.registry_url and not batch):
+        from mrv_ml.registry.client import through_registry
+
+        outcomes = through_registry(store, settings, mrv_ids, upgrade_only=upgrade)
+    elif batch:
         from mrv_ml.batch import anchor_batch
 
         outcomes = anchor_batch(store, mrv_ids if mrv_ids is not None
@@ -189,6 +198,12 @@ def anchor_command(
     if not outcomes:
         console.print("Nothing to anchor: no pending records.", markup=False)
         return
+    print_outcomes(outcomes)
+
+
+def print_outcomes(outcomes: list[AnchorOutcome]) -> None:
+    """One line per record; exit with the first failure's code. A record a registry service
+    took, pending there until its next batch, is no failure."""
     first_error: int | None = None
     dev_note = False
     signer = None
@@ -199,12 +214,14 @@ def anchor_command(
             console.print(f"✅ {o.mrv_id} anchored in tx {o.tx_hash} ({where})", markup=False)
             signer = anchor.submitter
             dev_note = dev_note or is_dev_address(anchor.submitter)
+        elif o.status == "pending" and o.error_exit_code is None:
+            console.print(f"📨 {o.mrv_id} {_safe(o.error)}", markup=False)
         else:
             icon, what = (("❌", "cannot be anchored") if o.status == "unusable"
                           else ("⏳", "still pending"))
             console.print(f"{icon} {o.mrv_id} {what}: {_safe(o.error)}", markup=False)
             if first_error is None:
-                first_error = o.error_exit_code or 8
+                first_error = o.error_exit_code or EXIT_TRANSACTION
     if dev_note:
         console.print(f"Signed by {signer} {DEV_KEY_NOTE}", markup=False)
     if first_error:
