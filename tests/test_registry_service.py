@@ -217,3 +217,37 @@ def test_a_client_over_its_rate_is_told_to_wait(anvil: Any, anvil_registry: str,
         assert _http("POST", f"{url}/v1/submissions", body)[0] == 202
         status, answer = _http("POST", f"{url}/v1/submissions", body)
         assert status == 429 and answer["error"]["key"] == "rate_limited"
+
+
+def test_the_tracker_submits_on_stop_and_a_registry_down_leaves_it_pending(
+        registry: tuple[Any, str], mrv: MRV, tmp_path: Path) -> None:
+    from mrv_ml.tracker import MRVTracker
+    from tests.support.anvil import free_port
+
+    service, url = registry
+    with MRVTracker("via-registry", registry_url=url, publish=True, quiet=True) as tracker:
+        pass
+    proof = tracker.proof
+    assert proof is not None and proof.status == "pending" and proof.registries[0].url == url
+    assert tracker.anchor_error is None and tracker.tx_hash is None
+    assert service.db.published(str(tracker.mrv_id)) is not None
+
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with MRVTracker("registry-down", registry_url=down, quiet=True) as later:
+        pass
+    assert later.record_path is not None and later.record_path.exists()  # the run is kept
+    assert later.anchor_error is not None and "cannot reach the registry" in later.anchor_error
+    pending = RecordStore(os.environ["MRV_DATA_DIR"]).load_proof(str(later.mrv_id))
+    assert pending is not None and not pending.registries
+    # later, with the registry up: `mrv anchor` submits it, then fetches both proofs
+    code, out, err = mrv("anchor", env={"MRV_REGISTRY_URL": url})
+    assert code == 0 and f"📨 {later.mrv_id}" in out, out + err
+    service.loop.anchorer.run_once()
+    code, out, err = mrv("anchor", env={"MRV_REGISTRY_URL": url})
+    assert code == 0 and out.count("✅") == 2, out + err
+
+
+def test_a_json_rpc_node_given_as_registry_is_named_as_such(anvil: Any, mrv: MRV) -> None:
+    _, ids = _store_records(1)
+    code, out, err = mrv("publish", ids[0], "--registry", anvil.url)
+    assert code == 7 and "is not an mrv-ml registry" in err and "rpc_url" in err, (code, err)

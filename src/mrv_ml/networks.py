@@ -91,13 +91,20 @@ def get_network(name: str) -> Network:
             f"unknown network {name!r}; choose one of: {', '.join(NETWORK_NAMES)}") from None
 
 
-def check_for_anchoring(settings: Settings) -> None:
+def check_for_anchoring(settings: Settings, *, through_registry: bool = False) -> None:
     """What can be checked of the anchoring settings without a node: the network, the RPC
-    URL's scheme, the registry address's and the key's shape. Run before a training run
-    whose record will be anchored, so a typo is a ConfigError then, not after hours."""
+    URL's scheme, the registry address's and the key's shape (a registry service's URL
+    instead, when records go there). Run before a training run whose record will be
+    anchored, so a typo is a ConfigError then, not after hours."""
     from mrv_ml.errors import KeyConfigError
 
-    resolve_network(settings)
+    if through_registry:
+        url = settings.registry_url or ""
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"the registry URL must start with http:// or https://, "
+                              f"not {url[:40]!r}")
+    else:
+        resolve_network(settings)
     address = settings.contract_address
     if address and not re.fullmatch(r"0x[0-9a-fA-F]{40}", address.strip()):
         raise ConfigError(f"invalid contract address {address[:60]!r}")

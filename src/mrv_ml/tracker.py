@@ -58,10 +58,16 @@ def utc_now_iso() -> str:
 class MRVTracker:
     """Measure a training run and produce a verifiable MRV record.
 
-    The first ten arguments are the seed's and keep their meaning. ``registry_url`` is the
-    JSON-RPC URL of the chain (same as ``BLOCKCHAIN_RPC_URL``). ``anchor_mode="batch"``
-    leaves the record pending for the next ``mrv anchor --batch`` instead of sending one
-    transaction per run. ``settings`` overrides everything read from the environment.
+    The first ten arguments are the seed's. ``registry_url`` is a registry service
+    (``mrv registry serve``; also ``MRV_REGISTRY_URL``): the record's fingerprint is
+    submitted there when the run stops (the record itself too with ``publish=True``, signed
+    with your key with ``sign=True``), the service anchors it in its next batch, and
+    ``mrv anchor --upgrade`` fetches the complete proof. Without a registry the record is
+    anchored on the chain directly; ``rpc_url`` is that chain's JSON-RPC endpoint (same as
+    ``BLOCKCHAIN_RPC_URL``; before version 0.2, ``registry_url`` meant this).
+    ``anchor_mode="batch"`` leaves the record pending for the next ``mrv anchor --batch``
+    instead of sending one transaction per run. ``settings`` overrides everything read from
+    the environment.
     """
 
     def __init__(
@@ -78,6 +84,9 @@ class MRVTracker:
         auto_anchor: bool = True,
         *,
         anchor_mode: str = "single",
+        rpc_url: str | None = None,
+        publish: bool = False,
+        sign: bool = False,
         settings: Settings | None = None,
         command: list[str] | str | None = None,
         description: str | None = None,
@@ -90,7 +99,10 @@ class MRVTracker:
         if anchor_mode not in ANCHOR_MODES:
             raise ValueError(f"anchor_mode must be one of {ANCHOR_MODES}, not {anchor_mode!r}")
         base = settings if settings is not None else load_settings()
-        self.settings = base.replace(data_dir=storage_dir, rpc_url=registry_url)
+        self.settings = base.replace(data_dir=storage_dir, rpc_url=rpc_url,
+                                     registry_url=registry_url)
+        self.publish = publish
+        self.sign = sign
         self.experiment_name = experiment_name
         self.model_name = model_name
         self.dataset_name = dataset_name
@@ -106,7 +118,8 @@ class MRVTracker:
         self.quiet = bool(os.environ.get("MRV_QUIET")) if quiet is None else quiet
         self.store = RecordStore(self.settings.data_dir)
         if blockchain_enabled and auto_anchor and anchor_mode == "single":
-            check_for_anchoring(self.settings)  # a typo fails now, not after the training
+            # a typo fails now, not after the training
+            check_for_anchoring(self.settings, through_registry=self.via_registry)
 
         # Results, set by stop().
         self.mrv_id: str | None = None
@@ -287,6 +300,11 @@ class MRVTracker:
             "timestamps": {"start_time": self._start_time, "end_time": end_time},
         }
 
+    @property
+    def via_registry(self) -> bool:
+        """Whether the record goes to a registry service rather than to the chain."""
+        return bool(self.settings.registry_url)
+
     def _anchor(self) -> None:
         if not self.blockchain_enabled:
             return
@@ -299,19 +317,39 @@ class MRVTracker:
             self.proof = anchor.mark_pending(self.store, self.mrv_id, reason)
             return
         try:
-            outcome = anchor.anchor_record(self.store, self.mrv_id, settings=self.settings)
+            if self.via_registry:
+                outcome = self._submit()
+            else:
+                outcome = anchor.anchor_record(self.store, self.mrv_id, settings=self.settings)
         except Exception as e:  # anchoring must never lose the run; it stays pending
             self.anchor_error = f"{type(e).__name__}: {e}"
             log.warning("anchoring %s failed: %s", self.mrv_id, self.anchor_error)
             return
         self.proof = outcome.proof
         self.tx_hash = outcome.tx_hash
-        self.anchor_error = outcome.error
+        # a registry that took the record (pending there) is no error
+        self.anchor_error = outcome.error if outcome.error_exit_code is not None else None
+
+    def _submit(self) -> Any:
+        """The fingerprint (and record, signature) to the registry; its outcome."""
+        from mrv_ml.registry.client import through_registry
+
+        signer = None
+        if self.sign:
+            from mrv_ml.keys import load_signer
+
+            signer = load_signer(self.settings)
+        [outcome] = through_registry(self.store, self.settings, [str(self.mrv_id)],
+                                     publish=self.publish, signer=signer)
+        return outcome
 
     def _report(self) -> None:
         line = f"✅ MRV record {self.mrv_id} saved to {self.record_path}"
         if self.tx_hash:
             line += f", anchored in tx {self.tx_hash}"
+        elif self.via_registry and self.proof is not None and self.proof.registries:
+            line += f"; submitted to {self.proof.registries[0].url} (mrv anchor --upgrade " \
+                    "fetches the proof once it is anchored)"
         elif self.anchor_error:
             line += f"; anchoring pending ({self.anchor_error})"
         elif self.blockchain_enabled:
@@ -327,7 +365,8 @@ class MRVTracker:
             self.experiment_name, self.model_name, self.dataset_name,
             self.training.get("epochs"), self.training.get("batch_size"), self.framework,
             blockchain_enabled=self.blockchain_enabled, auto_anchor=self.auto_anchor,
-            anchor_mode=self.anchor_mode, settings=self.settings, command=self.command,
+            anchor_mode=self.anchor_mode, publish=self.publish, sign=self.sign,
+            settings=self.settings, command=self.command,
             description=self.description, tags=self.tags, details=self.details,
             quiet=self.quiet)
         return fresh

@@ -39,12 +39,22 @@ def run_command(
     batch: Annotated[bool, typer.Option("--batch", help="Leave the record pending for the next `mrv anchor --batch`.")] = False,
     country: Annotated[str | None, typer.Option(help="ISO 3166 alpha-3 country for the carbon intensity.")] = None,
     network: Annotated[str | None, typer.Option(help="Network to anchor on (default: local).")] = None,
+    registry: Annotated[str | None, typer.Option(
+        "--registry", help="Submit to this registry service instead of anchoring on the chain "
+                           "(default: MRV_REGISTRY_URL).")] = None,
+    publish: Annotated[bool, typer.Option(
+        "--publish", help="With a registry: publish the record itself, not only its "
+                          "fingerprint.")] = False,
+    sign: Annotated[bool, typer.Option(
+        "--sign", help="With a registry: sign the fingerprint with your key.")] = False,
 ) -> None:
     result = run_tracked(
         command, experiment_name=experiment, model_name=model, dataset_name=dataset,
         epochs=epochs, batch_size=batch_size, framework=framework,
         blockchain_enabled=not no_anchor, anchor_mode="batch" if batch else "single",
-        settings={"data_dir": data_dir, "country_iso_code": country, "network": network})
+        publish=publish, sign=sign,
+        settings={"data_dir": data_dir, "country_iso_code": country, "network": network,
+                  "registry_url": registry})
     console_err.print(f"mrv: record {result.mrv_id} → {result.record_path}", highlight=False)
     sys.stdout.flush()
     raise typer.Exit(result.exit_code)
