@@ -35,12 +35,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _generated import write_or_check  # noqa: E402
 from make_hash_vectors import REALISTIC_RECORD  # noqa: E402
 
+from mrv_ml.config import Secret  # noqa: E402
 from mrv_ml.hashing import compute_hash  # noqa: E402
-from mrv_ml.merkle import StandardMerkleTree  # noqa: E402
+from mrv_ml.keys import _from_key  # noqa: E402
+from mrv_ml.merkle import StandardMerkleTree, keccak  # noqa: E402
+from mrv_ml.signing import SIGNATURE_SCHEME, sign  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "mrv_ml" / "data" / "verdict_cases.json"
 OTHER_CHAIN_ID = 11155111  # Sepolia: never the chain a test runs on
 NO_CODE = "0x00000000000000000000000000000000DeaDBeef"  # nothing deployed there on a dev chain
+
+
+# Researchers' signing keys: fixed, and no chain account (a signing key needs no funds).
+RESEARCHER_A = _from_key(Secret(keccak(b"mrv-ml verdict case researcher A").hex()))
+RESEARCHER_B = _from_key(Secret(keccak(b"mrv-ml verdict case researcher B").hex()))
 
 
 def _id(name: str) -> str:
@@ -87,6 +95,15 @@ def batch_proofs(records: list[dict[str, Any]], submitter: str = "$dev0"
     return tree.root, proofs
 
 
+def signed(proof: dict[str, Any], data: dict[str, Any], by: Any = RESEARCHER_A,
+           claimed: Any = None) -> dict[str, Any]:
+    """The proof with a signature over ``data`` made by ``by`` (claimed to be ``claimed``'s)."""
+    out = copy.deepcopy(proof)
+    out["signature"] = {"scheme": SIGNATURE_SCHEME, "signer": (claimed or by).address,
+                        "signature": sign(by, data["mrv_id"], compute_hash(data))}
+    return out
+
+
 def with_anchor(proof: dict[str, Any], **changes: Any) -> dict[str, Any]:
     changed = copy.deepcopy(proof)
     changed["anchor"].update(changes)
@@ -109,13 +126,13 @@ def error(cls: str, key: str, exit_code: int) -> dict[str, Any]:
 def case(name: str, about: str, data: dict[str, Any] | str, proof: dict[str, Any] | None,
          expect: dict[str, Any], *, registrations: Sequence[dict[str, Any]] = (),
          batches: Sequence[dict[str, Any]] = (), pin: str | None = None,
-         impostor: str | None = None) -> dict[str, Any]:
+         signer_pin: str | None = None, impostor: str | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {"name": name, "about": about}
     item["record_text" if isinstance(data, str) else "record"] = data
     chain: dict[str, Any] = {"registrations": list(registrations), "batches": list(batches)}
     if impostor is not None:
         chain["impostor_answers"] = impostor  # what $impostor's every call returns
-    item.update(proof=proof, pin=pin, chain=chain, expect=expect)
+    item.update(proof=proof, pin=pin, signer_pin=signer_pin, chain=chain, expect=expect)
     return item
 
 
@@ -208,6 +225,34 @@ def build() -> dict[str, Any]:
              error("NoContractError", "no_contract", 7), batches=on_a),
         case("batch_proof_malformed", "the proof's Merkle root is not 32 bytes", a1, bad_root,
              error("MalformedProofError", "malformed_proof", 3), batches=on_a),
+    ]
+    # --- who vouches: the researcher's signature over the fingerprint ---------------------
+    g1, g2, g3 = record("g1"), record("g2"), record("g3")
+    root_g, (h1, h2, h3) = batch_proofs([g1, g2, g3])
+    on_g = [{"from": "$dev0", "root": root_g, "leaf_count": 3}]
+    a, b = RESEARCHER_A.address, RESEARCHER_B.address
+    cases += [
+        case("signed_valid", "anchored in a batch and signed by the researcher", g1,
+             signed(h1, g1), verdict("VALID", "in_anchored_batch"), batches=on_g),
+        case("signed_signer_pinned", "the reviewer pins the researcher who signed", g1,
+             signed(h1, g1), verdict("VALID", "in_anchored_batch"), batches=on_g,
+             signer_pin=a),
+        case("signed_by_another_than_pinned", "signed, but not by the pinned researcher", g1,
+             signed(h1, g1), verdict("SUBMITTER_MISMATCH", "signed_by_other"), batches=on_g,
+             signer_pin=b),
+        case("unsigned_signer_pinned", "a signer is pinned, the proof carries no signature",
+             g2, h2, verdict("SUBMITTER_MISMATCH", "unsigned"), batches=on_g, signer_pin=a),
+        case("signature_not_by_claimed_signer", "the proof claims A signed; B's key made it",
+             g1, signed(h1, g1, by=RESEARCHER_B, claimed=RESEARCHER_A),
+             error("EvidenceConflictError", "bad_signature", 12), batches=on_g),
+        case("signature_of_another_record", "a signature moved over from a sibling record",
+             g3, signed(h3, g2), error("EvidenceConflictError", "bad_signature", 12),
+             batches=on_g),
+        case("signed_single_valid", "anchored alone and signed", s1, signed(single_proof(s1), s1),
+             verdict("VALID", "registered_by_submitter"), registrations=on_s1, signer_pin=a),
+        case("signed_but_tampered", "a signed record edited after anchoring: TAMPERED first",
+             edited(g2), signed(h2, g2), verdict("TAMPERED", "not_in_batch"), batches=on_g,
+             signer_pin=a),
     ]
     # --- files a strict reader refuses (the browser's JSON.parse would accept most) -------
     x = record("x1")

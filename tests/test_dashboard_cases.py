@@ -75,6 +75,7 @@ def test_page_verdict(case: dict[str, Any], case_page: Any,
     proof = path.with_name(path.name[:-5] + ".proof.json")
     case_page.click("#clear")
     case_page.fill("#submitter", chain.pin(case) or "")
+    case_page.fill("#signer", case["signer_pin"] or "")
     _drop(case_page, path, *([proof] if proof.exists() else []))
     got = _outcome(case_page)
     expect = case["expect"]
@@ -84,6 +85,9 @@ def test_page_verdict(case: dict[str, Any], case_page: Any,
         assert case_page.get_attribute("#verdict", "data-trust") == "local only"
         untrusted = case_page.is_visible("#untrusted")
         assert untrusted is (expect["status"] != "VALID")
+        signature = (case["proof"] or {}).get("signature")
+        if expect["status"] == "VALID" and signature:  # who vouched, checked by the page
+            assert signature["signer"] in case_page.inner_text("#evidence")
         if expect["status"] == "TAMPERED":
             assert "(untrusted)" in case_page.inner_text("#summary")
             assert "differs from what was anchored" in case_page.inner_text("#untrusted")
@@ -102,6 +106,7 @@ def test_batch_verdict_shows_record_hash_and_merkle_root_apart(
     path = chain.write(case, tmp_path)
     case_page.click("#clear")
     case_page.fill("#submitter", "")
+    case_page.fill("#signer", "")
     _drop(case_page, path, path.with_name("batch_valid.proof.json"))
     assert _outcome(case_page)["verdict"] == "VALID"
     evidence = case_page.inner_text("#evidence")
@@ -121,6 +126,7 @@ def test_files_in_any_order(case_page: Any, served_cases: tuple[ServedDashboard,
     proof = record.with_name("batch_valid.proof.json")
     case_page.click("#clear")
     case_page.fill("#submitter", "")
+    case_page.fill("#signer", "")
     if order == "proof_first":
         _drop(case_page, proof)  # a proof where a record is expected: recognised as such
         assert _outcome(case_page)["files"] == "is_proof_file"

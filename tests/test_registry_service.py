@@ -251,3 +251,46 @@ def test_a_json_rpc_node_given_as_registry_is_named_as_such(anvil: Any, mrv: MRV
     _, ids = _store_records(1)
     code, out, err = mrv("publish", ids[0], "--registry", anvil.url)
     assert code == 7 and "is not an mrv-ml registry" in err and "rpc_url" in err, (code, err)
+
+
+def test_who_signed_is_reported_and_can_be_pinned(registry: tuple[Any, str], mrv: MRV,
+                                                  anvil: Any, tmp_path: Path) -> None:
+    from mrv_ml.config import Secret
+    from mrv_ml.keys import _from_key
+    from mrv_ml.signing import sign
+
+    service, url = registry
+    store, ids = _store_records(2)
+    researcher = anvil_dev_accounts()[6].address
+    code, out, err = mrv("publish", ids[0], "--sign",
+                         env={"MRV_REGISTRY_URL": url, "PRIVATE_KEY": RESEARCHER_KEY})
+    assert code == 0, out + err
+    mrv("publish", ids[1], env={"MRV_REGISTRY_URL": url})  # unsigned
+    service.loop.anchorer.run_once()
+    mrv("anchor", "--upgrade", env={"MRV_REGISTRY_URL": url})
+    reviewer_env = {"MRV_DATA_DIR": str(tmp_path / "empty"), "MRV_REGISTRY_URL": None}
+    signed, unsigned = store.path_for(ids[0]), store.path_for(ids[1])
+
+    def verdict(path: Path, *pins: str) -> tuple[int, dict[str, Any]]:
+        code, out, err = mrv("verify", str(path), "--json", "--rpc-url", anvil.url, *pins,
+                             env=reviewer_env)
+        return code, json.loads(out)
+
+    code, v = verdict(signed, "--signer", researcher)
+    assert code == 0 and v["signer"] == researcher and v["submitter"] == \
+        service.state.facts.operator, v
+    code, v = verdict(signed, "--signer", anvil_dev_accounts()[7].address)
+    assert code == 5 and v["reason"] == "signed_by_other", v
+    code, v = verdict(unsigned, "--signer", researcher)
+    assert code == 5 and v["reason"] == "unsigned", v
+    code, v = verdict(unsigned)
+    assert code == 0 and v["signer"] is None
+
+    # a signature moved from another record, or made by someone else, is refused
+    sidecar = store.proof_path_for(ids[0])
+    proof = json.loads(sidecar.read_text())
+    other_key = _from_key(Secret(anvil_dev_accounts()[7].key.hex()))
+    proof["signature"]["signature"] = sign(other_key, ids[0], compute_hash(store.load(ids[0])))
+    sidecar.write_text(json.dumps(proof))
+    code, v = verdict(signed)
+    assert code == 12 and v["error_key"] == "bad_signature", v

@@ -55,7 +55,7 @@ def test_the_table_is_generated_and_covers_what_the_issue_asks() -> None:
     outcomes = {c["expect"].get("status") or c["expect"]["key"] for c in CASES}
     assert {"VALID", "TAMPERED", "NOT_FOUND", "SUBMITTER_MISMATCH", "proof_needed",
             "proof_of_another_record", "proof_chain_mismatch", "no_contract", "duplicate_key",
-            "bom", "lone_surrogate", "non_finite", "unsafe_integer"} <= outcomes
+            "bom", "lone_surrogate", "non_finite", "unsafe_integer", "bad_signature"} <= outcomes
     modes = {(c["proof"] or {}).get("anchor", {}).get("mode") for c in CASES}
     assert {"single", "batch", None} <= modes
 
@@ -65,14 +65,16 @@ def test_python_verify(case: dict[str, Any], case_chain: CaseChain, tmp_path: Pa
     path = case_chain.write(case, tmp_path)
     expect = case["expect"]
     if "status" in expect:
-        v = verify(path, expected_submitter=case_chain.pin(case), settings=case_chain.settings)
+        v = verify(path, expected_submitter=case_chain.pin(case),
+                   expected_signer=case["signer_pin"], settings=case_chain.settings)
         assert (v.status.value, v.reason, v.exit_code) == \
             (expect["status"], expect["reason"], expect["exit_code"]), v.detail
         assert v.figures_trusted is (expect["status"] == "VALID")
         assert v.contract_address == case_chain.mapping["$registry"]
     else:
         with pytest.raises(MRVError) as info:
-            verify(path, expected_submitter=case_chain.pin(case), settings=case_chain.settings)
+            verify(path, expected_submitter=case_chain.pin(case),
+                   expected_signer=case["signer_pin"], settings=case_chain.settings)
         e = info.value
         assert (type(e).__name__, e.key, e.exit_code) == \
             (expect["error"], expect["key"], expect["exit_code"]), str(e)
@@ -85,7 +87,8 @@ def test_cli_verify(case: dict[str, Any], case_chain: CaseChain, tmp_path: Path,
     path = case_chain.write(case, tmp_path)
     pin = case_chain.pin(case)
     args = ["verify", str(path), "--json", *case_chain.cli_args,
-            *(["--submitter", pin] if pin else [])]
+            *(["--submitter", pin] if pin else []),
+            *(["--signer", case["signer_pin"]] if case["signer_pin"] else [])]
     code, out, err = mrv(*args)
     expect = case["expect"]
     data = json.loads(out)

@@ -557,6 +557,10 @@ def verdict_rows(verdict: Verdict, source: str) -> list[tuple[str, str]]:
     rows += [("Timestamp", _utc(v.timestamp)), ("Submitter", v.submitter or "-")]
     if v.expected_submitter and v.expected_submitter != v.submitter:
         rows.append(("Expected submitter", v.expected_submitter))
+    if v.signer or v.expected_signer:
+        rows.append(("Signed by", v.signer or "nobody (no signature)"))
+    if v.expected_signer and v.expected_signer != v.signer:
+        rows.append(("Expected signer", v.expected_signer))
     rows.append(("Record hash", v.record_hash))
     if v.mode == "batch":
         rows.append(("Merkle root", v.merkle_root or "-"))

@@ -98,6 +98,10 @@ class Evidence:
     batch: Batch | None = None  # getBatch(root, expected)
     root_anchorers: tuple[Registration, ...] | None = None  # BatchAnchored(root, *)
     registry_merkle_ok: bool | None = None  # verifyBatchProof; optional cross-check
+    signer_pin: str | None = None  # the researcher expected to have signed (checksummed)
+    # The address the proof's signature recovers to over (record_mrv_id, record_hash);
+    # "" when it recovers none (malformed).
+    recovered_signer: str | None = None
 
     @property
     def anchored_proof(self) -> Proof | None:
@@ -115,6 +119,13 @@ class Evidence:
             return self.pin
         proof = self.anchored_proof
         return proof.anchor.submitter if proof is not None and proof.anchor is not None else None
+
+    @property
+    def signed_by(self) -> str | None:
+        """Who the proof says signed the record's fingerprint (checked against the
+        signature in :func:`decide`)."""
+        signature = self.proof.signature if self.proof is not None else None
+        return signature.signer if signature is not None else None
 
     @property
     def merkle_root(self) -> str | None:
@@ -171,9 +182,28 @@ def decide(ev: Evidence) -> Decision:
             # dev node) or a reorganisation: its registry cannot speak for this proof.
             return Decision(error="local_only_elsewhere" if ev.chain_kind == "embedded"
                             else "anchor_not_on_chain")
-    if ev.mode == "batch":
-        return _decide_batch(ev)
-    return _decide_single(ev)
+    decision = _decide_batch(ev) if ev.mode == "batch" else _decide_single(ev)
+    if decision.status is not VerdictStatus.VALID:
+        return decision  # a record changed or not anchored: who signed it is beside the point
+    return _decide_signature(ev, decision)
+
+
+def _decide_signature(ev: Evidence, anchored: Decision) -> Decision:
+    """A VALID anchoring, and who vouches for the record: a signature in the proof must be
+    over this very record (else the proof cannot be trusted), and a pinned signer must be
+    the one who signed."""
+    if ev.signed_by is not None:
+        if ev.recovered_signer is None:
+            return Decision(need="signature")
+        if not _same(ev.recovered_signer, ev.signed_by):
+            return Decision(error="bad_signature")
+    if ev.signer_pin is not None:
+        if ev.signed_by is None:
+            return _verdict(VerdictStatus.SUBMITTER_MISMATCH, "unsigned", anchored.registration)
+        if not _same(ev.signed_by, ev.signer_pin):
+            return _verdict(VerdictStatus.SUBMITTER_MISMATCH, "signed_by_other",
+                            anchored.registration)
+    return anchored
 
 
 def _by_others(registrations: tuple[Registration, ...], expected: str | None
@@ -267,6 +297,10 @@ REASONS = {
     "root_not_anchored": "{expected} never anchored batch root {merkle_root} on this registry",
     "root_anchored_by_other": "batch root {merkle_root} was anchored only by {submitter}, not "
                               "by the expected {expected}",
+    "unsigned": "anchored by {submitter}, but the proof carries no signature: the expected "
+                "signer {signer_pin} never vouched for this record",
+    "signed_by_other": "anchored by {submitter} and signed by {signer}, not by the expected "
+                       "signer {signer_pin}",
 }
 
 

@@ -114,6 +114,10 @@ class Verdict:
     trust_note: str = ""  # what the verdict proves, and to whom, in plain words
     confirmations: int | None = None  # blocks on top of the registration, counting its own
     final: bool | None = None  # the registration's block is finalized (None: unknown)
+    # The researcher whose signature over this record's fingerprint the proof carries,
+    # checked (None: unsigned); and the one pinned with --signer.
+    signer: str | None = None
+    expected_signer: str | None = None
 
     def __bool__(self) -> bool:
         return self.status is VerdictStatus.VALID
@@ -208,6 +212,19 @@ def _checked_address(value: str, what: str) -> str:
 _MAX_MEMO_NODES = 4096  # Merkle node hashes remembered across proofs (~1 MB at most)
 
 
+@dataclass(frozen=True)
+class Pins:
+    """Identities the user expects: who anchored (``--submitter``), who signed (``--signer``)."""
+
+    submitter: str | None = None
+    signer: str | None = None
+
+    @classmethod
+    def checked(cls, submitter: str | None, signer: str | None) -> Pins:
+        return cls(_checked_address(submitter, "submitter") if submitter else None,
+                   _checked_address(signer, "signer") if signer else None)
+
+
 class _Reader:
     """Fills the evidence ``decide`` asks for, over one connection, caching per registry:
     verifying many records of one batch reads its root once."""
@@ -239,9 +256,10 @@ class _Reader:
         return self._configured
 
     def evidence(self, data: Mapping[str, Any], proof: Proof | None, mrv_id: str | None,
-                 pin: str | None) -> Evidence:
+                 pin: Pins) -> Evidence:
         return Evidence(mrv_id=mrv_id or str(data["mrv_id"]), record_mrv_id=str(data["mrv_id"]),
-                        record_hash=compute_hash(data), proof=proof, pin=pin)
+                        record_hash=compute_hash(data), proof=proof, pin=pin.submitter,
+                        signer_pin=pin.signer)
 
     def read(self, ev: Evidence, need: str) -> Evidence:
         conn = self.conn
@@ -258,6 +276,16 @@ class _Reader:
         if need == "anchor_block":
             assert ev.proof is not None and ev.proof.anchor is not None
             return replace(ev, anchor_block_ok=self.anchor_block_ok(ev.proof.anchor))
+        if need == "signature":
+            from mrv_ml.signing import recover_signer
+
+            assert ev.proof is not None and ev.proof.signature is not None
+            try:
+                recovered = recover_signer(ev.record_mrv_id, ev.record_hash,
+                                           ev.proof.signature.signature)
+            except RecordError:
+                recovered = ""  # recovers no one: decide() refuses the proof
+            return replace(ev, recovered_signer=recovered)
         address = ev.registry_address
         assert address is not None
         expected = ev.expected_submitter
@@ -438,6 +466,11 @@ def _error(decision: Decision, ev: Evidence, inp: _Input, conn: ChainConnection)
         return ProofNeededError(
             f"{ev.mrv_id} is not registered under its ID on {conn.network.name}; if it was "
             f"anchored in a batch, verification needs its proof file {inp.expected_proof_file}")
+    if key == "bad_signature":
+        return EvidenceConflictError(
+            f"the proof says {ev.signed_by} signed {ev.record_mrv_id}, but its signature is "
+            f"not theirs over this record's fingerprint: the signature cannot be trusted",
+            key=key)
     if key == "evidence_conflict":
         return EvidenceConflictError(
             f"the registry's verifyBatchProof and mrv-ml's Merkle check disagree on "
@@ -455,8 +488,13 @@ def _verdict(reader: _Reader, ev: Evidence, decision: Decision, data: Mapping[st
     tx, block = reader.transaction_of(ev, reg) if reg is not None else (None, None)
     batch = ev.mode == "batch"
     fields = {"mrv_id": ev.mrv_id, "submitter": reg.submitter if reg else None,
-              "expected": ev.expected_submitter, "merkle_root": ev.merkle_root}
+              "expected": ev.expected_submitter, "merkle_root": ev.merkle_root,
+              "signer": ev.signed_by, "signer_pin": ev.signer_pin}
     notes = [REASONS[decision.reason].format(**fields)]
+    # decide() checked the signature before any VALID: recovered == claimed
+    signer = ev.signed_by if ev.recovered_signer else None
+    if signer and decision.status is VerdictStatus.VALID:
+        notes.append(f"signed by {signer} (EIP-191 over this record's ID and fingerprint)")
     if ev.mrv_id != ev.record_mrv_id:
         notes.append(f"--mrv-id {ev.mrv_id} differs from the record's own mrv_id "
                      f"{ev.record_mrv_id}: the registry entry of {ev.mrv_id} is compared")
@@ -486,11 +524,11 @@ def _verdict(reader: _Reader, ev: Evidence, decision: Decision, data: Mapping[st
         chain_id=ev.chain_id, contract_address=ev.registry_address, network=conn.network.name,
         mode="batch" if batch else "single", co2_kg=summary.get("co2_kg"),
         energy_kwh=summary.get("energy_kwh"),
-        explorer_url=conn.explorer_tx_url(tx) if tx else None, detail="; ".join(notes))
+        explorer_url=conn.explorer_tx_url(tx) if tx else None, detail="; ".join(notes),
+        signer=signer, expected_signer=ev.signer_pin)
 
 
-def _verify_input(reader: _Reader, inp: _Input, mrv_id: str | None, pin: str | None
-                  ) -> Verdict:
+def _verify_input(reader: _Reader, inp: _Input, mrv_id: str | None, pin: Pins) -> Verdict:
     ev, decision = reader.decide(reader.evidence(inp.record, inp.proof, mrv_id, pin))
     if decision.error is not None:
         raise _error(decision, ev, inp, reader.conn)
@@ -504,7 +542,7 @@ def _what_it_says(verdict: Verdict) -> tuple[Any, ...]:
 
 
 def _verify_witnessed(readers: _Readers, witnesses: _Readers | None, inp: _Input,
-                      mrv_id: str | None, pin: str | None) -> Verdict:
+                      mrv_id: str | None, pin: Pins) -> Verdict:
     """The verdict of the first endpoint, checked against a second, independent one (as
     OpenTimestamps asks two calendars): one endpoint can always lie, two must agree."""
     outcomes: list[Verdict | MRVError] = []
@@ -583,13 +621,14 @@ def _connect_configured(settings: Settings, inp: _Input) -> ChainConnection:
 
 def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
            proof: Proof | Mapping[str, Any] | None = None,
-           expected_submitter: str | None = None, settings: Settings | None = None,
-           connection: ChainConnection | None = None,
+           expected_submitter: str | None = None, expected_signer: str | None = None,
+           settings: Settings | None = None, connection: ChainConnection | None = None,
            witness_rpc_url: str | None = None) -> Verdict:
     """Verify one record (a file, whose proof is looked for beside it, or a parsed record
     with ``proof``). The chain, registry and submitter come from the proof; ``settings``
     give only the endpoint (``rpc_url``) unless the record has no anchored proof.
-    ``expected_submitter`` pins whose registration counts. Returns a :class:`Verdict`;
+    ``expected_submitter`` pins whose registration counts, ``expected_signer`` the researcher
+    who must have signed the record's fingerprint. Returns a :class:`Verdict`;
     raises RecordError (unusable input), ProofNeededError, LocalOnlyError,
     ChainIdMismatchError / NoContractError / NotARegistryError / ConfigError (evidence that
     cannot be trusted) and ChainUnavailableError / ChainReadError (evidence unreachable).
@@ -597,7 +636,7 @@ def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
     disagreement between the two is an EvidenceConflictError, never a verdict.
     Verifying writes nothing."""
     inp = _load(record, proof)
-    pin = _checked_address(expected_submitter, "submitter") if expected_submitter else None
+    pin = Pins.checked(expected_submitter, expected_signer)
     readers, witnesses = _Readers(settings, connection), _witnesses(settings, witness_rpc_url)
     try:
         return _verify_witnessed(readers, witnesses, inp, mrv_id, pin)
@@ -652,7 +691,8 @@ def record_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None = None,
-                      expected_submitter: str | None = None, mrv_id: str | None = None,
+                      expected_submitter: str | None = None,
+                      expected_signer: str | None = None, mrv_id: str | None = None,
                       connection: ChainConnection | None = None,
                       cross_check_all: bool = False,
                       witness_rpc_url: str | None = None) -> Iterator[FileVerdict]:
@@ -669,7 +709,7 @@ def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None 
     if mrv_id is not None and (len(paths) != 1 or Path(paths[0]).is_dir()):
         raise RecordError("--mrv-id applies to one record only")
     files = record_files(paths)
-    pin = _checked_address(expected_submitter, "submitter") if expected_submitter else None
+    pin = Pins.checked(expected_submitter, expected_signer)
     readers = _Readers(settings, connection, cross_check_all)
     witnesses = _witnesses(settings, witness_rpc_url)
     try:

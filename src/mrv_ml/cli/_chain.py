@@ -89,6 +89,9 @@ def verify_command(
     submitter: Annotated[str | None, typer.Option(
         "--submitter", metavar="ADDR", help="Address expected to have registered the record.")]
     = None,
+    signer: Annotated[str | None, typer.Option(
+        "--signer", metavar="ADDR", help="Researcher expected to have signed the record's "
+                                         "fingerprint (mrv publish --sign).")] = None,
     network: NetworkOption = None,
     rpc_urls: Annotated[list[str] | None, typer.Option(
         "--rpc-url", metavar="URL",
@@ -113,7 +116,7 @@ def verify_command(
     settings = _settings(network, urls[0] if urls else None, contract, data_dir)
     paths = _record_paths(records, settings)
     results = iter_verify_files(paths, settings=settings, expected_submitter=submitter,
-                                mrv_id=mrv_id,
+                                expected_signer=signer, mrv_id=mrv_id,
                                 witness_rpc_url=urls[1] if len(urls) == 2 else None)
     if len(paths) == 1 and not paths[0].is_dir():
         (result,) = results

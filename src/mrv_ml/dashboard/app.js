@@ -9,7 +9,7 @@ import { InputError, parseStrict } from "./strictjson.js";
 import { checkRecord, classify } from "./record.js";
 import { parseProof } from "./proof.js";
 import { DEV_KEY_NOTE, TRUST_NOTES, ZERO_HASH, anchoredProof, decide, expectedSubmitter, merkleRoot, mode,
-         reasonText, trustOf } from "./verdict.js";
+         reasonText, signedBy, trustOf } from "./verdict.js";
 import { DEV_ADDRESSES, DEV_CHAIN_IDS, NETWORK_CHAIN_IDS, PUBLIC_CHAINS, REGISTRY_CODE_HASHES } from "./chains.js";
 
 const MAX_FILE_BYTES = 5 * 1024 * 1024;
@@ -249,6 +249,13 @@ async function read(ev, need) {
              registryHasCode: code !== "0x",
              registryIsRelease: REGISTRY_CODE_HASHES.includes(ethers.keccak256(code).toLowerCase()) };
   }
+  if (need === "signature") {
+    // The same message as Python's mrv_ml.signing.signing_message (EIP-191 personal_sign).
+    const message = `mrv-ml record\nID: ${ev.recordMrvId}\nsha256-jcs: ${ev.recordHash}`;
+    let recovered = "";
+    try { recovered = ethers.verifyMessage(message, ev.proof.signature.signature); } catch { recovered = ""; }
+    return { ...ev, recoveredSigner: recovered };
+  }
   if (need === "anchor_block") {
     const a = anchoredProof(ev).anchor;
     let ok;
@@ -327,6 +334,8 @@ function errorText(key, ev) {
       return `chain ${ev.chainId} does not hold the proof's anchoring block ${anchor.blockNumber} (another instance of this chain, or the block was reorganised away): its registry cannot speak for this proof`;
     case "proof_needed":
       return `${ev.mrvId} is not registered under its ID on this chain; if it was anchored in a batch, verification needs its proof file (${stem}.proof.json): add it`;
+    case "bad_signature":
+      return `the proof says ${ev.proof.signature.signer} signed ${ev.recordMrvId}, but its signature is not theirs over this record's fingerprint: the signature cannot be trusted`;
     case "evidence_conflict":
       return `the registry's verifyBatchProof and this page's Merkle check disagree on ${ev.recordMrvId}; please report this`;
     default:
@@ -343,8 +352,11 @@ async function verify() {
   }
   const pin = $("submitter").value.trim();
   if (pin && !ethers.isAddress(pin)) { showError(`invalid submitter address ${pin.slice(0, 60)}`, "config"); return; }
+  const signerPin = $("signer").value.trim();
+  if (signerPin && !ethers.isAddress(signerPin)) { showError(`invalid signer address ${signerPin.slice(0, 60)}`, "config"); return; }
   let ev = { mrvId: $("mrv-id").value.trim() || state.record.mrv_id, recordMrvId: state.record.mrv_id,
-             recordHash: state.recordHash, proof: state.proof, pin: pin ? ethers.getAddress(pin) : null };
+             recordHash: state.recordHash, proof: state.proof, pin: pin ? ethers.getAddress(pin) : null,
+             signerPin: signerPin ? ethers.getAddress(signerPin) : null };
   let decision;
   try {
     for (decision = decide(ev); decision.need; decision = decide(ev)) ev = await read(ev, decision.need);
@@ -399,7 +411,8 @@ function renderVerdict(ev, d, tx, head = null, registrationBlock = null) {
   $("verdict-title").replaceChildren(iconEl, document.createTextNode(` ${title}${batch ? " (batch)" : ""}`));
   const expected = expectedSubmitter(ev);
   const reg = d.registration;
-  const fields = { mrv_id: ev.mrvId, submitter: reg?.submitter, expected, merkle_root: merkleRoot(ev) };
+  const fields = { mrv_id: ev.mrvId, submitter: reg?.submitter, expected, merkle_root: merkleRoot(ev),
+                   signer: signedBy(ev), signer_pin: ev.signerPin };
   $("verdict-detail").textContent = `${text} ${reasonText(d.reason, fields)}.`;
   const rows = [["MRV ID", ev.mrvId], ["Record hash (SHA-256, RFC 8785)", ev.recordHash]];
   if (batch) rows.push(["Merkle root (anchored)", reg ? merkleRoot(ev) : "—"]);
@@ -409,6 +422,10 @@ function renderVerdict(ev, d, tx, head = null, registrationBlock = null) {
     const how = ev.pin ? (state.pinnedByLink ? "pinned by the link" : "pinned") : "from the proof";
     rows.push(["Expected submitter", `${expected} (${how})`]);
   }
+  // decide() checked the signature before any verdict that rests on it
+  const signer = ev.recoveredSigner ? signedBy(ev) : null;
+  if (signer || ev.signerPin) rows.push(["Signed by", signer ? `${signer} (EIP-191 over this record's ID and fingerprint)` : "nobody (no signature)"]);
+  if (ev.signerPin && !(signer && signer.toLowerCase() === ev.signerPin.toLowerCase())) rows.push(["Expected signer", ev.signerPin]);
   if (tx) {
     const href = state.explorer ? `${state.explorer.replace(/\/$/, "")}/tx/${tx}` : null;
     rows.push(["Transaction", tx, href && /^https?:\/\//.test(href) ? href : null]);
@@ -539,6 +556,7 @@ async function main() {
   renderFiles();
   await loadServerConfig();
   const q = new URLSearchParams(location.search);
+  if (q.get("signer")) $("signer").value = q.get("signer");
   if (q.get("submitter")) {
     $("submitter").value = q.get("submitter");
     state.pinnedByLink = true;

@@ -7,6 +7,7 @@ const BYTES32 = /^0x[0-9a-fA-F]{64}$/;
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const FORMAT = "openzeppelin-standard-merkle-tree-v1";
 const MAX_MERKLE_DEPTH = 32;  // anchorBatch's leafCount is a uint32
+const SIGNATURE_HEX = /^0x[0-9a-fA-F]{130}$/;
 const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 function bad(source, where, problem) {
@@ -42,7 +43,16 @@ function merklePart(m, source) {
   return { root, proof: path, leafCount };
 }
 
-/** {mrvId, recordDigest, status, pendingReason, anchor: {...} | null} */
+function signaturePart(sig, source) {
+  if (sig == null) return null;
+  if (!isObj(sig)) throw bad(source, "signature", "is not an object");
+  if (typeof sig.scheme !== "string" || !sig.scheme) throw bad(source, "signature.scheme", "is missing");
+  return { scheme: sig.scheme,
+           signer: matching(sig.signer, ADDRESS, source, "signature.signer", "an address"),
+           signature: matching(sig.signature, SIGNATURE_HEX, source, "signature.signature", "a 65-byte hex signature") };
+}
+
+/** {mrvId, recordDigest, status, pendingReason, anchor: {...} | null, signature: {...} | null} */
 export function parseProof(data, source) {
   if (!isObj(data)) throw new InputError("malformed_proof", `${source}: not a proof sidecar: the JSON is not an object`);
   if (typeof data.mrv_id !== "string" || !data.mrv_id) throw bad(source, "mrv_id", "is missing");
@@ -71,5 +81,6 @@ export function parseProof(data, source) {
     };
   }
   return { mrvId: data.mrv_id, recordDigest: digest, status: data.status,
-           pendingReason: typeof data.pending_reason === "string" ? data.pending_reason : null, anchor };
+           pendingReason: typeof data.pending_reason === "string" ? data.pending_reason : null, anchor,
+           signature: signaturePart(data.signature, source) };
 }

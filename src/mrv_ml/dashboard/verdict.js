@@ -22,6 +22,11 @@ export function mode(ev) {
   return anchoredProof(ev)?.anchor.mode || "single";
 }
 
+/** Who the proof says signed the record's fingerprint (checked in decide). */
+export function signedBy(ev) {
+  return ev.proof?.signature?.signer || null;
+}
+
 export function merkleRoot(ev) {
   return anchoredProof(ev)?.anchor.merkle?.root || null;
 }
@@ -42,7 +47,23 @@ export function decide(ev) {
     // Another instance of the chain, or a reorganisation: its registry cannot speak for it.
     if (!ev.anchorBlockOk) return { error: ev.chainKind === "embedded" ? "local_only_elsewhere" : "anchor_not_on_chain" };
   }
-  return mode(ev) === "batch" ? decideBatch(ev) : decideSingle(ev);
+  const decision = mode(ev) === "batch" ? decideBatch(ev) : decideSingle(ev);
+  // A record changed or not anchored: who signed it is beside the point.
+  return decision.status === "VALID" ? decideSignature(ev, decision) : decision;
+}
+
+// A signature in the proof must be over this very record; a pinned signer must have made it.
+function decideSignature(ev, anchored) {
+  const signer = signedBy(ev);
+  if (signer) {
+    if (ev.recoveredSigner == null) return { need: "signature" };
+    if (!same(ev.recoveredSigner, signer)) return { error: "bad_signature" };
+  }
+  if (ev.signerPin) {
+    if (!signer) return verdict("SUBMITTER_MISMATCH", "unsigned", anchored.registration);
+    if (!same(signer, ev.signerPin)) return verdict("SUBMITTER_MISMATCH", "signed_by_other", anchored.registration);
+  }
+  return anchored;
 }
 
 function decideBatch(ev) {
@@ -106,6 +127,8 @@ export const REASONS = {
   not_in_batch: "the Merkle proof does not link this record's hash to root {merkle_root} (the record changed, or the proof belongs to another record)",
   root_not_anchored: "{expected} never anchored batch root {merkle_root} on this registry",
   root_anchored_by_other: "batch root {merkle_root} was anchored only by {submitter}, not by the expected {expected}",
+  unsigned: "anchored by {submitter}, but the proof carries no signature: the expected signer {signer_pin} never vouched for this record",
+  signed_by_other: "anchored by {submitter} and signed by {signer}, not by the expected signer {signer_pin}",
 };
 
 export function reasonText(reason, fields) {
