@@ -294,3 +294,20 @@ def test_who_signed_is_reported_and_can_be_pinned(registry: tuple[Any, str], mrv
     sidecar.write_text(json.dumps(proof))
     code, v = verdict(signed)
     assert code == 12 and v["error_key"] == "bad_signature", v
+
+
+def test_verify_fetches_a_complete_proof_on_its_own_and_writes_nothing(
+        registry: tuple[Any, str], mrv: MRV, anvil: Any) -> None:
+    service, url = registry
+    store, ids = _store_records(1)
+    mrv("publish", ids[0], env={"MRV_REGISTRY_URL": url})
+    sidecar = store.proof_path_for(ids[0])
+    code, out, _ = mrv("verify", str(store.path_for(ids[0])), "--json", "--rpc-url", anvil.url)
+    assert code == 9 and json.loads(out)["error_key"] == "pending_at_registry", out
+    service.loop.anchorer.run_once()
+    before = sidecar.read_bytes()
+    code, out, err = mrv("verify", str(store.path_for(ids[0])), "--json", "--rpc-url", anvil.url)
+    v = json.loads(out)
+    assert code == 0 and v["status"] == "VALID" and v["mode"] == "batch", out + err
+    assert v["submitter"] == service.state.facts.operator
+    assert sidecar.read_bytes() == before  # verifying wrote nothing

@@ -41,6 +41,7 @@ from mrv_ml.errors import (
     ProofMismatchError,
     ProofNeededError,
     RecordError,
+    RegistryUnavailableError,
 )
 from mrv_ml.hashing import compute_hash
 from mrv_ml.networks import DEPLOYMENTS_FILE, is_dev_address
@@ -204,6 +205,32 @@ def _checked_address(value: str, what: str) -> str:
     if checked is None:
         raise ConfigError(f"invalid {what} address {str(value)[:60]!r}")
     return checked
+
+
+def _with_registry_proof(inp: _Input, settings: Settings | None) -> _Input:
+    """A proof still pending at a registry service: ask that registry for the complete one
+    (checked on arrival, then verified against the chain like any other; never saved:
+    verifying writes nothing, ``mrv anchor --upgrade`` saves it). Until one is anchored
+    there is nothing on chain to check: ProofNeededError says where it waits."""
+    proof = inp.proof
+    if proof is None or proof.status != "pending" or not proof.registries:
+        return inp
+    from mrv_ml.registry.client import fetch_complete
+
+    where = ", ".join(r.url for r in proof.registries)
+    try:
+        complete = fetch_complete(proof, compute_hash(inp.record), settings)
+    except RegistryUnavailableError as e:
+        raise ProofNeededError(f"{proof.mrv_id} waits at the registry {where}, which cannot "
+                               f"be asked now ({e}); verify again later",
+                               key="pending_at_registry") from None
+    if complete is None:
+        raise ProofNeededError(f"{proof.mrv_id} was submitted to the registry {where}, which "
+                               "has not anchored it yet (its next batch will): verify again "
+                               "later", key="pending_at_registry")
+    merged = replace(proof, signature=complete.signature or proof.signature)
+    assert complete.anchor is not None
+    return replace(inp, proof=merged.anchored(complete.anchor, complete.record_digest))
 
 
 # --- reading the evidence ----------------------------------------------------------------
@@ -635,7 +662,7 @@ def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
     ``witness_rpc_url``: a second, independent endpoint of the same chain; any
     disagreement between the two is an EvidenceConflictError, never a verdict.
     Verifying writes nothing."""
-    inp = _load(record, proof)
+    inp = _with_registry_proof(_load(record, proof), settings)
     pin = Pins.checked(expected_submitter, expected_signer)
     readers, witnesses = _Readers(settings, connection), _witnesses(settings, witness_rpc_url)
     try:
@@ -715,7 +742,7 @@ def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None 
     try:
         for f in files:
             try:
-                inp = _load(f, None)
+                inp = _with_registry_proof(_load(f, None), settings)
                 yield FileVerdict(f, verdict=_verify_witnessed(readers, witnesses, inp,
                                                                mrv_id, pin))
             except ChainUnavailableError:

@@ -113,17 +113,25 @@ def upgrade(store: RecordStore, mrv_id: str, settings: Settings) -> Proof:
     if current.status == "anchored":
         return current
     fingerprint = compute_hash(store.load(mrv_id))
-    token = settings.registry_token.reveal() if settings.registry_token else None
-    for receipt in current.registries:
+    complete = fetch_complete(current, fingerprint, settings)
+    return _save(store, mrv_id, fingerprint, complete) if complete is not None else current
+
+
+def fetch_complete(proof: Proof, fingerprint: str, settings: Settings | None = None
+                   ) -> Proof | None:
+    """The complete proof from the first registry the pending ``proof`` names that has one,
+    checked (:func:`_checked_document`), not saved; ``None`` while none has it yet."""
+    token = settings.registry_token.reveal() if settings and settings.registry_token else None
+    for receipt in proof.registries:
         base = _base(receipt.url)
-        status, data = _request("GET", f"{base}/v1/proofs/{fingerprint}?mrv_id={mrv_id}",
+        status, data = _request("GET", f"{base}/v1/proofs/{fingerprint}?mrv_id={proof.mrv_id}",
                                 token=token)
         if status != 200:
             raise _refusal(status, data, base)
-        answered = _checked_document(data, mrv_id, fingerprint, base)
+        answered = _checked_document(data, proof.mrv_id, fingerprint, base)
         if answered.status == "anchored":
-            return _save(store, mrv_id, fingerprint, answered)
-    return current
+            return answered
+    return None
 
 
 def through_registry(store: RecordStore, settings: Settings, mrv_ids: list[str] | None = None,
