@@ -311,3 +311,48 @@ def test_verify_fetches_a_complete_proof_on_its_own_and_writes_nothing(
     assert code == 0 and v["status"] == "VALID" and v["mode"] == "batch", out + err
     assert v["submitter"] == service.state.facts.operator
     assert sidecar.read_bytes() == before  # verifying wrote nothing
+
+
+def test_two_registries_are_witnesses_each_verified(anvil: Any, anvil_registry: str,
+                                                    tmp_path: Path, mrv: MRV) -> None:
+    from tests.support.registry import WITNESS_OPERATOR_INDEX
+
+    first = operator_settings(anvil, anvil_registry, tmp_path / "op-a")
+    second = operator_settings(anvil, anvil_registry, tmp_path / "op-b", WITNESS_OPERATOR_INDEX)
+    with running_registry(first, str(tmp_path / "a.sqlite")) as (reg_a, url_a), \
+            running_registry(second, str(tmp_path / "b.sqlite")) as (reg_b, url_b):
+        store, ids = _store_records(1)
+        code, out, err = mrv("publish", ids[0], "--registry", f"{url_a},{url_b}")
+        assert code == 0, out + err
+        assert [r.url for r in store.load_proof(ids[0]).registries] == [url_a, url_b]
+        reg_a.loop.anchorer.run_once()
+        code, out, err = mrv("anchor", "--upgrade")
+        assert code == 0 and "✅" in out, out + err
+
+        def verdict() -> dict[str, Any]:
+            code, out, err = mrv("verify", str(store.path_for(ids[0])), "--json",
+                                 "--rpc-url", anvil.url, env={"MRV_REGISTRY_URL": None})
+            assert code == 0, out + err
+            return dict(json.loads(out))
+
+        v = verdict()
+        assert [r["status"] for r in v["registries"]] == ["VALID", "PENDING"]
+        reg_b.loop.anchorer.run_once()
+        v = verdict()  # verify asks the witness on its own
+        assert [r["status"] for r in v["registries"]] == ["VALID", "VALID"]
+        assert [r["submitter"] for r in v["registries"]] == [reg_a.state.facts.operator,
+                                                             reg_b.state.facts.operator]
+        code, out, err = mrv("anchor", "--upgrade")
+        assert code == 0, out + err
+        saved = store.load_proof(ids[0])
+        assert all(r.anchor is not None for r in saved.registries)
+
+        # a witness whose proof is a lie is reported as such; the verdict stands on the first
+        sidecar = store.proof_path_for(ids[0])
+        data = json.loads(sidecar.read_text())
+        data["registries"][1]["anchor"]["merkle"]["root"] = "0x" + "77" * 32
+        data["registries"][1]["anchor"]["merkle"]["proof"] = []
+        sidecar.write_text(json.dumps(data))
+        v = verdict()
+        assert v["status"] == "VALID"
+        assert [r["status"] for r in v["registries"]] == ["VALID", "NOT_FOUND"]

@@ -99,10 +99,10 @@ def check_for_anchoring(settings: Settings, *, through_registry: bool = False) -
     from mrv_ml.errors import KeyConfigError
 
     if through_registry:
-        url = settings.registry_url or ""
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"the registry URL must start with http:// or https://, "
-                              f"not {url[:40]!r}")
+        for url in (settings.registry_url or "").split(","):  # several: witnesses
+            if not url.strip().startswith(("http://", "https://")):
+                raise ConfigError(f"the registry URL must start with http:// or https://, "
+                                  f"not {url.strip()[:40]!r}")
     else:
         resolve_network(settings)
     address = settings.contract_address

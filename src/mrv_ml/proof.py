@@ -121,13 +121,19 @@ class Attempt:
 
 @dataclass(frozen=True)
 class RegistryReceipt:
-    """A registry service that took the fingerprint (its proof comes later, from there)."""
+    """A registry service that took the fingerprint, and its anchor once fetched. Several
+    registries are witnesses: each anchors independently, and verification reports each;
+    the proof's own ``anchor`` is the first one fetched."""
 
     url: str
     received_at: str | None = None
+    anchor: Anchor | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"url": self.url, "received_at": self.received_at}
+        data: dict[str, Any] = {"url": self.url, "received_at": self.received_at}
+        if self.anchor is not None:
+            data["anchor"] = self.anchor.to_dict()
+        return data
 
 
 @dataclass(frozen=True)
@@ -298,8 +304,11 @@ def _parse_registries(data: Any, source: str) -> tuple[RegistryReceipt, ...]:
         url = entry.get("url") if isinstance(entry, Mapping) else None
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise _bad(source, f"registries[{i}].url", "is not an http(s) URL")
+        anchor = entry.get("anchor")
         out.append(RegistryReceipt(url, _opt(entry, "received_at", str, source,
-                                             f"registries[{i}].")))
+                                             f"registries[{i}]."),
+                                   None if anchor is None else
+                                   _parse_anchor(anchor, f"{source} (registries[{i}])")))
     return tuple(out)
 
 

@@ -561,6 +561,15 @@ def verdict_rows(verdict: Verdict, source: str) -> list[tuple[str, str]]:
         rows.append(("Signed by", v.signer or "nobody (no signature)"))
     if v.expected_signer and v.expected_signer != v.signer:
         rows.append(("Expected signer", v.expected_signer))
+    for n, r in enumerate(v.registries, 1):
+        if r["status"] == "PENDING":
+            said = "pending there"
+        elif r["status"] == "ERROR":
+            said = f"cannot be checked: {r['error']}"
+        else:
+            said = (f"{r['status']}, anchored by {r['submitter'] or '-'} on chain "
+                    f"{r['chain_id']} (tx {r['tx_hash'] or '-'}; {r['trust']})")
+        rows.append((f"Registry {n}", f"{r['url']}: {said}"))
     rows.append(("Record hash", v.record_hash))
     if v.mode == "batch":
         rows.append(("Merkle root", v.merkle_root or "-"))

@@ -119,6 +119,10 @@ class Verdict:
     # checked (None: unsigned); and the one pinned with --signer.
     signer: str | None = None
     expected_signer: str | None = None
+    # Each registry service the record went through (witnesses), with its own anchoring
+    # verified: {"url", "status" (a verdict, PENDING or ERROR), "reason"/"error_key",
+    # "submitter", "chain_id", "tx_hash", "block_number", "trust"}.
+    registries: tuple[dict[str, Any], ...] = ()
 
     def __bool__(self) -> bool:
         return self.status is VerdictStatus.VALID
@@ -208,29 +212,31 @@ def _checked_address(value: str, what: str) -> str:
 
 
 def _with_registry_proof(inp: _Input, settings: Settings | None) -> _Input:
-    """A proof still pending at a registry service: ask that registry for the complete one
-    (checked on arrival, then verified against the chain like any other; never saved:
-    verifying writes nothing, ``mrv anchor --upgrade`` saves it). Until one is anchored
-    there is nothing on chain to check: ProofNeededError says where it waits."""
+    """A proof with registries whose anchors were not fetched yet: ask them (each answer
+    checked on arrival, then verified against the chain like any other; never saved:
+    verifying writes nothing, ``mrv anchor --upgrade`` saves). A proof still pending
+    everywhere has nothing on chain to check: ProofNeededError says where it waits."""
     proof = inp.proof
-    if proof is None or proof.status != "pending" or not proof.registries:
+    if proof is None or all(r.anchor is not None for r in proof.registries):
         return inp
     from mrv_ml.registry.client import fetch_complete
 
-    where = ", ".join(r.url for r in proof.registries)
+    where = ", ".join(r.url for r in proof.registries if r.anchor is None)
     try:
         complete = fetch_complete(proof, compute_hash(inp.record), settings)
     except RegistryUnavailableError as e:
+        if proof.anchor is not None:
+            return inp  # a witness that cannot answer now: reported as pending there
         raise ProofNeededError(f"{proof.mrv_id} waits at the registry {where}, which cannot "
                                f"be asked now ({e}); verify again later",
                                key="pending_at_registry") from None
-    if complete is None:
-        raise ProofNeededError(f"{proof.mrv_id} was submitted to the registry {where}, which "
-                               "has not anchored it yet (its next batch will): verify again "
-                               "later", key="pending_at_registry")
-    merged = replace(proof, signature=complete.signature or proof.signature)
-    assert complete.anchor is not None
-    return replace(inp, proof=merged.anchored(complete.anchor, complete.record_digest))
+    if complete is not None:
+        return replace(inp, proof=complete)
+    if proof.anchor is not None:
+        return inp
+    raise ProofNeededError(f"{proof.mrv_id} was submitted to the registry {where}, which has "
+                           "not anchored it yet (its next batch will): verify again later",
+                           key="pending_at_registry")
 
 
 # --- reading the evidence ----------------------------------------------------------------
@@ -568,6 +574,34 @@ def _what_it_says(verdict: Verdict) -> tuple[Any, ...]:
             verdict.submitter, verdict.timestamp, verdict.chain_id, verdict.contract_address)
 
 
+def _verify_all(readers: _Readers, witnesses: _Readers | None, inp: _Input,
+                mrv_id: str | None, pin: Pins) -> Verdict:
+    """The verdict of the proof's anchor and, for a record sent to several registries, each
+    registry's own anchor verified as well: every witness is reported, none is taken on
+    trust, and the verdict stands on the proof's own anchor."""
+    verdict = _verify_witnessed(readers, witnesses, inp, mrv_id, pin)
+    proof = inp.proof
+    if proof is None or not proof.registries:
+        return verdict
+    reports: list[dict[str, Any]] = []
+    for receipt in proof.registries:
+        report: dict[str, Any] = {"url": receipt.url}
+        if receipt.anchor is None:
+            reports.append({**report, "status": "PENDING"})
+            continue
+        try:
+            v = verdict if receipt.anchor == proof.anchor else _verify_witnessed(
+                readers, witnesses, replace(inp, proof=replace(proof, anchor=receipt.anchor)),
+                mrv_id, pin)
+        except MRVError as e:  # this registry's anchor cannot be checked here: say so
+            reports.append({**report, "status": "ERROR", "error_key": e.key, "error": str(e)})
+            continue
+        reports.append({**report, "status": v.status.value, "reason": v.reason,
+                        "submitter": v.submitter, "chain_id": v.chain_id, "tx_hash": v.tx_hash,
+                        "block_number": v.block_number, "trust": v.trust})
+    return replace(verdict, registries=tuple(reports))
+
+
 def _verify_witnessed(readers: _Readers, witnesses: _Readers | None, inp: _Input,
                       mrv_id: str | None, pin: Pins) -> Verdict:
     """The verdict of the first endpoint, checked against a second, independent one (as
@@ -666,7 +700,7 @@ def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
     pin = Pins.checked(expected_submitter, expected_signer)
     readers, witnesses = _Readers(settings, connection), _witnesses(settings, witness_rpc_url)
     try:
-        return _verify_witnessed(readers, witnesses, inp, mrv_id, pin)
+        return _verify_all(readers, witnesses, inp, mrv_id, pin)
     finally:
         readers.close()
         if witnesses is not None:
@@ -743,8 +777,8 @@ def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None 
         for f in files:
             try:
                 inp = _with_registry_proof(_load(f, None), settings)
-                yield FileVerdict(f, verdict=_verify_witnessed(readers, witnesses, inp,
-                                                               mrv_id, pin))
+                yield FileVerdict(f, verdict=_verify_all(readers, witnesses, inp, mrv_id,
+                                                         pin))
             except ChainUnavailableError:
                 raise
             except MRVError as e:

@@ -20,10 +20,12 @@ from mrv_ml.localchain import anvil_dev_accounts
 from tests.support.anvil import free_port
 
 OPERATOR_INDEX = 5  # an anvil account no other test sends from (nonces stay predictable)
+WITNESS_OPERATOR_INDEX = 4  # a second registry's operator
 
 
-def operator_settings(anvil: Any, registry: str, data_dir: Path) -> Settings:
-    key = anvil_dev_accounts()[OPERATOR_INDEX].key.hex()
+def operator_settings(anvil: Any, registry: str, data_dir: Path,
+                      operator_index: int = OPERATOR_INDEX) -> Settings:
+    key = anvil_dev_accounts()[operator_index].key.hex()
     return Settings(data_dir=data_dir, network="anvil", network_chosen=True, rpc_url=anvil.url,
                     contract_address=registry, private_key=Secret(key), confirmations=0)
 

@@ -28,7 +28,7 @@ from mrv_ml.errors import (
 )
 from mrv_ml.hashing import compute_hash
 from mrv_ml.merkle import verify_proof
-from mrv_ml.proof import Proof
+from mrv_ml.proof import Proof, RegistryReceipt
 
 if TYPE_CHECKING:
     from mrv_ml.anchor import AnchorOutcome
@@ -81,14 +81,22 @@ def _refusal(status: int, data: Any, url: str) -> MRVError:
     return RegistryUnavailableError(f"the registry at {where} answered {status}: {message}")
 
 
+def registry_urls(settings: Settings, url: str | None = None) -> list[str]:
+    """The registries to submit to: ``url`` or the settings' (comma-separated: witnesses,
+    each anchoring independently), checked."""
+    urls = [u.strip() for u in (url or settings.registry_url or "").split(",") if u.strip()]
+    if not urls:
+        raise ConfigError("no registry URL: set MRV_REGISTRY_URL (or --registry)")
+    return [_base(u) for u in dict.fromkeys(urls)]
+
+
 def submit(store: RecordStore, mrv_id: str, settings: Settings, *, publish: bool = False,
            signer: Signer | None = None, url: str | None = None) -> Proof:
-    """Submit a stored record to the registry (``url`` or the settings') and keep the
-    receipt (or the complete proof) in its sidecar. Raises on failure; the caller decides
-    whether the record stays pending with the reason."""
+    """Submit a stored record to each registry (``url`` or the settings') and keep each
+    receipt (or complete proof) in its sidecar. A registry that fails while another took
+    the record is left out (submit again later); if none took it, the first error."""
     from mrv_ml.signing import sign
 
-    base = _base(url or settings.registry_url or "")
     record = store.load(mrv_id)
     fingerprint = compute_hash(record)
     body: dict[str, Any] = {"fingerprint": fingerprint, "mrv_id": mrv_id}
@@ -97,41 +105,55 @@ def submit(store: RecordStore, mrv_id: str, settings: Settings, *, publish: bool
     if publish:
         body["record"] = record
     token = settings.registry_token.reveal() if settings.registry_token else None
-    status, data = _request("POST", f"{base}/v1/submissions", token=token, body=body)
-    if status not in (200, 202):
-        raise _refusal(status, data, base)
-    answered = _checked_document(data, mrv_id, fingerprint, base)
-    return _save(store, mrv_id, fingerprint, answered)
+    proof = store.load_proof(mrv_id) or Proof.new(mrv_id, fingerprint)
+    errors: list[MRVError] = []
+    for base in registry_urls(settings, url):
+        try:
+            status, data = _request("POST", f"{base}/v1/submissions", token=token, body=body)
+            if status not in (200, 202):
+                raise _refusal(status, data, base)
+            proof = _merge(proof, base, fingerprint,
+                           _checked_document(data, mrv_id, fingerprint, base))
+        except ConfigError:
+            raise
+        except MRVError as e:
+            errors.append(e)
+    if len(errors) == len(registry_urls(settings, url)):
+        raise errors[0]
+    store.save_proof(proof)
+    return proof
 
 
 def upgrade(store: RecordStore, mrv_id: str, settings: Settings) -> Proof:
-    """Fetch the complete proof of a record submitted to a registry; the sidecar as it is
-    afterwards (still pending if the registry has not anchored it yet)."""
+    """Fetch the complete proofs of a record submitted to registries; the sidecar as it is
+    afterwards (still pending while no registry has anchored it)."""
     current = store.load_proof(mrv_id)
     if current is None or not current.registries:
         raise RecordError(f"{mrv_id} was not submitted to a registry (mrv publish)")
-    if current.status == "anchored":
-        return current
     fingerprint = compute_hash(store.load(mrv_id))
-    complete = fetch_complete(current, fingerprint, settings)
-    return _save(store, mrv_id, fingerprint, complete) if complete is not None else current
+    fetched = fetch_complete(current, fingerprint, settings)
+    if fetched is None or fetched == current:
+        return current
+    store.save_proof(fetched)
+    return fetched
 
 
 def fetch_complete(proof: Proof, fingerprint: str, settings: Settings | None = None
                    ) -> Proof | None:
-    """The complete proof from the first registry the pending ``proof`` names that has one,
-    checked (:func:`_checked_document`), not saved; ``None`` while none has it yet."""
+    """``proof`` with the complete anchor of every registry that has one by now (each
+    checked by :func:`_checked_document`), not saved; ``None`` while none has."""
     token = settings.registry_token.reveal() if settings and settings.registry_token else None
     for receipt in proof.registries:
+        if receipt.anchor is not None:
+            continue
         base = _base(receipt.url)
         status, data = _request("GET", f"{base}/v1/proofs/{fingerprint}?mrv_id={proof.mrv_id}",
                                 token=token)
         if status != 200:
             raise _refusal(status, data, base)
-        answered = _checked_document(data, proof.mrv_id, fingerprint, base)
-        if answered.status == "anchored":
-            return answered
-    return None
+        proof = _merge(proof, base, fingerprint,
+                       _checked_document(data, proof.mrv_id, fingerprint, base))
+    return proof if proof.anchor is not None else None
 
 
 def through_registry(store: RecordStore, settings: Settings, mrv_ids: list[str] | None = None,
@@ -145,8 +167,10 @@ def through_registry(store: RecordStore, settings: Settings, mrv_ids: list[str] 
     from mrv_ml.anchor import AnchorOutcome, failure, mark_pending, usable
 
     if not upgrade_only:
-        _base(url or settings.registry_url or "")  # a ConfigError before any record
-    ids, outcomes = usable(store, mrv_ids if mrv_ids is not None else store.pending_ids())
+        registry_urls(settings, url)  # a ConfigError before any record
+    candidates = mrv_ids if mrv_ids is not None else list(
+        dict.fromkeys([*store.pending_ids(), *awaiting_registry(store)]))
+    ids, outcomes = usable(store, candidates)
     for mrv_id in ids:
         current = store.load_proof(mrv_id)
         submitted = current is not None and bool(current.registries)
@@ -175,14 +199,15 @@ def through_registry(store: RecordStore, settings: Settings, mrv_ids: list[str] 
     return outcomes
 
 
-def submitted_pending(store: RecordStore) -> list[str]:
-    """Records submitted to a registry whose complete proof has not been fetched yet."""
+def awaiting_registry(store: RecordStore) -> list[str]:
+    """Records with a registry whose complete proof has not been fetched yet (pending ones,
+    and anchored ones whose witness registries have not answered yet)."""
     out = []
     for summary in store.list():
-        if summary.anchor_state != "pending":
+        if summary.anchor_state not in ("pending", "anchored"):
             continue
         proof = store.load_proof(summary.mrv_id)
-        if proof is not None and proof.registries:
+        if proof is not None and any(r.anchor is None for r in proof.registries):
             out.append(summary.mrv_id)
     return out
 
@@ -213,25 +238,28 @@ def _checked_document(data: Any, mrv_id: str, fingerprint: str, base: str) -> Pr
     return proof
 
 
-def _save(store: RecordStore, mrv_id: str, fingerprint: str, answered: Proof) -> Proof:
-    """Merge the registry's answer into the sidecar: receipts and signature kept, an
-    anchor added (earlier anchors go to the history, as everywhere)."""
-    current = store.load_proof(mrv_id) or Proof.new(mrv_id, fingerprint)
-    receipts = current.registries + tuple(r for r in answered.registries
-                                          if r.url not in {c.url for c in current.registries})
-    merged = replace(current, registries=receipts,
+def _merge(current: Proof, url: str, fingerprint: str, answered: Proof) -> Proof:
+    """``current`` with registry ``url``'s answer: its receipt (and anchor, once complete)
+    recorded; the first complete anchor becomes the proof's own (earlier ones go to the
+    history, as everywhere); the researcher's signature kept."""
+    answered_receipt = answered.registries[0] if answered.registries else None
+    receipt = RegistryReceipt(url, answered_receipt.received_at if answered_receipt else None,
+                              answered.anchor)
+    receipts = tuple(receipt if r.url == url else r for r in current.registries)
+    if url not in {r.url for r in current.registries}:
+        receipts += (receipt,)
+    merged = replace(current, registries=receipts, record_digest=fingerprint,
                      signature=answered.signature or current.signature)
-    if answered.anchor is not None:
-        merged = merged.anchored(answered.anchor, fingerprint)
-    elif merged.status == "pending":
-        merged = replace(merged, pending_reason=answered.pending_reason, record_digest=fingerprint)
-    store.save_proof(merged)
+    if answered.anchor is not None and current.anchor is None:
+        return merged.anchored(answered.anchor, fingerprint)
+    if merged.status == "pending" and answered.pending_reason:
+        merged = replace(merged, pending_reason=answered.pending_reason)
     return merged
 
 
 def describe(proof: Proof) -> str:
     """One line for people: where the record stands with its registries."""
-    urls = ", ".join(r.url for r in proof.registries) or "-"
+    urls = ", ".join(r.url for r in proof.registries if r.anchor is None) or "-"
     if proof.anchor is not None:
         return f"anchored through {urls} (tx {proof.anchor.tx_hash}, block " \
                f"{proof.anchor.block_number})"
