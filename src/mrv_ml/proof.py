@@ -9,7 +9,9 @@ A record never holds its own hash or anchoring facts; its sidecar does::
      "anchor": {"mode": "single" | "batch", "network", "chain_id", "contract_address",
                 "submitter", "tx_hash", "block_number", "block_hash", "block_timestamp",
                 "registry_block", "confirmations", "explorer_url", "merkle": {...batch only...}},
-     "history": [earlier anchors, oldest first]}
+     "history": [earlier anchors, oldest first],
+     "registries": [{"url", "received_at", "anchor": {...} | absent}],  # registry services
+     "signature": {"scheme": "eip191-mrv-v1", "signer": "0x...", "signature": "0x..."}}
 
 :meth:`Proof.from_dict` checks every field that verification relies on (types, hex widths,
 addresses) and raises :class:`MalformedProofError` naming the field; a sidecar whose
