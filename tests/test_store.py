@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -168,16 +169,43 @@ def test_data_dir_under_a_file_is_a_store_error(tmp_path: Path) -> None:
         RecordStore(blocker).list()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_read_only_directory_is_a_store_error(store: RecordStore) -> None:
+def test_read_only_directory_is_a_store_error(store: RecordStore, tmp_path: Path) -> None:
+    """Root ignores permissions: the store is made read-only by a read-only mount in a
+    private namespace (tests/support/confined.py) when running as root, by chmod otherwise."""
+    import sys
+
+    from tests.conftest import REPO_ROOT
+    from tests.support.confined import Confined, confinement_unavailable
+
     kept_path = store.save(make_sample_record())
-    store.root.chmod(0o555)
-    try:
-        with pytest.raises(StoreError, match="permission denied"):
-            store.save(make_sample_record())
-        assert [s.mrv_id for s in store.list()] == [kept_path.stem]  # listing still works
-    finally:
-        store.root.chmod(0o755)
+    script = ("import json, sys; from mrv_ml.store import RecordStore; "
+              "from mrv_ml.errors import StoreError; "
+              "from tests.support.records import make_sample_record as m; "
+              f"s = RecordStore({str(store.root)!r})\n"
+              "try:\n    s.save(m()); print('saved')\n"
+              "except StoreError as e:\n    print('error:', e)\n"
+              "print(json.dumps([x.mrv_id for x in s.list()]))")
+    argv = [sys.executable, "-c", script]
+    env = {"PYTHONPATH": str(REPO_ROOT)}
+    if os.geteuid() == 0:
+        reason = confinement_unavailable()
+        if reason is not None:
+            pytest.skip(reason)
+        [(code, out, err)] = Confined(tmp_path / "out").read_only(store.root).run(argv) \
+            .execute(env=env)
+        expected = "read-only file system"
+    else:
+        store.root.chmod(0o555)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                                  env=dict(os.environ, **env))
+        finally:
+            store.root.chmod(0o755)
+        code, out, err = done.returncode, done.stdout, done.stderr
+        expected = "permission denied"
+    first, listing = out.strip().splitlines()
+    assert code == 0 and first.startswith("error:") and expected in first.lower(), out + err
+    assert json.loads(listing) == [kept_path.stem]  # listing still works
     assert _files(store) == {kept_path.name}
 
 
