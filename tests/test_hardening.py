@@ -19,7 +19,7 @@ from mrv_ml.tracker import MRVTracker
 from tests.conftest import REPO_ROOT
 from tests.support.cli import MRV, mrv_command
 from tests.support.confined import Confined, confinement_unavailable
-from tests.support.records import make_sample_record
+from tests.support.records import make_sample_record, store_bytes
 
 
 def test_a_63_digit_key_is_refused_not_padded_into_another_account() -> None:
@@ -159,13 +159,6 @@ def test_a_lost_local_chain_is_noticed_and_its_records_anchored_again(mrv: MRV) 
     assert code == 0 and "Nothing to anchor" in out
 
 
-def _store_bytes(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` by relative path, lock files and the listing cache aside
-    (taking a lock or refreshing a cache changes nothing anyone relies on)."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.endswith(".lock") and p.name != ".index.json"}
-
-
 @pytest.fixture
 def confined(tmp_path: Path) -> Confined:
     reason = confinement_unavailable()
@@ -179,7 +172,7 @@ def test_a_read_only_store_still_verifies_and_refuses_to_anchor(confined: Confin
     with MRVTracker("read-only", quiet=True) as tracker:
         pass
     pending = RecordStore(data_dir).save(make_sample_record())
-    before = _store_bytes(data_dir)
+    before = store_bytes(data_dir)
     results = (confined.read_only(data_dir)
                .run([*mrv_command(), "verify", str(tracker.record_path)])
                .run([*mrv_command(), "verify", str(data_dir)])
@@ -194,7 +187,7 @@ def test_a_read_only_store_still_verifies_and_refuses_to_anchor(confined: Confin
     for code, out, err in anchors:
         assert code == 6 and "read-only file system" in err.lower(), (out, err)
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert _store_bytes(data_dir) == before
+    assert store_bytes(data_dir) == before
 
 
 def test_a_full_disk_while_anchoring_is_a_store_error_and_nothing_is_lost(confined: Confined

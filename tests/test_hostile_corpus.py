@@ -36,15 +36,9 @@ from tests.support.hostile import (
     run_cli,
     run_file_kind,
 )
-from tests.support.records import make_sample_record
+from tests.support.records import make_sample_record, store_bytes
 
 KIND_IDS = [k.name for k in ALL_KINDS]
-
-
-def _store_bytes(root: Path) -> dict[str, bytes]:
-    # lock files and the listing cache aside: taking a lock or refreshing a cache is no change
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.endswith(".lock") and p.name != ".index.json"}
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +67,9 @@ def in_store(populated_store: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
     """The populated store as this test's data directory; its bytes must not change."""
     data_dir, _ = populated_store
     monkeypatch.setenv("MRV_DATA_DIR", str(data_dir))
-    before = _store_bytes(data_dir)
+    before = store_bytes(data_dir)
     yield populated_store
-    assert _store_bytes(data_dir) == before
+    assert store_bytes(data_dir) == before
 
 
 # --- every command that reads a file -------------------------------------------------------
@@ -141,15 +135,6 @@ def test_python_verify_raises_the_documented_error(kind: Kind, in_store: tuple[P
 # --- the server --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDashboard]:
-    server = ServedDashboard(tmp_path_factory.mktemp("hostile-srv") / "mrv_data")
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def _request(url: str, data: bytes | None = None) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
@@ -166,17 +151,17 @@ def _strict_json(body: bytes) -> Any:
 
 
 @pytest.mark.parametrize("kind", RECORD_KINDS, ids=[k.name for k in RECORD_KINDS])
-def test_the_bridge_answers_each_kind_with_an_error_and_lives(kind: Kind, served: ServedDashboard,
+def test_the_bridge_answers_each_kind_with_an_error_and_lives(kind: Kind, dashboard_server: ServedDashboard,
                                                               tmp_path: Path) -> None:
     body = kind.build(tmp_path).read_bytes()[: 200_000]  # the bridge's cap is 256 KiB
-    status, answer = _request(served.url + "rpc", body)
+    status, answer = _request(dashboard_server.url + "rpc", body)
     if status == 200:  # a JSON-RPC error object (or a list of them), never a result
         parsed = _strict_json(answer)
         for item in parsed if isinstance(parsed, list) else [parsed]:
             assert "error" in item and "result" not in item, item
     else:
         assert 400 <= status < 500, status
-    status, _ = _request(served.url + "api/config")
+    status, _ = _request(dashboard_server.url + "api/config")
     assert status == 200
 
 
@@ -186,11 +171,11 @@ HOSTILE_IDS = ["..%2f..%2fetc%2fpasswd", "MRV-%00", "%2e%2e", "MRV-" + "a" * 500
 
 
 @pytest.mark.parametrize("ref", HOSTILE_IDS)
-def test_the_record_endpoint_refuses_hostile_ids(ref: str, served: ServedDashboard) -> None:
-    status, body = _request(served.url + "api/records/" + ref)
+def test_the_record_endpoint_refuses_hostile_ids(ref: str, dashboard_server: ServedDashboard) -> None:
+    status, body = _request(dashboard_server.url + "api/records/" + ref)
     assert 400 <= status < 500
     text = body.decode("utf-8", "replace")
-    assert str(served.data_dir) not in text and "Traceback" not in text
+    assert str(dashboard_server.data_dir) not in text and "Traceback" not in text
     if body:
         _strict_json(body)
 
@@ -202,7 +187,7 @@ _OUTCOME = "#verdict:not([hidden]), #error:not([hidden]), #files[data-key='is_pr
 
 
 @pytest.fixture(scope="module")
-def hostile_page(browser: Any, served: ServedDashboard) -> Iterator[tuple[Any, list[str]]]:
+def hostile_page(browser: Any, dashboard_server: ServedDashboard) -> Iterator[tuple[Any, list[str]]]:
     context = browser.new_context()
     context.set_default_timeout(60000)
     page = context.new_page()
@@ -213,7 +198,7 @@ def hostile_page(browser: Any, served: ServedDashboard) -> Iterator[tuple[Any, l
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    page.goto(served.url)
+    page.goto(dashboard_server.url)
     page.wait_for_selector("body[data-ready='1']")
     try:
         yield page, dialogs

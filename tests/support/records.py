@@ -98,3 +98,14 @@ def make_sample_record(**overrides: Any) -> dict[str, Any]:
         else:
             target[parts[-1]] = copy.deepcopy(value)
     return record
+
+
+def store_bytes(root: Any) -> dict[str, bytes]:
+    """Every file under a store directory by relative path, lock files and the listing cache
+    aside (taking a lock or refreshing a cache changes nothing anyone relies on): compare two
+    of these to assert that no byte of a store changed."""
+    from pathlib import Path
+
+    root = Path(root)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.endswith(".lock") and p.name != ".index.json"}
