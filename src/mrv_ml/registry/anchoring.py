@@ -6,7 +6,8 @@ its leaves taken) before its transaction is sent, the transaction hash as soon a
 node accepts it (``sent``), the block once mined (``anchored``). On start, and before
 every new batch, unfinished batches are finished first: the registry contract is asked
 whether the operator anchored that root (``getBatch``): if so, the batch is recorded from
-the chain; if not, it is sent. The contract refuses a root its submitter already anchored,
+the chain; if its transaction is still pending at the node, it is waited for; if not, it
+is sent. The contract refuses a root its submitter already anchored,
 so a root is never anchored twice, even by two processes that both believe they lead.
 
 Only the process holding :meth:`RegistryDB.anchoring_leader` anchors; every process
@@ -46,7 +47,10 @@ class BatchAnchorer:
 
     def run_once(self) -> list[Batch]:
         """If this process leads: finish unfinished batches, then anchor what is pending
-        (up to ``max_leaves`` per batch, until nothing is). The batches anchored."""
+        (up to ``max_leaves`` per batch: a bigger backlog goes out in full batches, one
+        after the other). What arrives meanwhile waits for the next interval: a steady
+        stream of submissions must not become a transaction per block. The batches
+        anchored."""
         with self.db.anchoring_leader() as leading:
             if not leading:
                 return []
@@ -56,6 +60,8 @@ class BatchAnchorer:
                 if batch is None:
                     return done
                 done.append(batch)
+                if batch.leaf_count < self.max_leaves:
+                    return done
 
     def anchor_pending(self) -> Batch | None:
         """One new batch of pending leaves, anchored; ``None`` when nothing is pending."""
@@ -81,6 +87,13 @@ class BatchAnchorer:
                            "the batch")
         onchain = find_on_chain(self.conn, batch.root, self.operator)
         gas_used = batch.gas_used or 0
+        if onchain is None and batch.tx_hash is not None:
+            # Sent before a restart and not mined yet: wait for that transaction rather
+            # than send a second one, which could only revert (or queue behind it).
+            mined_gas = self._wait_for_sent(batch.tx_hash)
+            if mined_gas is not None:
+                onchain = find_on_chain(self.conn, batch.root, self.operator)
+                gas_used = mined_gas
         if onchain is None:
             receipt = self.conn.send(
                 self.conn.registry.functions.anchorBatch(to_bytes32(batch.root),
@@ -89,6 +102,10 @@ class BatchAnchorer:
             onchain = BatchOnChain(receipt.tx_hash, receipt.block_number,
                                    receipt.block_timestamp, receipt.block_hash)
             gas_used = receipt.gas_used
+        elif not gas_used and onchain.tx_hash is not None:
+            # Mined before a crash recorded its receipt: the gas spent is read back, so
+            # the gas metric counts every transaction.
+            gas_used = self._gas_of(onchain.tx_hash)
         if onchain.block_number is None or onchain.block_hash is None or onchain.tx_hash is None:
             # Anchored (the contract says so) but the node serves no logs for it: where is
             # unknown yet. Leave the batch unfinished; a later run asks again.
@@ -102,6 +119,42 @@ class BatchAnchorer:
                                           "tx": onchain.tx_hash, "block": onchain.block_number,
                                           "gas": gas_used, "leaves": batch.leaf_count})
         return anchored
+
+    def _wait_for_sent(self, tx_hash: str) -> int | None:
+        """The gas used by ``tx_hash``, a batch transaction sent earlier, once it is mined
+        (waited for, as long as a send waits); ``None`` when the node does not know it
+        (dropped: the batch is sent again) or it failed."""
+        from web3.exceptions import TransactionNotFound
+
+        timeout_s = self.conn.settings.tx_timeout_s
+        with self.conn.session() as w3:
+            try:
+                w3.eth.get_transaction(tx_hash)
+            except TransactionNotFound:
+                return None
+            except Exception as e:
+                raise self.conn._translate(e) from e
+            log.info("waiting for a batch transaction sent before", extra={"tx": tx_hash})
+            try:
+                receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s,
+                                                              poll_latency=0.1)
+            except Exception as e:
+                if type(e).__name__ == "TimeExhausted":
+                    raise MRVError(f"batch transaction {tx_hash} still not mined after "
+                                   f"{timeout_s:g} s: will wait again") from e
+                raise self.conn._translate(e) from e
+        return int(receipt["gasUsed"]) if receipt["status"] == 1 else None
+
+    def _gas_of(self, tx_hash: str) -> int:
+        """The gas ``tx_hash`` used; 0 (unknown) if the node cannot tell: a metric never
+        holds a batch back."""
+        try:
+            with self.conn.session() as w3:
+                return int(w3.eth.get_transaction_receipt(tx_hash)["gasUsed"])
+        except Exception as e:  # noqa: BLE001 - any failure: the gas stays unknown
+            log.warning("gas of an anchored batch unknown", extra={"tx": tx_hash,
+                                                                   "error": str(e)[:200]})
+            return 0
 
 
 class AnchoringLoop:
