@@ -81,7 +81,12 @@ def _anchored_proof(store: RecordStore, mrv_id: str, digest: str, conn: Any, *,
     return proof
 
 
-def _register(store: RecordStore, mrv_id: str, digest: str, conn: Any) -> AnchorOutcome:
+def complete_registered(store: RecordStore, mrv_id: str, digest: str, conn: Any
+                        ) -> AnchorOutcome | None:
+    """If this key already registered ``mrv_id`` on the connected registry (sent by a run
+    killed before it wrote the proof), write the proof from the chain and return it, never
+    sending again; ``None`` if it is not registered. Registered with another hash:
+    TransactionFailedError. Every anchoring path asks this before sending a record."""
     from mrv_ml.chain import registration_events
     from mrv_ml.errors import TransactionFailedError
 
@@ -105,6 +110,13 @@ def _register(store: RecordStore, mrv_id: str, digest: str, conn: Any) -> Anchor
         raise TransactionFailedError(
             f"{submitter} already registered {mrv_id} with another hash (0x{onchain_hex[:16]}...);"
             " the stored record differs from what was anchored")
+    return None
+
+
+def _register(store: RecordStore, mrv_id: str, digest: str, conn: Any) -> AnchorOutcome:
+    done = complete_registered(store, mrv_id, digest, conn)
+    if done is not None:
+        return done
 
     def remember(tx_hash: str) -> None:
         mark_pending(store, mrv_id, "sent, awaiting receipt", sent_tx=tx_hash)

@@ -10,7 +10,9 @@ Crash safety: before the transaction is sent, a journal ``<data_dir>/batches/<ro
 (the ordered leaves and the records of each) is written atomically. A rerun of
 :func:`anchor_batch` finds unfinished journals, reads ``getBatch(root, submitter)`` and
 completes the sidecars from the chain; it sends the transaction only if the root is not
-anchored yet, so a batch is never anchored twice.
+anchored yet, so a batch is never anchored twice (a journal names the chain its
+transaction went to as soon as it is sent). A pending record that a killed ``mrv anchor``
+already registered alone is completed as such from the chain, never batched as well.
 
 Duplicates: an ID named twice is batched once. Two records with the same fingerprint (the
 same canonical content) share one leaf: a leaf proves a fingerprint, so both sidecars
@@ -24,7 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mrv_ml.anchor import AnchorOutcome, failure, mark_pending, now_utc, usable
+from mrv_ml.anchor import (
+    AnchorOutcome,
+    complete_registered,
+    failure,
+    mark_pending,
+    now_utc,
+    usable,
+)
 from mrv_ml.errors import ConfigError, MRVError, RecordError, StoreError
 from mrv_ml.hashing import compute_hash
 from mrv_ml.journal import (
@@ -107,7 +116,10 @@ def _complete(store: RecordStore, path: Path, journal: dict[str, Any], conn: Any
     onchain = find_on_chain(conn, root, submitter)
     if onchain is None:
         def remember(tx_hash: str) -> None:
-            journal.update(status="sent", tx_hash=tx_hash, sent_at=now_utc())
+            # with the chain it went to: a rerun completes it there (see _matches)
+            journal.update(status="sent", tx_hash=tx_hash, sent_at=now_utc(),
+                           chain_id=conn.chain_id, contract_address=conn.registry_address,
+                           submitter=submitter)
             write_journal(path, journal)
 
         receipt = conn.send(conn.registry.functions.anchorBatch(to_bytes32(root), len(leaves)),
@@ -137,6 +149,27 @@ def _pending_outcomes(store: RecordStore, mrv_ids: Iterable[str], e: BaseExcepti
     reason, code = failure(e)
     return [AnchorOutcome(i, "pending", None, mark_pending(store, i, f"batch: {reason}"),
                           reason, code) for i in mrv_ids]
+
+
+def _registered_alone(store: RecordStore, digests: dict[str, str], conn: Any
+                      ) -> list[AnchorOutcome]:
+    """Take out of ``digests`` the records this key already registered alone (a run killed
+    after sending the registration, before writing the proof, left them pending): their
+    proofs are completed from the chain, since batching them too would anchor them twice.
+    A record whose registration cannot be read, or holds another hash, stays pending."""
+    outcomes = []
+    with conn.session():  # the embedded chain: one lock for all the reads
+        for mrv_id, digest in list(digests.items()):
+            try:
+                done = complete_registered(store, mrv_id, digest, conn)
+            except (RecordError, StoreError):
+                raise
+            except Exception as e:
+                done = _pending_outcomes(store, [mrv_id], e)[0]
+            if done is not None:
+                outcomes.append(done)
+                del digests[mrv_id]
+    return outcomes
 
 
 def _matches(journal: Mapping[str, Any], conn: Any) -> bool:
@@ -239,6 +272,8 @@ def _anchor_batch(store: RecordStore, ids: list[str], named: bool, settings: Set
                     outcomes.append(AnchorOutcome(mrv_id, "anchored", proof.anchor.tx_hash,
                                                   proof))
                     del digests[mrv_id]
+        if digests:
+            outcomes.extend(_registered_alone(store, digests, conn))
         if digests:
             path, journal = _new_journal(store, digests)
             try:
