@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.anchor import anchor_pending, anchor_record, mark_pending
+from mrv_ml.anchor import SENDING, anchor_pending, anchor_record, mark_pending
 from mrv_ml.chain import ChainConnection, connect, registration_events
 from mrv_ml.config import load_settings
 from mrv_ml.errors import ChainUnavailableError, ConfigError
@@ -74,8 +74,9 @@ def test_unreachable_rpc_keeps_pending_then_mrv_anchor_completes(
     assert "well-known development key, local chain only" in out
     final = store.load_proof(mrv_id)
     assert final is not None and final.status == "anchored" and final.anchor is not None
-    # both failed attempts kept with their reason, then the send itself
-    assert ["cannot reach" in a.error for a in final.attempts] == [True, True, False]
+    # both failed attempts kept with their reason, then the mark before sending, the send
+    assert ["cannot reach" in a.error for a in final.attempts] == [True, True, False, False]
+    assert final.attempts[-2].error == SENDING
     assert final.attempts[-1].tx_hash == final.anchor.tx_hash
     assert verify(store.path_for(mrv_id)).status is VerdictStatus.VALID
 
@@ -111,7 +112,7 @@ def test_receipt_lost_after_send_completes_without_second_tx(
     monkeypatch.setattr(ChainConnection, "_wait", lost)
     outcome = anchor_record(store, mrv_id, settings=load_settings())
     assert outcome.status == "pending"
-    sent = store.load_proof(mrv_id).attempts[0].tx_hash  # type: ignore[union-attr]
+    sent = next(a.tx_hash for a in store.load_proof(mrv_id).attempts if a.tx_hash)  # type: ignore[union-attr]
     monkeypatch.setattr(ChainConnection, "_wait", real_wait)
     w3 = on_anvil.w3()
     sender = on_anvil.accounts[0].address

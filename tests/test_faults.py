@@ -50,6 +50,7 @@ from typing import Any
 
 import pytest
 
+from mrv_ml.anchor import may_be_registered
 from mrv_ml.config import load_settings
 from mrv_ml.hashing import compute_hash
 from mrv_ml.record import load_record_file
@@ -392,7 +393,8 @@ def test_a_record_registered_alone_by_a_killed_run_is_not_batched_as_well(
     mrv_id = store.save(make_sample_record()).stem
     _killed(monkeypatch, Kill("mrv_ml.chain:ChainConnection._sign_and_send", 1, "after"),
             "anchor")
-    assert store.pending_ids() == [mrv_id] and store.load_proof(mrv_id) is None
+    proof = store.load_proof(mrv_id)  # marked before sending: the batch path asks the chain
+    assert store.pending_ids() == [mrv_id] and proof is not None and may_be_registered(proof)
     code, out, err = run_mrv("anchor", "--batch")
     assert code == 0 and f"{mrv_id} anchored" in out, out + err
     assert _anchored_once(store, [mrv_id])[mrv_id].startswith("single ")

@@ -113,6 +113,18 @@ def complete_registered(store: RecordStore, mrv_id: str, digest: str, conn: Any
     return None
 
 
+# Written into the sidecar before a single registration is sent: a run killed between the
+# node taking the transaction and the proof being written leaves this mark, and only records
+# so marked need the chain asked before they are batched (see may_be_registered).
+SENDING = "sending its registration"
+
+
+def may_be_registered(proof: Proof | None) -> bool:
+    """Whether a single registration of this record may have been sent by a run that died
+    before writing the proof (the chain must then be asked before anchoring it otherwise)."""
+    return proof is not None and any(a.tx_hash or a.error == SENDING for a in proof.attempts)
+
+
 def _register(store: RecordStore, mrv_id: str, digest: str, conn: Any) -> AnchorOutcome:
     done = complete_registered(store, mrv_id, digest, conn)
     if done is not None:
@@ -120,6 +132,8 @@ def _register(store: RecordStore, mrv_id: str, digest: str, conn: Any) -> Anchor
 
     def remember(tx_hash: str) -> None:
         mark_pending(store, mrv_id, "sent, awaiting receipt", sent_tx=tx_hash)
+
+    mark_pending(store, mrv_id, SENDING)
 
     receipt = conn.send(conn.registry.functions.registerMRV(mrv_id, hash_to_bytes32(digest)),
                         on_sent=remember)
