@@ -259,7 +259,7 @@ def _submit(state: ServiceState, body: bytes, client: str) -> Response:
                              signer=request.get("signer"), signature=request.get("signature"),
                              client=client, record_json=request.get("record_json"),
                              record_fields=request.get("record_fields"))
-    document = state.proofs.document(result.submission)
+    document = state.proofs.document_for(result.submission, result.batch)
     if result.record_published is False:
         document["record_published"] = False
         document["note"] = ("another record was published under this ID first; this "

@@ -541,20 +541,25 @@ class RegistryDB:
             record, tags = _record_row(mrv_id, fingerprint, record_json, record_fields,
                                        signer, now)
         with self._transaction(write=True) as conn:
-            conn.execute(self._insert(leaves)
-                         .values(fingerprint=fingerprint, first_seen=now)
-                         .on_conflict_do_nothing())
-            inserted = conn.execute(
+            new_leaf = conn.execute(self._insert(leaves)
+                                    .values(fingerprint=fingerprint, first_seen=now)
+                                    .on_conflict_do_nothing()
+                                    .returning(leaves.c.fingerprint)).first() is not None
+            # A new submission comes back whole from RETURNING; only one seen before is
+            # read (the common case costs two statements, not four).
+            row = conn.execute(
                 self._insert(submissions)
                 .values(fingerprint=fingerprint, mrv_id=mrv_id, signer=signer,
                         signature=signature, client=client, received_at=now)
                 .on_conflict_do_nothing()
-                .returning(submissions.c.id)).first()
-            same_signer = (submissions.c.signer.is_(None) if signer is None
-                           else submissions.c.signer == signer)
-            row = conn.execute(sa.select(submissions).where(
-                submissions.c.fingerprint == fingerprint, submissions.c.mrv_id == mrv_id,
-                same_signer)).one()
+                .returning(*submissions.c)).first()
+            inserted = row is not None
+            if row is None:
+                same_signer = (submissions.c.signer.is_(None) if signer is None
+                               else submissions.c.signer == signer)
+                row = conn.execute(sa.select(submissions).where(
+                    submissions.c.fingerprint == fingerprint, submissions.c.mrv_id == mrv_id,
+                    same_signer)).one()
             published: bool | None = None
             if record is not None:
                 stored = conn.execute(self._insert(records).values(**record)
@@ -564,8 +569,8 @@ class RegistryDB:
                     conn.execute(sa.insert(record_tags), tags)
                 published = conn.execute(sa.select(records.c.fingerprint).where(
                     records.c.mrv_id == mrv_id)).scalar_one() == fingerprint
-            batch = self._batch_of(conn, fingerprint)
-        return SubmitResult(_submission(row), inserted is not None, batch, published)
+            batch = None if new_leaf else self._batch_of(conn, fingerprint)  # new: in none
+        return SubmitResult(_submission(row), inserted, batch, published)
 
     def submissions_for(self, fingerprint: str | None = None,
                         mrv_id: str | None = None) -> list[Submission]:

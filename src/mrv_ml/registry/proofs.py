@@ -66,7 +66,11 @@ class ProofBuilder:
 
     def document(self, submission: Submission) -> dict[str, Any]:
         """``{"status": "pending"|"anchored", "proof": <sidecar>}`` for one submission."""
-        batch = self.db.batch_of(submission.fingerprint)
+        return self.document_for(submission, self.db.batch_of(submission.fingerprint))
+
+    def document_for(self, submission: Submission, batch: Batch | None) -> dict[str, Any]:
+        """:meth:`document` with the submission's batch already read (``None``: pending),
+        as :meth:`RegistryDB.submit` returns it: no second transaction per submission."""
         proof = Proof(mrv_id=submission.mrv_id, record_digest=submission.fingerprint,
                       registries=(receipt(self.base_url, submission),),
                       signature=signature_of(submission))
