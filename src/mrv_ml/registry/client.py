@@ -14,6 +14,7 @@ nothing more than mrv-ml.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
     from mrv_ml.store import RecordStore
 
 TIMEOUT_S = 10.0  # a registry that does not answer leaves the record pending, never waits
+MAX_ANSWER_BYTES = 4 << 20  # a proof is a few kB; a published record at most a few MB
+# A registry's rate limit (429) is waited out, as its Retry-After says (each wait capped),
+# up to this long in all per request; then the record stays pending with the reason.
+MAX_RATE_LIMIT_WAIT_S = 60.0
+MAX_RETRY_AFTER_S = 10.0
 
 
 def _base(url: str) -> str:
@@ -48,22 +54,56 @@ def _base(url: str) -> str:
 
 def _request(method: str, url: str, *, token: str | None, body: Any = None,
              timeout_s: float = TIMEOUT_S) -> tuple[int, Any]:
+    """(status, parsed JSON body or None). A rate limit (429) is waited out as its
+    Retry-After says, within :data:`MAX_RATE_LIMIT_WAIT_S` in all; then its status is
+    returned like any other."""
+    waited = 0.0
+    while True:
+        status, data, retry_after = _request_once(method, url, token=token, body=body,
+                                                  timeout_s=timeout_s)
+        if status != 429:
+            return status, data
+        pause = min(max(retry_after, 0.1), MAX_RETRY_AFTER_S)
+        if waited + pause > MAX_RATE_LIMIT_WAIT_S:
+            return status, data
+        time.sleep(pause)
+        waited += pause
+
+
+def _request_once(method: str, url: str, *, token: str | None, body: Any,
+                  timeout_s: float) -> tuple[int, Any, float]:
+    """(status, parsed JSON body or None, Retry-After seconds). The answer is read up to
+    :data:`MAX_ANSWER_BYTES` and parsed as strictly as a record file: a registry is not
+    trusted to be well-behaved."""
     import requests
+
+    from mrv_ml.record import parse_json_strict
 
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
-        response = requests.request(method, url, json=body, headers=headers, timeout=timeout_s,
-                                    allow_redirects=False)
+        with requests.request(method, url, json=body, headers=headers, timeout=timeout_s,
+                              allow_redirects=False, stream=True) as response:
+            raw = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+            status = response.status_code
+            retry_after = response.headers.get("Retry-After", "1")
     except requests.RequestException as e:
         raise RegistryUnavailableError(f"cannot reach the registry at {redact_url(url)}: "
                                        f"{type(e).__name__}") from None
+    if len(raw) > MAX_ANSWER_BYTES:
+        raise EvidenceConflictError(f"the registry at {redact_url(url)} answered more than "
+                                    f"{MAX_ANSWER_BYTES:,} bytes: refused",
+                                    key="bad_registry_proof")
     try:
-        data = response.json() if response.content else None
-    except ValueError:
+        data = parse_json_strict(raw, "the registry's answer") if raw else None
+    except RecordError:
         data = None
-    return response.status_code, data
+    try:
+        seconds = float(retry_after)
+    except ValueError:
+        seconds = 1.0
+    return status, data, seconds if seconds == seconds else 1.0  # NaN: one second
 
 
 def _refusal(status: int, data: Any, url: str) -> MRVError:
