@@ -112,18 +112,26 @@ def run_mrv(*args: Arg, input: str | bytes | None = None,
             env: Env | None = None) -> Result:
     """Run ``mrv ARGS`` in this process; see the module docstring."""
     from mrv_ml.cli import main
+    from mrv_ml.cli._app import console, console_err
 
     stdin, stdout, stderr = _text_stream(_as_bytes(input)), _text_stream(), _text_stream()
     saved = sys.stdin, sys.stdout, sys.stderr
     code: object = 0
-    with _environment({"COLUMNS": "200", **(env or {})}):
+    changes = {"COLUMNS": "200", **(env or {})}
+    # rich reads COLUMNS once, when the consoles are made (whenever mrv_ml.cli was first
+    # imported): give them this call's width.
+    widths = console.width, console_err.width
+    columns = int(changes["COLUMNS"] or 80)
+    with _environment(changes):
         sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
+        console.width = console_err.width = columns
         try:
             main([os.fspath(a) for a in args])
         except SystemExit as e:
             code = e.code
         finally:
             sys.stdin, sys.stdout, sys.stderr = saved
+            console.width, console_err.width = widths
     return Result(_exit_code(code), _read(stdout), _read(stderr))
 
 
