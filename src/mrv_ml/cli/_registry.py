@@ -46,8 +46,9 @@ def registry_serve(
         "--max-record-kb", min=1, help="Largest record accepted for publishing.")] = 1024,
     rate_limit: Annotated[float, typer.Option(
         "--rate-limit", min=0, help="Submissions per second per client (0: no limit).")] = 50.0,
-    read_only: Annotated[bool, typer.Option(
-        "--read-only", help="Serve reads only; another process anchors.")] = False,
+    no_anchoring: Annotated[bool, typer.Option(
+        "--no-anchoring", help="Serve (submissions and reads) but never anchor: another "
+                               "process sharing the database does.")] = False,
 ) -> None:
     """Serve the registry API and anchor one Merkle root of all submissions per interval
     with the operator's key (PRIVATE_KEY or keystore). Several processes may share one
@@ -62,7 +63,7 @@ def registry_serve(
     service = build(settings, database=database, interval_s=interval,
                     base_url=public_url or f"http://{host}:{port}", tokens=tokens,
                     require_token=require_token, max_record_bytes=max_record_kb * 1024,
-                    rate_per_second=rate_limit or None, anchoring=not read_only)
+                    rate_per_second=rate_limit or None, anchoring=not no_anchoring)
     facts = service.state.facts
     console.print(f"mrv registry on {service.state.config.base_url}: {facts.network} (chain "
                   f"{facts.chain_id}), registry {facts.contract_address}, operator "

@@ -83,7 +83,8 @@ def build(settings: Settings, *, database: str | None = None, interval_s: float 
           rate_per_second: float | None = None, max_leaves: int = DEFAULT_MAX_LEAVES,
           anchoring: bool = True) -> RegistryService:
     """Open the database (migrating it), connect to the chain with the operator's key, and
-    make the app. ``anchoring=False`` makes a read-only replica (serves, never anchors)."""
+    make the app. ``anchoring=False``: a process that serves (submissions and reads) but
+    never anchors, beside one that does on the same database."""
     from mrv_ml.chain import connect
 
     if interval_s <= 0:
