@@ -82,6 +82,39 @@ def test_codecarbon_failing_to_start_gives_a_failed_measurement_not_numbers() ->
     assert section["duration_seconds"] >= 0
 
 
+def test_a_codecarbon_ready_after_stop_gave_up_is_stopped_not_left_running(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CodeCarbon that finished starting after stop() stopped waiting kept its scheduler
+    thread running, and `mrv run` never exited (seen once on a loaded CI machine)."""
+    import threading
+
+    from codecarbon import OfflineEmissionsTracker
+
+    from mrv_ml import measurement
+
+    started, stopped = threading.Event(), threading.Event()
+
+    class SlowStart(OfflineEmissionsTracker):  # type: ignore[misc]
+        def start(self) -> None:
+            time.sleep(0.6)  # longer than stop() waits below
+            super().start()
+            started.set()
+
+        def stop(self) -> float | None:
+            stopped.set()
+            return super().stop()
+
+    monkeypatch.setattr(measurement, "START_JOIN_TIMEOUT_S", 0.1)
+    meter = EnergyMeter(Settings(), tracker_factory=lambda: SlowStart(
+        country_iso_code="USA", save_to_file=False, log_level="critical",
+        allow_multiple_runs=True))
+    meter.start()
+    section = meter.stop().to_record_section()
+    assert section["measurement_status"] == "failed"
+    assert "did not finish starting" in section["measurement_error"]
+    assert started.wait(30) and stopped.wait(30)  # started late, and stopped at once
+
+
 def test_codecarbon_failing_to_stop_gives_a_failed_measurement() -> None:
     from codecarbon import OfflineEmissionsTracker
 

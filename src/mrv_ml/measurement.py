@@ -117,6 +117,13 @@ def _quiet_codecarbon_logging() -> None:
     logging.getLogger("codecarbon").setLevel(logging.CRITICAL)
 
 
+def _stop_quietly(tracker: Any) -> None:
+    try:
+        tracker.stop()
+    except Exception as e:  # noqa: BLE001 - nothing to report to: the run has ended
+        log.debug("stopping a CodeCarbon tracker that started too late failed: %s", e)
+
+
 class EnergyMeter:
     """Measures one interval of work with CodeCarbon, starting it in the background.
 
@@ -135,6 +142,10 @@ class EnergyMeter:
         self._t0 = 0.0  # perf_counter at start(), same clock CodeCarbon uses
         self._cc_start = 0.0
         self._saved_switch_interval: float | None = None
+        # Set when stop() gave up waiting for the start: a CodeCarbon that finishes starting
+        # after that is stopped at once (its scheduler thread would keep the process alive).
+        self._abandoned = False
+        self._lock = threading.Lock()
 
     # -- configuration ------------------------------------------------------------------
 
@@ -184,8 +195,12 @@ class EnergyMeter:
             cc_start = getattr(tracker, "_start_time", None)
             if cc_start is None:
                 raise RuntimeError("CodeCarbon did not start (see its log for the cause)")
-            self._cc_start = float(cc_start)
-            self._tracker = tracker
+            with self._lock:
+                if self._abandoned:  # stop() already returned without it
+                    _stop_quietly(tracker)
+                    return
+                self._cc_start = float(cc_start)
+                self._tracker = tracker
             # CodeCarbon imports its emissions engine (and requests, pycountry) lazily at
             # stop(); import them now, while training runs, to keep stop() fast.
             import codecarbon.core.emissions  # noqa: F401
@@ -223,9 +238,12 @@ class EnergyMeter:
                            tool_version=_codecarbon_version())
         if self.location_source == "default":
             base.notes.append(DEFAULT_LOCATION_NOTE)
-        if self._thread is not None and self._thread.is_alive():
-            base.error = f"CodeCarbon did not finish starting within {START_JOIN_TIMEOUT_S:.0f} s"
-            return base
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive() and self._tracker is None:
+                self._abandoned = True
+                base.error = (f"CodeCarbon did not finish starting within "
+                              f"{START_JOIN_TIMEOUT_S:.0f} s")
+                return base
         if self._tracker is None:
             err = self._start_error
             base.error = f"CodeCarbon failed to start: {type(err).__name__}: {err}"
