@@ -643,11 +643,14 @@ class BatchAnchoring:
     block_number: int
 
 
-def batch_events(conn: ChainConnection, root: str, *, submitter: str | None = None,
+def batch_events(conn: ChainConnection, root: str | None, *, submitter: str | None = None,
                  address: str | None = None, from_block: int | None = None
                  ) -> list[BatchAnchoring]:
-    """``BatchAnchored`` events for ``root`` (optionally by one submitter), oldest first."""
-    filters: dict[str, Any] = {"root": bytes.fromhex(root.removeprefix("0x"))}
+    """``BatchAnchored`` events for ``root`` (``None``: every root), optionally by one
+    submitter, oldest first."""
+    filters: dict[str, Any] = {}
+    if root is not None:
+        filters["root"] = bytes.fromhex(root.removeprefix("0x"))
     if submitter:
         filters["submitter"] = submitter
     return [BatchAnchoring(root=_hex(log["args"]["root"]),

@@ -429,19 +429,13 @@ def wait_all_anchored(url: str, records: dict[str, dict[str, Any]], timeout_s: f
 def chain_batches(rpc_url: str, registry: str, operator: str, workdir: Path
                   ) -> list[Any]:
     """Every ``BatchAnchored`` event of ``operator`` on ``registry`` (BatchAnchoring)."""
-    from mrv_ml.chain import BatchAnchoring, _hex, connect, event_logs
+    from mrv_ml.chain import batch_events, connect
     from mrv_ml.config import Settings
 
     settings = Settings(data_dir=workdir / "chain-reader", network="anvil",
                         network_chosen=True, rpc_url=rpc_url, contract_address=registry)
     with connect(settings) as conn:
-        return [BatchAnchoring(root=_hex(log["args"]["root"]),
-                               submitter=str(log["args"]["submitter"]),
-                               leaf_count=int(log["args"]["leafCount"]),
-                               timestamp=int(log["args"]["timestamp"]),
-                               tx_hash=_hex(log["transactionHash"]),
-                               block_number=int(log["blockNumber"]))
-                for log in event_logs(conn, "BatchAnchored", {"submitter": operator})]
+        return list(batch_events(conn, None, submitter=operator))
 
 
 def assert_each_root_once(rpc_url: str, registry: str, database: str, workdir: Path
