@@ -134,10 +134,22 @@ def _supervise(tracker: MRVTracker, argv: list[str], shown_name: str) -> int:
         children.append(child)
         for signum in early:
             child.send_signal(signum)
-        return child.wait()
+        return _wait_responsive(child)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _wait_responsive(child: subprocess.Popen[bytes]) -> int:
+    """``child.wait()``, but never blocked in one system call: the kernel may hand SIGINT or
+    SIGTERM to another thread of ours (CodeCarbon's), and Python runs its handler only when
+    the main thread next runs Python code; a blocking wait would hold the forwarding back
+    until the child ended on its own."""
+    while True:
+        try:
+            return child.wait(timeout=0.25)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _record_exit(tracker: MRVTracker, returncode: int) -> int:
