@@ -402,19 +402,26 @@ def test_a_record_registered_alone_by_a_killed_run_is_not_batched_as_well(
     assert run_mrv("anchor", "--batch").stdout.startswith("Nothing to anchor")
 
 
+@pytest.mark.parametrize("journal_names_chain", [True, False], ids=["journal", "old-journal"])
 def test_a_batch_killed_once_sent_is_completed_not_batched_again_with_newer_records(
-        chain: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        chain: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        journal_names_chain: bool) -> None:
     # `mrv anchor --batch` killed after its journal says "sent" (the transaction is on the
     # chain), and another run stores a record before the rerun. The "sent" journal named no
     # chain, so the rerun skipped it as another chain's and batched its records again with
-    # the new one: two anchored roots held them.
-    from mrv_ml.journal import unfinished_journals
+    # the new one: two anchored roots held them. A journal written before journals named
+    # their chain ("old-journal") is matched by its transaction.
+    from mrv_ml.journal import unfinished_journals, write_journal
 
     store = RecordStore(data_dir)
     ids = [store.save(make_sample_record()).stem for _ in range(2)]
     _killed(monkeypatch, Kill("mrv_ml.batch:write_journal", 2, "after"), "anchor", "--batch")
-    (_path, journal), = unfinished_journals(store)
+    (path, journal), = unfinished_journals(store)
     assert journal["status"] == "sent" and journal["tx_hash"]
+    if not journal_names_chain:
+        for key in ("chain_id", "contract_address", "submitter"):
+            journal.pop(key, None)
+        write_journal(path, journal)
     newer = store.save(make_sample_record()).stem
     code, out, err = run_mrv("anchor", "--batch")
     assert code == 0 and all(f"{i} anchored" in out for i in [*ids, newer]), out + err

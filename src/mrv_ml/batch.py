@@ -183,6 +183,10 @@ def _matches(journal: Mapping[str, Any], conn: Any) -> bool:
     # A journal sent on another network/contract/key is that chain's business.
     if not journal.get("tx_hash"):
         return True
+    if journal.get("chain_id") is None:
+        # Sent by a version whose journal did not yet name its chain: the transaction, if
+        # this chain has it, says so (a signed transaction's hash is its chain's alone).
+        return conn.transaction_block(str(journal["tx_hash"])) is not None
     return (journal.get("chain_id") == conn.chain_id
             and str(journal.get("contract_address", "")).lower() == conn.registry_address.lower()
             and str(journal.get("submitter", "")).lower() == str(conn.signer_address).lower())
