@@ -537,3 +537,36 @@ def test_a_thread_holding_leadership_excludes_other_threads(db: RegistryDB) -> N
         thread.join()
     try_to_lead()
     assert held and seen == [False, True]
+
+
+def test_a_group_of_submissions_is_one_transaction_and_one_bad_one_fails_alone(
+        db: RegistryDB) -> None:
+    ids = [new_mrv_id() for _ in range(3)]
+    results = db.submit_many([
+        {"fingerprint": fingerprint(1), "mrv_id": ids[0]},
+        {"fingerprint": "not-hex", "mrv_id": ids[1]},
+        {"fingerprint": fingerprint(1), "mrv_id": ids[2]},  # the same leaf, another record
+    ])
+    assert isinstance(results[1], RecordError)
+    first, third = results[0], results[2]
+    assert isinstance(first, registry_db.SubmitResult) and first.new
+    assert isinstance(third, registry_db.SubmitResult) and third.new
+    assert db.pending_fingerprints(10) == [fingerprint(1)]  # one leaf
+    assert [s.mrv_id for s in db.submissions_for(fingerprint=fingerprint(1))] == [ids[0], ids[2]]
+
+
+def test_the_writer_groups_concurrent_submissions_and_answers_each(db: RegistryDB) -> None:
+    from mrv_ml.registry.writer import SubmissionWriter
+
+    writer = SubmissionWriter(db)
+    try:
+        ids = [new_mrv_id() for _ in range(64)]
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(lambda n: writer.submit(fingerprint=fingerprint(n % 8),
+                                                            mrv_id=ids[n]), range(64)))
+        assert [r.submission.mrv_id for r in results] == ids
+        assert db.stats().submissions_total == 64 and db.pending_count() == 8
+        with pytest.raises(RecordError):
+            writer.submit(fingerprint="zz", mrv_id=ids[0])  # its own error, to its caller
+    finally:
+        writer.close()

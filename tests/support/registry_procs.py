@@ -7,7 +7,8 @@ its own process right after that function ran, then runs the same command in-pro
 test hook lives in the product). Stages (``crash_at="STAGE"`` or ``"STAGE:N"``, the N-th
 time; default the first):
 
-- ``submitted``: ``RegistryDB.submit`` committed a submission (its answer never leaves);
+- ``submitted``: ``RegistryDB.submit_many`` committed a group of submissions (their
+  answers never leave);
 - ``built``: ``RegistryDB.create_batch`` wrote a batch and gave it its leaves;
 - ``sent``: ``RegistryDB.mark_sent``: the node accepted the batch's transaction;
 - ``mined``: ``ChainConnection._wait`` got the receipt, which is not recorded yet;
@@ -53,7 +54,7 @@ def install_crash(stage: str, nth: int = 1) -> None:
     from mrv_ml.registry.proofs import ProofBuilder
 
     targets: dict[str, tuple[Any, str, Any]] = {
-        "submitted": (RegistryDB, "submit", None),
+        "submitted": (RegistryDB, "submit_many", None),
         "built": (RegistryDB, "create_batch", None),
         "sent": (RegistryDB, "mark_sent", None),
         "mined": (ChainConnection, "_wait", None),

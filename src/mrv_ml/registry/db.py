@@ -35,6 +35,7 @@ from mrv_ml.config import redact_text, redact_url
 from mrv_ml.errors import (
     ConfigError,
     MissingExtraError,
+    MRVError,
     RecordError,
     RegistryConflictError,
     RegistryDatabaseError,
@@ -543,6 +544,48 @@ class RegistryDB:
         ``started_at``, ``energy_kwh``, ``co2_kg``, ``signer`` (default: ``signer``). The
         caller has checked that ``record_json`` is the record of ``fingerprint``.
         """
+        prepared = self._prepare(fingerprint, mrv_id, signer=signer, signature=signature,
+                                 client=client, record_json=record_json,
+                                 record_fields=record_fields)
+        with self._transaction(write=True) as conn:
+            return self._write_submission(conn, prepared)
+
+    def submit_many(self, submissions_: Sequence[Mapping[str, Any]]
+                    ) -> list[SubmitResult | Exception]:
+        """Several submissions (each the keyword arguments of :meth:`submit`) in ONE
+        transaction, so one commit (and one fsync) serves them all: the service groups the
+        submissions that arrive together. Each gets its result or its own error, in order;
+        should the shared transaction fail, each is tried alone, so one never fails the
+        others (a database that is down fails them all alike)."""
+        results: list[SubmitResult | Exception | None] = [None] * len(submissions_)
+        prepared: list[tuple[int, dict[str, Any]]] = []
+        for n, kwargs in enumerate(submissions_):
+            try:
+                prepared.append((n, self._prepare(**kwargs)))
+            except MRVError as e:
+                results[n] = e
+        try:
+            with self._transaction(write=True) as conn:
+                written = [(n, self._write_submission(conn, p)) for n, p in prepared]
+            for n, result in written:
+                results[n] = result
+        except RegistryDatabaseError as e:
+            for n, _ in prepared:
+                results[n] = e
+        except (MRVError, sa.exc.SQLAlchemyError):
+            for n, p in prepared:
+                try:
+                    with self._transaction(write=True) as conn:
+                        results[n] = self._write_submission(conn, p)
+                except Exception as e:  # noqa: BLE001 - handed to its own submitter
+                    results[n] = e
+        return [r for r in results if r is not None]
+
+    def _prepare(self, fingerprint: str, mrv_id: str, *, signer: str | None = None,
+                 signature: str | None = None, client: str | None = None,
+                 record_json: str | bytes | None = None,
+                 record_fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A submission's checked values and rows, before any database work."""
         fingerprint = _fingerprint(fingerprint)
         mrv_id = _mrv_id(mrv_id)
         signer = _address(signer, "signer")
@@ -559,31 +602,36 @@ class RegistryDB:
         if record_json is not None and record_fields is not None:
             record, tags = _record_row(mrv_id, fingerprint, record_json, record_fields,
                                        signer, now)
+        return {"params": {"fingerprint": fingerprint, "mrv_id": mrv_id, "signer": signer,
+                           "signature": signature, "client": client, "now": now},
+                "record": record, "tags": tags}
+
+    def _write_submission(self, conn: sa.Connection, prepared: Mapping[str, Any]
+                          ) -> SubmitResult:
         insert_leaf, insert_submission = self._submit_statements
-        params = {"fingerprint": fingerprint, "mrv_id": mrv_id, "signer": signer,
-                  "signature": signature, "client": client, "now": now}
-        with self._transaction(write=True) as conn:
-            new_leaf = conn.execute(insert_leaf, params).first() is not None
-            # A new submission comes back whole from RETURNING; only one seen before is
-            # read (the common case costs two statements, not four).
-            row = conn.execute(insert_submission, params).first()
-            inserted = row is not None
-            if row is None:
-                same_signer = (submissions.c.signer.is_(None) if signer is None
-                               else submissions.c.signer == signer)
-                row = conn.execute(sa.select(submissions).where(
-                    submissions.c.fingerprint == fingerprint, submissions.c.mrv_id == mrv_id,
-                    same_signer)).one()
-            published: bool | None = None
-            if record is not None:
-                stored = conn.execute(self._insert(records).values(**record)
-                                      .on_conflict_do_nothing()
-                                      .returning(records.c.mrv_id)).first()
-                if stored is not None and tags:
-                    conn.execute(sa.insert(record_tags), tags)
-                published = conn.execute(sa.select(records.c.fingerprint).where(
-                    records.c.mrv_id == mrv_id)).scalar_one() == fingerprint
-            batch = None if new_leaf else self._batch_of(conn, fingerprint)  # new: in none
+        params, record, tags = prepared["params"], prepared["record"], prepared["tags"]
+        fingerprint, mrv_id, signer = params["fingerprint"], params["mrv_id"], params["signer"]
+        new_leaf = conn.execute(insert_leaf, params).first() is not None
+        # A new submission comes back whole from RETURNING; only one seen before is read
+        # (the common case costs two statements, not four).
+        row = conn.execute(insert_submission, params).first()
+        inserted = row is not None
+        if row is None:
+            same_signer = (submissions.c.signer.is_(None) if signer is None
+                           else submissions.c.signer == signer)
+            row = conn.execute(sa.select(submissions).where(
+                submissions.c.fingerprint == fingerprint, submissions.c.mrv_id == mrv_id,
+                same_signer)).one()
+        published: bool | None = None
+        if record is not None:
+            stored = conn.execute(self._insert(records).values(**record)
+                                  .on_conflict_do_nothing()
+                                  .returning(records.c.mrv_id)).first()
+            if stored is not None and tags:
+                conn.execute(sa.insert(record_tags), tags)
+            published = conn.execute(sa.select(records.c.fingerprint).where(
+                records.c.mrv_id == mrv_id)).scalar_one() == fingerprint
+        batch = None if new_leaf else self._batch_of(conn, fingerprint)  # new: in none
         return SubmitResult(_submission(row), inserted, batch, published)
 
     def submissions_for(self, fingerprint: str | None = None,

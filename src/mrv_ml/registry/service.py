@@ -51,6 +51,7 @@ class RegistryService:
     def close(self) -> None:
         if self.loop is not None:
             self.loop.stop()
+        self.state.writer.close()  # what is queued is written before the database closes
         self.conn.close()
         self.db.close()
 
