@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from mrv_ml.record import load_record_file
-from tests.support.cli import Result, mrv_command, run_mrv_subprocess
+from tests.support.cli import MRV, Result, mrv_command, run_mrv_subprocess
 
 
 def _mrv(*args: str) -> Result:
@@ -84,3 +84,31 @@ def test_sigterm_is_forwarded_and_the_run_recorded_as_interrupted(data_dir: Path
     (record,) = _records(data_dir)
     assert record["outcome"]["status"] == "interrupted"
     assert record["outcome"]["exit_code"] == 128 + signal.SIGTERM
+
+
+def test_the_closing_line_says_how_the_run_ended_and_what_it_cost(mrv: MRV) -> None:
+    code, _, err = mrv("run", "--", "false")
+    assert code == 1
+    [line] = [text for text in err.splitlines() if " run " in text and "CO2e" in text]
+    assert line.startswith("❌ run failed: ") and "Wh, " in line and " in " in line, line
+    assert "anchored in tx" in line and "(local only" in line
+    assert "✅" not in err and err.count("MRV-") == 2  # one line names the record, once
+
+
+def test_dash_h_is_help_on_every_command(mrv: MRV) -> None:
+    import click
+    import typer
+
+    from mrv_ml.cli._app import app
+
+    def paths(command: click.Command, prefix: list[str]) -> list[list[str]]:
+        found = [prefix]
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                found += paths(sub, [*prefix, name])
+        return found
+
+    for path in paths(typer.main.get_command(app), []):
+        code, out, err = mrv(*path, "-h")
+        assert code == 0 and out.startswith(f"Usage: mrv {' '.join(path)}".rstrip()), \
+            (path, out[:200], err)

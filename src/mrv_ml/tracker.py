@@ -344,9 +344,22 @@ class MRVTracker:
         return outcome
 
     def _report(self) -> None:
-        line = f"✅ MRV record {self.mrv_id} saved to {self.record_path}"
-        if self.tx_hash:
-            line += f", anchored in tx {self.tx_hash}"
+        """One closing line: how the run ended, what it cost, where the record is, and
+        where its anchoring stands (and what that proves)."""
+        from mrv_ml.report import format_duration, format_quantity
+
+        status = self._outcome["status"]
+        icon = {"completed": "✅", "interrupted": "⏹"}.get(status, "❌")
+        energy = (self.record or {}).get("energy_emissions") or {}
+        line = (f"{icon} run {status}: {format_quantity(energy.get('energy_kwh'), 'kWh')}, "
+                f"{format_quantity(energy.get('co2_kg'), 'kg')} CO2e in "
+                f"{format_duration(energy.get('duration_seconds'))}; record {self.mrv_id} "
+                f"in {self.record_path}")
+        anchor = self.proof.anchor if self.proof is not None else None
+        if self.tx_hash and anchor is not None:
+            trust = ("local only: this machine's own chain" if anchor.local_only
+                     else f"{anchor.network or 'chain'} {anchor.chain_id}")
+            line += f"; anchored in tx {self.tx_hash} ({trust})"
         elif self.via_registry and self.proof is not None and self.proof.registries:
             line += f"; submitted to {self.proof.registries[0].url} (mrv anchor --upgrade " \
                     "fetches the proof once it is anchored)"

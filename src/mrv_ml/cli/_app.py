@@ -19,6 +19,9 @@ class _Console(Console):
 console = _Console(highlight=False, soft_wrap=True)
 console_err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
+# `-h` as well as `--help`, on every command and group.
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     name="mrv",
     help="Verifiable energy and CO2 records (MRV) for machine-learning training.",
@@ -26,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings=HELP_OPTIONS,
 )
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mrv_ml.cli._app import app, console, console_err
+from mrv_ml.cli._app import HELP_OPTIONS, app, console, console_err
 from mrv_ml.cli._core import _print_json, _safe
 from mrv_ml.errors import EXIT_TRANSACTION, KeyConfigError, RecordError
 from mrv_ml.networks import is_dev_address
@@ -249,7 +249,8 @@ def deploy_command(
                       "still verify (their proofs name it).", markup=False)
 
 
-account_app = typer.Typer(help="Encrypted keystores for signing anchors.", no_args_is_help=True)
+account_app = typer.Typer(help="Encrypted keystores for signing anchors.", no_args_is_help=True,
+                          context_settings=HELP_OPTIONS)
 app.add_typer(account_app, name="account")
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mrv_ml.cli._app import app, console
+from mrv_ml.cli._app import HELP_OPTIONS, app, console
 from mrv_ml.cli._chain import (
     ContractOption,
     DataDirOption,
@@ -20,7 +20,8 @@ from mrv_ml.cli._chain import (
 from mrv_ml.errors import ConfigError
 
 registry_app = typer.Typer(help="Run a registry service: many researchers, one anchoring key.",
-                           no_args_is_help=True)
+                           no_args_is_help=True,
+                           context_settings=HELP_OPTIONS)
 app.add_typer(registry_app, name="registry")
 
 

@@ -14,13 +14,14 @@ from typing import Annotated
 
 import typer
 
-from mrv_ml.cli._app import app, console_err
+from mrv_ml.cli._app import app
 from mrv_ml.command import run_tracked
 
 
 @app.command(
     "run",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": False,
+                      "help_option_names": ["-h", "--help"]},
     help="Track any command: mrv run [OPTIONS] -- COMMAND [ARGS]...  "
          "A record is written whatever the command does; its exit status is passed through.",
 )
@@ -55,6 +56,5 @@ def run_command(
         publish=publish, sign=sign,
         settings={"data_dir": data_dir, "country_iso_code": country, "network": network,
                   "registry_url": registry})
-    console_err.print(f"mrv: record {result.mrv_id} → {result.record_path}", highlight=False)
     sys.stdout.flush()
     raise typer.Exit(result.exit_code)
