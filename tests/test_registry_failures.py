@@ -67,8 +67,10 @@ def test_killed_at_each_stage_then_restarted(stage: str, anvil: Any, anvil_regis
                                               mrv: MRV) -> None:
     records = new_records(12)
     nth = NTH.get(stage, 1)
+    # An interval long enough for all twelve to be accepted before the first batch, even on
+    # a loaded machine (the stages after "submitted" expect every submission answered).
     first = RegistryProcess(registry_db_url, anvil.url, anvil_registry, tmp_path,
-                            name="first", interval_s=1, crash_at=f"{stage}:{nth}").start()
+                            name="first", interval_s=3, crash_at=f"{stage}:{nth}").start()
     try:
         accepted, unanswered = submit_all(first.url, records)
         if stage == "serving":  # the proofs are fetched as soon as they are complete
