@@ -148,10 +148,8 @@ def postgres() -> Iterator[str | None]:
     server = PostgresServer(bin_dir)
     try:
         server.start()
-        with (server.data / "postgresql.conf").open("a") as conf:
-            # the tests' server trades durability for speed; a registry would not
-            conf.write("fsync = on\nsynchronous_commit = on\nfull_page_writes = on\n")
-        server._run("pg_ctl", "-D", str(server.data), "-w", "reload")
+        # the tests' server trades durability for speed; a registry would not
+        server.configure("fsync = on\nsynchronous_commit = on\nfull_page_writes = on\n")
         yield server.create_database()
     finally:
         server.stop()

@@ -228,9 +228,7 @@ def own_postgres() -> Iterator[PostgresServer]:
     server = PostgresServer(bin_dir)
     try:
         server.start()
-        with (server.data / "postgresql.conf").open("a") as conf:
-            conf.write("synchronous_commit = on\n")
-        server._run("pg_ctl", "-D", str(server.data), "-w", "reload")
+        server.configure("synchronous_commit = on\n")
         yield server
     finally:
         server.stop()

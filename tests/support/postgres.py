@@ -114,6 +114,12 @@ class PostgresServer:
                 self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.base, ignore_errors=True)
 
+    def configure(self, settings: str) -> None:
+        """Append ``settings`` (postgresql.conf lines) and reload the running server."""
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(settings)
+        self._run("pg_ctl", "-D", str(self.data), "-w", "reload")
+
     def create_database(self) -> str:
         """A new empty database; its URL."""
         name = f"mrv_test_{uuid.uuid4().hex[:12]}"
