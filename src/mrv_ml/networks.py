@@ -91,20 +91,18 @@ def get_network(name: str) -> Network:
             f"unknown network {name!r}; choose one of: {', '.join(NETWORK_NAMES)}") from None
 
 
-def check_for_anchoring(settings: Settings, *, through_registry: bool = False) -> None:
-    """What can be checked of the anchoring settings without a node: the network, the RPC
-    URL's scheme, the registry address's and the key's shape (a registry service's URL
-    instead, when records go there). Run before a training run whose record will be
-    anchored, so a typo is a ConfigError then, not after hours."""
+def check_for_anchoring(settings: Settings) -> None:
+    """What can be checked of the chain's anchoring settings without a node: the network,
+    the RPC URL's scheme, and :func:`check_address_and_key`. Run before a training run whose
+    record will be anchored, so a typo is a ConfigError then, not after hours."""
+    resolve_network(settings)
+    check_address_and_key(settings)
+
+
+def check_address_and_key(settings: Settings) -> None:
+    """The registry address's and the private key's shape, if they are set."""
     from mrv_ml.errors import KeyConfigError
 
-    if through_registry:
-        for url in (settings.registry_url or "").split(","):  # several: witnesses
-            if not url.strip().startswith(("http://", "https://")):
-                raise ConfigError(f"the registry URL must start with http:// or https://, "
-                                  f"not {url.strip()[:40]!r}")
-    else:
-        resolve_network(settings)
     address = settings.contract_address
     if address and not re.fullmatch(r"0x[0-9a-fA-F]{40}", address.strip()):
         raise ConfigError(f"invalid contract address {address[:60]!r}")

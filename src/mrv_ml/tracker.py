@@ -31,7 +31,7 @@ from mrv_ml.environment import software_versions, source_state
 from mrv_ml.hardware import get_hardware_info
 from mrv_ml.hashing import compute_hash
 from mrv_ml.measurement import EnergyMeter
-from mrv_ml.networks import check_for_anchoring
+from mrv_ml.networks import check_address_and_key, check_for_anchoring
 from mrv_ml.record import (
     SCHEMA_VERSION,
     new_mrv_id,
@@ -119,7 +119,13 @@ class MRVTracker:
         self.store = RecordStore(self.settings.data_dir)
         if blockchain_enabled and auto_anchor and anchor_mode == "single":
             # a typo fails now, not after the training
-            check_for_anchoring(self.settings, through_registry=self.via_registry)
+            if self.via_registry:  # the registry's URLs instead of the chain's settings
+                from mrv_ml.registry.client import registry_urls
+
+                registry_urls(self.settings)
+                check_address_and_key(self.settings)
+            else:
+                check_for_anchoring(self.settings)
 
         # Results, set by stop().
         self.mrv_id: str | None = None

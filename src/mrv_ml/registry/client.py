@@ -147,7 +147,8 @@ def submit(store: RecordStore, mrv_id: str, settings: Settings, *, publish: bool
     token = settings.registry_token.reveal() if settings.registry_token else None
     proof = store.load_proof(mrv_id) or Proof.new(mrv_id, fingerprint)
     errors: list[MRVError] = []
-    for base in registry_urls(settings, url):
+    bases = registry_urls(settings, url)
+    for base in bases:
         try:
             status, data = _request("POST", f"{base}/v1/submissions", token=token, body=body)
             if status not in (200, 202):
@@ -158,7 +159,7 @@ def submit(store: RecordStore, mrv_id: str, settings: Settings, *, publish: bool
             raise
         except MRVError as e:
             errors.append(e)
-    if len(errors) == len(registry_urls(settings, url)):
+    if len(errors) == len(bases):
         raise errors[0]
     store.save_proof(proof)
     return proof
