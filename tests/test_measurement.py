@@ -82,6 +82,12 @@ def test_codecarbon_failing_to_start_gives_a_failed_measurement_not_numbers() ->
     assert section["duration_seconds"] >= 0
 
 
+def _offline(tracker_class: type) -> object:
+    """A quiet offline CodeCarbon tracker of ``tracker_class`` (a subclass that misbehaves)."""
+    return tracker_class(country_iso_code="USA", save_to_file=False, log_level="critical",
+                         allow_multiple_runs=True)
+
+
 def test_a_codecarbon_ready_after_stop_gave_up_is_stopped_not_left_running(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A CodeCarbon that finished starting after stop() stopped waiting kept its scheduler
@@ -105,9 +111,7 @@ def test_a_codecarbon_ready_after_stop_gave_up_is_stopped_not_left_running(
             return super().stop()
 
     monkeypatch.setattr(measurement, "START_JOIN_TIMEOUT_S", 0.1)
-    meter = EnergyMeter(Settings(), tracker_factory=lambda: SlowStart(
-        country_iso_code="USA", save_to_file=False, log_level="critical",
-        allow_multiple_runs=True))
+    meter = EnergyMeter(Settings(), tracker_factory=lambda: _offline(SlowStart))
     meter.start()
     section = meter.stop().to_record_section()
     assert section["measurement_status"] == "failed"
@@ -122,9 +126,7 @@ def test_codecarbon_failing_to_stop_gives_a_failed_measurement() -> None:
         def stop(self) -> float | None:
             raise OSError("disk on fire")
 
-    meter = EnergyMeter(Settings(), tracker_factory=lambda: StopFails(
-        country_iso_code="USA", save_to_file=False, log_level="critical",
-        allow_multiple_runs=True))
+    meter = EnergyMeter(Settings(), tracker_factory=lambda: _offline(StopFails))
     meter.start()
     section = meter.stop().to_record_section()
     assert section["measurement_status"] == "failed"
