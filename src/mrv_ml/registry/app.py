@@ -20,8 +20,9 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
@@ -187,6 +188,44 @@ def create_app(state: ServiceState) -> FastAPI:
             after=after, limit=limit)
         return {"records": [_summary(r) for r in found], "next": next_cursor}
 
+    @app.get("/v1/explore", tags=["read"])
+    def explore(experiment: str | None = None,
+                tag: str | None = Query(None, description="key or key=value"),
+                since: datetime | None = None, until: datetime | None = None,
+                status: str | None = Query(None, description="completed, failed, interrupted"),
+                anchor_state: str | None = Query(None, description="pending or anchored"),
+                trust: str | None = Query(None, description="public, private network, local "
+                                                            "only"),
+                sort: str = Query("-date", description="date, energy, co2, duration, "
+                                                      "experiment; - first: descending"),
+                limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0)
+                ) -> dict[str, Any]:
+        """The explorer: one page of published records in the order asked, with the count
+        and totals (energy, CO2e, duration) of every record the filters match."""
+        from mrv_ml.registry.db import ExploreQuery
+
+        query = ExploreQuery(experiment=experiment or None, tag=tag or None, since=since,
+                             until=until, status=status or None,
+                             anchor_state=anchor_state or None, sort=sort, limit=limit,
+                             offset=offset)
+        chain_trust = _chain_trust(state.facts)
+        if trust and trust != chain_trust:  # every record here is on the registry's chain
+            query = replace(query, anchor_state="none")
+        found = state.db.explore(query)
+        return {"rows": [_explore_row(r, chain_trust) for r in found.rows],
+                "totals": found.totals, "count": found.totals["count"],
+                "source": "registry", "trust": chain_trust}
+
+    @app.get("/explorer", include_in_schema=False)
+    def explorer_root() -> Response:
+        return Response(status_code=308, headers={"Location": "/explorer/"})
+
+    @app.get("/explorer/{name:path}", include_in_schema=False)
+    def explorer_page(name: str) -> Response:
+        """The dashboard's static page: the explorer over published records, and the
+        record page that verifies in the reader's browser against a chain they choose."""
+        return _static_page(name)
+
     @app.get("/v1/info", tags=["read"])
     def info() -> dict[str, Any]:
         """The chain, registry contract and operator this service anchors with."""
@@ -324,7 +363,10 @@ def _searchable(record: Mapping[str, Any], signer: str | None) -> dict[str, Any]
     return {"experiment": experiment.get("name") or "", "model_name":
             experiment.get("model_name"), "tags": experiment.get("tags") or {},
             "started_at": times.get("start_time"), "energy_kwh": energy.get("energy_kwh"),
-            "co2_kg": energy.get("co2_kg"), "signer": signer}
+            "co2_kg": energy.get("co2_kg"), "signer": signer,
+            "status": (record.get("outcome") or {}).get("status"),
+            "dataset_name": experiment.get("dataset_name"),
+            "duration_s": energy.get("duration_seconds")}
 
 
 def _looks_like_id(ref: str) -> bool:
@@ -351,6 +393,53 @@ def _submissions(db: RegistryDB, ref: str, mrv_id: str | None) -> list[Submissio
     if not found:
         return _error(404, "not_found", "nothing was submitted under that reference")
     return found
+
+
+def _chain_trust(facts: ChainFacts) -> str:
+    """The registry chain's trust level: what every record anchored here can be worth."""
+    from mrv_ml.networks import PUBLIC_CHAIN_IDS, is_dev_address
+    from mrv_ml.verdict import trust_of
+
+    kind = "public" if facts.chain_id in PUBLIC_CHAIN_IDS else "dev"
+    return trust_of(kind, is_dev_address(facts.operator)).value
+
+
+def _explore_row(row: Mapping[str, Any], trust: str) -> dict[str, Any]:
+    started = row["started_at"]
+    return {"mrv_id": row["mrv_id"], "fingerprint": row["fingerprint"],
+            "experiment": row["experiment"], "model_name": row["model_name"],
+            "dataset_name": row["dataset_name"], "status": row["status"],
+            "start_time": started.isoformat().replace("+00:00", "Z") if started else None,
+            "duration_s": row["duration_s"], "energy_kwh": row["energy_kwh"],
+            "co2_kg": row["co2_kg"], "tags": row["tags"], "signer": row["signer"],
+            "anchor_state": row["anchor_state"], "trust": trust}
+
+
+def page_content_security_policy() -> str:
+    """The page under ``/explorer/``: only this service's files and API, and whatever chain
+    endpoint (http or https) the reader types in to verify against."""
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self' https: http:; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'")
+
+
+_DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"  # as mrv serve's
+_PAGE_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+               ".js": "text/javascript; charset=utf-8", ".json": "application/json",
+               ".svg": "image/svg+xml", ".png": "image/png"}
+
+
+def _static_page(name: str) -> Response:
+    root = _DASHBOARD_DIR.resolve()
+    target = (root / (name or "index.html")).resolve()
+    # Refuse anything outside the dashboard folder (../, symlinks out) or of another type.
+    if ("\x00" in name or not target.is_relative_to(root) or not target.is_file()
+            or target.suffix not in _PAGE_TYPES):
+        return _error(404, "not_found", "no such file")
+    return Response(target.read_bytes(), media_type=_PAGE_TYPES[target.suffix], headers={
+        "Content-Security-Policy": page_content_security_policy(),
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache"})
 
 
 def _summary(r: PublishedRecord) -> dict[str, Any]:

@@ -177,11 +177,18 @@ records = sa.Table(
     sa.Column("energy_kwh", sa.Float),
     sa.Column("co2_kg", sa.Float),
     sa.Column("published_at", _UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16)),  # the run's outcome (migration 0002)
+    sa.Column("dataset_name", sa.Text),
+    sa.Column("duration_s", sa.Float),
     sa.Index("ix_records_fingerprint", "fingerprint"),
     sa.Index("ix_records_experiment", "experiment"),
     sa.Index("ix_records_signer", "signer"),
     sa.Index("ix_records_started_at", "started_at"),
     sa.Index("ix_records_published", "published_at", "mrv_id"),
+    sa.Index("ix_records_status", "status"),
+    sa.Index("ix_records_energy_kwh", "energy_kwh"),
+    sa.Index("ix_records_co2_kg", "co2_kg"),
+    sa.Index("ix_records_duration_s", "duration_s"),
 )
 
 # The tag filter reads this table, not ``records.tags``: a plain indexed (key, value)
@@ -251,6 +258,50 @@ class PublishedRecord:
     energy_kwh: float | None
     co2_kg: float | None
     published_at: datetime
+    status: str | None = None  # the run's outcome: completed / failed / interrupted
+    dataset_name: str | None = None
+    duration_s: float | None = None
+
+
+EXPLORE_SORTS = ("date", "energy", "co2", "duration", "experiment")
+_EXPLORE_SORT = {"date": records.c.started_at, "energy": records.c.energy_kwh,
+                 "co2": records.c.co2_kg, "duration": records.c.duration_s,
+                 "experiment": records.c.experiment}
+
+
+@dataclass(frozen=True)
+class ExploreQuery:
+    """The explorer's filters over published records (``since <= started_at < until``),
+    its order (a key of :data:`EXPLORE_SORTS`, ``-`` first for descending) and page."""
+
+    experiment: str | None = None
+    tag: str | None = None  # "key" or "key=value"
+    since: datetime | None = None
+    until: datetime | None = None
+    status: str | None = None
+    anchor_state: str | None = None  # "pending" or "anchored"
+    sort: str = "-date"
+    limit: int = 100
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if self.sort.lstrip("-") not in EXPLORE_SORTS or self.sort.startswith("--"):
+            raise RecordError(f"sort is one of {', '.join(EXPLORE_SORTS)} (with - first for "
+                              f"descending), not {self.sort[:40]!r}")
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise RecordError(f"limit must be between 1 and {MAX_PAGE}, not {self.limit}")
+        if self.offset < 0:
+            raise RecordError(f"offset must not be negative, not {self.offset}")
+
+
+@dataclass(frozen=True)
+class ExploreResult:
+    """One page of rows (dicts of the listed columns and ``anchor_state``) and the totals
+    of every row that matched, as :func:`mrv_ml.selection.totals` defines them (``count``,
+    ``measured``, ``not_measured``, ``energy_kwh``, ``co2_kg``, ``duration_s``)."""
+
+    rows: list[dict[str, Any]]
+    totals: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -857,6 +908,67 @@ class RegistryDB:
         page = rows[:limit]
         return page, _cursor(page[-1].published_at, page[-1].mrv_id)
 
+    def explore(self, query: ExploreQuery) -> ExploreResult:
+        """The explorer over published records: one page of rows in the order asked, and
+        the totals and count of the whole filtered set, both computed in SQL."""
+        anchor_state = sa.case((batches.c.status == "anchored", "anchored"),
+                               else_="pending").label("anchor_state")
+        source = records.outerjoin(leaves, leaves.c.fingerprint == records.c.fingerprint
+                                   ).outerjoin(batches, batches.c.id == leaves.c.batch_id)
+        where: list[Any] = []
+        if query.experiment is not None:
+            where.append(records.c.experiment == query.experiment)
+        if query.tag is not None:
+            key, has_value, value = query.tag.partition("=")
+            if not key:
+                raise RecordError(f"a tag filter is 'key' or 'key=value', not {query.tag!r}")
+            match = sa.select(record_tags.c.mrv_id).where(
+                record_tags.c.mrv_id == records.c.mrv_id, record_tags.c.key == key)
+            if has_value:
+                match = match.where(record_tags.c.value == value)
+            where.append(match.exists())
+        if query.since is not None:
+            where.append(records.c.started_at >= _aware(query.since, "since"))
+        if query.until is not None:
+            where.append(records.c.started_at < _aware(query.until, "until"))
+        if query.status is not None:
+            where.append(records.c.status == query.status)
+        if query.anchor_state == "anchored":
+            where.append(batches.c.status == "anchored")
+        elif query.anchor_state == "pending":
+            where.append(sa.or_(batches.c.status.is_(None), batches.c.status != "anchored"))
+        elif query.anchor_state is not None:
+            where.append(sa.false())  # "none" or "unreadable": never so in a registry
+        column, descending = _EXPLORE_SORT[query.sort.lstrip("-")], query.sort.startswith("-")
+        # NULLs (a failed measurement's energy) last, whichever way: portable as a flag
+        order: list[Any] = [sa.case((column.is_(None), 1), else_=0),
+                            column.desc() if descending else column.asc(),
+                            records.c.mrv_id.asc()]
+        page = (sa.select(records.c.mrv_id, records.c.fingerprint, records.c.experiment,
+                          records.c.model_name, records.c.dataset_name, records.c.status,
+                          records.c.started_at, records.c.duration_s, records.c.energy_kwh,
+                          records.c.co2_kg, records.c.tags, records.c.signer, anchor_state)
+                .select_from(source).where(*where).order_by(*order)
+                .limit(query.limit).offset(query.offset))
+        # The rules of selection.totals: sums over the measured runs only (a failed
+        # measurement's energy is unknown, not zero), an empty sum is 0.
+        measured = records.c.energy_kwh.is_not(None)
+
+        def total(column: Any) -> Any:
+            return sa.func.coalesce(sa.func.sum(sa.case((measured, column))), sa.literal(0.0))
+
+        totals = (sa.select(sa.func.count(), sa.func.count(records.c.energy_kwh),
+                            total(records.c.energy_kwh), total(records.c.co2_kg),
+                            total(records.c.duration_s))
+                  .select_from(source).where(*where))
+        with self._transaction(write=False) as conn:
+            rows = [dict(r._mapping) for r in conn.execute(page)]
+            count, n_measured, energy, co2, duration = conn.execute(totals).one()
+        return ExploreResult(rows, {"count": int(count), "measured": int(n_measured),
+                                    "not_measured": int(count) - int(n_measured),
+                                    "energy_kwh": float(energy), "co2_kg": float(co2),
+                                    "duration_s": float(duration)})
+
     # --- metrics -------------------------------------------------------------------------
 
     def stats(self) -> RegistryStats:
@@ -986,7 +1098,7 @@ def _number(value: Any, what: str) -> float | None:
 
 
 _RECORD_FIELDS = {"experiment", "model_name", "tags", "started_at", "energy_kwh", "co2_kg",
-                  "signer"}
+                  "signer", "status", "dataset_name", "duration_s"}
 
 
 def _record_row(mrv_id: str, fingerprint: str, record_json: str | bytes,
@@ -1017,6 +1129,9 @@ def _record_row(mrv_id: str, fingerprint: str, record_json: str | bytes,
         "energy_kwh": _number(fields.get("energy_kwh"), "energy_kwh"),
         "co2_kg": _number(fields.get("co2_kg"), "co2_kg"),
         "published_at": now,
+        "status": _short_text(fields.get("status"), "status", 16),
+        "dataset_name": _short_text(fields.get("dataset_name"), "dataset_name", None),
+        "duration_s": _number(fields.get("duration_s"), "duration_s"),
     }
     tag_rows = []
     for key, value in tags.items():
@@ -1025,6 +1140,15 @@ def _record_row(mrv_id: str, fingerprint: str, record_json: str | bytes,
         if len(key) <= MAX_TAG_KEY_CHARS and len(text) <= MAX_TAG_VALUE_CHARS:
             tag_rows.append({"mrv_id": mrv_id, "key": key, "value": text})
     return row, tag_rows
+
+
+def _short_text(value: Any, what: str, limit: int | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or (limit is not None and len(value) > limit):
+        raise RecordError(f"{what} must be text" + (f" of at most {limit} characters"
+                                                     if limit else ""))
+    return value
 
 
 def _cursor(published_at: datetime, mrv_id: str) -> str:
@@ -1068,4 +1192,5 @@ def _published(row: sa.Row[Any]) -> PublishedRecord:
         mrv_id=m["mrv_id"], fingerprint=m["fingerprint"], record_json=m["record_json"],
         experiment=m["experiment"], model_name=m["model_name"], tags=dict(m["tags"]),
         signer=m["signer"], started_at=m["started_at"], energy_kwh=m["energy_kwh"],
-        co2_kg=m["co2_kg"], published_at=m["published_at"])
+        co2_kg=m["co2_kg"], published_at=m["published_at"], status=m["status"],
+        dataset_name=m["dataset_name"], duration_s=m["duration_s"])
