@@ -11,6 +11,7 @@ import { parseProof } from "./proof.js";
 import { DEV_KEY_NOTE, TRUST_NOTES, ZERO_HASH, anchoredProof, decide, expectedSubmitter, merkleRoot, mode,
          reasonText, signedBy, trustOf } from "./verdict.js";
 import { DEV_ADDRESSES, DEV_CHAIN_IDS, NETWORK_CHAIN_IDS, PUBLIC_CHAINS, REGISTRY_CODE_HASHES } from "./chains.js";
+import { startBundle } from "./bundle.js";
 
 const MAX_FILE_BYTES = 5 * 1024 * 1024;
 const LOG_RANGE_BLOCKS = 10000;  // what public providers commonly allow per eth_getLogs
@@ -554,7 +555,7 @@ async function fetchJson(url) {
 async function main() {
   wire();
   renderFiles();
-  await loadServerConfig();
+  if (!window.MRV_BUNDLE) await loadServerConfig();  // a bundle (mrv bundle) has no server
   const q = new URLSearchParams(location.search);
   if (q.get("signer")) $("signer").value = q.get("signer");
   if (q.get("submitter")) {
@@ -590,6 +591,21 @@ async function main() {
         await verify();
       } catch (e) { showError(friendly(e), e.key || "bad_input"); }
     }
+  }
+  if (window.MRV_BUNDLE) {  // mrv bundle: the records come with the page; the reader gives the endpoint
+    await startBundle(window.MRV_BUNDLE, q, async ({ record, proof }) => {
+      try {
+        clearAll();
+        await takeRecord(record.value, record.problems, record.name);
+        state.proof = parseProof(proof.value, proof.name);
+        state.proofName = proof.name;
+        renderFiles();
+        await verify();
+      } catch (e) { showError(friendly(e), e.key || "bad_input"); }
+    }, async (url) => {
+      $("conn-mode").value = "rpc"; $("rpc-url").value = url; $("rpc-fields").hidden = false;
+      if ((await connect()) && state.record) await verify();
+    });
   }
   document.body.dataset.ready = "1";
 }
