@@ -8,13 +8,16 @@ transaction can pass through it, so exposing the page cannot spend the dev accou
 from __future__ import annotations
 
 import json
+import math
+import re
 import shutil
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from eth_utils import to_checksum_address
 
@@ -45,6 +48,7 @@ MIME_TYPES = {
 }
 
 _ID_CHARS = frozenset("MRV-0123456789abcdef")
+_PREFIX_RE = re.compile(r"MRV-[0-9a-f-]{1,36}")
 UPSTREAM_TIMEOUT_S = 10.0
 MAX_UPSTREAM_ANSWER_BYTES = 8 * 1024 * 1024
 
@@ -261,6 +265,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, "bad path")
         if path == "/api/config":
             return self._send_json(200, self.server.config)
+        if path == "/api/explore":
+            return self._explore(urlsplit(self.path).query)
+        if path.startswith("/api/resolve/"):
+            return self._resolve(path[len("/api/resolve/"):])
         if path == "/api/records":
             return self._send_json(200, [s.to_dict() | {"path": None}
                                          for s in self.server.store.list()])
@@ -283,6 +291,30 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, f"no record {mrv_id} in this store")  # never the path
         except MRVError as e:
             return self._error(422, str(e))
+
+    def _explore(self, query: str) -> None:
+        try:
+            asked = parse_explore_query(parse_qs(query, keep_blank_values=False))
+            return self._send_json(200, explore_store(self.server.store, asked))
+        except RecordError as e:
+            return self._error(400, str(e))
+        except MRVError as e:
+            return self._error(422, str(e))
+
+    def _resolve(self, ref: str) -> None:
+        """A unique ID prefix to the full ID (hex and dashes only: never a path)."""
+        if not _PREFIX_RE.fullmatch(ref):
+            return self._error(404, "not found")
+        store = self.server.store
+        try:
+            path = store.resolve(ref)
+        except RecordNotFoundError:
+            return self._error(404, f"no record matching {ref} in this store")
+        except MRVError as e:
+            return self._error(409, str(e))  # ambiguous: the message names a few
+        if path.parent.resolve() != store.root.resolve():  # a file of that name elsewhere
+            return self._error(404, f"no record matching {ref} in this store")
+        return self._send_json(200, {"mrv_id": path.name[:-len(".json")]})
 
     def _static(self, path: str) -> None:
         if path in ("", "/"):
@@ -317,6 +349,179 @@ class _Handler(BaseHTTPRequestHandler):
         except RecordError as e:
             return self._send_json(200, _rpc_error(None, -32700, f"parse error: {e.key}"))
         return self._send_json(200, self.server.rpc(payload))
+
+
+# --- the explorer over the local store (GET /api/explore) ---------------------------------
+
+EXPLORE_SORTS = ("date", "energy", "co2", "duration", "experiment")  # as the registry's
+EXPLORE_FILTERS = ("experiment", "tag", "since", "until", "status", "anchor_state", "trust")
+DEFAULT_EXPLORE_LIMIT = 100
+MAX_EXPLORE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class ExploreRequest:
+    """What the page asks of ``/api/explore``: the filters (selection.RecordFilter's
+    fields), the order (a key of EXPLORE_SORTS, ``-`` first for descending) and a page."""
+
+    filters: dict[str, str]
+    sort: str = "-date"
+    limit: int = DEFAULT_EXPLORE_LIMIT
+    offset: int = 0
+
+
+def parse_explore_query(params: Mapping[str, list[str]]) -> ExploreRequest:
+    """The query string of ``/api/explore``; RecordError (400) names what is wrong."""
+    unknown = set(params) - {*EXPLORE_FILTERS, "sort", "limit", "offset"}
+    if unknown:
+        raise RecordError(f"unknown parameter(s): {', '.join(sorted(unknown))[:200]}")
+    one = {k: v[-1] for k, v in params.items() if v and v[-1] != ""}
+    sort = one.pop("sort", "-date")
+    if sort.startswith("--") or sort.lstrip("-") not in EXPLORE_SORTS:
+        raise RecordError(f"sort is one of {', '.join(EXPLORE_SORTS)} (with - first for "
+                          f"descending), not {sort[:40]!r}")
+
+    def number(name: str, default: int, low: int, high: int) -> int:
+        text = one.pop(name, None)
+        if text is None:
+            return default
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise RecordError(f"{name} must be a whole number from {low} to {high}")
+        return int(text)
+
+    limit = number("limit", DEFAULT_EXPLORE_LIMIT, 1, MAX_EXPLORE_LIMIT)
+    offset = number("offset", 0, 0, 10**9)
+    return ExploreRequest(filters=one, sort=sort, limit=limit, offset=offset)
+
+
+def _record_filter(store: RecordStore, filters: Mapping[str, str]) -> Any:
+    """selection.RecordFilter over store summaries, from the query's text values (A's
+    ``RecordFilter.from_query`` where it exists; :class:`_InterimFilter` until then)."""
+    from dataclasses import fields
+
+    from mrv_ml import selection
+
+    RecordFilter: Any = selection.RecordFilter  # noqa: N806 - whichever version is there
+    if hasattr(RecordFilter, "from_query"):
+        return RecordFilter.from_query(dict(filters))
+    if {"since", "status", "trust"} <= {f.name for f in fields(RecordFilter)}:
+        return RecordFilter(**dict(filters))
+    return _InterimFilter(store, filters)
+
+
+class _InterimFilter:
+    """INTERIM, to be replaced by engineer A's ``selection.RecordFilter`` over summaries
+    (with tags and trust on ``RecordSummary``): the same fields, matched the plain way.
+    Tags and trust are read from the files because summaries do not carry them yet."""
+
+    def __init__(self, store: RecordStore, filters: Mapping[str, str]) -> None:
+        from datetime import datetime
+
+        self.store, self.f = store, dict(filters)
+        unknown = set(self.f) - set(EXPLORE_FILTERS)
+        if unknown:
+            raise RecordError(f"unknown filter(s): {', '.join(sorted(unknown))}")
+        self.bounds: dict[str, float] = {}
+        for name in ("since", "until"):
+            if name in self.f:
+                try:
+                    when = datetime.fromisoformat(self.f[name].replace("Z", "+00:00"))
+                except ValueError:
+                    raise RecordError(f"{name} is not an ISO 8601 date or time: "
+                                      f"{self.f[name][:40]!r}") from None
+                if when.tzinfo is None:
+                    from datetime import timezone
+                    when = when.replace(tzinfo=timezone.utc)
+                self.bounds[name] = when.timestamp()
+
+    def matches(self, s: Any) -> bool:
+        f = self.f
+        if "experiment" in f and s.experiment != f["experiment"]:
+            return False
+        if "status" in f and s.status != f["status"]:
+            return False
+        if "anchor_state" in f and s.anchor_state != f["anchor_state"]:
+            return False
+        if self.bounds:
+            ts = _start_ts(s.start_time)
+            if ts is None or ts < self.bounds.get("since", -math.inf) \
+                    or ts >= self.bounds.get("until", math.inf):
+                return False
+        if "tag" in f:
+            key, has_value, value = f["tag"].partition("=")
+            try:
+                tags = self.store.load(s.mrv_id)["experiment"].get("tags") or {}
+            except MRVError:
+                return False
+            if key not in tags or (has_value and str(tags[key]) != value):
+                return False
+        return "trust" not in f or _trust_of(self.store, s) == f["trust"]
+
+
+def _trust_of(store: RecordStore, s: Any) -> str | None:
+    """What the record's proof is worth to a reader (report.proof_trust), or None."""
+    if getattr(s, "trust", None) is not None:
+        return str(s.trust)
+    if s.anchor_state != "anchored":
+        return None
+    from mrv_ml.report import proof_trust
+
+    try:
+        trust = proof_trust(store.load_proof(s.mrv_id))
+    except MRVError:
+        return None
+    return None if trust is None else trust.value
+
+
+def _sort_key(name: str) -> Any:
+    def key(s: Any) -> tuple[bool, Any]:
+        if name == "experiment":
+            value: Any = s.experiment
+        elif name == "date":
+            value = _start_ts(s.start_time)
+        else:
+            value = {"energy": s.energy_kwh, "co2": s.co2_kg, "duration": s.duration_s}[name]
+            value = value if isinstance(value, int | float) and math.isfinite(value) else None
+        return value is None, value
+    return key
+
+
+def _start_ts(text: str | None) -> float | None:
+    from datetime import datetime
+
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def explore_store(store: RecordStore, asked: ExploreRequest) -> dict[str, Any]:
+    """``{"rows", "totals", "count"}`` over the store: the filter and the totals are
+    selection's (RecordFilter.matches, totals), the order and the page are asked."""
+    from mrv_ml.selection import totals
+
+    record_filter = _record_filter(store, asked.filters)
+    chosen = [s for s in store.list() if record_filter.matches(s)]
+    name, descending = asked.sort.lstrip("-"), asked.sort.startswith("-")
+    chosen.sort(key=lambda s: s.mrv_id)  # ties in a stable order
+    key = _sort_key(name)
+    present = [s for s in chosen if not key(s)[0]]
+    missing = [s for s in chosen if key(s)[0]]  # no figure: last, whichever the order
+    present.sort(key=lambda s: key(s)[1], reverse=descending)
+    ordered = present + missing
+    page = ordered[asked.offset:asked.offset + asked.limit]
+    summed = totals(chosen).to_dict()
+    summed.pop("component_energy_kwh", None)  # summaries never carry it
+    return {"rows": [_explore_row(store, s) for s in page], "totals": summed,
+            "count": len(chosen), "source": "store"}
+
+
+def _explore_row(store: RecordStore, s: Any) -> dict[str, Any]:
+    row = {k: v for k, v in s.to_dict().items() if k != "path"}
+    row["trust"] = _trust_of(store, s)
+    return row
 
 
 def make_server(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
