@@ -34,7 +34,7 @@ from mrv_ml.record import (
     summarize,
     validate_record,
 )
-from tests.support.records import DELETE, make_sample_record
+from tests.support.records import DELETE, make_sample_record, make_sample_record_1_0
 
 
 def test_new_mrv_id_is_unique_and_matches_the_schema_pattern() -> None:
@@ -169,7 +169,7 @@ def test_unknown_schema_version_is_checked_before_the_schema() -> None:
     with pytest.raises(UnknownSchemaVersionError) as info:
         validate_record({"schema_version": "9.0", "mrv_id": "MRV-x", "future": True})
     assert str(info.value) == (f"schema_version '9.0' is not known to mrv-ml {__version__} "
-                               "(known: 1.0); upgrade mrv-ml")
+                               "(known: 1.0, 1.1); upgrade mrv-ml")
 
 
 def test_older_schema_version_says_so() -> None:
@@ -363,15 +363,18 @@ def test_fast_validator_never_accepts_what_the_reference_rejects(data: Any) -> N
                 parent[path[-1]] = data.draw(_JSON_VALUE)
         except (KeyError, IndexError, TypeError):
             continue  # an earlier mutation removed or replaced this path
-    if _surely_valid("1.0", record):
-        assert next(_validator("1.0").iter_errors(record), None) is None, record
+    if _surely_valid(SCHEMA_VERSION, record):
+        assert next(_validator(SCHEMA_VERSION).iter_errors(record), None) is None, record
 
 
-def test_fast_and_reference_validators_agree_on_the_sample_and_on_a_bad_timestamp() -> None:
+@pytest.mark.parametrize("make", [make_sample_record, make_sample_record_1_0])
+def test_fast_and_reference_validators_agree_on_the_sample_and_on_a_bad_timestamp(
+        make: Any) -> None:
     from mrv_ml.record import _fast_validator
 
-    assert _fast_validator("1.0").is_valid(make_sample_record())
-    bad = make_sample_record(timestamps__start_time="2026-02-30T00:00:00Z")
-    assert not _fast_validator("1.0").is_valid(bad)
+    version = make()["schema_version"]
+    assert _fast_validator(version).is_valid(make())
+    bad = make(timestamps__start_time="2026-02-30T00:00:00Z")
+    assert not _fast_validator(version).is_valid(bad)
     with pytest.raises(SchemaValidationError, match=r"^timestamps\.start_time: "):
         validate_record(bad)

@@ -114,6 +114,8 @@ class Settings:
     region: str | None = None
     online_lookup: bool = False
     pue: float = 1.0
+    # how often CodeCarbon measures: one point of the record's power series each time
+    measure_power_secs: float = 2.0
 
     def replace(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; ``None`` values are ignored."""
@@ -137,6 +139,7 @@ ENV_VARS: dict[str, str] = {
     "MRV_REGION": "region",
     "MRV_ONLINE_LOOKUP": "online_lookup",
     "MRV_PUE": "pue",
+    "MRV_MEASURE_POWER_SECS": "measure_power_secs",
     "MRV_REGISTRY_URL": "registry_url",
     "MRV_REGISTRY_TOKEN": "registry_token",
 }
@@ -148,7 +151,11 @@ _PATH_FIELDS = {"data_dir", "keystore"}
 
 # Checked before a run starts: a value found bad after it would cost the run's record.
 # PUE: 1 is a perfect data centre; no real one is above 3.
-_NUMBER_RANGES = {"pue": (1.0, 3.0), "tx_timeout_s": (0.1, 86_400.0)}
+# Measurement interval: each CodeCarbon reading costs CPU time (see
+# benchmarks/tracker_overhead.py), so not below 0.1 s; above an hour a run's power series
+# would be one flat line.
+_NUMBER_RANGES = {"pue": (1.0, 3.0), "tx_timeout_s": (0.1, 86_400.0),
+                  "measure_power_secs": (0.1, 3600.0)}
 
 
 def _coerce(values: Mapping[str, Any], source: str = "settings") -> dict[str, Any]:

@@ -5,6 +5,9 @@ wait for that, so :class:`EnergyMeter` starts CodeCarbon on a background thread 
 the user's code run at once. The short interval before CodeCarbon is ready is accounted
 for by extrapolating CodeCarbon's own average power over the measured interval, and the
 record says so: ``energy_emissions.intervals`` lists each interval with its method.
+CodeCarbon's periodic measurements (every ``measure_power_secs``, 2 s by default) become
+``energy_emissions.power_series`` (:mod:`mrv_ml.series`): power over time, bounded in size,
+its first interval the extrapolated start-up gap.
 
 Measurement never kills training: if CodeCarbon cannot start or stop, the result says
 ``measurement_status: "failed"`` with the error and leaves every energy figure ``None``
@@ -25,6 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mrv_ml.config import Settings
+from mrv_ml.series import (
+    Interval,
+    PowerSeriesCollector,
+    RunningTotals,
+    codecarbon_handler,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +83,7 @@ class Measurement:
     location_source: str = "default"
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
     intervals: list[dict[str, Any]] = field(default_factory=list)
+    power_series: dict[str, Any] | None = None
     tool_version: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -96,6 +106,7 @@ class Measurement:
             "location_source": self.location_source,
             "methods": self.methods,
             "intervals": self.intervals,
+            "power_series": self.power_series,
         }
         if self.notes:
             section["notes"] = list(self.notes)
@@ -131,10 +142,13 @@ class EnergyMeter:
     called from the thread that runs the training; neither raises.
     """
 
-    def __init__(self, settings: Settings | None = None, *, measure_power_secs: float = 15.0,
-                 tracker_factory: Any = None) -> None:
+    def __init__(self, settings: Settings | None = None, *,
+                 measure_power_secs: float | None = None, tracker_factory: Any = None) -> None:
         self._settings = settings or Settings()
-        self._measure_power_secs = measure_power_secs
+        self._measure_power_secs = (self._settings.measure_power_secs
+                                    if measure_power_secs is None else measure_power_secs)
+        #: CodeCarbon's periodic measurements, fed by its output handler.
+        self.series = PowerSeriesCollector(self._measure_power_secs)
         self._tracker_factory = tracker_factory  # tests inject failures here
         self._tracker: Any = None
         self._start_error: BaseException | None = None
@@ -169,6 +183,9 @@ class EnergyMeter:
             "allow_multiple_runs": True,
             "pue": self._settings.pue,
             "tracking_mode": "machine",
+            # every measurement goes to our handler: the record's power series
+            "output_handlers": [codecarbon_handler(self.series)],
+            "api_call_interval": 1,
         }
         if self._settings.online_lookup:
             from codecarbon import EmissionsTracker
@@ -182,6 +199,10 @@ class EnergyMeter:
         return OfflineEmissionsTracker(**kwargs)
 
     # -- running ------------------------------------------------------------------------
+
+    def running_totals(self) -> RunningTotals | None:
+        """CodeCarbon's figures at its latest measurement (``None`` before the first)."""
+        return self.series.running_totals()
 
     def _start_in_background(self) -> None:
         try:
@@ -286,13 +307,19 @@ class EnergyMeter:
             cpu, gpu, ram = (w * duration_s / 3.6e6 for w in watts)
             total = (cpu + gpu + ram) * overhead
             gap = [0.0, 0.0, 0.0]
+            extrapolated = Interval(0.0, duration_s, cpu * 3.6e6, gpu * 3.6e6, ram * 3.6e6,
+                                    measured=False)
         elif measured_s >= MIN_AVERAGING_S:
             how = "CodeCarbon's average power over the measured interval"
             gap = [e * gap_s / measured_s for e in (cpu, gpu, ram)]
+            extrapolated = Interval(0.0, gap_s, gap[0] * 3.6e6, gap[1] * 3.6e6,
+                                    gap[2] * 3.6e6, measured=False)
         else:  # too short to average: CodeCarbon's last power reading, in watts
             how = "CodeCarbon's power reading (the measured interval was too short to average)"
             gap = [float(w or 0.0) * gap_s / 3.6e6 for w in
                    (data.cpu_power, data.gpu_power, data.ram_power)]
+            extrapolated = Interval(0.0, gap_s, gap[0] * 3.6e6, gap[1] * 3.6e6,
+                                    gap[2] * 3.6e6, measured=False)
         m.intervals = [
             {"start_offset_s": 0.0, "end_offset_s": round(gap_s, 6),
              "method": f"extrapolated from {how}; CodeCarbon was still detecting hardware",
@@ -316,8 +343,22 @@ class EnergyMeter:
         if self._settings.online_lookup and data.country_iso_code:
             m.country_iso_code = data.country_iso_code
         m.methods = self._methods()
+        m.power_series = self._power_series(extrapolated, gap_s, duration_s, m.pue,
+                                            measured=measured_s > 0.0)
         m.status = "measured"
         return m
+
+    def _power_series(self, gap: Interval, gap_s: float, duration_s: float, pue: float, *,
+                      measured: bool) -> dict[str, Any] | None:
+        """The record's ``power_series``: the extrapolated start-up interval, then
+        CodeCarbon's periodic ones (left out when CodeCarbon was ready only after the run);
+        ``None`` when CodeCarbon reported none (a failure here never fails the record)."""
+        try:
+            return self.series.power_series(offset_s=gap_s, run_duration_s=duration_s,
+                                            pue=pue, gap=gap, measured=measured)
+        except Exception as e:  # noqa: BLE001 - the totals stand without their series
+            log.debug("power series unusable: %s", e)
+            return None
 
     def _intensity_g_per_kwh(self) -> float | None:
         """Carbon intensity when nothing was consumed (a very short run)."""

@@ -1,7 +1,9 @@
 """MRV records: identity, the JSON Schema, strict reading and canonical-looking writing.
 
-A record is a plain ``dict`` (JSON object) whose shape is fixed by the JSON Schema
-shipped in ``schema/mrv-record-1.0.schema.json``. This module checks records
+A record is a plain ``dict`` (JSON object) whose shape is fixed by the JSON Schema of
+its version, shipped in ``schema/mrv-record-<version>.schema.json`` (1.1 adds
+``energy_emissions.power_series``; 1.0 records are still read and verified, each against
+its own version's schema). This module checks records
 (:func:`validate_record`), reads them strictly from bytes or files
 (:func:`parse_record_bytes`, :func:`load_record_file`), writes them
 (:func:`dump_record_bytes`) and condenses them for listings (:func:`summarize`).
@@ -42,9 +44,12 @@ from mrv_ml.errors import (
 from mrv_ml.hashing import first_offending, is_non_finite, is_unrepresentable
 
 #: The schema version this release writes.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 #: Every schema version this release can read and verify, oldest first.
-SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("1.0",)
+SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("1.0", "1.1")
+#: The arrays of a power series (schema 1.1), one value per interval each.
+POWER_SERIES_ARRAYS = ("start_offset_s", "duration_s", "cpu_power_w", "gpu_power_w",
+                       "ram_power_w", "measured")
 
 #: An MRV ID: "MRV-" and a lowercase UUID version 4 (what :func:`new_mrv_id` makes).
 MRV_ID_PATTERN = re.compile(
@@ -247,12 +252,35 @@ def validate_record(record: Mapping[str, Any]) -> None:
     if _check_json_values(record, ""):
         # jsonschema's "object" means dict and "array" list: check the JSON form instead.
         instance = json.loads(json.dumps(record, default=dict))
-    if _surely_valid(version, instance):
-        return
-    error = best_match(_validator(version).iter_errors(instance))
-    if error is not None:
-        path = _field_path(error.absolute_path) or "record"
-        raise SchemaValidationError(f"{path}: {_describe(error)}")
+    if not _surely_valid(version, instance):
+        error = best_match(_validator(version).iter_errors(instance))
+        if error is not None:
+            path = _field_path(error.absolute_path) or "record"
+            raise SchemaValidationError(f"{path}: {_describe(error)}")
+    problem = _power_series_problem(instance)
+    if problem is not None:
+        raise SchemaValidationError(problem)
+
+
+def _power_series_problem(record: Mapping[str, Any]) -> str | None:
+    """What JSON Schema cannot say about power series: their arrays are of one length.
+    Checks the record's own series and each rank's; the first problem, or ``None``."""
+    places: list[tuple[str, Any]] = [("energy_emissions", record.get("energy_emissions"))]
+    distributed = record.get("distributed")
+    if isinstance(distributed, Mapping) and isinstance(distributed.get("ranks"), list):
+        places += [(f"distributed.ranks[{i}].energy_emissions", rank.get("energy_emissions"))
+                   for i, rank in enumerate(distributed["ranks"]) if isinstance(rank, Mapping)]
+    for path, energy in places:
+        series = energy.get("power_series") if isinstance(energy, Mapping) else None
+        if not isinstance(series, Mapping):
+            continue
+        lengths = {name: len(series[name]) for name in POWER_SERIES_ARRAYS
+                   if isinstance(series.get(name), list)}
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{name} {n}" for name, n in lengths.items())
+            return (f"{path}.power_series: its arrays must have one length each "
+                    f"(one value per interval), not {shown}")
+    return None
 
 
 #: Where the notes of :func:`repair_record` go (``training.details`` is free-form).
@@ -303,6 +331,8 @@ def repair_record(record: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if error is None or not error.absolute_path:
             break
         parts = list(error.absolute_path)
+        if "power_series" in parts[:-1]:  # a series is kept whole or not at all
+            parts = parts[:parts.index("power_series") + 1]
         parent: Any = repaired
         for part in parts[:-1]:
             parent = parent[part]
@@ -315,12 +345,28 @@ def repair_record(record: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             del parent[parts[-1]]
         else:
             parent[parts[-1]] = None
+    problem = _power_series_problem(repaired)
+    if problem is not None:
+        _drop_power_series(repaired)
+        notes.append(f"{problem}: the power series was dropped")
     if notes:
         details = repaired.setdefault("training", {}).setdefault("details", {})
         if isinstance(details, dict):
             details[DROPPED_NOTE_KEY] = notes
     validate_record(repaired)  # what could not be mended is raised here
     return repaired, notes
+
+
+def _drop_power_series(record: dict[str, Any]) -> None:
+    """Every power series of ``record`` set to ``null`` (the totals stand without them)."""
+    sections = [record.get("energy_emissions")]
+    distributed = record.get("distributed")
+    if isinstance(distributed, dict) and isinstance(distributed.get("ranks"), list):
+        sections += [rank.get("energy_emissions") for rank in distributed["ranks"]
+                     if isinstance(rank, dict)]
+    for section in sections:
+        if isinstance(section, dict) and section.get("power_series") is not None:
+            section["power_series"] = None
 
 
 def _short_repr(value: Any) -> str:

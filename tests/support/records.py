@@ -1,7 +1,9 @@
 """A valid MRV record builder for tests (shared by every test module).
 
-``make_sample_record()`` returns a fresh, schema-valid record (schema 1.0) with a new
-``mrv_id``. Overrides:
+``make_sample_record()`` returns a fresh, schema-valid record (schema 1.1, with a small
+``energy_emissions.power_series`` consistent with its energy figures) with a new
+``mrv_id``; ``make_sample_record_1_0()`` the same record as schema 1.0 wrote it (no power
+series). Overrides, for both:
 
 - a top-level key replaces that whole value: ``make_sample_record(source=None)``;
 - ``section__field`` (double underscore, any depth) sets one nested value:
@@ -19,7 +21,7 @@ from typing import Any
 DELETE: Any = object()
 
 _TEMPLATE: dict[str, Any] = {
-    "schema_version": "1.0",
+    "schema_version": "1.1",
     "mrv_id": "",  # filled per call
     "experiment": {
         "name": "mnist-baseline",
@@ -69,6 +71,18 @@ _TEMPLATE: dict[str, Any] = {
             "ram": {"method": "RAM power estimate", "measured": False},
         },
         "intervals": [{"start_offset_s": 0.0, "end_offset_s": 12.5, "method": "TDP"}],
+        # 28.8 W CPU and 6.624 W RAM for 12.5 s: the cpu/ram energies above (PUE 1)
+        "power_series": {
+            "source": "CodeCarbon periodic measurements (every 2 s)",
+            "start_offset_s": [0.0, 1.5, 3.5, 5.5, 7.5, 9.5, 11.5],
+            "duration_s": [1.5, 2.0, 2.0, 2.0, 2.0, 2.0, 1.0],
+            "cpu_power_w": [28.8] * 7,
+            "gpu_power_w": [0.0] * 7,
+            "ram_power_w": [6.624] * 7,
+            "measured": [False, True, True, True, True, True, True],
+            "points_measured": 6,
+            "downsampled": False,
+        },
     },
     "software": {
         "python": "3.11.7",
@@ -86,7 +100,18 @@ _TEMPLATE: dict[str, Any] = {
 
 def make_sample_record(**overrides: Any) -> dict[str, Any]:
     """A fresh valid record with a new ``mrv_id``; see the module docstring for overrides."""
+    return _apply(copy.deepcopy(_TEMPLATE), overrides)
+
+
+def make_sample_record_1_0(**overrides: Any) -> dict[str, Any]:
+    """A fresh valid record of schema 1.0 (what earlier releases wrote: no power series)."""
     record = copy.deepcopy(_TEMPLATE)
+    record["schema_version"] = "1.0"
+    del record["energy_emissions"]["power_series"]
+    return _apply(record, overrides)
+
+
+def _apply(record: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     record["mrv_id"] = f"MRV-{uuid.uuid4()}"
     for key, value in overrides.items():
         parts = key.split("__")

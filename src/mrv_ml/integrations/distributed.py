@@ -105,6 +105,10 @@ def aggregate_energy(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             base = dict(ee)
             break
     base.pop("intervals", None)  # per-rank intervals stay in the per-rank entries
+    if "power_series" in base:
+        # Each rank's power series stays in its own entry; the job's total has none (the
+        # ranks' clocks and intervals differ, and a host's series counts the whole machine).
+        base["power_series"] = None
     totals: dict[str, Any] = {**base, "measurement_tool": base.get("measurement_tool",
                                                                      "CodeCarbon")}
     durations = [_num((p.get("energy_emissions") or {}).get("duration_seconds")) for p in parts]
