@@ -352,14 +352,14 @@ class MRVTracker:
     def _report(self) -> None:
         """One closing line: how the run ended, what it cost, where the record is, and
         where its anchoring stands (and what that proves)."""
-        from mrv_ml.report import format_duration, format_quantity
+        from mrv_ml.units import format_co2_kg, format_duration_s, format_energy_kwh
 
         status = self._outcome["status"]
         icon = {"completed": "✅", "interrupted": "⏹"}.get(status, "❌")
         energy = (self.record or {}).get("energy_emissions") or {}
-        line = (f"{icon} run {status}: {format_quantity(energy.get('energy_kwh'), 'kWh')}, "
-                f"{format_quantity(energy.get('co2_kg'), 'kg')} CO2e in "
-                f"{format_duration(energy.get('duration_seconds'))}; record {self.mrv_id} "
+        line = (f"{icon} run {status}: {format_energy_kwh(energy.get('energy_kwh'))}, "
+                f"{format_co2_kg(energy.get('co2_kg'))} in "
+                f"{format_duration_s(energy.get('duration_seconds'))}; record {self.mrv_id} "
                 f"in {self.record_path}")
         anchor = self.proof.anchor if self.proof is not None else None
         if self.tx_hash and anchor is not None:
