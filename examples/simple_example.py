@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from mrv_ml.report import format_quantity
+from mrv_ml.units import format_co2_kg, format_energy_kwh
 from mrv_wrapper import MRVTracker  # the seed's import path; `mrv_ml` works the same
 
 
@@ -53,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         busy_work(args.seconds)
 
     energy = tracker.record["energy_emissions"]
-    kwh, co2 = format_quantity(energy["energy_kwh"], "kWh"), format_quantity(energy["co2_kg"], "kg")
+    kwh, co2 = format_energy_kwh(energy["energy_kwh"]), format_co2_kg(energy["co2_kg"])
     print(f"MRV ID:   {tracker.mrv_id}")
     print(f"record:   {tracker.record_path}")
     print(f"hash:     {tracker.mrv_hash}")
-    print(f"energy:   {kwh}, CO2: {co2}")
+    print(f"energy:   {kwh}, emissions: {co2}")
     if args.no_anchor:
         print("anchor:   skipped (--no-anchor)")
         return 0

@@ -32,7 +32,8 @@ from _resnet import (
 from torch import nn
 
 from mrv_ml import MRVTracker
-from mrv_ml.report import DEFAULT_DASHBOARD_URL, citation_latex, format_quantity
+from mrv_ml.report import DEFAULT_DASHBOARD_URL, citation_latex
+from mrv_ml.units import format_co2_kg, format_energy_kwh
 
 SYNTHETIC_DATASET = "CIFAR-10 (synthetic stand-in: random tensors of CIFAR-10's shape)"
 
@@ -174,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     energy = record["energy_emissions"]
     print(f"\nMRV ID:  {tracker.mrv_id}\nrecord:  {tracker.record_path}\n"
           f"hash:    {tracker.mrv_hash}\n"
-          f"energy:  {format_quantity(energy['energy_kwh'], 'kWh')}   "
-          f"CO2: {format_quantity(energy['co2_kg'], 'kg')}")
+          f"energy:  {format_energy_kwh(energy['energy_kwh'])}   "
+          f"CO2e: {format_co2_kg(energy['co2_kg'])}")
     network = None
     if args.no_anchor:
         print("anchor:  skipped (--no-anchor)")

@@ -49,7 +49,7 @@ def test_verify_valid_text(capfd: pytest.CaptureFixture[str]) -> None:
     _, path = _anchored()
     code, out, _ = _cli(capfd, "verify", str(path))
     assert code == 0
-    assert "✅ VALID" in out and "CO2:" in out and "12.3 g" in out and "Tx:" in out
+    assert "✅ VALID" in out and "CO2e:" in out and "12.3 g CO2e" in out and "Tx:" in out
     assert "Block:" in out and "untrusted" not in out
     assert dev_accounts()[0].address in out
 
@@ -61,7 +61,7 @@ def test_verify_tampered_not_found_and_json(capfd: pytest.CaptureFixture[str],
     code, out, err = _cli(capfd, "verify", str(bad))
     assert code == 1 and "❌ TAMPERED" in out, err
     # the forged figures are marked as such, with a one-line note
-    assert "CO2 (untrusted):" in out and "differs from what was anchored" in out
+    assert "CO2e (untrusted):" in out and "differs from what was anchored" in out
     fresh = store.save(make_sample_record())
     code, out, _ = _cli(capfd, "verify", str(fresh), "--json")
     data = json.loads(out)
@@ -84,6 +84,7 @@ def test_verify_directory_summary_worst_exit(capfd: pytest.CaptureFixture[str],
     code, out, _ = _cli(capfd, "verify", str(tmp_path), str(store.root))
     assert code == 1  # TAMPERED is worse than VALID
     assert "1 TAMPERED" in out and "VALID" in out
+    assert "12.3 g CO2e  local only" in out  # each row's figure through mrv_ml.units
     code, out, _ = _cli(capfd, "verify", str(store.root), "--json")
     assert code == 0 and [i["status"] for i in json.loads(out)] == ["VALID"]
 

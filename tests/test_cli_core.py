@@ -193,8 +193,10 @@ def test_list_table(mrv: Runner, store: RecordStore) -> None:
     assert "first-run" in rows[0] and "anchored/batch" in rows[0]
     assert "failed" in rows[1] and "pending" in rows[1]
     assert "third-run" in rows[2] and rows[2].rstrip().endswith("none")
-    assert "2026-11-24 20:00" in rows[0] and "12.5 s" in rows[0] and "0.000123" in rows[0]
-    assert "3 record(s)" in out
+    # every figure through mrv_ml.units, never "1.23e-04"
+    assert "24 Nov 2026 20:00 UTC" in rows[0] and "12.5 s" in rows[0] and "123 mWh" in rows[0]
+    assert "45.1 mg" in rows[0] and "e-0" not in out
+    assert "3 record(s); total " in out
 
 
 def test_list_json_and_pending(mrv: Runner, store: RecordStore) -> None:
@@ -261,7 +263,7 @@ def test_show_by_prefix(mrv: Runner, store: RecordStore) -> None:
     assert "first-run" in out and "SimpleCNN" in out and "MNIST" in out
     assert f"sha256-jcs {compute_hash(record)}" in out
     assert "anchored" in out and "batch on local (chain 1337)" in out
-    assert "0.123 Wh" in out and "45.1 mg CO2" in out
+    assert "123 mWh" in out and "45.1 mg CO2e at 367 g CO2e/kWh" in out
     assert "CPU TDP (estimated)" in out
 
 

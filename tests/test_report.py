@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -63,11 +64,11 @@ def test_latex_citation_escapes_record_fields_and_keeps_figures() -> None:
     sentence, integrity, link_line = text.strip().split("\n")
     assert integrity.startswith("Integrity: SHA-256 (RFC 8785) ") and "not anchored" in integrity
     assert sentence.startswith(r"We trained Res\_Net \& 50\% \$x\$ \#1 \{a\}")
-    assert r"on CIFAR\_10 for 90 epochs, consuming 0.87 kWh and emitting 0.42 kg CO$_2$" in sentence
+    assert r"on CIFAR\_10 for 90 epochs, consuming 870 Wh and emitting 420 g CO$_2$e" in sentence
     assert f"(MRV ID: {record['mrv_id']})." in sentence
     # every special character outside the escapes we emit is gone
     stripped = re.sub(r"\\(textbackslash|textasciitilde|textasciicircum|textless|textgreater)\{\}"
-                      r"|\\[&%$#_{}]|CO\$_2\$", "", sentence)
+                      r"|\\[&%$#_{}]|CO\$_2\$e", "", sentence)
     assert not re.search(r"[&%$#_{}~^\\<>]", stripped), stripped
     assert link_line == (r"Verification: \url{https://verify.example/app?id="
                          f"{record['mrv_id']}&network=sepolia}}")
@@ -110,10 +111,10 @@ def test_local_only_records_say_they_are_not_publicly_anchored() -> None:
     assert "Verification:" not in text  # a link would only work on the author's machine
     title, href = _parse_badge(report.render(record, "badge", proof=proof,
                                              dashboard_url="https://v.example/"))
-    assert title == "CO2: 0.42 kg · local only" and href is None
+    assert title == "CO2e: 420 g · local only" and href is None
     valid_here = _verdict(record, VerdictStatus.VALID, trust="local only")
     title, _ = _parse_badge(report.render(record, "badge", proof=proof, verdict=valid_here))
-    assert title == "CO2: 0.42 kg · local only"  # VALID on one's own chain is not "verified"
+    assert title == "CO2e: 420 g · local only"  # VALID on one's own chain is not "verified"
 
 
 def test_citation_of_failed_unmeasured_run_says_so() -> None:
@@ -123,7 +124,7 @@ def test_citation_of_failed_unmeasured_run_says_so() -> None:
     text = report.citation_text(record)
     assert "energy and emissions could not be measured" in text
     assert "The run failed before completing." in text
-    assert "None" not in text and "0 kg" not in text  # never an invented figure
+    assert "None" not in text and "0 g" not in text  # never an invented figure
 
 
 def test_deep_link_keeps_existing_query_and_encodes() -> None:
@@ -133,12 +134,26 @@ def test_deep_link_keeps_existing_query_and_encodes() -> None:
     assert " " not in link
 
 
-@pytest.mark.parametrize(("value", "unit", "expected"), [
-    (0.87, "kWh", "0.87 kWh"), (0.0042, "kWh", "4.2 Wh"), (3.14159e-5, "kg", "31.4 mg"),
-    (0, "kg", "0 kg"), (1234.5, "kg", "1,234 kg"), (None, "kg", "not measured"),
-])
-def test_format_quantity(value: float | None, unit: str, expected: str) -> None:
-    assert report.format_quantity(value, unit) == expected
+def test_every_rendering_formats_figures_through_units() -> None:
+    """One formatter: the sentence, the summary, the badge and a verdict's rows show the
+    figures exactly as mrv_ml.units does (and the page's units.js)."""
+    from mrv_ml import units
+
+    record = make_sample_record(energy_emissions__energy_kwh=3.014e-05,
+                                energy_emissions__co2_kg=1.43164e-05,
+                                energy_emissions__duration_seconds=4000.0)
+    energy, co2 = units.format_energy_kwh(3.014e-05), units.format_mass_kg(1.43164e-05)
+    assert (energy, co2) == ("30.1 mWh", "14.3 mg")
+    assert f"consuming {energy} and emitting {co2} CO₂e" in report.citation_text(record)
+    summary = report.summary_text(record)
+    assert f"energy      {energy} = CPU" in summary and f"{co2} CO2e at 367 g CO2e/kWh" in summary
+    assert "(1.11 h)" in summary and "e-05" not in summary
+    assert _parse_badge(report.render(record, "badge"))[0] == f"CO2e: {co2} · unverified"
+    verdict = _verdict(record, VerdictStatus.VALID)
+    rows = dict(report.verdict_rows(dataclasses.replace(verdict, co2_kg=1.43164e-05,
+                                                        energy_kwh=3.014e-05), "r.json"))
+    assert rows["CO2e"] == units.format_co2_kg(1.43164e-05) and rows["Energy"] == energy
+    assert not hasattr(report, "format_quantity") and not hasattr(report, "format_duration")
 
 
 # --- badge ---------------------------------------------------------------------------------
@@ -161,7 +176,7 @@ def test_badge_text_and_link_for_anchored_record() -> None:
     svg = report.render(record, "badge", proof=_proof(record),
                         dashboard_url="https://verify.example/")
     title, href = _parse_badge(svg)
-    assert title == "CO2: 0.42 kg · anchored"
+    assert title == "CO2e: 420 g · anchored"
     assert href == f"https://verify.example/?id={record['mrv_id']}&network=sepolia"
 
 
@@ -184,7 +199,7 @@ def test_badge_says_verified_only_after_a_valid_verification(
         proof = _proof(record, status=proof_kind)
     verdict = _verdict(record, verdict_status) if verdict_status else None
     title, _ = _parse_badge(report.render(record, "badge", proof=proof, verdict=verdict))
-    assert title == f"CO2: 0.42 kg · {expected}"
+    assert title == f"CO2e: 420 g · {expected}"
 
 
 def test_badge_escapes_hostile_url_and_stays_well_formed() -> None:
@@ -204,7 +219,7 @@ def test_summary_names_figures_hash_and_anchor() -> None:
     text = report.summary_text(record, proof=_proof(record))
     assert record["mrv_id"] in text and "resnet & co" in text
     assert f"sha256-jcs {compute_hash(record)}" in text
-    assert "0.123 Wh" in text and "CPU 0.1 Wh (TDP)" in text
+    assert "123 mWh" in text and "CPU 100 mWh (TDP)" in text
     assert "single on sepolia (chain 11155111)" in text
     edited = dict(record, experiment={**record["experiment"], "name": "changed"})
     assert "the record changed since anchoring" in report.summary_text(edited,
@@ -275,7 +290,7 @@ def test_cli_report_formats(tmp_path: Path, mrv: Callable[..., _Result]) -> None
     out = tmp_path / "badges" / "co2.svg"
     badge = mrv("report", str(path), "-f", "badge", "-o", str(out))
     assert badge.returncode == 0, badge.stderr
-    assert _parse_badge(out.read_text())[0] == "CO2: 0.42 kg · anchored"
+    assert _parse_badge(out.read_text())[0] == "CO2e: 420 g · anchored"
     text = mrv("report", str(path))
     assert text.returncode == 0 and compute_hash(record) in text.stdout
 
@@ -331,4 +346,4 @@ def test_cli_report_verify_badge_from_a_real_anchored_run(
     path.write_text(json.dumps(edited))
     bad = mrv("report", str(path), "-f", "badge", "--verify")
     assert bad.returncode == 1
-    assert _parse_badge(bad.stdout)[0] == "CO2: 0 kg · tampered"
+    assert _parse_badge(bad.stdout)[0] == "CO2e: 0 g · tampered"

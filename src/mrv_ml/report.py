@@ -25,6 +25,14 @@ from mrv_ml.errors import RecordError, escape_controls
 from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
 from mrv_ml.networks import PUBLIC_CHAIN_IDS, is_dev_address
 from mrv_ml.proof import Proof, find_proof_file, read_proof_file
+from mrv_ml.units import (
+    format_co2_kg,
+    format_duration_s,
+    format_energy_kwh,
+    format_intensity_g_per_kwh,
+    format_mass_kg,
+    format_number,
+)
 from mrv_ml.verdict import Trust, VerdictStatus, trust_of
 from mrv_ml.verify import Verdict
 
@@ -80,42 +88,6 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def format_quantity(value: float | None, unit: str) -> str:
-    """Three significant digits, scaling ``kWh``/``kg`` down to ``Wh``/``g``/``mWh``/``mg``
-    so a tiny run reads "3.1 g" rather than "3.1e-03 kg"."""
-    if value is None:
-        return "not measured"
-    ladders = {"kWh": (("kWh", 1.0), ("Wh", 1e-3), ("mWh", 1e-6)),
-               "kg": (("kg", 1.0), ("g", 1e-3), ("mg", 1e-6))}
-    ladder = ladders.get(unit, ((unit, 1.0),))
-    if value == 0:
-        return f"0 {ladder[0][0]}"
-    for name, scale in ladder:
-        if abs(value) >= scale * 0.1 or name == ladder[-1][0]:
-            return f"{_sig(value / scale)} {name}"
-    raise AssertionError("unreachable")
-
-
-def _sig(x: float) -> str:
-    """Three significant digits without scientific notation for ordinary magnitudes."""
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    text = f"{x:.3g}"
-    if "e" in text:  # below the smallest unit of the ladder: still readable
-        return f"{x:.2e}"
-    return text
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, s = divmod(round(seconds), 60)
-    hours, m = divmod(minutes, 60)
-    return f"{hours}h {m:02d}m {s:02d}s" if hours else f"{m}m {s:02d}s"
-
-
 def printable(text: object) -> str:
     """Record text made safe for a terminal or a text file: C0/C1 control characters
     (ANSI/OSC escape sequences that clear a screen or retitle a window) shown as ``\\xNN``."""
@@ -134,7 +106,7 @@ def latex_escape(text: str) -> str:
     return "".join(replacements.get(ch, ch) for ch in flat)
 
 
-def _latex_url(url: str) -> str:
+def latex_url(url: str) -> str:
     r"""A URL inside ``\url{}``: ``%`` and ``#`` escaped (so it survives inside footnotes),
     braces and backslashes percent-encoded (they cannot appear in ``\url`` at all)."""
     url = "".join(quote(ch) if ch in "{}\\" or ch.isspace() else ch for ch in url)
@@ -239,6 +211,8 @@ def _facts(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _sentence(record: Mapping[str, Any], esc: Any, co2: str) -> str:
+    """The one-record sentence; ``esc`` makes text (figures too: "< 0.001 mg" has a ``<``)
+    safe for the medium, ``co2`` names the gas in it."""
     f = _facts(record)
     what = f"We trained {esc(f['model'])}" if f["model"] else "We trained a model"
     if f["dataset"]:
@@ -250,12 +224,25 @@ def _sentence(record: Mapping[str, Any], esc: Any, co2: str) -> str:
     if f["energy_kwh"] is None and f["co2_kg"] is None:
         what += "; energy and emissions could not be measured"
     else:
-        what += (f", consuming {format_quantity(f['energy_kwh'], 'kWh')} and emitting "
-                 f"{format_quantity(f['co2_kg'], 'kg')} {co2}")
+        what += (f", consuming {esc(format_energy_kwh(f['energy_kwh']))} and emitting "
+                 f"{esc(format_mass_kg(f['co2_kg']))} {co2}")
     what += f" (MRV ID: {esc(f['mrv_id'])})."
     if f["status"] != "completed":
         what += f" The run {esc(str(f['status']))} before completing."
     return what
+
+
+def facts(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a sentence or table says about a record: ``mrv_id``, ``model``, ``dataset``
+    (``None`` when "Unknown"), ``epochs``, ``energy_kwh``, ``co2_kg``, ``status`` and
+    ``hardware`` (GPUs or processes; ``None`` for a CPU-only run)."""
+    return _facts(record)
+
+
+def run_sentence(record: Mapping[str, Any], esc: Any = printable, co2: str = "CO₂e") -> str:
+    """The one-sentence account of a run ("We trained X on Y ..., consuming ..."), its
+    text made safe by ``esc`` for the medium."""
+    return _sentence(record, esc, co2)
 
 
 def is_loopback_url(url: str) -> bool:
@@ -316,7 +303,7 @@ def citation_text(record: Mapping[str, Any], *, proof: Proof | None = None,
     """The seed's sentence for a paper, in plain text, with what backs it and (for a
     public dashboard) the verification link."""
     link = _public_link(record, proof, dashboard_url, network)
-    text = f"{_sentence(record, printable, 'CO₂')}\n{integrity_line(record, proof)}\n"
+    text = f"{_sentence(record, printable, 'CO₂e')}\n{integrity_line(record, proof)}\n"
     return text + (f"Verification: {link}\n" if link else "")
 
 
@@ -326,9 +313,9 @@ def citation_latex(record: Mapping[str, Any], *, proof: Proof | None = None,
     r"""The same in LaTeX (record text escaped; the link needs ``\usepackage{url}``
     or ``hyperref``)."""
     link = _public_link(record, proof, dashboard_url, network)
-    text = (f"{_sentence(record, latex_escape, 'CO$_2$')}\n"
+    text = (f"{_sentence(record, latex_escape, 'CO$_2$e')}\n"
             f"{latex_escape(integrity_line(record, proof))}\n")
-    return text + (f"Verification: \\url{{{_latex_url(link)}}}\n" if link else "")
+    return text + (f"Verification: \\url{{{latex_url(link)}}}\n" if link else "")
 
 
 # --- badge -------------------------------------------------------------------------------
@@ -340,9 +327,9 @@ def _text_width_px(text: str) -> int:
 
 
 def badge_svg(record: Mapping[str, Any], *, status: str, link: str | None = None) -> str:
-    """A flat two-part badge: "CO2" | "0.42 kg · <status>", linked to ``link``."""
-    co2 = format_quantity(_facts(record)["co2_kg"], "kg")
-    label, message = "CO2", f"{co2} · {status}"
+    """A flat two-part badge: "CO2e" | "420 g · <status>", linked to ``link``."""
+    co2 = format_mass_kg(_facts(record)["co2_kg"])
+    label, message = "CO2e", f"{co2} · {status}"
     title = f"{label}: {message}"
     color = BADGE_COLORS.get(status, "#9e9e9e")
     lw, mw = _text_width_px(label), _text_width_px(message)
@@ -447,26 +434,26 @@ def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
     rows.append(Row("outcome", outcome, "good" if status == "completed" else "bad"))
     start, end = _get(record, "timestamps", "start_time"), _get(record, "timestamps", "end_time")
     rows.append(Row("time", f"{start or '?'} → {end or '?'} "
-                            f"({format_duration(_number(ee.get('duration_seconds')))})"))
-    parts = [f"{c.upper()} {format_quantity(_number(ee.get(f'{c}_energy_kwh')), 'kWh')}"
+                            f"({format_duration_s(_number(ee.get('duration_seconds')))})"))
+    parts = [f"{c.upper()} {format_energy_kwh(_number(ee.get(f'{c}_energy_kwh')))}"
              + (f" ({_get(ee, 'methods', c, 'method')})" if _get(ee, "methods", c, "method")
                 else "")
              for c in ("cpu", "gpu", "ram") if _number(ee.get(f"{c}_energy_kwh")) is not None]
-    energy = format_quantity(_number(ee.get("energy_kwh")), "kWh")
+    energy = format_energy_kwh(_number(ee.get("energy_kwh")))
     energy += f" = {', '.join(parts)}" if parts else ""
     failed = ee.get("measurement_status") != "measured"
     if failed:
         energy += f"; measurement failed: {ee.get('measurement_error')}"
     rows.append(Row("energy", energy, "bad" if failed else ""))
-    co2 = format_quantity(_number(ee.get("co2_kg")), "kg") + " CO2"
+    co2 = format_co2_kg(_number(ee.get("co2_kg")))
     intensity = _number(ee.get("carbon_intensity_g_per_kwh"))
     if intensity is not None:
-        co2 += f" at {intensity:.0f} g/kWh"
+        co2 += f" at {format_intensity_g_per_kwh(intensity)}"
     where = "/".join(str(x) for x in (ee.get("country_iso_code"), ee.get("region")) if x)
     if where:
         co2 += f" ({where}, {ee.get('location_source') or 'location'})"
     if _number(ee.get("pue")) is not None:
-        co2 += f", PUE {ee['pue']:g}"
+        co2 += f", PUE {format_number(_number(ee.get('pue')))}"
     rows.append(Row("emissions", co2))
     rows.append(Row("measured by", f"{ee.get('measurement_tool')} "
                                    f"{ee.get('measurement_tool_version')}: "
@@ -550,8 +537,8 @@ def verdict_rows(verdict: Verdict, source: str) -> list[tuple[str, str]]:
     v = verdict
     mark = "" if v.figures_trusted else " (untrusted)"
     rows = [("Record", source), ("MRV ID", v.mrv_id),
-            (f"CO2{mark}", format_quantity(v.co2_kg, "kg")),
-            (f"Energy{mark}", format_quantity(v.energy_kwh, "kWh"))]
+            (f"CO2e{mark}", format_co2_kg(v.co2_kg)),
+            (f"Energy{mark}", format_energy_kwh(v.energy_kwh))]
     if not v.figures_trusted:
         rows.append(("Figures", UNTRUSTED_NOTE[v.status]))
     rows += [("Timestamp", _utc(v.timestamp)), ("Submitter", v.submitter or "-")]

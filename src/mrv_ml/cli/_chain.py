@@ -19,7 +19,7 @@ from mrv_ml.cli._app import HELP_OPTIONS, app, console, console_err
 from mrv_ml.cli._core import _print_json, _safe
 from mrv_ml.errors import EXIT_TRANSACTION, KeyConfigError, RecordError
 from mrv_ml.networks import is_dev_address
-from mrv_ml.report import format_quantity
+from mrv_ml.units import format_co2_kg
 
 if TYPE_CHECKING:
     from mrv_ml.anchor import AnchorOutcome
@@ -153,7 +153,7 @@ def _print_many(results: Iterator[FileVerdict], as_json: bool) -> int:
                 _result_json(r), ensure_ascii=False, allow_nan=False))
             continue
         status = _ICONS[v.status.value] if v is not None else "❌ NOT VERIFIED"
-        extra = (f"{format_quantity(v.co2_kg, 'kg')} CO2  {v.trust}  tx {v.tx_hash or '-'}"
+        extra = (f"{format_co2_kg(v.co2_kg)}  {v.trust}  tx {v.tx_hash or '-'}"
                  if v is not None else str(r.error))
         console.print(f"{status:<24} {_safe(r.path.name)}  {_safe(extra)}", markup=False)
     if as_json:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,6 +21,7 @@ from rich.text import Text
 from mrv_ml.cli._app import app, console, console_err
 from mrv_ml.errors import EXIT_BAD_INPUT, RecordError
 from mrv_ml.report import printable
+from mrv_ml.units import format_datetime, format_duration_s, format_energy_kwh, format_mass_kg
 
 if TYPE_CHECKING:
     from mrv_ml.store import RecordStore, RecordSummary
@@ -72,38 +72,6 @@ def _read_input(file: str) -> tuple[bytes, str]:
     if file == "-":
         return sys.stdin.buffer.read(), "<stdin>"
     return read_file_bytes(file), file
-
-
-def _fmt_number(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    text = "0" if value == 0 else f"{value:.4g}"
-    return f"{text} {unit}".rstrip()
-
-
-def _fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def _fmt_minute_utc(value: str | None) -> str:
-    """A timestamp as "2026-11-24 22:00" in UTC, short enough for a table column."""
-    if not value:
-        return "-"
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return _safe(value)
-    if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc)
-    return when.strftime("%Y-%m-%d %H:%M")
 
 
 # --- mrv hash -----------------------------------------------------------------------------
@@ -189,7 +157,7 @@ _ANCHOR_STYLE = {"anchored": "green", "pending": "yellow", "none": "dim", "unrea
 _STATUS_STYLE = {"completed": "green", "failed": "red", "interrupted": "yellow",
                  "unreadable": "bold red"}
 _EXPERIMENT_MAX_CELLS = 32
-_COLUMNS = ("ID", "Experiment", "Status", "Start (UTC)", "Duration", "kWh", "kg CO2",
+_COLUMNS = ("ID", "Experiment", "Status", "Start", "Duration", "Energy", "CO2e",
             "Anchoring")
 _RIGHT_ALIGNED = {4, 5, 6}
 
@@ -208,8 +176,8 @@ def _row(s: RecordSummary) -> list[tuple[str, str]]:
         experiment = set_cell_size(experiment, _EXPERIMENT_MAX_CELLS - 1) + "…"
     return [(s.mrv_id[:12], ""), (experiment, ""),
             (_safe(s.status), _STATUS_STYLE.get(s.status, "")),
-            (_fmt_minute_utc(s.start_time), ""), (_fmt_duration(s.duration_s), ""),
-            (_fmt_number(s.energy_kwh), ""), (_fmt_number(s.co2_kg), ""), anchor_cell]
+            (format_datetime(s.start_time), ""), (format_duration_s(s.duration_s), ""),
+            (format_energy_kwh(s.energy_kwh), ""), (format_mass_kg(s.co2_kg), ""), anchor_cell]
 
 
 def _render_listing(summaries: list[RecordSummary]) -> Text:
@@ -275,12 +243,12 @@ def list_command(
     console.print(f"Records in {_safe(store.root)}", markup=False, style="italic")
     console.print(_render_listing(summaries), end="", soft_wrap=True)
     unreadable = [s for s in summaries if "unreadable" in (s.status, s.anchor_state)]
-    readable = [s for s in summaries if s.status != "unreadable"]
-    energy_kwh = sum(s.energy_kwh or 0.0 for s in readable)
-    co2_kg = sum(s.co2_kg or 0.0 for s in readable)
+    from mrv_ml.paper import totals_text
+    from mrv_ml.selection import totals
+
+    sums = totals(summaries)
     shown = f"{len(summaries)} of {total}" if len(summaries) < total else f"{total}"
-    console.print(f"{shown} record(s); total {_fmt_number(energy_kwh, 'kWh')}, "
-                  f"{_fmt_number(co2_kg, 'kg CO2')}", markup=False)
+    console.print(f"{shown} record(s); {totals_text(sums)}", markup=False)
     for s in unreadable:
         console_err.print(Text.assemble(("unreadable: ", "bold red"), _safe(s.error)))
 
