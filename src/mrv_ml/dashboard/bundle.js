@@ -82,7 +82,7 @@ export async function startBundle(data, query, open, useEndpoint) {
     const ee = entry.record?.value?.energy_emissions || {};
     const name = entry.record?.value?.experiment?.name;
     const label = `${typeof name === "string" ? name : "record"} · ${m.mrv_id} · chain ${m.chain_id}` +
-      ` · ${formatEnergyKwh(ee.energy_kwh)}, ${formatCo2Kg(ee.co2_kg)} CO₂ (as the file says, until verified)`;
+      ` · ${formatEnergyKwh(ee.energy_kwh)}, ${formatCo2Kg(ee.co2_kg)} (as the file says, until verified)`;
     const button = el("button", label, { type: "button", class: "secondary bundle-open" });
     button.addEventListener("click", () => openEntry(entry));
     item.append(button, document.createTextNode(" "),
