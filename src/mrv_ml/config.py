@@ -116,6 +116,8 @@ class Settings:
     pue: float = 1.0
     # how often CodeCarbon measures: one point of the record's power series each time
     measure_power_secs: float = 2.0
+    # seconds between the tracker's progress lines on stderr (0: none)
+    heartbeat_s: float = 30.0
 
     def replace(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; ``None`` values are ignored."""
@@ -140,6 +142,7 @@ ENV_VARS: dict[str, str] = {
     "MRV_ONLINE_LOOKUP": "online_lookup",
     "MRV_PUE": "pue",
     "MRV_MEASURE_POWER_SECS": "measure_power_secs",
+    "MRV_HEARTBEAT_S": "heartbeat_s",
     "MRV_REGISTRY_URL": "registry_url",
     "MRV_REGISTRY_TOKEN": "registry_token",
 }
@@ -155,7 +158,7 @@ _PATH_FIELDS = {"data_dir", "keystore"}
 # benchmarks/tracker_overhead.py), so not below 0.1 s; above an hour a run's power series
 # would be one flat line.
 _NUMBER_RANGES = {"pue": (1.0, 3.0), "tx_timeout_s": (0.1, 86_400.0),
-                  "measure_power_secs": (0.1, 3600.0)}
+                  "measure_power_secs": (0.1, 3600.0), "heartbeat_s": (0.0, 86_400.0)}
 
 
 def _coerce(values: Mapping[str, Any], source: str = "settings") -> dict[str, Any]:

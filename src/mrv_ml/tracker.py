@@ -11,6 +11,11 @@ validate → store (the file is safely on disk) → anchor (only then any chain 
 record is written for failed and interrupted runs too, and the user's exception always
 propagates unchanged. Measurement and anchoring never kill training; failing to *store*
 the record is the one error ``stop()`` raises, because then nothing was kept.
+
+Between the opening and the closing line a heartbeat (:mod:`mrv_ml.heartbeat`) shows the
+elapsed time and the energy and CO2e measured so far on stderr: every ``heartbeat_s``
+seconds (``MRV_HEARTBEAT_S``, 30 s; the first after 10 s; 0 turns it off), a live status
+line on a terminal, plain lines otherwise; ``quiet`` silences it with the rest.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +36,7 @@ from mrv_ml.config import Settings, load_settings
 from mrv_ml.environment import software_versions, source_state
 from mrv_ml.hardware import get_hardware_info
 from mrv_ml.hashing import compute_hash
+from mrv_ml.heartbeat import DEFAULT_FIRST_AFTER_S, Heartbeat, Pulse
 from mrv_ml.measurement import EnergyMeter
 from mrv_ml.networks import check_address_and_key, check_for_anchoring
 from mrv_ml.record import (
@@ -67,7 +74,8 @@ class MRVTracker:
     ``BLOCKCHAIN_RPC_URL``; before version 0.2, ``registry_url`` meant this).
     ``anchor_mode="batch"`` leaves the record pending for the next ``mrv anchor --batch``
     instead of sending one transaction per run. ``settings`` overrides everything read from
-    the environment.
+    the environment. ``heartbeat_s`` overrides ``MRV_HEARTBEAT_S`` (seconds between the
+    progress lines on stderr; 0: none).
     """
 
     def __init__(
@@ -93,6 +101,7 @@ class MRVTracker:
         tags: dict[str, Any] | None = None,
         details: dict[str, Any] | None = None,
         quiet: bool | None = None,
+        heartbeat_s: float | None = None,
     ) -> None:
         if not experiment_name or not isinstance(experiment_name, str):
             raise ValueError("experiment_name must be a non-empty string")
@@ -116,6 +125,10 @@ class MRVTracker:
         self.training: dict[str, Any] = {"epochs": epochs, "batch_size": batch_size}
         self.details: dict[str, Any] = dict(details or {})
         self.quiet = bool(os.environ.get("MRV_QUIET")) if quiet is None else quiet
+        if heartbeat_s is not None and not 0 <= heartbeat_s <= 86_400:
+            raise ValueError("heartbeat_s must be from 0 (no heartbeat) to 86400 seconds")
+        self.heartbeat_s = (self.settings.heartbeat_s if heartbeat_s is None
+                            else float(heartbeat_s))
         self.store = RecordStore(self.settings.data_dir)
         if blockchain_enabled and auto_anchor and anchor_mode == "single":
             # a typo fails now, not after the training
@@ -137,6 +150,8 @@ class MRVTracker:
         self.anchor_error: str | None = None
 
         self._meter: EnergyMeter | None = None
+        self._heartbeat: Heartbeat | None = None
+        self._started_at = 0.0  # time.monotonic() at start()
         self._prefetch: threading.Thread | None = None
         self._static: dict[str, Any] = {}
         self._start_time: str | None = None
@@ -186,6 +201,11 @@ class MRVTracker:
                                           name="mrv-prefetch")
         self._prefetch.start()
         self._say(f"🌱 MRV tracking started: {self.experiment_name}")
+        self._started_at = time.monotonic()
+        if not self.quiet and self.heartbeat_s > 0:
+            self._heartbeat = Heartbeat(
+                self._pulse, interval_s=self.heartbeat_s,
+                first_after_s=min(DEFAULT_FIRST_AFTER_S, self.heartbeat_s)).start()
         return self
 
     def stop(self) -> dict[str, Any]:
@@ -195,6 +215,7 @@ class MRVTracker:
         if self.record is not None:
             return self.record
         end_time = utc_now_iso()  # the run ended now, not after the meter has wound down
+        self._stop_heartbeat()  # its line is cleared before anything else is said
         measurement = self._meter.stop()
         record = self._build_record(measurement.to_record_section(), end_time)
         for hook in self._record_hooks:
@@ -268,6 +289,19 @@ class MRVTracker:
             # web3 and the chain modules take ~1 s to import: do it while training runs,
             # not after it ends.
             from mrv_ml import anchor, chain, localchain  # noqa: F401
+
+    def _pulse(self) -> Pulse:
+        """The heartbeat's figures: the time since start(), CodeCarbon's totals so far."""
+        elapsed_s = time.monotonic() - self._started_at
+        totals = self._meter.running_totals() if self._meter is not None else None
+        if totals is None:
+            return Pulse(elapsed_s)
+        return Pulse(elapsed_s, totals.energy_kwh, totals.co2_kg, totals.power_w)
+
+    def _stop_heartbeat(self) -> None:
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.stop()
 
     def _note_exception(self, exc: BaseException) -> None:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -387,7 +421,7 @@ class MRVTracker:
             anchor_mode=self.anchor_mode, publish=self.publish, sign=self.sign,
             settings=self.settings, command=self.command,
             description=self.description, tags=self.tags, details=self.details,
-            quiet=self.quiet)
+            quiet=self.quiet, heartbeat_s=self.heartbeat_s)
         return fresh
 
     def _adopt(self, other: MRVTracker) -> None:
