@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from mrv_ml.anchor import anchor_record
+from mrv_ml.batch import anchor_batch
 from mrv_ml.bundle import CONTENT_SECURITY_POLICY, build_bundle
 from mrv_ml.chain import deploy
 from mrv_ml.config import Secret, Settings
@@ -45,8 +46,8 @@ def _power_series() -> dict[str, Any]:
 
 
 class Authored:
-    """An author's store on anvil: two anchored records (schema 1.1 with a power series,
-    and 1.0), plus the settings that anchored them."""
+    """An author's store on anvil: three anchored records, one alone (schema 1.1 with a
+    power series) and two in one Merkle batch (1.0 and 1.1), plus the settings used."""
 
     def __init__(self, data_dir: Path, url: str) -> None:
         self.data_dir = data_dir
@@ -57,13 +58,20 @@ class Authored:
         self.ids = [self.anchored(make_sample_record(
                         experiment__name="bundle-run-1.1",
                         energy_emissions__power_series=_power_series())),
-                    self.anchored(make_sample_record_1_0(experiment__name="bundle-run-1.0"))]
+                    *self.batched(make_sample_record_1_0(experiment__name="batched-1.0"),
+                                  make_sample_record(experiment__name="batched-1.1"))]
 
     def anchored(self, record: dict[str, Any]) -> str:
         path = self.store.save(record)
         outcome = anchor_record(self.store, path.stem, settings=self.settings)
         assert outcome.anchored, outcome.error
         return path.stem
+
+    def batched(self, *records: dict[str, Any]) -> list[str]:
+        ids = [self.store.save(r).stem for r in records]
+        outcomes = anchor_batch(self.store, ids, settings=self.settings)
+        assert all(o.anchored for o in outcomes), [o.error for o in outcomes]
+        return ids
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +143,7 @@ def test_site_layout_manifest_and_no_private_paths(site: Path, authored: Authore
         assert entry["fingerprint"] == {"algorithm": "sha256-jcs",
                                         "digest": compute_hash(authored.store.load(entry["mrv_id"]))}
         assert entry["chain_id"] == 31337 and entry["suggested_rpc"] is None  # a dev chain
+    assert [r["mode"] for r in manifest["records"]] == ["single", "batch", "batch"]
     data = _bundle_data(site)
     assert [r["record_text"].encode() for r in data["records"]] == \
         [files[f"records/{i}.json"] for i in ids]
@@ -154,6 +163,13 @@ def test_same_records_same_bytes(site: Path, authored: Authored, tmp_path: Path)
     again = tmp_path / "again"
     build_bundle(authored.ids, again, data_dir=authored.data_dir)
     assert _files(again) == _files(site)
+    # a directory of records, and an ID prefix, name the same records
+    by_dir = build_bundle([str(authored.data_dir)], tmp_path / "by-dir",
+                          data_dir=authored.data_dir)
+    assert sorted(r.mrv_id for r in by_dir.records) == sorted(authored.ids)
+    by_prefix = build_bundle([authored.ids[0][:12]], tmp_path / "by-prefix",
+                             data_dir=authored.data_dir)
+    assert [r.mrv_id for r in by_prefix.records] == authored.ids[:1]
 
 
 def test_page_build_is_current_and_check_sees_a_change(tmp_path: Path) -> None:
@@ -218,22 +234,30 @@ def test_out_in_use_is_refused_and_nothing_written(authored: Authored, tmp_path:
 @pytest.mark.anvil
 def test_unanchored_records_are_refused_or_left_out(authored: Authored, tmp_path: Path,
                                                     mrv: Any) -> None:
-    pending_path = authored.store.save(make_sample_record(experiment__name="pending"))
+    no_proof_path = authored.store.save(make_sample_record(experiment__name="no proof"))
+    no_proof = no_proof_path.stem
+    record = make_sample_record(experiment__name="pending")
+    pending_path = authored.store.save(record)
     pending = pending_path.stem
+    authored.store.save_proof(Proof.new(pending, compute_hash(record)).pending(
+        "chain unreachable: connection refused", at="2026-12-01T00:00:00Z"))
     out = tmp_path / "site"
     with pytest.raises(ProofNeededError) as info:
-        build_bundle([*authored.ids, pending], out, data_dir=authored.data_dir)
-    assert info.value.exit_code == 9 and pending in str(info.value)
+        build_bundle([*authored.ids, no_proof, pending], out, data_dir=authored.data_dir)
+    assert info.value.exit_code == 9
+    assert f"{no_proof} ({no_proof_path}): no proof file" in str(info.value)
+    assert f"{pending} ({pending_path}): proof pending (chain unreachable" in str(info.value)
     assert not out.exists()
-    result = build_bundle([*authored.ids, pending], out, data_dir=authored.data_dir,
+    result = build_bundle([*authored.ids, no_proof, pending], out, data_dir=authored.data_dir,
                           allow_pending=True)
     assert [r.mrv_id for r in result.records] == authored.ids
-    assert [m for m, _ in result.left_out] == [pending]
+    assert [m for m, _ in result.left_out] == [no_proof, pending]
     assert pending not in (out / "bundle-data.js").read_text()
     code, _, err = mrv("bundle", pending, "--out", tmp_path / "none", "--allow-pending",
                        env={"MRV_DATA_DIR": str(authored.data_dir)})
     assert code == 9 and "no record with an anchored proof" in err
-    pending_path.unlink()
+    for path in (no_proof_path, pending_path, proof_path(pending_path)):
+        path.unlink()
 
 
 def _save_with_proof(store: RecordStore, proof_changes: dict[str, Any] | None = None,
@@ -294,8 +318,8 @@ def test_suggested_endpoint_with_a_key_is_refused(data_dir: Path, tmp_path: Path
 def test_file_url_site_verifies_every_record_with_only_an_endpoint(
         site: Path, authored: Authored, anvil: AnvilNode, page: Any) -> None:
     errors = _open(page, f"{(site / 'index.html').as_uri()}?rpc={anvil.url}")
-    assert page.get_attribute("body", "data-bundle") == "2"
-    assert page.locator("#bundle-records li").count() == 2
+    assert page.get_attribute("body", "data-bundle") == "3"
+    assert page.locator("#bundle-records li").count() == 3
     for mrv_id in authored.ids:
         assert _verdict_of(page, mrv_id) == "VALID", mrv_id
         assert page.get_attribute("#verdict", "data-trust") == "private network"
@@ -314,15 +338,17 @@ def test_tampered_record_in_the_bundle_reads_tampered(
     copy = tmp_path / "copy"
     shutil.copytree(site, copy)
     data = _bundle_data(copy)
-    entry = data["records"][0]
-    record = json.loads(entry["record_text"])
-    record["energy_emissions"]["co2_kg"] = record["energy_emissions"]["co2_kg"] / 10
-    entry["record_text"] = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    for entry in (data["records"][0], data["records"][2]):  # the single one, one batched
+        record = json.loads(entry["record_text"])
+        record["energy_emissions"]["co2_kg"] = record["energy_emissions"]["co2_kg"] / 10
+        entry["record_text"] = json.dumps(record, indent=2, sort_keys=True) + "\n"
     (copy / "bundle-data.js").write_text(
         f"window.MRV_BUNDLE = {json.dumps(data)};\n", encoding="utf-8")
     _open(page, f"{(copy / 'index.html').as_uri()}?rpc={anvil.url}")
     assert _verdict_of(page, authored.ids[0]) == "TAMPERED"
     screenshot(page, "bundle-file-tampered")
+    assert _verdict_of(page, authored.ids[2]) == "TAMPERED"
+    assert page.get_attribute("#verdict", "data-reason") == "not_in_batch"
     assert _verdict_of(page, authored.ids[1]) == "VALID"  # the other one is untouched
 
 

@@ -91,6 +91,8 @@ export async function startBundle(data, query, open, useEndpoint) {
     list.append(item);
   }
   section.append(list, problem);
+  // The explorer reads a store or a registry over HTTP; a bundle has neither.
+  if ($("nav-explore")) $("nav-explore").hidden = true;
   const main = document.querySelector("main");
   main.insertBefore(section, main.firstChild);
 
