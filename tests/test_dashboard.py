@@ -78,7 +78,7 @@ def test_valid_tampered_and_not_found(page: Any, dashboard_server: ServedDashboa
     assert _verdict(page) == "VALID"
     assert "VALID" in page.inner_text("#verdict-title")
     assert compute_hash(record) in page.inner_text("#evidence")
-    assert "0.000123 kWh" in page.inner_text("#summary")
+    assert "123 mWh" in page.inner_text("#summary")  # through units.js, not 0.000123 kWh
     screenshot(page, "valid")
 
     tampered = dict(record, energy_emissions=dict(record["energy_emissions"], co2_kg=0.0))
@@ -126,7 +126,7 @@ def test_html_injection_is_displayed_literally(page: Any, dashboard_server: Serv
     _open(page, dashboard_server)
     _drop_file(page, tmp_path, record)
     _verdict(page)
-    assert evil in page.inner_text("#summary")
+    assert evil in page.inner_text("#run") and evil not in page.inner_html("#run")
     assert page.locator("main img").count() == 0 and page.locator("main script").count() == 0
     assert dialogs == []
     screenshot(page, "injection")
@@ -316,6 +316,7 @@ def test_injected_wallet_mode(page: Any, dashboard_server: ServedDashboard, tmp_
     page.add_init_script(_WALLET_SHIM)
     _open(page, dashboard_server)
     address = page.evaluate("fetch('/api/config').then(r => r.json()).then(c => c.registry_address)")
+    page.click("#conn > summary")  # connected through the bridge: the settings are folded away
     page.select_option("#conn-mode", "wallet")
     page.fill("#contract", address)
     page.click("#connect")

@@ -12,6 +12,7 @@ import { DEV_KEY_NOTE, TRUST_NOTES, ZERO_HASH, anchoredProof, decide, expectedSu
          reasonText, signedBy, trustOf } from "./verdict.js";
 import { DEV_ADDRESSES, DEV_CHAIN_IDS, NETWORK_CHAIN_IDS, PUBLIC_CHAINS, REGISTRY_CODE_HASHES } from "./chains.js";
 import { startBundle } from "./bundle.js";
+import { detectSource, recordUrls, resolveId, showExplorer } from "./explorer.js";
 
 const MAX_FILE_BYTES = 5 * 1024 * 1024;
 const LOG_RANGE_BLOCKS = 10000;  // what public providers commonly allow per eth_getLogs
@@ -557,6 +558,12 @@ async function main() {
   renderFiles();
   if (!window.MRV_BUNDLE) await loadServerConfig();  // a bundle (mrv bundle) has no server
   const q = new URLSearchParams(location.search);
+  const source = window.MRV_BUNDLE ? null : await detectSource(state.server);  // store or registry
+  if (q.get("view") === "explore") {  // the explorer (explorer.js); its own section only
+    await showExplorer(source);
+    document.body.dataset.ready = "1";
+    return;
+  }
   if (q.get("signer")) $("signer").value = q.get("signer");
   if (q.get("submitter")) {
     $("submitter").value = q.get("submitter");
@@ -580,13 +587,17 @@ async function main() {
   const id = q.get("id");
   if (id) {
     $("mrv-id").value = id;
-    if (state.server && ID_RE.test(id)) {
+    if (source) {  // mrv serve's store (an ID or a unique prefix) or a registry's published records
       try {
-        const rec = await fetchJson(`/api/records/${encodeURIComponent(id)}`);
-        if (!rec) throw new Error(`record ${id} is not in the local store`);
-        const proof = await fetchJson(`/api/records/${encodeURIComponent(id)}/proof`);
-        await takeRecord(rec.value, rec.problems, `${id}.json`);
-        if (proof) { state.proof = parseProof(proof.value, `${id}.proof.json`); state.proofName = `${id}.proof.json`; }
+        const full = await resolveId(source, id);
+        $("mrv-id").value = full;
+        const urls = recordUrls(source, full);
+        const rec = await fetchJson(urls.record);
+        if (!rec) throw new Error(`record ${full} is not in ${source.kind === "registry" ? "this registry" : "the local store"}`);
+        let proof = await fetchJson(urls.proof);
+        if (proof && urls.proofField) proof = proof.value?.[urls.proofField] ? { value: proof.value[urls.proofField] } : null;
+        await takeRecord(rec.value, rec.problems, `${full}.json`);
+        if (proof) { state.proof = parseProof(proof.value, `${full}.proof.json`); state.proofName = `${full}.proof.json`; }
         renderFiles();
         await verify();
       } catch (e) { showError(friendly(e), e.key || "bad_input"); }
