@@ -143,7 +143,7 @@ def test_open_applies_migrations_and_reopening_changes_nothing(registry_db_url: 
                     registry_db.metadata)
         assert {"leaves", "submissions", "records", "record_tags", "batches",
                 VERSION_TABLE} <= tables
-        assert versions == [("0001",)]
+        assert versions == [("0002",)]
         assert drift == []  # the tables db.py queries are the ones the migrations made
         with open_database(registry_db_url) as second:  # while the first is still open
             assert second.pending_count() == 1
