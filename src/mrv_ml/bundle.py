@@ -246,7 +246,8 @@ def _refuse_secrets(value: Any, what: str, private: Sequence[str]) -> None:
         if any(p in text for p in private):
             raise RecordError(f"{what}: field {where} names a path on your machine (your "
                               "store or home directory); a bundle is public, so nothing "
-                              "written")
+                              "written (the proof is no part of the record's fingerprint: "
+                              "take the field out of it and run again)")
 
 
 def _record_warnings(record: Mapping[str, Any], mrv_id: str,
