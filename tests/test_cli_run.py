@@ -112,3 +112,47 @@ def test_dash_h_is_help_on_every_command(mrv: MRV) -> None:
         code, out, err = mrv(*path, "-h")
         assert code == 0 and out.startswith(f"Usage: mrv {' '.join(path)}".rstrip()), \
             (path, out[:200], err)
+
+
+def test_the_tracker_options_reach_the_record(mrv: MRV, data_dir: Path) -> None:
+    code, out, err = mrv("run", "--no-anchor", "--quiet", "--tag", "team=nlp", "--tags",
+                         "seed=3=x", "--tag", "empty=", "--description", "a sweep",
+                         "--country", "fra", "--region", "idf", "--pue", "1.25", "--",
+                         "true")
+    assert (code, out, err) == (0, "", "")  # --quiet: not a line of our own
+    (record,) = _records(data_dir)
+    assert record["experiment"]["tags"] == {"team": "nlp", "seed": "3=x", "empty": ""}
+    assert record["experiment"]["description"] == "a sweep"
+    energy = record["energy_emissions"]
+    assert energy["country_iso_code"] == "FRA" and energy["location_source"] == "configured"
+    assert energy["region"] == "idf"
+    assert energy["pue"] == 1.25
+
+
+def test_bad_tracker_options_are_one_line_errors_before_anything_runs(
+        mrv: MRV, data_dir: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    child = ["--", "sh", "-c", f"touch {marker}"]
+    for args, exit_code, words in [
+        (["--tag", "team"], 64, "'team' is not KEY=VALUE"),
+        (["--tag", "=nlp"], 64, "is not KEY=VALUE"),
+        (["--tag", "a=1", "--tag", "a=2"], 64, "tag 'a' given twice"),
+        (["--pue", "high"], 64, "Invalid value for '--pue'"),
+        (["--pue", "0.5"], 7, "invalid value 0.5 for pue: must be a number from 1 to 3"),
+        (["--country", "FR"], 7, "must be an ISO 3166 alpha-3 code"),
+        (["--country", "XYZ"], 7, "unknown country 'XYZ'"),
+    ]:
+        code, out, err = mrv("run", "--no-anchor", *args, *child)
+        assert code == exit_code, (args, err)
+        assert words in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert "Traceback" not in err and out == ""
+    assert not marker.exists()
+    assert _records(data_dir) == []
+
+
+def test_run_help_shows_the_placeholders(mrv: MRV) -> None:
+    code, out, _ = mrv("run", "-h")
+    assert code == 0
+    for text in ("--tag", "KEY=VALUE", "--description", "--country", "ISO3", "--region",
+                 "--pue", "FLOAT", "--quiet"):
+        assert text in out, text

@@ -182,6 +182,10 @@ def _coerce(values: Mapping[str, Any], source: str = "settings") -> dict[str, An
                 # NaN fails every comparison: "not low <= x <= high" refuses it too
                 if not low <= out[name] <= high:
                     raise ValueError(f"must be a number from {low:g} to {high:g}")
+            elif name == "country_iso_code":
+                out[name] = str(raw).strip() or None
+                if out[name] is not None and not re.fullmatch(r"[A-Za-z]{3}", out[name]):
+                    raise ValueError("must be an ISO 3166 alpha-3 code such as FRA")
             elif name == "online_lookup":
                 out[name] = raw if isinstance(raw, bool) else str(raw).strip().lower() in (
                     "1", "true", "yes", "on")

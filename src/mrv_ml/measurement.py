@@ -20,14 +20,19 @@ machine without internet never waits on a network lookup.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import logging
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mrv_ml.config import Settings
+from mrv_ml.errors import ConfigError
 from mrv_ml.series import (
     Interval,
     PowerSeriesCollector,
@@ -111,6 +116,34 @@ class Measurement:
         if self.notes:
             section["notes"] = list(self.notes)
         return section
+
+
+@functools.cache
+def known_country_codes() -> frozenset[str] | None:
+    """The ISO 3166 alpha-3 codes CodeCarbon has an energy mix for (its
+    ``global_energy_mix.json``, read without importing CodeCarbon), and ``WLD``, the world
+    average; ``None`` when the file cannot be found (nothing is refused then)."""
+    try:
+        spec = importlib.util.find_spec("codecarbon")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = (Path(next(iter(spec.submodule_search_locations))) / "data" / "private_infra"
+                / "global_energy_mix.json")
+        codes = {str(code).upper() for code in json.loads(path.read_text(encoding="utf-8"))}
+    except (OSError, ValueError, StopIteration):
+        return None
+    return frozenset(codes | {DEFAULT_COUNTRY})
+
+
+def check_country(code: str | None) -> None:
+    """:class:`ConfigError` for a country CodeCarbon has no figure for: it would silently
+    use the world average while the record said the country was configured."""
+    if code is None:
+        return
+    known = known_country_codes()
+    if known is not None and code.upper() not in known:
+        raise ConfigError(f"unknown country {code!r}: CodeCarbon has no carbon intensity for "
+                          "it; give an ISO 3166 alpha-3 code such as FRA, DEU or USA")
 
 
 def _codecarbon_version() -> str | None:

@@ -37,7 +37,7 @@ from mrv_ml.environment import software_versions, source_state
 from mrv_ml.hardware import get_hardware_info
 from mrv_ml.hashing import compute_hash
 from mrv_ml.heartbeat import DEFAULT_FIRST_AFTER_S, Heartbeat, Pulse
-from mrv_ml.measurement import EnergyMeter
+from mrv_ml.measurement import EnergyMeter, check_country
 from mrv_ml.networks import check_address_and_key, check_for_anchoring
 from mrv_ml.record import (
     SCHEMA_VERSION,
@@ -130,6 +130,8 @@ class MRVTracker:
         self.heartbeat_s = (self.settings.heartbeat_s if heartbeat_s is None
                             else float(heartbeat_s))
         self.store = RecordStore(self.settings.data_dir)
+        if not self.settings.online_lookup:  # a country CodeCarbon does not know: now
+            check_country(self.settings.country_iso_code)
         if blockchain_enabled and auto_anchor and anchor_mode == "single":
             # a typo fails now, not after the training
             if self.via_registry:  # the registry's URLs instead of the chain's settings

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,7 +38,23 @@ def run_command(
     data_dir: Annotated[Path | None, typer.Option(help="Record store (default: MRV_DATA_DIR or mrv_data).")] = None,
     no_anchor: Annotated[bool, typer.Option("--no-anchor", help="Write the record but do not anchor it.")] = False,
     batch: Annotated[bool, typer.Option("--batch", help="Leave the record pending for the next `mrv anchor --batch`.")] = False,
-    country: Annotated[str | None, typer.Option(help="ISO 3166 alpha-3 country for the carbon intensity.")] = None,
+    tags: Annotated[list[str] | None, typer.Option(
+        "--tag", "--tags", metavar="KEY=VALUE",
+        help="A tag for the record's experiment.tags (repeatable).")] = None,
+    description: Annotated[str | None, typer.Option(
+        metavar="TEXT", help="What the run is, in words (experiment.description).")] = None,
+    country: Annotated[str | None, typer.Option(
+        metavar="ISO3", help="ISO 3166 alpha-3 country for the carbon intensity, e.g. FRA "
+                             "(default: MRV_COUNTRY, else the world average).")] = None,
+    region: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Region within the country, where CodeCarbon knows regions "
+                             "(default: MRV_REGION).")] = None,
+    pue: Annotated[float | None, typer.Option(
+        metavar="FLOAT", help="Power usage effectiveness of the data centre, 1 to 3 "
+                              "(default: MRV_PUE, else 1.0).")] = None,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No lines of our own on stderr: no opening, heartbeat or "
+                              "closing line (errors still are).")] = False,
     network: Annotated[str | None, typer.Option(help="Network to anchor on (default: local).")] = None,
     registry: Annotated[str | None, typer.Option(
         "--registry", help="Submit to this registry service instead of anchoring on the chain "
@@ -49,12 +65,31 @@ def run_command(
     sign: Annotated[bool, typer.Option(
         "--sign", help="With a registry: sign the fingerprint with your key.")] = False,
 ) -> None:
+    options: dict[str, Any] = {"publish": publish, "sign": sign, "description": description,
+                               "tags": parse_tags(tags or [])}
+    if quiet:
+        options["quiet"] = True  # otherwise MRV_QUIET decides
     result = run_tracked(
         command, experiment_name=experiment, model_name=model, dataset_name=dataset,
         epochs=epochs, batch_size=batch_size, framework=framework,
         blockchain_enabled=not no_anchor, anchor_mode="batch" if batch else "single",
-        publish=publish, sign=sign,
-        settings={"data_dir": data_dir, "country_iso_code": country, "network": network,
-                  "registry_url": registry})
+        settings={"data_dir": data_dir, "country_iso_code": country, "region": region,
+                  "pue": pue, "network": network, "registry_url": registry},
+        **options)
     sys.stdout.flush()
     raise typer.Exit(result.exit_code)
+
+
+def parse_tags(values: list[str]) -> dict[str, str]:
+    """``["team=nlp", "seed=3"]`` -> ``{"team": "nlp", "seed": "3"}``; a usage error for a
+    value without ``=``, an empty key, or a key given twice."""
+    tags: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise typer.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="'--tag'")
+        if key in tags:
+            raise typer.BadParameter(f"tag {key!r} given twice", param_hint="'--tag'")
+        tags[key] = text
+    return tags
