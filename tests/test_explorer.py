@@ -343,3 +343,181 @@ def test_deep_links_open_the_filtered_view_and_a_record_by_prefix(
     page.goto(server.url + f"?id={records[3]['mrv_id']}&network=local")
     page.wait_for_selector("body[data-ready='1']")
     assert page.input_value("#mrv-id") == records[3]["mrv_id"]
+
+
+# --- the registry: /v1/explore in SQL, the page under /explorer/ -------------------------------
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def publish(base_url: str, records: list[dict[str, Any]]) -> None:
+    for record in records:
+        status, body = _post(base_url + "/v1/submissions", {
+            "fingerprint": compute_hash(record), "mrv_id": record["mrv_id"], "record": record})
+        assert status in (200, 202), body
+
+
+@pytest.fixture
+def registry(anvil: Any, anvil_registry: str, registry_db_url: str, tmp_path: Path
+             ) -> Iterator[tuple[Any, str, list[dict[str, Any]]]]:
+    """A registry with the twelve runs published: the first eight anchored, four pending."""
+    from tests.support.registry import operator_settings, running_registry
+
+    records = fill_store(tmp_path / "researcher")
+    settings = operator_settings(anvil, anvil_registry, tmp_path / "operator")
+    with running_registry(settings, registry_db_url) as (service, url):
+        publish(url, records[:8])
+        service.loop.anchorer.run_once()
+        publish(url, records[8:])
+        yield service, url, records
+
+
+@pytest.mark.anvil
+def test_the_registry_explores_in_sql(registry: tuple[Any, str, list[dict[str, Any]]]) -> None:
+    _, url, records = registry
+    status, info, _ = _get(url + "/v1/info")
+    assert status == 200
+
+    def ask(**params: str) -> dict[str, Any]:
+        status, body, _ = _get(url + "/v1/explore?" + urllib.parse.urlencode(params))
+        assert status == 200, body
+        return body
+
+    everything = ask()
+    assert everything["count"] == 12 and everything["trust"] == "private network"  # anvil
+    assert everything["totals"] == pytest.approx(
+        {k: v for k, v in totals(records).to_dict().items() if k != "component_energy_kwh"})
+    cases: dict[str, tuple[dict[str, str], list[dict[str, Any]]]] = {
+        "experiment": ({"experiment": "mnist"},
+                       [r for r in records if r["experiment"]["name"] == "mnist"]),
+        "tag": ({"tag": "team=green"},
+                [r for r in records if r["experiment"]["tags"]["team"] == "green"]),
+        "tag key": ({"tag": "lr"}, records),
+        "failed": ({"status": "failed"}, [records[4]]),
+        "dates": ({"since": "2026-02-01T00:00:00Z", "until": "2026-04-01T00:00:00Z"},
+                  [r for r in records
+                   if "2026-02" <= r["timestamps"]["start_time"][:7] <= "2026-03"]),
+        "anchored": ({"anchor_state": "anchored"}, records[:8]),
+        "pending": ({"anchor_state": "pending"}, records[8:]),
+        "never unanchored here": ({"anchor_state": "none"}, []),
+        "the registry's trust": ({"trust": "private network"}, records),
+        "another trust": ({"trust": "public"}, []),
+    }
+    for name, (params, expected) in cases.items():
+        body = ask(**params, limit="500")
+        assert sorted(r["mrv_id"] for r in body["rows"]) == sorted(
+            r["mrv_id"] for r in expected), name
+        assert body["count"] == len(expected), name
+        assert body["totals"]["energy_kwh"] == pytest.approx(totals(expected).energy_kwh), name
+        assert body["totals"]["not_measured"] == totals(expected).not_measured, name
+    energy = [r["energy_kwh"] for r in ask(sort="-energy")["rows"]]
+    assert energy[-1] is None and energy[:-1] == sorted(energy[:-1], reverse=True)
+    names = [r["experiment"] for r in ask(sort="experiment")["rows"]]
+    assert names == sorted(names)
+    pages = [ask(sort="-duration", limit="5", offset=str(o)) for o in (0, 5, 10)]
+    assert [len(p["rows"]) for p in pages] == [5, 5, 2]
+    assert len({r["mrv_id"] for p in pages for r in p["rows"]}) == 12
+    for bad in ({"sort": "weight"}, {"limit": "0"}, {"since": "not a date"}):
+        status, body, _ = _get(url + "/v1/explore?" + urllib.parse.urlencode(bad))
+        assert 400 <= status < 500, (bad, body)
+    # the keyset pages of /v1/records are still there, unchanged
+    status, body, _ = _get(url + "/v1/records?limit=5")
+    assert status == 200 and len(body["records"]) == 5 and body["next"]
+
+    # the page, under its own CSP; nothing outside the dashboard folder
+    with urllib.request.urlopen(url + "/explorer/", timeout=30) as r:
+        assert b'id="explorer"' in r.read()
+        csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    for bad_path in ("/explorer/../registry/app.py", "/explorer/%2e%2e/server.py",
+                     "/explorer/vendor/../../server.py"):
+        try:
+            code = urllib.request.urlopen(url + bad_path, timeout=30).status
+        except urllib.error.HTTPError as e:
+            code = e.code
+        assert code == 404, bad_path
+
+
+@pytest.mark.anvil
+def test_the_registry_page_explores_and_verifies_in_the_browser(
+        page: Any, anvil: Any, registry: tuple[Any, str, list[dict[str, Any]]]) -> None:
+    _, url, records = registry
+    page.set_viewport_size({"width": 1280, "height": 900})
+    # the reader names the chain endpoint; the link carries it to every record page
+    page.goto(url + "/explorer/?" + urllib.parse.urlencode({"view": "explore",
+                                                            "rpc": anvil.url}))
+    page.wait_for_selector("body[data-ready='1']")
+    _wait_listed(page, 12)
+    assert _shown_totals(page) == _expected_totals(records)
+    assert "registry" in (page.text_content("#ex-source") or "")
+    page.select_option("#ex-anchor_state", "pending")
+    _wait_listed(page, 4)
+    hostile_row = f"#ex-rows tr[data-id='{records[9]['mrv_id']}']"
+    assert page.locator(f"{hostile_row} .ex-anchor").text_content() == "pending"
+    assert page.locator(f"#ex-rows tr[data-id='{records[9]['mrv_id']}'] .ex-open"
+                        ).text_content() == HOSTILE
+    assert page.evaluate("window.pwned") is None
+    screenshot(page, "explorer-registry-1280")
+    page.select_option("#ex-anchor_state", "anchored")
+    _wait_listed(page, 8)
+    target = records[3]
+    page.click(f"#ex-rows tr[data-id='{target['mrv_id']}'] .ex-open")
+    page.wait_for_selector("body[data-ready='1']")
+    # verified here, against the chain the reader named: the registry's word is not asked
+    page.wait_for_selector("#verdict:not([hidden])")
+    assert page.get_attribute("#verdict", "data-verdict") == "VALID"
+    assert page.get_attribute("#verdict", "data-trust") == "private network"
+    assert page.input_value("#mrv-id") == target["mrv_id"]
+
+
+def test_the_migration_backfills_published_records(tmp_path: Path) -> None:
+    """A registry of schema 0001 with published records, opened by this mrv-ml: 0002's
+    columns are filled from each record's JSON."""
+    import sqlalchemy as sa
+    from alembic import command as alembic_command
+    from alembic.config import Config as AlembicConfig
+
+    from mrv_ml.hashing import canonical_bytes
+    from mrv_ml.registry import db as registry_db
+
+    path = tmp_path / "old.sqlite"
+    target = registry_db._target(str(path))
+    old = registry_db.RegistryDB(registry_db._sqlite_engine(target.url), target)
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(registry_db.MIGRATIONS_DIR))
+    with old._transaction(write=True) as conn:
+        cfg.attributes["connection"] = conn
+        alembic_command.upgrade(cfg, "0001")
+    records = [_record(4, outcome__status="failed", experiment__dataset_name="ImageNet"),
+               _record(7, energy_emissions__duration_seconds=None,
+                       energy_emissions__measurement_status="failed",
+                       energy_emissions__energy_kwh=None, energy_emissions__co2_kg=None)]
+    with old._transaction(write=True) as conn:
+        for r in records:
+            fp = compute_hash(r)
+            conn.execute(sa.text("INSERT INTO leaves (fingerprint, first_seen) VALUES "
+                                 "(:f, '2026-12-01 00:00:00')"), {"f": fp})
+            conn.execute(sa.text(
+                "INSERT INTO records (mrv_id, fingerprint, record_json, experiment, tags, "
+                "energy_kwh, published_at) VALUES (:i, :f, :j, :e, '{}', :k, "
+                "'2026-12-01 00:00:00')"),
+                {"i": r["mrv_id"], "f": fp, "j": canonical_bytes(r).decode(),
+                 "e": r["experiment"]["name"], "k": r["energy_emissions"]["energy_kwh"]})
+    old.close()
+    with registry_db.open_database(str(path)) as upgraded:
+        first, second = (upgraded.published(r["mrv_id"]) for r in records)
+        assert first is not None and second is not None
+        assert (first.status, first.dataset_name, first.duration_s) == ("failed", "ImageNet",
+                                                                        300.0)
+        assert (second.status, second.duration_s) == ("completed", None)
+        found = upgraded.explore(registry_db.ExploreQuery(status="failed"))
+        assert [r["mrv_id"] for r in found.rows] == [records[0]["mrv_id"]]
+        assert found.totals["count"] == 1 and found.totals["duration_s"] == 300.0
