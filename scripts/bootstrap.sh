@@ -37,6 +37,16 @@ if [ "$what" = test ]; then
       sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
     fi
   fi
+  # pdflatex with booktabs (Debian's texlive-latex-recommended, ~10 MB, about 40 s), so
+  # tests/test_paper.py compiles what `mrv report -f latex` writes.
+  if ! command -v pdflatex >/dev/null 2>&1 || ! kpsewhich booktabs.sty >/dev/null 2>&1; then
+    tex="texlive-latex-base texlive-latex-recommended"
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $tex >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $tex >/dev/null
+    fi
+  fi
 else
   pip install -e ".[torch]"
 fi

@@ -303,7 +303,8 @@ def test_latex_table_escapes_hostile_text_and_says_what_is_anchored() -> None:
     assert paragraph.startswith("We report 3 training runs")
     assert "1 of the runs could not be measured" in paragraph
     assert "1 is anchored on a public blockchain" in paragraph
-    assert "1 only on their author's local chain, not publicly verifiable" in paragraph
+    assert "; 1 only on their author's local chain, not publicly verifiable; 1 is not " \
+        "anchored" in paragraph
     public_id = runs[0].record["mrv_id"]
     assert paragraph.count("\\url{") == 1
     assert f"verify at \\url{{https://verify.example/app?id={public_id}&network=sepolia}}" \

@@ -292,7 +292,7 @@ def _paragraph(runs: Sequence[Run], t: Totals, link: str | None, esc: Any, co2: 
             parts.append(f"{none} {'is' if none == 1 else 'are'} "
                          + ("not verified" if verified else "not anchored"))
         what += (f" Each measurement record is fingerprinted (SHA-256 over RFC 8785); of the "
-                 f"{n}, " + esc(", ".join(parts)))
+                 f"{n}, " + esc("; ".join(parts)))
     what += f"; verify at {url(link)}." if link else "."
     return what
 
