@@ -165,7 +165,7 @@ def test_example_verify_mrv_exit_codes(tmp_path: Path) -> None:
 
     ok = run(mrv_id, str(path))
     assert ok.returncode == 0 and "✅ VALID - Hashes match!" in ok.stdout
-    assert "CO2: 12.3 g" in ok.stdout and "Timestamp:" in ok.stdout
+    assert "CO2e: 12.3 g CO2e" in ok.stdout and "Timestamp:" in ok.stdout
     assert run(mrv_id, str(bad)).returncode == 1
     assert run("MRV-00000000-0000-0000-0000-000000000000", str(path)).returncode == 2
     missing = run(mrv_id, str(tmp_path / "none.json"))
