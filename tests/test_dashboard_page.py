@@ -275,7 +275,18 @@ def test_schema_1_0_record_shows_a_note_instead_of_a_chart(
     _shown(page, dashboard_server, tmp_path, record)
     assert page.locator("#power svg").count() == 0
     assert "records of schema 1.0 carry no power series" in page.inner_text("#power")
-    assert "100 %" in page.inner_text("#split") or "81.3 %" in page.inner_text("#split")
+    assert page.locator("#split li").all_inner_texts() == [
+        "CPU 81.3 % · 100 mWh", "GPU 0 % · 0 Wh", "RAM 18.7 % · 23 mWh"]
+    # a series the page cannot trust to draw: a note, never a half-drawn chart
+    for bad in ({**_series(5), "gpu_power_w": [1.0] * 4},
+                {**_series(5), "cpu_power_w": ["1", 2, 3, 4, 5]},
+                {**_series(5), "ram_power_w": [-1.0] * 5},
+                _series(1001)):
+        odd = make_sample_record(schema_version="1.1", energy_emissions__power_series=bad)
+        _drop(page, tmp_path, odd, "odd.json")
+        page.locator(f"#run:has-text('{odd['mrv_id']}')").wait_for()  # rendered with it
+        assert page.locator("#power svg").count() == 0
+        assert "power series is unusable" in page.inner_text("#power")
 
 
 # --- every figure through units.js ---------------------------------------------------------
@@ -323,3 +334,22 @@ def test_no_figure_has_more_than_four_significant_digits(
     shown = _figures(page)
     assert shown and all(_significant(_FIGURE.match(f).group(1)) <= 4 for f in shown), shown  # type: ignore[union-attr]
     screenshot(page, "record_not_verified")
+
+
+def test_sentence_through_an_rpc_endpoint_says_private_network(
+        page: Any, dashboard_server: ServedDashboard, tmp_path: Path) -> None:
+    # Through a URL the page cannot know the chain is this machine's own: dev chain 1337,
+    # anchored with a well-known development key, is a private network, and says so.
+    record = _record_with_series()
+    _anchor(dashboard_server, record)
+    chain = LocalChain.for_data_dir(dashboard_server.data_dir)
+    with chain.session() as w3:
+        registry = chain.registry_address(w3)
+    _open(page, dashboard_server, f"?rpc={dashboard_server.url}rpc&contract={registry}")
+    _drop(page, tmp_path, record)
+    page.locator("#verdict[data-verdict='VALID']:not([hidden])").wait_for()
+    assert page.get_attribute("#verdict", "data-trust") == "private network"
+    sentence = page.inner_text("#verdict-sentence")
+    assert sentence.startswith("ResNet18 on CIFAR-10, 1 epoch: 1.13 Wh, 543 mg CO2e in 1.32 min")
+    assert sentence.endswith("(private network: evidence only for those who trust that network; "
+                             "the submitter is a well-known development key).")

@@ -14,13 +14,15 @@ const TIME_STEPS_S = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900
 const timeStep = (end, ticks) => TIME_STEPS_S.find((s) => (end < 60 || s % 30 === 0) && (end < 3600 || s % 1800 === 0)
   && end / s <= ticks) || niceStep(end, ticks);
 
+// Records hold at most 300; a file claiming far more is not drawn (it could stall the page).
+export const MAX_POINTS = 1000;
 const finite = (v) => typeof v === "number" && Number.isFinite(v) && v >= 0;
 
 /** The series' intervals, or null when the series is absent or unusable. */
 export function intervalsOf(series) {
   if (!series || typeof series !== "object") return null;
   const n = Array.isArray(series.start_offset_s) ? series.start_offset_s.length : 0;
-  if (!n || !ARRAYS.every((k) => Array.isArray(series[k]) && series[k].length === n)) return null;
+  if (!n || n > MAX_POINTS || !ARRAYS.every((k) => Array.isArray(series[k]) && series[k].length === n)) return null;
   const out = [];
   for (let i = 0; i < n; i += 1) {
     const row = { start: series.start_offset_s[i], duration: series.duration_s[i], cpu: series.cpu_power_w[i],
