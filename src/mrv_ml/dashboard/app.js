@@ -11,6 +11,11 @@ import { parseProof } from "./proof.js";
 import { DEV_KEY_NOTE, TRUST_NOTES, ZERO_HASH, anchoredProof, decide, expectedSubmitter, merkleRoot, mode,
          reasonText, signedBy, trustOf } from "./verdict.js";
 import { DEV_ADDRESSES, DEV_CHAIN_IDS, NETWORK_CHAIN_IDS, PUBLIC_CHAINS, REGISTRY_CODE_HASHES } from "./chains.js";
+import { summarySentence } from "./summary.js";
+import { energySplit, qualityRows, qualityShort } from "./quality.js";
+import { legendOf, powerChart, shareBar } from "./chart.js";
+import { MISSING, formatCo2Kg, formatDatetime, formatDurationS, formatEnergyKwh, formatIntensityGPerKwh,
+         formatNumber, formatPowerW } from "./units.js";
 import { startBundle } from "./bundle.js";
 import { detectSource, recordUrls, resolveId, showExplorer } from "./explorer.js";
 
@@ -29,10 +34,14 @@ function setStatus(text, bad = false) {
   $("status").textContent = text;
   $("status").classList.toggle("bad", bad);
 }
+// Errors the reader can only fix in the connection settings open them.
+const CONNECTION_ERRORS = ["chain_unreachable", "chain_read_failed", "config", "endpoint_needed", "proof_chain_mismatch",
+                           "proof_registry_mismatch", "no_contract", "not_a_registry", "anchor_not_on_chain"];
 function showError(text, key = "") {
   $("error").textContent = text;
   $("error").dataset.key = key;
   $("error").hidden = !text;
+  if (text && CONNECTION_ERRORS.includes(key)) $("conn").open = true;
 }
 
 // --- connection ------------------------------------------------------------------------
@@ -100,6 +109,7 @@ async function connect() {
   } catch (e) {
     state.provider = null;
     setStatus(`Not connected: ${friendly(e)}`, true);
+    $("conn").open = true;  // only the reader can fix this
     return false;
   }
 }
@@ -130,9 +140,10 @@ async function takeRecord(value, problems, name) {
 }
 
 function clearRecord() {
-  state.record = state.recordName = state.recordHash = null;
+  state.record = state.recordName = state.recordHash = state.facts = null;
   $("record-view").hidden = true;
   $("verdict").hidden = true;
+  $("input").classList.remove("compact");
 }
 
 async function onFiles(files) {
@@ -162,6 +173,7 @@ async function onFiles(files) {
     // Nothing of an unusable drop is taken, and no earlier verdict stays on screen.
     $("verdict").hidden = true;
     $("record-view").hidden = true;
+    $("input").classList.remove("compact");
     renderFiles();
     showError(friendly(e), e.key || "bad_input");
     return;
@@ -350,6 +362,8 @@ async function verify() {
   if (!state.record) { showError("choose a record file first", "no_record"); return; }
   if (!state.provider && !(await connect())) {
     showError("cannot verify: not connected to a chain (see Connection)", "chain_unreachable");
+    $("verdict").hidden = true;
+    renderRecord(state.record, null, { error: "chain_unreachable" });
     return;
   }
   const pin = $("submitter").value.trim();
@@ -365,13 +379,13 @@ async function verify() {
   } catch (e) {
     showError(`verification failed: ${friendly(e)}`, e.key || "chain_read_failed");
     $("verdict").hidden = true;  // never an earlier verdict beside this error
-    renderRecord(state.record, null);
+    renderRecord(state.record, null, { error: e.key || "chain_read_failed" });
     return;
   }
   if (decision.error) {
     showError(errorText(decision.error, ev), decision.error);
     $("verdict").hidden = true;
-    renderRecord(state.record, null);
+    renderRecord(state.record, null, { error: decision.error });
     return;
   }
   showError("");
@@ -383,8 +397,8 @@ async function verify() {
     const finalized = await state.provider.getBlock("finalized").catch(() => null);
     head = { latest: await state.provider.getBlockNumber(), finalized: finalized?.number ?? null };
   } catch { head = null; }
-  renderVerdict(ev, decision, tx, head, block);
-  renderRecord(state.record, decision.status);
+  const facts = renderVerdict(ev, decision, tx, head, block);
+  renderRecord(state.record, decision.status, facts);
 }
 
 // Icons from the text range (U+2714, U+2718, U+26A0) so they render without an emoji font.
@@ -415,7 +429,7 @@ function renderVerdict(ev, d, tx, head = null, registrationBlock = null) {
   const reg = d.registration;
   const fields = { mrv_id: ev.mrvId, submitter: reg?.submitter, expected, merkle_root: merkleRoot(ev),
                    signer: signedBy(ev), signer_pin: ev.signerPin };
-  $("verdict-detail").textContent = `${text} ${reasonText(d.reason, fields)}.`;
+  $("verdict-detail").textContent = `${text.replace(/\.$/, ":")} ${reasonText(d.reason, fields)}.`;
   const rows = [["MRV ID", ev.mrvId], ["Record hash (SHA-256, RFC 8785)", ev.recordHash]];
   if (batch) rows.push(["Merkle root (anchored)", reg ? merkleRoot(ev) : "—"]);
   else rows.push(["On-chain hash", reg?.hash && reg.hash !== ZERO_HASH ? reg.hash : "—"]);
@@ -444,13 +458,18 @@ function renderVerdict(ev, d, tx, head = null, registrationBlock = null) {
   }
   box.dataset.trust = trust;
   dl("evidence", rows);
+  const facts = { status: d.status, reason: d.reason, trust, chainId: ev.chainId, timestamp: reg?.timestamp ?? null,
+                  blockNumber: registrationBlock, batch, devKey: devKey && trust !== "local only" };
+  $("verdict-sentence").textContent = summarySentence(state.record, facts);
   box.hidden = false;
+  return facts;
 }
 
 // --- the record --------------------------------------------------------------------------
-function fmt(v, unit = "") {
-  if (v === null || v === undefined || v === "") return "—";
-  return typeof v === "number" ? `${v} ${unit}`.trim() : String(v) + (unit ? ` ${unit}` : "");
+// Every figure goes through units.js; every record field is untrusted text (textContent).
+function fmt(v) {
+  if (v === null || v === undefined || v === "") return MISSING;
+  return typeof v === "number" ? formatNumber(v) : String(v);
 }
 
 function dl(target, rows) {
@@ -471,34 +490,86 @@ function dl(target, rows) {
   }
 }
 
+function node(tag, cls, text = null) {
+  const el = document.createElement(tag);
+  if (cls) el.className = cls;
+  if (text !== null) el.textContent = text;
+  return el;
+}
+
 const UNTRUSTED = {
   TAMPERED: "Untrusted: these figures come from the file being verified, which differs from what was anchored.",
   NOT_FOUND: "Unverified: nothing on chain vouches for these figures.",
   SUBMITTER_MISMATCH: "Unverified: only another address vouches for these figures.",
 };
 
-function renderRecord(r, status) {
+function renderFigures(ee, mark) {
+  const mean = typeof ee.energy_kwh === "number" && typeof ee.duration_seconds === "number" && ee.duration_seconds > 0
+    ? ee.energy_kwh * 3.6e6 / ee.duration_seconds : null;
+  const tiles = [[`Energy${mark}`, formatEnergyKwh(ee.energy_kwh)], [`CO₂e${mark}`, formatCo2Kg(ee.co2_kg)],
+                 ["Duration", formatDurationS(ee.duration_seconds)], ["Mean power", formatPowerW(mean)],
+                 ["Grid intensity", formatIntensityGPerKwh(ee.carbon_intensity_g_per_kwh)],
+                 ["Measurement", qualityShort(ee)]];
+  $("summary").replaceChildren(...tiles.map(([k, v]) => {
+    const tile = node("div", "figure");
+    tile.append(node("span", "figure-label", k), node("span", "figure-value", v));
+    return tile;
+  }));
+}
+
+// Drawn at the width it is shown, so its text stays legible on a phone.
+function renderPower(r) {
+  const box = $("power");
+  const series = r.energy_emissions?.power_series;
+  const width = Math.floor(box.clientWidth || $("record-view").clientWidth || 640);
+  const chart = series ? powerChart(series, Math.min(width, 900)) : null;
+  if (!chart) {
+    const why = series ? "this record's power series is unusable (arrays of different lengths, values that are not powers, or over 1,000 points)"
+      : r.schema_version === "1.0" ? "records of schema 1.0 carry no power series" : "this record carries no power series";
+    box.replaceChildren(node("p", "note", `No power chart: ${why}; only the totals are shown.`));
+    return;
+  }
+  const legend = node("ul", "legend");
+  for (const entry of legendOf(series)) {
+    const li = node("li", "");
+    li.append(node("span", `swatch c-${entry.key}`), document.createTextNode(entry.text));
+    legend.append(li);
+  }
+  const note = node("p", "note", `${series.downsampled === true ? "Downsampled" : "Intervals"} of ${typeof series.source === "string" ? series.source.slice(0, 120) : "the measurement"}; powers before PUE.`);
+  box.replaceChildren(chart, legend, note);
+}
+
+function renderSplit(ee) {
+  const parts = energySplit(ee);
+  if (!parts) { $("split").replaceChildren(node("p", "note", "No energy split: the record has no component figures.")); return; }
+  const legend = node("ul", "legend");
+  for (const p of parts) {
+    const li = node("li", "");
+    li.dataset.component = p.key;
+    li.append(node("span", `swatch c-${p.key}`), document.createTextNode(`${p.label} ${p.text}`));
+    legend.append(li);
+  }
+  $("split").replaceChildren(shareBar(parts), legend);
+}
+
+function renderRecord(r, status, facts = null) {
   const trusted = status === "VALID";
   const mark = trusted ? "" : " (untrusted)";
   const ex = r.experiment || {}, ee = r.energy_emissions || {}, hw = r.hardware || {};
-  const methods = ee.methods && typeof ee.methods === "object"
-    ? Object.entries(ee.methods).map(([k, m]) => `${k}: ${m?.method ?? "?"}${m?.measured ? " (measured)" : " (estimated)"}`).join(", ")
-    : "—";
   const gpus = Array.isArray(hw.gpus) && hw.gpus.length ? hw.gpus.map((g) => g?.name ?? "GPU").join(", ") : "none";
-  dl("summary", [
+  const outcome = r.outcome?.status === "failed" && r.outcome?.error_type ? `failed (${fmt(r.outcome.error_type)})` : fmt(r.outcome?.status);
+  // Without a verdict card (an error, not verified), the sentence heads the record.
+  $("record-sentence").textContent = status ? "" : summarySentence(r, facts);
+  $("record-sentence").hidden = !!status;
+  renderFigures(ee, mark);
+  dl("quality", qualityRows(r));
+  dl("run", [
     ["MRV ID", fmt(r.mrv_id)],
     ["Experiment", fmt(ex.name)], ["Model", fmt(ex.model_name)], ["Dataset", fmt(ex.dataset_name)],
-    ["Framework", fmt(ex.framework)],
-    [`Energy${mark}`, fmt(ee.energy_kwh, "kWh")], [`CO₂${mark}`, fmt(ee.co2_kg, "kg")],
-    ["Duration", fmt(ee.duration_seconds, "s")],
-    ["Carbon intensity", fmt(ee.carbon_intensity_g_per_kwh, "g/kWh")],
-    ["Country", fmt(ee.country_iso_code)],
-    ["Measurement", `${fmt(ee.measurement_tool)} ${fmt(ee.measurement_tool_version)} · ${fmt(ee.measurement_status)}`],
-    ["Methods", methods],
+    ["Framework", fmt(ex.framework)], ["Epochs", fmt(r.training?.epochs)], ["Outcome", outcome],
     ["CPU", `${fmt(hw.cpu_model)} (${fmt(hw.cpu_logical_cores)} logical cores)`],
-    ["RAM", fmt(hw.ram_gb, "GB")], ["GPUs", gpus],
-    ["Outcome", fmt(r.outcome?.status)],
-    ["Start", fmt(r.timestamps?.start_time)], ["End", fmt(r.timestamps?.end_time)],
+    ["RAM", typeof hw.ram_gb === "number" ? `${formatNumber(hw.ram_gb)} GB` : MISSING], ["GPUs", gpus],
+    ["Start", formatDatetime(r.timestamps?.start_time)], ["End", formatDatetime(r.timestamps?.end_time)],
     ["Record hash (SHA-256, RFC 8785)", state.recordHash],
   ]);
   const note = UNTRUSTED[status] || "Unverified: these figures could not be checked against the chain.";
@@ -507,6 +578,10 @@ function renderRecord(r, status) {
   $("record-view").classList.toggle("untrusted", !trusted);
   $("raw").textContent = JSON.stringify(r, null, 2);
   $("record-view").hidden = false;
+  $("input").classList.add("compact");
+  state.shown = { r, status, facts };
+  renderPower(r);  // after the view is shown: the chart is drawn at its width
+  renderSplit(ee);
 }
 
 // --- wiring ----------------------------------------------------------------------------
@@ -542,6 +617,11 @@ function wire() {
   $("verify").addEventListener("click", () => verify());
   $("clear").addEventListener("click", () => clearAll());
   $("connect").addEventListener("click", () => connect());
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => { if (state.shown && !$("record-view").hidden) renderPower(state.shown.r); }, 150);
+  });
   $("conn-mode").addEventListener("change", () => {
     $("rpc-fields").hidden = $("conn-mode").value === "bridge";
   });
