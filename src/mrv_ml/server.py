@@ -25,7 +25,7 @@ from mrv_ml.config import Settings
 from mrv_ml.errors import ConfigError, MRVError, RecordError, RecordNotFoundError
 from mrv_ml.localchain import LOCAL_CHAIN_ID, LocalChain
 from mrv_ml.record import parse_json_strict
-from mrv_ml.store import RecordStore
+from mrv_ml.store import RecordStore, RecordSummary
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
 DEFAULT_HOST = "127.0.0.1"
@@ -394,83 +394,11 @@ def parse_explore_query(params: Mapping[str, list[str]]) -> ExploreRequest:
     return ExploreRequest(filters=one, sort=sort, limit=limit, offset=offset)
 
 
-def _record_filter(store: RecordStore, filters: Mapping[str, str]) -> Any:
-    """selection.RecordFilter over store summaries, from the query's text values (A's
-    ``RecordFilter.from_query`` where it exists; :class:`_InterimFilter` until then)."""
-    from dataclasses import fields
-
-    from mrv_ml import selection
-
-    RecordFilter: Any = selection.RecordFilter  # noqa: N806 - whichever version is there
-    if hasattr(RecordFilter, "from_query"):
-        return RecordFilter.from_query(dict(filters))
-    if {"since", "status", "trust"} <= {f.name for f in fields(RecordFilter)}:
-        return RecordFilter(**dict(filters))
-    return _InterimFilter(store, filters)
-
-
-class _InterimFilter:
-    """INTERIM, to be replaced by engineer A's ``selection.RecordFilter`` over summaries
-    (with tags and trust on ``RecordSummary``): the same fields, matched the plain way.
-    Tags and trust are read from the files because summaries do not carry them yet."""
-
-    def __init__(self, store: RecordStore, filters: Mapping[str, str]) -> None:
-        from datetime import datetime
-
-        self.store, self.f = store, dict(filters)
-        unknown = set(self.f) - set(EXPLORE_FILTERS)
-        if unknown:
-            raise RecordError(f"unknown filter(s): {', '.join(sorted(unknown))}")
-        self.bounds: dict[str, float] = {}
-        for name in ("since", "until"):
-            if name in self.f:
-                try:
-                    when = datetime.fromisoformat(self.f[name].replace("Z", "+00:00"))
-                except ValueError:
-                    raise RecordError(f"{name} is not an ISO 8601 date or time: "
-                                      f"{self.f[name][:40]!r}") from None
-                if when.tzinfo is None:
-                    from datetime import timezone
-                    when = when.replace(tzinfo=timezone.utc)
-                self.bounds[name] = when.timestamp()
-
-    def matches(self, s: Any) -> bool:
-        f = self.f
-        if "experiment" in f and s.experiment != f["experiment"]:
-            return False
-        if "status" in f and s.status != f["status"]:
-            return False
-        if "anchor_state" in f and s.anchor_state != f["anchor_state"]:
-            return False
-        if self.bounds:
-            ts = _start_ts(s.start_time)
-            if ts is None or ts < self.bounds.get("since", -math.inf) \
-                    or ts >= self.bounds.get("until", math.inf):
-                return False
-        if "tag" in f:
-            key, has_value, value = f["tag"].partition("=")
-            try:
-                tags = self.store.load(s.mrv_id)["experiment"].get("tags") or {}
-            except MRVError:
-                return False
-            if key not in tags or (has_value and str(tags[key]) != value):
-                return False
-        return "trust" not in f or _trust_of(self.store, s) == f["trust"]
-
-
-def _trust_of(store: RecordStore, s: Any) -> str | None:
-    """What the record's proof is worth to a reader (report.proof_trust), or None."""
-    if getattr(s, "trust", None) is not None:
-        return str(s.trust)
-    if s.anchor_state != "anchored":
-        return None
-    from mrv_ml.report import proof_trust
-
-    try:
-        trust = proof_trust(store.load_proof(s.mrv_id))
-    except MRVError:
-        return None
-    return None if trust is None else trust.value
+def _trust_of(s: RecordSummary) -> str | None:
+    """What the record's anchored proof is worth before any verification (the summary's,
+    from verdict.proof_trust), or None."""
+    trust = getattr(s, "trust", None)
+    return None if trust is None else str(trust)
 
 
 def _sort_key(name: str) -> Any:
@@ -500,9 +428,9 @@ def _start_ts(text: str | None) -> float | None:
 def explore_store(store: RecordStore, asked: ExploreRequest) -> dict[str, Any]:
     """``{"rows", "totals", "count"}`` over the store: the filter and the totals are
     selection's (RecordFilter.matches, totals), the order and the page are asked."""
-    from mrv_ml.selection import totals
+    from mrv_ml.selection import RecordFilter, totals
 
-    record_filter = _record_filter(store, asked.filters)
+    record_filter = RecordFilter.from_query(asked.filters)
     chosen = [s for s in store.list() if record_filter.matches(s)]
     name, descending = asked.sort.lstrip("-"), asked.sort.startswith("-")
     chosen.sort(key=lambda s: s.mrv_id)  # ties in a stable order
@@ -514,13 +442,13 @@ def explore_store(store: RecordStore, asked: ExploreRequest) -> dict[str, Any]:
     page = ordered[asked.offset:asked.offset + asked.limit]
     summed = totals(chosen).to_dict()
     summed.pop("component_energy_kwh", None)  # summaries never carry it
-    return {"rows": [_explore_row(store, s) for s in page], "totals": summed,
+    return {"rows": [_explore_row(s) for s in page], "totals": summed,
             "count": len(chosen), "source": "store"}
 
 
-def _explore_row(store: RecordStore, s: Any) -> dict[str, Any]:
+def _explore_row(s: RecordSummary) -> dict[str, Any]:
     row = {k: v for k, v in s.to_dict().items() if k != "path"}
-    row["trust"] = _trust_of(store, s)
+    row["trust"] = _trust_of(s)
     return row
 
 
