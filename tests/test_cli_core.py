@@ -14,7 +14,7 @@ from mrv_ml.proof import Proof
 from mrv_ml.record import dump_record_bytes
 from mrv_ml.store import RecordStore
 from tests.support.cli import MRV, MRVSubprocess
-from tests.support.records import make_sample_record
+from tests.support.records import make_sample_record, make_sample_record_1_0
 
 Runner = MRV  # the `mrv` fixture of tests/support/cli.py: (exit code, stdout, stderr)
 
@@ -112,11 +112,11 @@ def test_hash_without_argument_is_a_usage_error(mrv: Runner) -> None:
 
 
 def test_validate_all_good(mrv: Runner, tmp_path: Path) -> None:
-    a, b = make_sample_record(), make_sample_record()
+    a, b = make_sample_record(), make_sample_record_1_0()  # records of 1.0 stay valid
     pa, pb = _record_file(tmp_path, a, "a.json"), _record_file(tmp_path, b, "b.json")
     code, out, err = mrv("validate", str(pa), str(pb))
     assert code == 0 and err == ""
-    assert out.splitlines() == [f"OK {pa} ({a['mrv_id']}, schema 1.0)",
+    assert out.splitlines() == [f"OK {pa} ({a['mrv_id']}, schema 1.1)",
                                 f"OK {pb} ({b['mrv_id']}, schema 1.0)"]
 
 

@@ -603,12 +603,14 @@ def summarize(record: Mapping[str, Any]) -> dict[str, Any]:
     """The figures a listing shows, tolerant of missing fields.
 
     Keys: ``mrv_id, experiment, model_name, dataset_name, status,
-    measurement_status, start_time, end_time, duration_s, energy_kwh, co2_kg``.
+    measurement_status, start_time, end_time, duration_s, energy_kwh, co2_kg, tags``
+    (``tags``: ``experiment.tags``, ``{}`` when it is not an object).
     """
     experiment = _section(record, "experiment")
     outcome = _section(record, "outcome")
     energy = _section(record, "energy_emissions")
     timestamps = _section(record, "timestamps")
+    tags = experiment.get("tags")
     return {
         "mrv_id": _text(record.get("mrv_id")),
         "experiment": _text(experiment.get("name")),
@@ -621,4 +623,5 @@ def summarize(record: Mapping[str, Any]) -> dict[str, Any]:
         "duration_s": _number(energy.get("duration_seconds")),
         "energy_kwh": _number(energy.get("energy_kwh")),
         "co2_kg": _number(energy.get("co2_kg")),
+        "tags": dict(tags) if isinstance(tags, Mapping) else {},
     }

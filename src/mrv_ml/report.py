@@ -23,7 +23,6 @@ from xml.sax.saxutils import escape as _xml_escape
 
 from mrv_ml.errors import RecordError, escape_controls
 from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
-from mrv_ml.networks import PUBLIC_CHAIN_IDS, is_dev_address
 from mrv_ml.proof import Proof, find_proof_file, read_proof_file
 from mrv_ml.units import (
     format_co2_kg,
@@ -33,7 +32,7 @@ from mrv_ml.units import (
     format_mass_kg,
     format_number,
 )
-from mrv_ml.verdict import Trust, VerdictStatus, trust_of
+from mrv_ml.verdict import Trust, VerdictStatus, proof_trust
 from mrv_ml.verify import Verdict
 
 #: Where ``mrv serve`` shows the dashboard by default; ``--dashboard-url`` or the
@@ -257,17 +256,6 @@ def is_loopback_url(url: str) -> bool:
     except ValueError:
         return False
     return address.is_loopback or address.is_unspecified
-
-
-def proof_trust(proof: Proof | None) -> Trust | None:
-    """What an anchored proof is worth to a reader, before any verification."""
-    if proof is None or proof.anchor is None:
-        return None
-    a = proof.anchor
-    if a.local_only:
-        return Trust.LOCAL
-    return trust_of("public" if a.chain_id in PUBLIC_CHAIN_IDS else "dev",
-                    is_dev_address(a.submitter))
 
 
 def integrity_line(record: Mapping[str, Any], proof: Proof | None) -> str:

@@ -1,6 +1,6 @@
 """Choosing records: which records a command acts on, and what they add up to.
 
-``RecordFilter`` (engineer A: ``mrv list`` filters) decides whether one record is wanted;
+:class:`RecordFilter` decides whether one record (or store summary) is wanted;
 :func:`select` turns the references a person gives (record files, MRV IDs or unique
 prefixes in the store, directories) plus a filter into loaded records with their proofs;
 :func:`totals` is the one sum over many records (``mrv list``, ``mrv report``, and the
@@ -9,31 +9,108 @@ explorer's tests compare the page's totals with it).
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from mrv_ml.errors import RecordError, RecordNotFoundError
 from mrv_ml.proof import Proof
 from mrv_ml.store import UNREADABLE, RecordStore, RecordSummary
+from mrv_ml.verdict import Trust, proof_trust
 
-__all__ = ["COMPONENTS", "RecordFilter", "Selected", "Totals", "select", "totals"]
+__all__ = ["ANCHOR_STATES", "COMPONENTS", "STATUSES", "TRUST_NAMES", "RecordFilter",
+           "Selected", "Totals", "parse_time", "parse_trust", "select", "totals"]
 
 
-# --- RecordFilter: engineer A's part (a provisional one until A's lands here) --------------
+# --- RecordFilter: which records are wanted (mrv list, mrv report, the explorer) ----------
+
+#: Outcomes a record can have (``outcome.status``).
+STATUSES = ("completed", "failed", "interrupted")
+#: ``anchor_state`` values a filter takes: a store summary's own (``none``: no proof file;
+#: ``pending``; ``anchored``; ``unreadable``: a corrupt proof file) and ``unanchored``,
+#: none or pending: what ``mrv anchor`` would send (``mrv list --pending``).
+ANCHOR_STATES = ("none", "pending", "anchored", "unreadable", "unanchored")
+#: ``trust`` values: short names (the command line's) for :class:`~mrv_ml.verdict.Trust`.
+TRUST_NAMES = {"public": Trust.PUBLIC, "private": Trust.PRIVATE, "local": Trust.LOCAL}
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_time(text: str) -> datetime:
+    """An instant from ISO 8601 text: a date (``2026-11-24``, its midnight UTC) or a date
+    and time (no offset: UTC). :class:`ValueError` with a message a person can act on."""
+    value = text.strip()
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text[:40]!r} is not a date (YYYY-MM-DD) or an ISO 8601 date and "
+                         "time") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def parse_trust(text: str) -> Trust:
+    """``public``/``private``/``local``, or a :class:`Trust` value (``"local only"``...)."""
+    value = text.strip().lower()
+    if value in TRUST_NAMES:
+        return TRUST_NAMES[value]
+    for trust in Trust:
+        if value == trust.value:
+            return trust
+    raise ValueError(f"trust is one of {', '.join(TRUST_NAMES)}, not {text[:40]!r}")
+
+
+def _start_instant(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
 class RecordFilter:
-    """Which records are wanted: every condition given must hold.
+    """Which records are wanted: every condition given must hold (none given: all).
 
-    ``experiment``: the experiment's name, exactly; ``tags``: ``(key, value)`` pairs, a
-    ``None`` value meaning "has the tag, whatever its value"."""
+    - ``experiment``: the experiment's name, exactly;
+    - ``tags``: ``(key, value)`` pairs, each must hold; a ``None`` value means "has the tag,
+      whatever its value" (values compare as text: ``seed=3`` matches the number 3);
+    - ``since`` <= the run's start < ``until`` (aware datetimes; a run without a readable
+      start time fails either bound);
+    - ``status``: the outcome, one of :data:`STATUSES`;
+    - ``anchor_state``: one of :data:`ANCHOR_STATES`;
+    - ``trust``: what the anchored proof is worth (an unanchored record has no trust and
+      fails this condition).
+
+    :meth:`matches` takes a store summary (:class:`~mrv_ml.store.RecordSummary`) or a
+    record (a dict as stored; anchoring and trust then come from ``proof``).
+    """
 
     experiment: str | None = None
     tags: tuple[tuple[str, str | None], ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    status: str | None = None
+    anchor_state: str | None = None
+    trust: Trust | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in STATUSES:
+            raise RecordError(f"status is one of {', '.join(STATUSES)}, not "
+                              f"{self.status[:40]!r}")
+        if self.anchor_state is not None and self.anchor_state not in ANCHOR_STATES:
+            raise RecordError(f"anchor_state is one of {', '.join(ANCHOR_STATES)}, not "
+                              f"{self.anchor_state[:40]!r}")
+        for name in ("since", "until"):
+            when = getattr(self, name)
+            if when is not None and when.tzinfo is None:  # naive: UTC, as parse_time says
+                object.__setattr__(self, name, when.replace(tzinfo=timezone.utc))
+        if self.trust is not None and not isinstance(self.trust, Trust):
+            object.__setattr__(self, "trust", parse_trust(str(self.trust)))
 
     @classmethod
     def parse_tag(cls, text: str) -> tuple[str, str | None]:
@@ -43,21 +120,86 @@ class RecordFilter:
             raise RecordError(f"--tag {text!r}: expected KEY or KEY=VALUE")
         return key, (value if eq else None)
 
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> RecordFilter:
+        """A filter from text values (the explorer's query string, ``/api/explore``): keys
+        ``experiment``, ``tag`` (``KEY`` or ``KEY=VALUE``), ``since``, ``until``, ``status``,
+        ``anchor_state``, ``trust``; empty values are ignored. :class:`RecordError` names
+        what is wrong (unknown key, bad date...)."""
+        given = {k: v for k, v in query.items() if v != ""}
+        unknown = set(given) - {"experiment", "tag", "since", "until", "status",
+                                "anchor_state", "trust"}
+        if unknown:
+            raise RecordError(f"unknown filter(s): {', '.join(sorted(unknown))[:200]}")
+        try:
+            return cls(
+                experiment=given.get("experiment"),
+                tags=(cls.parse_tag(given["tag"]),) if "tag" in given else (),
+                since=parse_time(given["since"]) if "since" in given else None,
+                until=parse_time(given["until"]) if "until" in given else None,
+                status=given.get("status"), anchor_state=given.get("anchor_state"),
+                trust=parse_trust(given["trust"]) if "trust" in given else None)
+        except ValueError as e:
+            raise RecordError(str(e)) from None
+
     @property
     def empty(self) -> bool:
-        return self.experiment is None and not self.tags
+        return self == RecordFilter()
 
-    def matches(self, record: Mapping[str, Any]) -> bool:
-        experiment = record.get("experiment")
-        experiment = experiment if isinstance(experiment, Mapping) else {}
-        if self.experiment is not None and experiment.get("name") != self.experiment:
+    def matches(self, item: RecordSummary | Mapping[str, Any],
+                proof: Proof | None = None) -> bool:
+        """Whether the summary or record ``item`` passes every condition."""
+        experiment: Any
+        tags: Any
+        status: Any
+        start: Any
+        state: str
+        trust: str | None
+        if isinstance(item, RecordSummary):
+            experiment, tags, status = item.experiment, item.tags, item.status
+            start, state, trust = item.start_time, item.anchor_state, item.trust
+        else:
+            section = item.get("experiment")
+            section = section if isinstance(section, Mapping) else {}
+            outcome = item.get("outcome")
+            timestamps = item.get("timestamps")
+            experiment, tags = section.get("name"), section.get("tags")
+            status = outcome.get("status") if isinstance(outcome, Mapping) else None
+            start = timestamps.get("start_time") if isinstance(timestamps, Mapping) else None
+            state = proof.status if proof is not None else "none"
+            known = proof_trust(proof)
+            trust = known.value if known is not None else None
+        if self.experiment is not None and experiment != self.experiment:
             return False
-        tags = experiment.get("tags")
         tags = tags if isinstance(tags, Mapping) else {}
         for key, value in self.tags:
-            if key not in tags or (value is not None and str(tags[key]) != value):
+            if key not in tags or (value is not None and _tag_text(tags[key]) != value):
+                return False
+        if self.status is not None and status != self.status:
+            return False
+        if self.anchor_state is not None and not (
+                state == self.anchor_state
+                or (self.anchor_state == "unanchored" and state in ("none", "pending")
+                    and status != UNREADABLE)):
+            return False
+        if self.trust is not None and trust != self.trust.value:
+            return False
+        if self.since is not None or self.until is not None:
+            when = _start_instant(start)
+            if when is None:
+                return False
+            if self.since is not None and when < self.since:
+                return False
+            if self.until is not None and when >= self.until:
                 return False
         return True
+
+
+def _tag_text(value: Any) -> str:
+    """A tag's value as the text a person types: ``3``, ``true``, ``nlp``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 # --- select: engineer B's part --------------------------------------------------------------

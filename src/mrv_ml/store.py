@@ -19,7 +19,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,13 +42,14 @@ from mrv_ml.record import (
     summarize,
     validate_record,
 )
+from mrv_ml.verdict import proof_trust
 
 DEFAULT_DATA_DIR = "mrv_data"
 INDEX_FILE = ".index.json"
 _INDEX_FORMAT = "mrv-ml store index"
-_INDEX_VERSION = 2
+_INDEX_VERSION = 3  # 3: tags and trust (a cache of another version is rebuilt)
 # Cached record fields, in order: experiment, model_name, status, start_time, duration_s,
-# energy_kwh, co2_kg, error, sort timestamp. Proof fields: state, mode, error.
+# energy_kwh, co2_kg, error, sort timestamp, tags. Proof fields: state, mode, error, trust.
 
 # Store file names accept any UUID version (records written by other tools), lowercase.
 _ID = r"MRV-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -67,7 +68,10 @@ class RecordSummary:
     ``status`` is the run's outcome (``completed``/``failed``/``interrupted``) or
     ``"unreadable"`` for a record file that cannot be used (``error`` says why).
     ``anchor_state`` is ``"none"`` (no sidecar), ``"pending"``, ``"anchored"`` or
-    ``"unreadable"`` (the sidecar is corrupt; ``error`` says why).
+    ``"unreadable"`` (the sidecar is corrupt; ``error`` says why). ``tags`` are the
+    record's ``experiment.tags``; ``trust`` is what an anchored proof is worth before any
+    verification (``verdict.proof_trust``: ``"public"``, ``"private network"``,
+    ``"local only"``), ``None`` when not anchored.
     """
 
     mrv_id: str
@@ -82,6 +86,8 @@ class RecordSummary:
     anchor_state: str
     anchor_mode: str | None
     error: str | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
+    trust: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``path`` as a string)."""
@@ -321,16 +327,16 @@ class RecordStore:
                 raise RecordError(f"{path}: the file name says {mrv_id} but the record's "
                                   f"mrv_id is {value['mrv_id']!r}")
         except RecordError as e:
-            return [None, None, UNREADABLE, None, None, None, None, str(e), None]
+            return [None, None, UNREADABLE, None, None, None, None, str(e), None, {}]
         info = summarize(value)
         return [info["experiment"], info["model_name"], info["status"] or "unknown",
                 info["start_time"], info["duration_s"], info["energy_kwh"], info["co2_kg"],
-                None, _time_key(info["start_time"])]
+                None, _time_key(info["start_time"]), info["tags"]]
 
     @staticmethod
     def _read_proof_info(path: Path, key: builtins.list[int] | None
                          ) -> builtins.list[Any] | None:
-        """The cached form of a sidecar's state: [state, mode, error] or None."""
+        """The cached form of a sidecar's state: [state, mode, error, trust] or None."""
         if key is None:
             return None
         try:
@@ -342,8 +348,9 @@ class RecordStore:
             message = str(e)
             if not message.startswith(str(path)):
                 message = f"{path}: {message}"
-            return [UNREADABLE, None, message]
-        return [state, mode, None]
+            return [UNREADABLE, None, message, None]
+        trust = proof_trust(proof)
+        return [state, mode, None, trust.value if trust is not None else None]
 
     @staticmethod
     def _summary(mrv_id: str, path: Path, entry: builtins.list[Any]
@@ -354,7 +361,8 @@ class RecordStore:
             mrv_id=mrv_id, path=path, experiment=rec[0], model_name=rec[1], status=rec[2],
             start_time=rec[3], duration_s=rec[4], energy_kwh=rec[5], co2_kg=rec[6],
             anchor_state=proof[0] if proof else "none",
-            anchor_mode=proof[1] if proof else None, error=error)
+            anchor_mode=proof[1] if proof else None, error=error, tags=dict(rec[9]),
+            trust=proof[3] if proof else None)
         return summary, rec[8]
 
     def _read_index(self) -> dict[str, builtins.list[Any]]:

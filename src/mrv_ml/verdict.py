@@ -322,6 +322,20 @@ TRUST_NOTES = {
 DEV_KEY_NOTE = "; the submitter is a well-known development key, which anyone can use"
 
 
+def proof_trust(proof: Proof | None) -> Trust | None:
+    """What an anchored proof is worth to a reader, before any verification: ``None`` when
+    not anchored (``mrv list``, the store's listing, reports and the explorer use it)."""
+    from mrv_ml.networks import PUBLIC_CHAIN_IDS, is_dev_address
+
+    if proof is None or proof.anchor is None:
+        return None
+    a = proof.anchor
+    if a.local_only:
+        return Trust.LOCAL
+    return trust_of("public" if a.chain_id in PUBLIC_CHAIN_IDS else "dev",
+                    is_dev_address(a.submitter))
+
+
 def trust_of(chain_kind: str | None, submitter_is_dev_key: bool) -> Trust:
     """The trust level of a verdict on a chain of this kind ("embedded": this machine's own
     chain; "public": a public preset chain; anything else: a private network), lowered to

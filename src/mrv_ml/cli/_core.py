@@ -24,6 +24,8 @@ from mrv_ml.report import printable
 from mrv_ml.units import format_datetime, format_duration_s, format_energy_kwh, format_mass_kg
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mrv_ml.store import RecordStore, RecordSummary
 
 DataDirOption = Annotated[Path | None, typer.Option(
@@ -207,13 +209,82 @@ def _render_listing(summaries: list[RecordSummary]) -> Text:
     return text
 
 
+def _instant(name: str) -> Any:
+    """A typer callback: DATE or ISO 8601 date and time text -> aware datetime."""
+    def parse(value: str | None) -> datetime | None:
+        from mrv_ml.selection import parse_time
+
+        if value is None:
+            return None
+        try:
+            return parse_time(value)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint=f"'--{name}'") from None
+    return parse
+
+
+def _one_of(name: str, choices: tuple[str, ...]) -> Any:
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}",
+                                     param_hint=f"'--{name}'")
+        return value
+    return check
+
+
+def _record_filter(experiment: str | None, tags: list[str] | None, since: Any, until: Any,
+                   status: str | None, pending: bool, anchored: bool,
+                   trust: str | None) -> Any:
+    from mrv_ml.selection import TRUST_NAMES, RecordFilter
+
+    if pending and anchored:
+        raise typer.BadParameter("--pending and --anchored exclude each other",
+                                 param_hint="'--anchored'")
+    parsed_tags = []
+    for text in tags or []:
+        key, eq, value = text.partition("=")
+        if not key:
+            raise typer.BadParameter(f"{text!r} is not KEY or KEY=VALUE", param_hint="'--tag'")
+        parsed_tags.append((key, value if eq else None))
+    return RecordFilter(
+        experiment=experiment, tags=tuple(parsed_tags), since=since, until=until,
+        status=status,
+        anchor_state="unanchored" if pending else ("anchored" if anchored else None),
+        trust=TRUST_NAMES[trust] if trust is not None else None)
+
+
 @app.command("list")
 def list_command(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
+    experiment: Annotated[str | None, typer.Option(
+        "--experiment", "-e", metavar="NAME", help="Only this experiment (its exact name).")]
+    = None,
+    tags: Annotated[list[str] | None, typer.Option(
+        "--tag", metavar="KEY[=VALUE]",
+        help="Only records with this tag (any value, or this one); repeatable: all must "
+             "hold.")] = None,
+    since: Annotated[Any, typer.Option(
+        "--since", metavar="DATE", parser=_instant("since"),
+        help="Only runs started at or after DATE (YYYY-MM-DD, midnight UTC, or an ISO 8601 "
+             "date and time).")] = None,
+    until: Annotated[Any, typer.Option(
+        "--until", metavar="DATE", parser=_instant("until"),
+        help="Only runs started before DATE (the same forms as --since).")] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", metavar="completed|failed|interrupted",
+        callback=_one_of("status", ("completed", "failed", "interrupted")),
+        help="Only runs with this outcome.")] = None,
     pending: Annotated[bool, typer.Option(
         "--pending", help="Only records not anchored yet (what `mrv anchor` would send).")]
     = False,
+    anchored: Annotated[bool, typer.Option(
+        "--anchored", help="Only anchored records (single transaction or batch).")] = False,
+    trust: Annotated[str | None, typer.Option(
+        "--trust", metavar="local|private|public",
+        callback=_one_of("trust", ("local", "private", "public")),
+        help="Only records anchored with this trust: local (this machine's own chain), "
+             "private (a private or development network), public.")] = None,
     limit: Annotated[int | None, typer.Option(
         "--limit", "-n", min=1, metavar="N", help="Only the N most recent records.")] = None,
 ) -> None:
@@ -221,13 +292,15 @@ def list_command(
 
     Anchoring state: none (no proof file), pending (anchoring was attempted or queued),
     anchored (single transaction or Merkle batch). A record file that cannot be read is
-    listed in red as "unreadable", with the reason.
+    listed in red as "unreadable", with the reason. The filters combine (all must hold);
+    the totals line sums the records shown.
     """
+    record_filter = _record_filter(experiment, tags, since, until, status, pending,
+                                   anchored, trust)
     store = _store(data_dir)
     summaries = store.list()
-    if pending:
-        summaries = [s for s in summaries
-                     if s.status != "unreadable" and s.anchor_state in ("none", "pending")]
+    if not record_filter.empty:
+        summaries = [s for s in summaries if record_filter.matches(s)]
     total = len(summaries)
     if limit is not None:
         summaries = summaries[-limit:]
@@ -235,7 +308,12 @@ def list_command(
         _print_json([s.to_dict() for s in summaries])
         return
     if not summaries:
-        what = "pending records" if pending else "records"
+        if record_filter.empty:
+            what = "records"
+        elif record_filter == type(record_filter)(anchor_state="unanchored"):
+            what = "pending records"
+        else:
+            what = "records matching the filters"
         console.print(f"No {what} in {_safe(store.root)}.", markup=False)
         return
     # IDs are shown as their first 12 characters: a prefix `mrv show` accepts, and
