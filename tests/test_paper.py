@@ -20,6 +20,7 @@ from mrv_ml.hashing import compute_hash
 from mrv_ml.proof import Proof
 from mrv_ml.selection import RecordFilter, Selected, select, totals
 from mrv_ml.store import RecordStore
+from mrv_ml.verdict import Trust
 from tests.support.cli import MRV
 from tests.support.records import make_sample_record, make_sample_record_1_0
 
@@ -136,6 +137,15 @@ def test_select_filters_by_experiment_and_tags_combined(tmp_path: Path) -> None:
     assert ids(RecordFilter(tags=(("team", "a"),))) == {x["mrv_id"], z["mrv_id"]}
     assert ids(RecordFilter(experiment="x", tags=(("team", "a"),))) == {x["mrv_id"]}
     assert ids(RecordFilter(tags=(RecordFilter.parse_tag("gpu"),))) == {x["mrv_id"]}
+    # conditions on anchoring are asked of the record's own proof file
+    store.save_proof(_public_proof(y))
+    assert ids(RecordFilter(trust=Trust.PUBLIC)) == {y["mrv_id"]}
+    assert ids(RecordFilter(experiment="x", anchor_state="none")) == {x["mrv_id"]}
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    (folder / "y.json").write_text(json.dumps(y))  # its proof is found in the store
+    assert [s.record["mrv_id"] for s in select([str(folder)], store,
+                                               RecordFilter(trust=Trust.PUBLIC))] == [y["mrv_id"]]
 
 
 def _mrv_id(prefix: str) -> str:

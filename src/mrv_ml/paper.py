@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mrv_ml import charts, report
-from mrv_ml.hashing import compute_hash
 from mrv_ml.selection import COMPONENTS, Selected, Totals, totals
 from mrv_ml.units import (
     MISSING,
@@ -78,7 +77,8 @@ def _status(run: Run) -> str:
         return "not verified"
     if sel.proof_error is not None and fv is None:
         return "unreadable proof"
-    return report.badge_status(sel.record, sel.proof, fv.verdict if fv is not None else None)
+    return report.badge_status(sel.record, sel.proof, fv.verdict if fv is not None else None,
+                               sel.digest)
 
 
 def _trust(run: Run) -> Trust | None:
@@ -87,7 +87,7 @@ def _trust(run: Run) -> Trust | None:
     if fv is not None:
         v = fv.verdict
         return Trust(v.trust) if v is not None and v.status is VerdictStatus.VALID else None
-    if not report.proof_matches(sel.record, sel.proof):
+    if not sel.proof_matches:
         return None
     return report.proof_trust(sel.proof)
 
@@ -161,7 +161,7 @@ def run_fields(run: Run) -> dict[str, Any]:
         "carbon_intensity_g_per_kwh": ee.get("carbon_intensity_g_per_kwh"),
         "pue": ee.get("pue"), "country_iso_code": ee.get("country_iso_code"),
         "measurement_status": ee.get("measurement_status"),
-        "fingerprint": compute_hash(r), "anchor_state": _anchor_state(sel),
+        "fingerprint": sel.digest, "anchor_state": _anchor_state(sel),
         "network": a.network if a is not None else None,
         "chain_id": a.chain_id if a is not None else None,
         "tx_hash": a.tx_hash if a is not None else None,

@@ -145,10 +145,15 @@ def find_proof(record_path: Path, mrv_id: str | None,
     return proof, None
 
 
-def proof_matches(record: Mapping[str, Any], proof: Proof | None) -> bool:
-    """Whether the sidecar's digest is this record's fingerprint (it is not after an edit)."""
+def proof_matches(record: Mapping[str, Any], proof: Proof | None,
+                  digest: str | None = None) -> bool:
+    """Whether the sidecar's digest is this record's fingerprint (it is not after an edit);
+    ``digest``: the fingerprint when the caller has it already (hashing a long record is
+    the cost of a report over thousands)."""
     if proof is None:
         return False
+    if digest is not None:
+        return proof.record_digest == digest
     try:
         return proof.record_digest == compute_hash(record)
     except Exception:  # a record that cannot be hashed matches nothing
@@ -156,7 +161,7 @@ def proof_matches(record: Mapping[str, Any], proof: Proof | None) -> bool:
 
 
 def badge_status(record: Mapping[str, Any], proof: Proof | None = None,
-                 verdict: Verdict | None = None) -> str:
+                 verdict: Verdict | None = None, digest: str | None = None) -> str:
     """``verified`` only for a VALID verdict; else what the verdict or sidecar supports."""
     if verdict is not None:
         if verdict.status is VerdictStatus.VALID:
@@ -164,7 +169,7 @@ def badge_status(record: Mapping[str, Any], proof: Proof | None = None,
         return _VERDICT_BADGE[verdict.status]
     if proof is None:
         return "unverified"
-    if not proof_matches(record, proof):
+    if not proof_matches(record, proof, digest):
         return "modified"
     trust = proof_trust(proof)
     return "pending" if trust is None else _ANCHORED_BADGE[trust]

@@ -206,18 +206,34 @@ def _tag_text(value: Any) -> str:
 
 
 class _Matcher(Protocol):
-    def matches(self, record: Mapping[str, Any]) -> bool: ...
+    def matches(self, item: Any, proof: Proof | None = None) -> bool: ...
 
 
 @dataclass(frozen=True)
 class Selected:
     """One chosen record: where it was read, the record, and its proof sidecar (``None``
-    with ``proof_error`` saying why when the sidecar is unusable)."""
+    with ``proof_error`` saying why when the sidecar is unusable). ``fingerprint`` is the
+    record's SHA-256 (RFC 8785) digest, computed once (``None``: not computed yet)."""
 
     path: Path
     record: dict[str, Any]
     proof: Proof | None
     proof_error: str | None = None
+    fingerprint: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """The record's fingerprint (computed here if :func:`select` did not)."""
+        if self.fingerprint is not None:
+            return self.fingerprint
+        from mrv_ml.hashing import compute_hash
+
+        return compute_hash(self.record)
+
+    @property
+    def proof_matches(self) -> bool:
+        """Whether the proof is this record's (its digest is the fingerprint)."""
+        return self.proof is not None and self.proof.record_digest == self.digest
 
 
 def _files_of(ref: str, store: RecordStore) -> list[Path]:
@@ -249,12 +265,17 @@ def select(refs: Sequence[str], store: RecordStore,
 
     if refs:
         files = [f for ref in refs for f in _files_of(ref, store)]
+        offered = len(files)
     else:
         summaries = store.list()
         for s in summaries:
             if s.status == UNREADABLE:
                 raise RecordError(f"{s.path}: {s.error}; name the records to report instead")
-        files = [s.path for s in summaries]
+        # The summaries answer the filter without reading each record; the record itself
+        # is asked again below (the listing's cache is no evidence).
+        files = [s.path for s in summaries
+                 if record_filter is None or record_filter.matches(s)]
+        offered = len(summaries)
     chosen: list[Selected] = []
     seen_paths: set[Path] = set()
     seen_records: set[tuple[str, str]] = set()
@@ -264,18 +285,18 @@ def select(refs: Sequence[str], store: RecordStore,
             continue
         seen_paths.add(where)
         record = load_record_file(path)
-        if record_filter is not None and not record_filter.matches(record):
-            continue
         key = (str(record["mrv_id"]), compute_hash(record))
         if key in seen_records:
             continue
-        seen_records.add(key)
         proof, proof_error = find_proof(path, key[0], store.root)
-        chosen.append(Selected(path, record, proof, proof_error))
+        if record_filter is not None and not record_filter.matches(record, proof):
+            continue
+        seen_records.add(key)
+        chosen.append(Selected(path, record, proof, proof_error, key[1]))
     if not chosen:
         where_from = "the records given" if refs else f"the store {store.root}"
         raise RecordNotFoundError(f"no record to report: none of {where_from} "
-                                  + ("matches the filters" if files else "exists"))
+                                  + ("matches the filters" if offered else "exists"))
     return chosen
 
 
