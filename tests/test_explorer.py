@@ -221,6 +221,25 @@ def test_the_api_of_mrv_serve(served: tuple[ServedDashboard, list[dict[str, Any]
     assert status == 409 and "matches 12 records" in body["error"]
 
 
+def test_a_run_written_meanwhile_is_listed_at_once(tmp_path: Path) -> None:
+    """mrv serve keeps the listing between requests, never past a change to the store."""
+    root = tmp_path / "mrv_data"
+    records = fill_store(root)
+    server = ServedDashboard(root)
+    try:
+        assert _get(server.url + "api/explore")[1]["count"] == 12
+        store = RecordStore(root)
+        extra = _record(20, experiment__name="late")
+        store.save(extra)
+        body = _get(server.url + "api/explore?experiment=late")[1]
+        assert body["count"] == 1 and body["rows"][0]["mrv_id"] == extra["mrv_id"]
+        store.save_proof(_proof(records[5], PUBLIC_ANCHOR))  # a sidecar replaced
+        body = _get(server.url + "api/explore?trust=public")[1]
+        assert records[5]["mrv_id"] in [r["mrv_id"] for r in body["rows"]]
+    finally:
+        server.close()
+
+
 # --- in Chromium ---------------------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ import json
 import math
 import re
 import shutil
+import threading
+import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,10 +77,35 @@ class DashboardServer(ThreadingHTTPServer):
         self.store = RecordStore(settings.data_dir)
         self.chain: LocalChain | None = None
         self.upstream: str | None = None  # an RPC network's endpoint: never sent to the page
+        self._listing: tuple[tuple[int, int], float, list[RecordSummary]] | None = None
+        self._listing_lock = threading.Lock()
         self.config = self._build_config()
         # Bound to loopback, only loopback names may be asked for (no DNS rebinding).
         self.allowed_hosts = LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else None
         super().__init__((host, port), _Handler)
+
+    def listing(self) -> list[RecordSummary]:
+        """The store's summaries for the explorer, listed again when the data directory
+        changed (a record or sidecar written or removed) or LISTING_TTL_S passed (a file
+        edited in place): a page flip through 10,000 runs must not re-list them all."""
+        try:
+            st = self.store.root.stat()
+            key: tuple[int, int] | None = (st.st_mtime_ns, st.st_ino)
+        except OSError:
+            key = None
+        now = time.monotonic()
+        with self._listing_lock:
+            cached = self._listing
+            if key is not None and cached is not None and cached[0] == key \
+                    and now - cached[1] < LISTING_TTL_S:
+                return cached[2]
+            summaries = self.store.list()
+            try:  # list() may have rewritten the index: key on the directory after it
+                st = self.store.root.stat()
+                self._listing = ((st.st_mtime_ns, st.st_ino), now, summaries)
+            except OSError:
+                self._listing = None
+            return summaries
 
     @property
     def url(self) -> str:
@@ -295,7 +322,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _explore(self, query: str) -> None:
         try:
             asked = parse_explore_query(parse_qs(query, keep_blank_values=False))
-            return self._send_json(200, explore_store(self.server.store, asked))
+            return self._send_json(200, explore_store(self.server.store, asked,
+                                                      self.server.listing()))
         except RecordError as e:
             return self._error(400, str(e))
         except MRVError as e:
@@ -357,6 +385,7 @@ EXPLORE_SORTS = ("date", "energy", "co2", "duration", "experiment")  # as the re
 EXPLORE_FILTERS = ("experiment", "tag", "since", "until", "status", "anchor_state", "trust")
 DEFAULT_EXPLORE_LIMIT = 100
 MAX_EXPLORE_LIMIT = 500
+LISTING_TTL_S = 10.0  # at most this stale, for a record file edited in place
 
 
 @dataclass(frozen=True)
@@ -425,13 +454,15 @@ def _start_ts(text: str | None) -> float | None:
         return None
 
 
-def explore_store(store: RecordStore, asked: ExploreRequest) -> dict[str, Any]:
+def explore_store(store: RecordStore, asked: ExploreRequest,
+                  listing: list[RecordSummary] | None = None) -> dict[str, Any]:
     """``{"rows", "totals", "count"}`` over the store: the filter and the totals are
     selection's (RecordFilter.matches, totals), the order and the page are asked."""
     from mrv_ml.selection import RecordFilter, totals
 
     record_filter = RecordFilter.from_query(asked.filters)
-    chosen = [s for s in store.list() if record_filter.matches(s)]
+    chosen = [s for s in (listing if listing is not None else store.list())
+              if record_filter.matches(s)]
     name, descending = asked.sort.lstrip("-"), asked.sort.startswith("-")
     chosen.sort(key=lambda s: s.mrv_id)  # ties in a stable order
     key = _sort_key(name)
@@ -440,7 +471,10 @@ def explore_store(store: RecordStore, asked: ExploreRequest) -> dict[str, Any]:
     present.sort(key=lambda s: key(s)[1], reverse=descending)
     ordered = present + missing
     page = ordered[asked.offset:asked.offset + asked.limit]
-    summed = totals(chosen).to_dict()
+    # selection.totals over the summaries' figures as plain mappings (its summary form):
+    # the same rules, without copying every dataclass
+    summed = totals({"status": s.status, "energy_kwh": s.energy_kwh, "co2_kg": s.co2_kg,
+                     "duration_s": s.duration_s} for s in chosen).to_dict()
     summed.pop("component_energy_kwh", None)  # summaries never carry it
     return {"rows": [_explore_row(s) for s in page], "totals": summed,
             "count": len(chosen), "source": "store"}
