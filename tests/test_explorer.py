@@ -429,6 +429,8 @@ def test_the_registry_explores_in_sql(registry: tuple[Any, str, list[dict[str, A
         "never unanchored here": ({"anchor_state": "none"}, []),
         "the registry's trust": ({"trust": "private network"}, records),
         "another trust": ({"trust": "public"}, []),
+        "trust's short name": ({"trust": "private"}, records),
+        "unanchored is pending here": ({"anchor_state": "unanchored"}, records[8:]),
     }
     for name, (params, expected) in cases.items():
         body = ask(**params, limit="500")
@@ -444,7 +446,8 @@ def test_the_registry_explores_in_sql(registry: tuple[Any, str, list[dict[str, A
     pages = [ask(sort="-duration", limit="5", offset=str(o)) for o in (0, 5, 10)]
     assert [len(p["rows"]) for p in pages] == [5, 5, 2]
     assert len({r["mrv_id"] for p in pages for r in p["rows"]}) == 12
-    for bad in ({"sort": "weight"}, {"limit": "0"}, {"since": "not a date"}):
+    for bad in ({"sort": "weight"}, {"limit": "0"}, {"since": "not a date"},
+                {"status": "done"}, {"trust": "trusted"}, {"anchor_state": "maybe"}):
         status, body, _ = _get(url + "/v1/explore?" + urllib.parse.urlencode(bad))
         assert 400 <= status < 500, (bad, body)
     # the keyset pages of /v1/records are still there, unchanged

@@ -203,14 +203,27 @@ def create_app(state: ServiceState) -> FastAPI:
         """The explorer: one page of published records in the order asked, with the count
         and totals (energy, CO2e, duration) of every record the filters match."""
         from mrv_ml.registry.db import ExploreQuery
+        from mrv_ml.selection import ANCHOR_STATES, STATUSES, parse_trust
 
+        # the same words as mrv serve's /api/explore (selection.RecordFilter.from_query)
+        if status and status not in STATUSES:
+            raise RecordError(f"status is one of {', '.join(STATUSES)}, not {status[:40]!r}")
+        if anchor_state and anchor_state not in ANCHOR_STATES:
+            raise RecordError(f"anchor_state is one of {', '.join(ANCHOR_STATES)}, not "
+                              f"{anchor_state[:40]!r}")
+        if anchor_state == "unanchored":  # none or pending: here, pending
+            anchor_state = "pending"
+        try:
+            wanted_trust = parse_trust(trust).value if trust else None
+        except ValueError as e:
+            raise RecordError(str(e)) from None
         query = ExploreQuery(experiment=experiment or None, tag=tag or None, since=since,
                              until=until, status=status or None,
                              anchor_state=anchor_state or None, sort=sort, limit=limit,
                              offset=offset)
         chain_trust = _chain_trust(state.facts)
-        if trust and trust != chain_trust:  # every record here is on the registry's chain
-            query = replace(query, anchor_state="none")
+        if wanted_trust is not None and wanted_trust != chain_trust:
+            query = replace(query, anchor_state="none")  # every record is on this chain
         found = state.db.explore(query)
         return {"rows": [_explore_row(r, chain_trust) for r in found.rows],
                 "totals": found.totals, "count": found.totals["count"],
