@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -320,6 +321,8 @@ def test_file_url_site_verifies_every_record_with_only_an_endpoint(
     errors = _open(page, f"{(site / 'index.html').as_uri()}?rpc={anvil.url}")
     assert page.get_attribute("body", "data-bundle") == "3"
     assert page.locator("#bundle-records li").count() == 3
+    # back to the list keeps the reader's endpoint
+    assert f"rpc={quote(anvil.url, safe='')}" in (page.get_attribute("#nav-verify", "href") or "")
     for mrv_id in authored.ids:
         assert _verdict_of(page, mrv_id) == "VALID", mrv_id
         assert page.get_attribute("#verdict", "data-trust") == "private network"

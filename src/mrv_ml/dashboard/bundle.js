@@ -93,6 +93,10 @@ export async function startBundle(data, query, open, useEndpoint) {
   section.append(list, problem);
   // The explorer reads a store or a registry over HTTP; a bundle has neither.
   if ($("nav-explore")) $("nav-explore").hidden = true;
+  // "Verify a record" comes back to this list with the reader's endpoint, not without it.
+  if ($("nav-verify") && query.get("rpc")) {
+    $("nav-verify").href = `?${new URLSearchParams({ rpc: query.get("rpc") })}`;
+  }
   const main = document.querySelector("main");
   main.insertBefore(section, main.firstChild);
 
