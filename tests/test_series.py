@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from mrv_ml.config import Settings, load_settings
 from mrv_ml.errors import ConfigError, SchemaValidationError
 from mrv_ml.hashing import compute_hash
-from mrv_ml.integrations.distributed import aggregate_energy, build_distributed_section
 from mrv_ml.measurement import EnergyMeter
 from mrv_ml.record import (
     SCHEMA_VERSION,
@@ -286,7 +285,10 @@ def test_a_null_or_absent_series_is_valid() -> None:
     validate_record(record)
 
 
+@pytest.mark.distributed
 def test_distributed_totals_carry_no_series_and_each_rank_keeps_its_own() -> None:
+    from mrv_ml.integrations.distributed import aggregate_energy, build_distributed_section
+
     ee = make_sample_record()["energy_emissions"]
     parts = [{"rank": r, "local_rank": r, "hostname": f"host{r}", "hardware": None,
               "energy_emissions": copy.deepcopy(ee) if r == 0 else dict(ee, power_series=None),

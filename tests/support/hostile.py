@@ -59,7 +59,10 @@ def _record(mutate: Callable[[dict[str, Any]], Any], *, raw: Callable[[str], str
         mutate(record)
         text = json.dumps(record, ensure_ascii=False, allow_nan=True)
         if raw is not None:
-            text = raw(text)
+            changed = raw(text)
+            # a change that finds nothing to change would test a valid record
+            assert changed != text, "the hostile change matched nothing in the sample record"
+            text = changed
         path = directory / "record.json"
         path.write_bytes(text.encode("utf-8", "surrogatepass"))
         return path
@@ -188,7 +191,7 @@ RECORD_KINDS: list[Kind] = [
     Kind("utf-16 with bom", _utf16, "bad_input"),
     Kind("utf-8 bom", _record(lambda r: None, raw=lambda t: "\ufeff" + t), "bad_input"),
     Kind("duplicate key", _record(lambda r: None, raw=lambda t: t.replace(
-        '"schema_version": "1.0"', '"schema_version": "1.0", "schema_version": "1.0"', 1)),
+        '"mrv_id": ', '"mrv_id": "MRV-x", "mrv_id": ', 1)),
         "bad_input"),
     Kind("NaN literal", _record(_set("energy_emissions.co2_kg", float("nan"))), "bad_input"),
     Kind("Infinity literal", _record(_set("energy_emissions.energy_kwh", float("inf"))),
