@@ -325,6 +325,18 @@ def test_latex_table_escapes_hostile_text_and_says_what_is_anchored() -> None:
     assert "\\url" not in paper.latex_report(runs) and "127.0.0.1" not in paper.latex_report(runs)
 
 
+def test_paragraph_of_runs_all_on_one_kind_of_chain_says_so_once() -> None:
+    a, b = make_sample_record(), make_sample_record()
+    local = _runs(a, b, proofs={r["mrv_id"]: _public_proof(r, "local") for r in (a, b)})
+    paragraph = paper.latex_report(local).rstrip().splitlines()[-1]
+    assert "anchored only on its author's local chain, so none is publicly verifiable" \
+        in paragraph
+    assert "of the 2" not in paragraph and "public blockchain" not in paragraph
+    html = paper.html_report(_runs(a, proofs={a["mrv_id"]: _public_proof(a)}))
+    # an anchoring the report did not verify is the proof file's claim: never shown as good
+    assert 'class="verdict good"' not in html and "not verified in this report" in html
+
+
 def test_latex_report_compiles_with_pdflatex(tmp_path: Path) -> None:
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed (scripts/bootstrap.sh test installs it)")

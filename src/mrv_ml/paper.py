@@ -107,7 +107,8 @@ def _verdict_sentence(run: Run) -> tuple[str, str]:
                              "public chain anyone can check."),
         "verified (private)": ("warn", f"Verified on the private network {where}: evidence "
                                        "only for those who trust that network."),
-        "anchored": ("good", f"Anchored on {where}, a public chain; not verified in this "
+        # the proof file's own claim, unchecked: not green until a verification says VALID
+        "anchored": ("warn", f"Anchored on {where}, a public chain; not verified in this "
                              "report (mrv verify or the verification link checks it)."),
         "anchored (private)": ("warn", f"Anchored on the private network {where}; not "
                                        "publicly verifiable."),
@@ -273,6 +274,12 @@ def _paragraph(runs: Sequence[Run], t: Totals, link: str | None, esc: Any, co2: 
     if public == n:
         what += (f" Each figure is {done} on a public blockchain by the SHA-256 fingerprint "
                  "(RFC 8785) of its measurement record")
+    elif local == n:
+        what += (" Each measurement record is fingerprinted (SHA-256 over RFC 8785) and "
+                 "anchored only on its author's local chain, so none is publicly verifiable")
+    elif private == n:
+        what += (" Each measurement record is fingerprinted (SHA-256 over RFC 8785) and "
+                 f"{done} only on a private network, verifiable only by those who trust it")
     elif none == n:
         what += (" Each measurement record is fingerprinted (SHA-256 over RFC 8785), but "
                  + ("none could be verified" if verified else "none is anchored on a chain")
