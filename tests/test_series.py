@@ -195,6 +195,28 @@ def test_the_codecarbon_handler_never_raises_into_codecarbon() -> None:
 # -- EnergyMeter ----------------------------------------------------------------------------
 
 
+def test_the_heartbeat_figures_include_the_extrapolated_start_up_interval() -> None:
+    meter = EnergyMeter(Settings())
+    meter._t0, meter._cc_start = 100.0, 103.0  # CodeCarbon measured from 3 s into the run
+    handler = codecarbon_handler(meter.series)
+    first = SimpleNamespace(duration=0.2, cpu_energy=1e-7, gpu_energy=0.0, ram_energy=0.0,
+                            energy_consumed=1e-7, emissions=5e-8)
+    handler.live_out(first, first)
+    assert meter.running_totals() is None  # a fraction of a second is no average yet
+    six = SimpleNamespace(duration=6.0, cpu_energy=6e-6, gpu_energy=0.0, ram_energy=0.0,
+                          energy_consumed=6e-6, emissions=3e-6)
+    handler.live_out(six, six)
+    totals = meter.running_totals()
+    assert totals is not None
+    measured = meter.series.running_totals()
+    assert measured is not None
+    # 3 s before CodeCarbon was ready, at the measured interval's average power
+    scale = 1 + 3.0 / measured.elapsed_s
+    assert totals.elapsed_s == pytest.approx(measured.elapsed_s + 3.0)
+    assert totals.energy_kwh == pytest.approx(measured.energy_kwh * scale)
+    assert totals.co2_kg == pytest.approx(measured.co2_kg * scale)
+
+
 def test_the_meter_series_with_real_codecarbon_matches_the_record_energies() -> None:
     meter = EnergyMeter(Settings(), measure_power_secs=0.5)
     meter.start()

@@ -234,8 +234,19 @@ class EnergyMeter:
     # -- running ------------------------------------------------------------------------
 
     def running_totals(self) -> RunningTotals | None:
-        """CodeCarbon's figures at its latest measurement (``None`` before the first)."""
-        return self.series.running_totals()
+        """The figures so far for a heartbeat: CodeCarbon's totals at its latest measurement
+        plus the start-up interval extrapolated at their average power, as :meth:`_build`
+        does for the record (so the last heartbeat and the closing line agree). ``None``
+        until CodeCarbon has measured for :data:`MIN_AVERAGING_S` (its first reading, over
+        a fraction of a second, is no average)."""
+        totals = self.series.running_totals()
+        if totals is None or totals.elapsed_s < MIN_AVERAGING_S:
+            return None
+        gap_s = max(self._cc_start - self._t0, 0.0)
+        scale = 1.0 + gap_s / totals.elapsed_s
+        return RunningTotals(elapsed_s=totals.elapsed_s + gap_s,
+                             energy_kwh=totals.energy_kwh * scale,
+                             co2_kg=totals.co2_kg * scale, power_w=totals.power_w)
 
     def _start_in_background(self) -> None:
         try:
