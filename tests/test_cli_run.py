@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from mrv_ml.record import load_record_file
 from tests.support.cli import MRV, Result, mrv_command, run_mrv_subprocess
@@ -95,23 +97,47 @@ def test_the_closing_line_says_how_the_run_ended_and_what_it_cost(mrv: MRV) -> N
     assert "✅" not in err and err.count("MRV-") == 2  # one line names the record, once
 
 
-def test_dash_h_is_help_on_every_command(mrv: MRV) -> None:
-    import click
+def _command_tree() -> list[tuple[list[str], Any]]:
+    """Every command and group of ``mrv`` with its path (typer vendors click, so its
+    groups are no ``click.Group``: they are told apart by their ``commands``)."""
     import typer
 
     from mrv_ml.cli._app import app
 
-    def paths(command: click.Command, prefix: list[str]) -> list[list[str]]:
-        found = [prefix]
-        if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
-                found += paths(sub, [*prefix, name])
+    def walk(command: Any, prefix: list[str]) -> list[tuple[list[str], Any]]:
+        found = [(prefix, command)]
+        for name, sub in getattr(command, "commands", {}).items():
+            found += walk(sub, [*prefix, name])
         return found
 
-    for path in paths(typer.main.get_command(app), []):
+    return walk(typer.main.get_command(app), [])
+
+
+def test_dash_h_is_help_on_every_command(mrv: MRV) -> None:
+    tree = _command_tree()
+    assert len(tree) > 15 and ["registry", "serve"] in [path for path, _ in tree]
+    for path, _ in tree:
         code, out, err = mrv(*path, "-h")
         assert code == 0 and out.startswith(f"Usage: mrv {' '.join(path)}".rstrip()), \
             (path, out[:200], err)
+
+
+# One style of help placeholder: upper-case words for what is expected (NAME, N, DIR, URL,
+# KEY=VALUE, RECORD...), or the literal choices in lower case (text|csv|json).
+_PLACEHOLDER = re.compile(r"^\[?[A-Z][A-Z0-9_]*(\[?=[A-Z_]+\]?)?(\|[A-Z][A-Z0-9_]*)*(\.\.\.)?\]?"
+                          r"(\.\.\.)?$|^[a-z0-9-]+(\|[a-z0-9-]+)+$")
+
+
+def test_every_value_has_a_placeholder_in_one_style() -> None:
+    wrong = []
+    for path, command in _command_tree():
+        for param in getattr(command, "params", []):
+            if getattr(param, "is_flag", False) or param.name == "help":
+                continue
+            metavar = param.metavar
+            if metavar is None or not _PLACEHOLDER.match(metavar):
+                wrong.append(f"mrv {' '.join(path)} {'/'.join(param.opts)}: {metavar!r}")
+    assert wrong == []
 
 
 def test_the_tracker_options_reach_the_record(mrv: MRV, data_dir: Path) -> None:

@@ -29,7 +29,7 @@ def bundle_command(
         help="Record files, directories of records, or MRV IDs (or unique prefixes) in the "
              "store.")],
     out: Annotated[Path, typer.Option(
-        "--out", "-o", help="Directory to write the site into; must not exist or be empty.")],
+        "--out", "-o", help="Directory to write the site into; must not exist or be empty.", metavar="DIR")],
     allow_pending: Annotated[bool, typer.Option(
         "--allow-pending", help="Leave out records without an anchored proof (listed) "
                                 "instead of refusing.")] = False,

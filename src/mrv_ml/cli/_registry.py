@@ -29,24 +29,24 @@ app.add_typer(registry_app, name="registry")
 def registry_serve(
     database: Annotated[str | None, typer.Option(
         "--database", help="SQLite file or postgresql://… URL (default: "
-                           "<data dir>/registry.sqlite). Migrated on start.")] = None,
+                           "<data dir>/registry.sqlite). Migrated on start.", metavar="URL")] = None,
     network: NetworkOption = None, rpc_url: RpcOption = None, contract: ContractOption = None,
     data_dir: DataDirOption = None,
     interval: Annotated[float, typer.Option(
-        "--interval", min=1, help="Seconds between anchored batches.")] = 600.0,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8700,
+        "--interval", min=1, help="Seconds between anchored batches.", metavar="SECONDS")] = 600.0,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.", metavar="HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="PORT")] = 8700,
     public_url: Annotated[str | None, typer.Option(
         "--public-url", help="How researchers reach this service (written into receipts); "
-                             "default http://HOST:PORT.")] = None,
+                             "default http://HOST:PORT.", metavar="URL")] = None,
     token_file: Annotated[Path | None, typer.Option(
-        "--token-file", help="Write tokens, one 'NAME TOKEN' per line.")] = None,
+        "--token-file", help="Write tokens, one 'NAME TOKEN' per line.", metavar="FILE")] = None,
     require_token: Annotated[bool, typer.Option(
         "--require-token", help="Refuse submissions without a token from --token-file.")] = False,
     max_record_kb: Annotated[int, typer.Option(
-        "--max-record-kb", min=1, help="Largest record accepted for publishing.")] = 1024,
+        "--max-record-kb", min=1, help="Largest record accepted for publishing.", metavar="KB")] = 1024,
     rate_limit: Annotated[float, typer.Option(
-        "--rate-limit", min=0, help="Submissions per second per client (0: no limit).")] = 50.0,
+        "--rate-limit", min=0, help="Submissions per second per client (0: no limit).", metavar="PER_S")] = 50.0,
     no_anchoring: Annotated[bool, typer.Option(
         "--no-anchoring", help="Serve (submissions and reads) but never anchor: another "
                                "process sharing the database does.")] = False,
@@ -78,7 +78,7 @@ def publish_command(
     ids: Annotated[list[str] | None, typer.Argument(
         metavar="[ID|FILE...]", help="Records of the store (default: every pending one).")] = None,
     registry: Annotated[str | None, typer.Option(
-        "--registry", help="Registry URL (default: MRV_REGISTRY_URL / registry_url).")] = None,
+        "--registry", help="Registry URL (default: MRV_REGISTRY_URL / registry_url).", metavar="URL")] = None,
     with_record: Annotated[bool, typer.Option(
         "--record", help="Publish the record itself too (searchable), not only its "
                          "fingerprint.")] = False,

@@ -40,7 +40,7 @@ def report_command(
              "latex: the sentence in LaTeX (a booktabs table and paragraph for several "
              "records, or with --table); badge: SVG badge linking to the dashboard; csv, "
              "json: one row / object per record, raw values; html: one self-contained "
-             "page.")] = ReportFormat.text,
+             "page.", metavar="text|citation|latex|badge|csv|json|html")] = ReportFormat.text,
     experiment: Annotated[str | None, typer.Option(
         "--experiment", metavar="NAME", help="Only records of this experiment.")] = None,
     tags: Annotated[list[str] | None, typer.Option(
@@ -59,12 +59,12 @@ def report_command(
              "./mrv_data).")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write to this file instead of standard output (never "
-                               "overwrites an existing file partly).")] = None,
+                               "overwrites an existing file partly).", metavar="FILE")] = None,
     dashboard_url: Annotated[str | None, typer.Option(
         "--dashboard-url", envvar="MRV_DASHBOARD_URL",
-        help="Dashboard the links point to (default: the local `mrv serve` page).")] = None,
+        help="Dashboard the links point to (default: the local `mrv serve` page).", metavar="URL")] = None,
     network: Annotated[str | None, typer.Option(
-        "--network", help="Network for the deep link when the record has no proof file.")] = None,
+        "--network", help="Network for the deep link when the record has no proof file.", metavar="NAME")] = None,
     run_verify: Annotated[bool, typer.Option(
         "--verify", help="Verify against the chain first; only a VALID result makes a "
                          "record 'verified'. Exits with the worst verdict's code.")] = False,

@@ -26,16 +26,22 @@ from mrv_ml.command import run_tracked
          "A record is written whatever the command does; its exit status is passed through.",
 )
 def run_command(
-    command: Annotated[list[str], typer.Argument(help="The command and its arguments (after --).",
-                                                 show_default=False)],
-    experiment: Annotated[str | None, typer.Option("--experiment", "-e",
-                                                   help="Experiment name (default: the program name).")] = None,
-    model: Annotated[str, typer.Option(help="Model name.")] = "Unknown",
-    dataset: Annotated[str, typer.Option(help="Dataset name.")] = "Unknown",
-    epochs: Annotated[int | None, typer.Option(min=0, help="Training epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size.")] = None,
-    framework: Annotated[str | None, typer.Option(help="ML framework, e.g. PyTorch.")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Record store (default: MRV_DATA_DIR or mrv_data).")] = None,
+    command: Annotated[list[str], typer.Argument(
+        metavar="COMMAND...", help="The command and its arguments (after --).",
+        show_default=False)],
+    experiment: Annotated[str | None, typer.Option(
+        "--experiment", "-e", metavar="NAME",
+        help="Experiment name (default: the program name).")] = None,
+    model: Annotated[str, typer.Option(metavar="NAME", help="Model name.")] = "Unknown",
+    dataset: Annotated[str, typer.Option(metavar="NAME", help="Dataset name.")] = "Unknown",
+    epochs: Annotated[int | None, typer.Option(
+        min=0, metavar="N", help="Training epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        min=1, metavar="N", help="Batch size.")] = None,
+    framework: Annotated[str | None, typer.Option(
+        metavar="NAME", help="ML framework, e.g. PyTorch.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Record store (default: MRV_DATA_DIR or mrv_data).")] = None,
     no_anchor: Annotated[bool, typer.Option("--no-anchor", help="Write the record but do not anchor it.")] = False,
     batch: Annotated[bool, typer.Option("--batch", help="Leave the record pending for the next `mrv anchor --batch`.")] = False,
     tags: Annotated[list[str] | None, typer.Option(
@@ -55,10 +61,11 @@ def run_command(
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No lines of our own on stderr: no opening, heartbeat or "
                               "closing line (errors still are).")] = False,
-    network: Annotated[str | None, typer.Option(help="Network to anchor on (default: local).")] = None,
+    network: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Network to anchor on (default: local).")] = None,
     registry: Annotated[str | None, typer.Option(
         "--registry", help="Submit to this registry service instead of anchoring on the chain "
-                           "(default: MRV_REGISTRY_URL).")] = None,
+                           "(default: MRV_REGISTRY_URL).", metavar="URL")] = None,
     publish: Annotated[bool, typer.Option(
         "--publish", help="With a registry: publish the record itself, not only its "
                           "fingerprint.")] = False,

@@ -13,18 +13,18 @@ from mrv_ml.errors import ConfigError
 
 @app.command("serve")
 def serve_command(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.", metavar="HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535,
-                                      help="Port (0 picks a free one).")] = 8750,
+                                      help="Port (0 picks a free one).", metavar="PORT")] = 8750,
     data_dir: Annotated[Path | None, typer.Option(
-        "--data-dir", help="Store and local chain folder (default: settings).")] = None,
-    network: Annotated[str | None, typer.Option("--network", help="Network to verify on.")] = None,
+        "--data-dir", help="Store and local chain folder (default: settings).", metavar="DIR")] = None,
+    network: Annotated[str | None, typer.Option("--network", help="Network to verify on.", metavar="NAME")] = None,
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in a browser.")] = False,
     allow_remote: Annotated[bool, typer.Option(
         "--allow-remote", help="Allow a non-loopback --host (the page becomes reachable by "
                                "other machines).")] = False,
     export: Annotated[Path | None, typer.Option(
-        "--export", help="Write the static page into this folder instead of serving.")] = None,
+        "--export", help="Write the static page into this folder instead of serving.", metavar="DIR")] = None,
 ) -> None:
     """Serve the verification dashboard (static page, local store API, read-only RPC bridge)."""
     from mrv_ml import server
