@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -123,37 +121,22 @@ def serve_store(root: Path) -> Iterator[str]:
 
 @contextmanager
 def serve_registry(database: str) -> Iterator[str]:
-    import uvicorn
-
     from mrv_ml.registry.app import ServiceConfig, ServiceState, create_app
     from mrv_ml.registry.db import open_database
     from mrv_ml.registry.proofs import ChainFacts
     from tests.support.anvil import free_port
+    from tests.support.registry import serving
 
     db = open_database(database)
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     facts = ChainFacts(network="anvil", chain_id=31337, contract_address="0x" + "11" * 20,
                        operator="0x" + "22" * 20, registry_block=1, confirmations=0)
-    state = ServiceState(db, facts, ServiceConfig(base_url=base, interval_s=3600.0))
-    server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=port,
-                                           log_level="warning", log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the registry did not start") from None
-            time.sleep(0.05)
+    state = ServiceState(db, facts, ServiceConfig(base_url=f"http://127.0.0.1:{port}",
+                                                  interval_s=3600.0))
     try:
-        yield base
+        with serving(create_app(state), port) as base:
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         state.writer.close()
         db.close()
 
@@ -165,15 +148,11 @@ def fetch(url: str) -> Any:
 
 def timed(fn: Callable[[], Any], repeat: int, before: Callable[[], None] | None = None
           ) -> tuple[float, Any]:
-    fn()  # warm: caches, connections, query plans
-    times, result = [], None
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+    """store_listing's median timing, after one warm call (caches, connections, plans)."""
+    from benchmarks.store_listing import timed as median_time
+
+    fn()
+    return median_time(fn, repeat, before)
 
 
 def http_rows(base: str, baseline_path: str, explore_path: str, repeat: int,

@@ -31,17 +31,15 @@ def operator_settings(anvil: Any, registry: str, data_dir: Path,
 
 
 @contextlib.contextmanager
-def running_registry(settings: Settings, database: str, **options: Any) -> Iterator[Any]:
-    """Yield ``(service, base_url)`` of a registry serving on 127.0.0.1."""
+def serving(app: Any, port: int | None = None) -> Iterator[str]:
+    """Run the ASGI ``app`` under uvicorn in a thread on ``port`` (default: a free one) of
+    the loopback; yield its base URL once ``/healthz`` answers, and stop it (graceful) at
+    exit."""
     import uvicorn
 
-    from mrv_ml.registry.service import build
-
-    port = free_port()
+    port = free_port() if port is None else port
     base_url = f"http://127.0.0.1:{port}"
-    options.setdefault("interval_s", 3600.0)
-    service = build(settings, database=database, base_url=base_url, **options)
-    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -55,8 +53,22 @@ def running_registry(settings: Settings, database: str, **options: Any) -> Itera
                 raise RuntimeError("the registry did not start") from None
             time.sleep(0.05)
     try:
-        yield service, base_url
+        yield base_url
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def running_registry(settings: Settings, database: str, **options: Any) -> Iterator[Any]:
+    """Yield ``(service, base_url)`` of a registry serving on 127.0.0.1."""
+    from mrv_ml.registry.service import build
+
+    port = free_port()
+    options.setdefault("interval_s", 3600.0)
+    service = build(settings, database=database, base_url=f"http://127.0.0.1:{port}", **options)
+    try:
+        with serving(service.app, port) as base_url:
+            yield service, base_url
+    finally:
         service.close()

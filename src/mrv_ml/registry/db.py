@@ -454,6 +454,18 @@ if hasattr(os, "register_at_fork"):
 # --- the database ------------------------------------------------------------------------
 
 
+
+def _has_tag(tag: str) -> Any:
+    """The condition "the record has tag ``key``" or "``key=value``" (one filter word)."""
+    key, has_value, value = tag.partition("=")
+    if not key:
+        raise RecordError(f"a tag filter is 'key' or 'key=value', not {tag!r}")
+    match = sa.select(record_tags.c.mrv_id).where(
+        record_tags.c.mrv_id == records.c.mrv_id, record_tags.c.key == key)
+    if has_value:
+        match = match.where(record_tags.c.value == value)
+    return match.exists()
+
 class RegistryDB:
     """The registry database; safe to share between threads (each call takes a pooled
     connection). Make one per process with :func:`open_database`."""
@@ -883,14 +895,7 @@ class RegistryDB:
         if signer is not None:
             query = query.where(records.c.signer == _address(signer, "signer"))
         if tag is not None:
-            key, has_value, value = tag.partition("=")
-            if not key:
-                raise RecordError(f"a tag filter is 'key' or 'key=value', not {tag!r}")
-            match = sa.select(record_tags.c.mrv_id).where(
-                record_tags.c.mrv_id == records.c.mrv_id, record_tags.c.key == key)
-            if has_value:
-                match = match.where(record_tags.c.value == value)
-            query = query.where(match.exists())
+            query = query.where(_has_tag(tag))
         if since is not None:
             query = query.where(records.c.started_at >= _aware(since, "since"))
         if until is not None:
@@ -919,14 +924,7 @@ class RegistryDB:
         if query.experiment is not None:
             where.append(records.c.experiment == query.experiment)
         if query.tag is not None:
-            key, has_value, value = query.tag.partition("=")
-            if not key:
-                raise RecordError(f"a tag filter is 'key' or 'key=value', not {query.tag!r}")
-            match = sa.select(record_tags.c.mrv_id).where(
-                record_tags.c.mrv_id == records.c.mrv_id, record_tags.c.key == key)
-            if has_value:
-                match = match.where(record_tags.c.value == value)
-            where.append(match.exists())
+            where.append(_has_tag(query.tag))
         if query.since is not None:
             where.append(records.c.started_at >= _aware(query.since, "since"))
         if query.until is not None:
