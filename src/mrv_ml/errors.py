@@ -108,6 +108,13 @@ class MalformedProofError(RecordError):
     key = "malformed_proof"
 
 
+class ImportFileError(RecordError):
+    """A file to import (CodeCarbon's ``emissions.csv``) cannot be used: its encoding, a
+    missing column, a row that is not a measurement. The message names the row and column."""
+
+    key = "bad_import_file"
+
+
 class NonFiniteNumberError(RecordError):
     """NaN or infinity somewhere in a record: JSON cannot represent it faithfully."""
 

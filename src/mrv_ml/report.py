@@ -372,7 +372,9 @@ def _methods_text(methods: Any) -> str:
         info = methods.get(component)
         if isinstance(info, Mapping):
             how = "measured" if info.get("measured") else "estimated"
-            parts.append(f"{component.upper()} {info.get('method')} ({how})")
+            # an imported row does not say how CodeCarbon measured: claim neither
+            parts.append(f"{component.upper()} {info.get('method')}" + (
+                "" if "(imported)" in str(info.get("method")) else f" ({how})"))
     return ", ".join(parts) or "-"
 
 
@@ -451,6 +453,13 @@ def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
     rows.append(Row("measured by", f"{ee.get('measurement_tool')} "
                                    f"{ee.get('measurement_tool_version')}: "
                                    f"{_methods_text(ee.get('methods'))}"))
+    provenance = record.get("provenance")
+    if isinstance(provenance, Mapping) and provenance.get("kind") == "imported":
+        rows.append(Row("provenance", f"imported from {provenance.get('measured_by')}'s "
+                                      f"emissions.csv ({provenance.get('source_file_name')}, row "
+                                      f"{provenance.get('source_row')}, imported "
+                                      f"{provenance.get('imported_at')}); mrv-ml did not watch "
+                                      "this run", "warn"))
     hw = _get(record, "hardware") or {}
     gpus = ", ".join(str(g.get("name")) for g in hw.get("gpus") or []
                      if isinstance(g, Mapping)) or "none"

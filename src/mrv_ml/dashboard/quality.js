@@ -14,6 +14,9 @@ export const COMPONENTS = [["cpu", "CPU"], ["gpu", "GPU"], ["ram", "RAM"]];
 // A component CodeCarbon found nothing of (no GPU) is absent, not estimated.
 const absent = (m) => /^none\b/i.test(text(m?.method));
 
+// An imported record's method: CodeCarbon's CSV does not say how it measured.
+const importedMethod = (m) => /\(imported\)/i.test(text(m?.method));
+
 /** "measured", "partly measured" or "estimated (no hardware energy counters)". */
 export function qualityWord(ee) {
   if (!isObj(ee)) return MISSING;
@@ -21,6 +24,7 @@ export function qualityWord(ee) {
   const methods = isObj(ee.methods) ? ee.methods : {};
   const present = COMPONENTS.map(([k]) => methods[k]).filter((m) => isObj(m) && !absent(m));
   const measured = present.filter((m) => m.measured === true).length;
+  if (present.length && present.every(importedMethod)) return "unknown: imported, CodeCarbon's CSV does not say how";
   if (present.length && measured === present.length) return "measured (hardware energy counters)";
   if (measured > 0) return "partly measured, partly estimated";
   return "estimated (no hardware energy counters)";
@@ -37,6 +41,7 @@ export function componentLine(m) {
   const method = text(m.method) || MISSING;
   if (absent(m)) return `not present (${method})`;
   if (m.measured === true) return `measured: ${method}`;
+  if (importedMethod(m)) return method;
   const tdp = num(m.tdp_w);
   const tdpText = tdp === null ? "" : `; TDP ${formatPowerW(tdp)}${m.generic_tdp === true ? ", a generic figure: the CPU model was not recognised" : ""}`;
   return `${/^estimated\b/i.test(method) ? "" : "estimated: "}${method}${tdpText}`;
@@ -80,13 +85,17 @@ export function intensitySource(ee) {
 export function qualityRows(record) {
   const ee = isObj(record?.energy_emissions) ? record.energy_emissions : {};
   const tool = [text(ee.measurement_tool, 60), text(ee.measurement_tool_version, 40)].filter(Boolean).join(" ") || MISSING;
+  // An imported record's figures are CodeCarbon's CSV row: nothing says how they were
+  // measured or what was extrapolated, so claim neither.
+  const imported = isObj(record?.provenance) && record.provenance.kind === "imported";
   const rows = [["Measurement", `${tool} · ${qualityWord(ee)}`]];
+  if (imported) rows.push(["Provenance", "imported from CodeCarbon's emissions.csv; mrv-ml did not watch this run"]);
   if (ee.measurement_status === "failed") {
     rows.push(["Why", text(ee.measurement_error) || MISSING]);
   }
   const methods = isObj(ee.methods) ? ee.methods : {};
   for (const [k, label] of COMPONENTS) rows.push([label, componentLine(methods[k])]);
-  rows.push(["Not measured", extrapolationLine(ee)]);
+  rows.push(["Not measured", imported ? "unknown: CodeCarbon's CSV does not say" : extrapolationLine(ee)]);
   rows.push(["Grid intensity", `${formatIntensityGPerKwh(ee.carbon_intensity_g_per_kwh)}, ${intensitySource(ee)}`]);
   const pue = num(ee.pue);
   rows.push(["PUE", pue === null ? MISSING
