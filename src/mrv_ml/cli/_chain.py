@@ -82,8 +82,14 @@ def _result_json(r: FileVerdict) -> dict[str, Any]:
 
 @app.command("verify")
 def verify_command(
-    records: Annotated[list[str], typer.Argument(
-        metavar="RECORD...", help="Record files, directories of records, or MRV IDs in the store.")],
+    records: Annotated[list[str] | None, typer.Argument(
+        metavar="RECORD...", help="Record files, directories of records, or MRV IDs in the "
+                                  "store; with --attestation: [RECORD] [SUBJECT FILE...].")]
+    = None,
+    attestation: Annotated[Path | None, typer.Option(
+        "--attestation", metavar="FILE", help="Verify this in-toto attestation (mrv export "
+                                              "--format in-toto) instead; --signer pins who "
+                                              "signed it.")] = None,
     mrv_id: Annotated[str | None, typer.Option(
         "--mrv-id", metavar="ID", help="Compare against the registry entry of this ID.")] = None,
     submitter: Annotated[str | None, typer.Option(
@@ -106,7 +112,7 @@ def verify_command(
     Exit 0 VALID, 1 TAMPERED, 2 NOT FOUND, 5 SUBMITTER MISMATCH (several records: the
     worst), 3 unusable input, 4 chain unreachable, 7 configuration or untrusted evidence,
     9 proof file needed, 11 anchored on its author's local chain only, 12 the endpoints
-    disagree.
+    disagree (or an attestation's signature is not its signer's).
     """
     from mrv_ml.verify import iter_verify_files
 
@@ -114,6 +120,16 @@ def verify_command(
     if len(urls) > 2:
         raise typer.BadParameter("at most two endpoints (--rpc-url twice)")
     settings = _settings(network, urls[0] if urls else None, contract, data_dir)
+    if attestation is not None:
+        from mrv_ml.cli._attest import verify_attestation_command
+
+        if mrv_id is not None:
+            raise typer.BadParameter("--mrv-id: an attestation names its record's ID")
+        raise typer.Exit(verify_attestation_command(
+            attestation, records or [], signer, submitter, urls[1] if len(urls) == 2 else None,
+            settings, as_json))
+    if not records:
+        raise typer.BadParameter("give RECORD... (or --attestation FILE)")
     paths = _record_paths(records, settings)
     results = iter_verify_files(paths, settings=settings, expected_submitter=submitter,
                                 expected_signer=signer, mrv_id=mrv_id,
