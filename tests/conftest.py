@@ -31,6 +31,7 @@ OPTIONAL_DEPENDENCIES: dict[str, tuple[tuple[str, ...], str]] = {
     "lightning": (("lightning",), "lightning"),
     "huggingface": (("transformers", "accelerate"), "huggingface"),
     "keras": (("keras",), "keras"),
+    "hub": (("huggingface_hub", "yaml"), "hub"),
 }
 
 BLOCK_ENV = "MRV_TEST_BLOCK_MODULES"

@@ -27,6 +27,7 @@ NEEDS_MARKER = {
     "mrv_ml.integrations.huggingface": "huggingface",
     "mrv_ml.integrations.keras": "keras",
     "mrv_ml.integrations.distributed": "distributed",
+    "huggingface_hub": "hub",
 }
 
 

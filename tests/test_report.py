@@ -221,6 +221,8 @@ def test_summary_names_figures_hash_and_anchor() -> None:
     assert f"sha256-jcs {compute_hash(record)}" in text
     assert "123 mWh" in text and "CPU 100 mWh (TDP)" in text
     assert "single on sepolia (chain 11155111)" in text
+    odd = make_sample_record(hardware__ram_gb=23.540084838867188)
+    assert "23.5 GB RAM" in report.summary_text(odd)  # through units, like every figure
     edited = dict(record, experiment={**record["experiment"], "name": "changed"})
     assert "the record changed since anchoring" in report.summary_text(edited,
                                                                       proof=_proof(record))

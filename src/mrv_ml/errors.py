@@ -121,6 +121,26 @@ class NonFiniteNumberError(RecordError):
     key = "non_finite"
 
 
+class ModelCardError(RecordError):
+    """A Hugging Face model card that cannot be updated: not UTF-8, malformed YAML, a key of
+    ours holding something else; or a card the Hub refused."""
+
+    key = "bad_model_card"
+
+
+class NotVerifiedError(MRVError):
+    """An export asked for a verification that did not say VALID; the exit code is the
+    verdict's (1 TAMPERED, 2 NOT FOUND, 5 SUBMITTER_MISMATCH)."""
+
+    key = "not_verified"
+    exit_code = EXIT_TAMPERED
+
+    def __init__(self, message: str = "", *, key: str | None = None,
+                 exit_code: int = EXIT_TAMPERED) -> None:
+        super().__init__(message, key=key)
+        self.exit_code = exit_code
+
+
 class ProofNeededError(MRVError):
     """Verification cannot conclude without the record's proof sidecar (a record anchored in
     a Merkle batch is invisible on chain under its ID)."""
@@ -184,6 +204,13 @@ class RegistryUnavailableError(MRVError):
     its database down): try again later; the record stays pending meanwhile."""
 
     key = "registry_unreachable"
+    exit_code = EXIT_CHAIN_UNREACHABLE
+
+
+class HubUnavailableError(MRVError):
+    """The Hugging Face Hub cannot be reached or did not take an upload (5xx): try again."""
+
+    key = "hub_unreachable"
     exit_code = EXIT_CHAIN_UNREACHABLE
 
 

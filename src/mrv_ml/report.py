@@ -464,7 +464,7 @@ def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
     gpus = ", ".join(str(g.get("name")) for g in hw.get("gpus") or []
                      if isinstance(g, Mapping)) or "none"
     rows.append(Row("hardware", f"{hw.get('cpu_model')}, {hw.get('cpu_logical_cores')} logical "
-                                f"cores, {hw.get('ram_gb')} GB RAM, GPUs: {gpus}"))
+                                f"cores, {format_number(hw.get('ram_gb'))} GB RAM, GPUs: {gpus}"))
     source = record.get("source")
     if isinstance(source, Mapping):
         dirty = " (uncommitted changes)" if source.get("git_dirty") else ""

@@ -1,0 +1,105 @@
+"""``mrv export``: a record where readers already look. ``--format hf-model-card`` is
+:mod:`mrv_ml.modelcard`; ``--format in-toto`` is :mod:`mrv_ml.attestation`."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mrv_ml.cli._app import app, console_err
+
+
+class ExportFormat(str, enum.Enum):
+    hf_model_card = "hf-model-card"
+    in_toto = "in-toto"
+
+
+class TrainingType(str, enum.Enum):
+    pre_training = "pre-training"
+    fine_tuning = "fine-tuning"
+
+
+@app.command("export")
+def export_command(
+    ref: Annotated[str, typer.Argument(
+        metavar="RECORD", help="A record file, or an MRV ID (or unique prefix) in the store.")],
+    fmt: Annotated[ExportFormat, typer.Option(
+        "--format", "-f", case_sensitive=False, metavar="hf-model-card|in-toto",
+        help="hf-model-card: the YAML metadata of a Hugging Face model card "
+             "(co2_eq_emissions and an mrv block); in-toto: a signed in-toto "
+             "attestation.")],
+    model_card: Annotated[Path | None, typer.Option(
+        "--model-card", metavar="FILE",
+        help="hf-model-card: the card (README.md) to update, in place unless -o; the rest "
+             "of it is left as it is. Without it, a new minimal card.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="FILE",
+        help="Write here (atomically) instead of standard output, or instead of the "
+             "--model-card file.")] = None,
+    push: Annotated[str | None, typer.Option(
+        "--push", metavar="REPO_ID",
+        help="hf-model-card: upload the card as README.md of this Hub model repository "
+             "(token: HF_TOKEN or `hf auth login`; endpoint: HF_ENDPOINT).")] = None,
+    run_verify: Annotated[bool, typer.Option(
+        "--verify", help="Verify against the chain first: only a VALID result makes the "
+                         "card say 'verified'; any other verdict writes nothing and exits "
+                         "with its code.")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="hf-model-card: overwrite a co2_eq_emissions or mrv key of "
+                          "another shape (a bare number, a list).")] = False,
+    allow_unanchored: Annotated[bool, typer.Option(
+        "--allow-unanchored",
+        help="hf-model-card: export a record nobody else can check (not anchored, or only "
+             "on this machine's embedded chain); the card says so.")] = False,
+    training_type: Annotated[TrainingType | None, typer.Option(
+        "--training-type", case_sensitive=False, metavar="pre-training|fine-tuning",
+        help="hf-model-card: Hugging Face's training_type (a record cannot know it).")] = None,
+    dashboard_url: Annotated[str | None, typer.Option(
+        "--dashboard-url", envvar="MRV_DASHBOARD_URL", metavar="URL",
+        help="Public dashboard for the card's verification link (a loopback URL gives "
+             "none).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", metavar="DIR",
+        help="Record store directory (default: MRV_DATA_DIR, the config file, or "
+             "./mrv_data).")] = None,
+) -> None:
+    """Export a record: Hugging Face model-card metadata, or an in-toto attestation.
+
+    Exit 2 for an unknown record, 3 for a record or card that cannot be used (nothing is
+    written), 9 for a record that is not anchored and 11 for one anchored only on this
+    machine (unless --allow-unanchored), 4 when the Hub cannot be reached.
+    """
+    from mrv_ml.config import load_settings
+
+    settings = load_settings({"data_dir": str(data_dir)} if data_dir is not None else None)
+    if fmt is ExportFormat.in_toto:
+        _export_in_toto(ref, output=output, settings=settings)
+        return
+    from mrv_ml import modelcard
+
+    result = modelcard.export(ref, settings=settings, card=model_card, verify=run_verify,
+                              replace=replace, allow_unanchored=allow_unanchored,
+                              training_type=training_type.value if training_type else None,
+                              dashboard_url=dashboard_url)
+    target = output or model_card
+    if target is not None:
+        modelcard.write_card(target, result.text)
+        console_err.print(f"wrote {target} ({result.metadata.mrv['mrv_id']}: "
+                          f"{result.metadata.status})", highlight=False)
+    elif push is None:
+        sys.stdout.write(result.text)
+        sys.stdout.flush()
+    if push is not None:
+        url = modelcard.push(result.text, push)
+        console_err.print(f"pushed the card to {push}: {url}", highlight=False)
+
+
+def _export_in_toto(ref: str, *, output: Path | None, settings: object) -> None:
+    """``--format in-toto``: :mod:`mrv_ml.attestation` (engineer G's), wired in with it."""
+    from mrv_ml.errors import ConfigError
+
+    raise ConfigError("--format in-toto is not available yet")
