@@ -118,6 +118,8 @@ class Settings:
     measure_power_secs: float = 2.0
     # seconds between the tracker's progress lines on stderr (0: none)
     heartbeat_s: float = 30.0
+    # experiment trackers whose active run gets the record's facts and files (LOG_TO_CHOICES)
+    log_to: tuple[str, ...] = ()
 
     def replace(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; ``None`` values are ignored."""
@@ -145,7 +147,11 @@ ENV_VARS: dict[str, str] = {
     "MRV_HEARTBEAT_S": "heartbeat_s",
     "MRV_REGISTRY_URL": "registry_url",
     "MRV_REGISTRY_TOKEN": "registry_token",
+    "MRV_LOG_TO": "log_to",
 }
+
+# The experiment trackers mrv_ml.integrations.trackers can log into.
+LOG_TO_CHOICES = ("mlflow", "wandb")
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _SECRET_FIELDS = {"private_key", "keystore_password", "registry_token"}
@@ -186,6 +192,8 @@ def _coerce(values: Mapping[str, Any], source: str = "settings") -> dict[str, An
                 out[name] = str(raw).strip() or None
                 if out[name] is not None and not re.fullmatch(r"[A-Za-z]{3}", out[name]):
                     raise ValueError("must be an ISO 3166 alpha-3 code such as FRA")
+            elif name == "log_to":
+                out[name] = _log_to(raw)
             elif name == "online_lookup":
                 out[name] = raw if isinstance(raw, bool) else str(raw).strip().lower() in (
                     "1", "true", "yes", "on")
@@ -195,6 +203,23 @@ def _coerce(values: Mapping[str, Any], source: str = "settings") -> dict[str, An
             shown = "***" if name in _SECRET_FIELDS else repr(raw)
             raise ConfigError(f"{source}: invalid value {shown} for {name}: {e}") from None
     return out
+
+
+def _log_to(raw: Any) -> tuple[str, ...]:
+    """``"mlflow,wandb"`` (env), ``["mlflow"]`` (TOML, Python) -> ``("mlflow", "wandb")``:
+    each once, in the order given; a name not in LOG_TO_CHOICES is refused now, before a
+    run whose facts would then go nowhere."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    names: list[str] = []
+    for item in items:
+        name = str(item).strip().lower()
+        if not name:
+            continue
+        if name not in LOG_TO_CHOICES:
+            raise ValueError(f"{name!r} is not one of {', '.join(LOG_TO_CHOICES)}")
+        if name not in names:
+            names.append(name)
+    return tuple(names)
 
 
 def find_config_file(cwd: Path | None = None) -> Path | None:

@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -48,6 +48,7 @@ from mrv_ml.record import (
 from mrv_ml.store import RecordStore
 
 if TYPE_CHECKING:
+    from mrv_ml.integrations.trackers import RunLog
     from mrv_ml.proof import Proof
     from mrv_ml.verify import Verdict
 
@@ -75,7 +76,9 @@ class MRVTracker:
     ``anchor_mode="batch"`` leaves the record pending for the next ``mrv anchor --batch``
     instead of sending one transaction per run. ``settings`` overrides everything read from
     the environment. ``heartbeat_s`` overrides ``MRV_HEARTBEAT_S`` (seconds between the
-    progress lines on stderr; 0: none).
+    progress lines on stderr; 0: none). ``log_to`` (``"mlflow"``, ``"wandb"``; also
+    ``MRV_LOG_TO=mlflow,wandb``) logs the record's facts and files into that tool's active
+    run (:mod:`mrv_ml.integrations.trackers`).
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class MRVTracker:
         details: dict[str, Any] | None = None,
         quiet: bool | None = None,
         heartbeat_s: float | None = None,
+        log_to: str | Sequence[str] | None = None,
     ) -> None:
         if not experiment_name or not isinstance(experiment_name, str):
             raise ValueError("experiment_name must be a non-empty string")
@@ -109,7 +113,7 @@ class MRVTracker:
             raise ValueError(f"anchor_mode must be one of {ANCHOR_MODES}, not {anchor_mode!r}")
         base = settings if settings is not None else load_settings()
         self.settings = base.replace(data_dir=storage_dir, rpc_url=rpc_url,
-                                     registry_url=registry_url)
+                                     registry_url=registry_url, log_to=log_to)
         self.publish = publish
         self.sign = sign
         self.experiment_name = experiment_name
@@ -130,6 +134,11 @@ class MRVTracker:
         self.heartbeat_s = (self.settings.heartbeat_s if heartbeat_s is None
                             else float(heartbeat_s))
         self.store = RecordStore(self.settings.data_dir)
+        self.run_log: RunLog | None = None  # the experiment trackers' runs (log_to)
+        if self.settings.log_to:  # a missing package fails now, not after the training
+            from mrv_ml.integrations.trackers import RunLog
+
+            self.run_log = RunLog(self.settings.log_to, self._say)
         if not self.settings.online_lookup:  # a country CodeCarbon does not know: now
             check_country(self.settings.country_iso_code)
         if blockchain_enabled and auto_anchor and anchor_mode == "single":
@@ -203,6 +212,8 @@ class MRVTracker:
                                           name="mrv-prefetch")
         self._prefetch.start()
         self._say(f"🌱 MRV tracking started: {self.experiment_name}")
+        if self.run_log is not None:
+            self.run_log.capture()
         self._started_at = time.monotonic()
         if not self.quiet and self.heartbeat_s > 0:
             self._heartbeat = Heartbeat(
@@ -235,6 +246,7 @@ class MRVTracker:
         self.record = record
         self._anchor()
         self._report()
+        self._log_to_runs()
         return record
 
     def __enter__(self) -> MRVTracker:
@@ -371,6 +383,24 @@ class MRVTracker:
         self.tx_hash = outcome.tx_hash
         # a registry that took the record (pending there) is no error
         self.anchor_error = outcome.error if outcome.error_exit_code is not None else None
+
+    def _log_to_runs(self) -> None:
+        """The facts and files (the proof as anchoring left it) into the trackers' runs."""
+        if self.run_log is None or self.record is None or self.record_path is None:
+            return
+        from mrv_ml.integrations.trackers import run_facts
+        from mrv_ml.proof import find_proof_file
+
+        try:
+            facts = run_facts(self.record, str(self.mrv_hash), self.proof,
+                              blockchain_enabled=self.blockchain_enabled,
+                              anchor_error=self.anchor_error)
+            proof_file = find_proof_file(self.record_path, self.mrv_id)
+        except Exception as e:  # noqa: BLE001 - the record is stored; this is a bonus
+            log.warning("the record's facts for the experiment trackers: %s", e)
+            return
+        files = [self.record_path] + ([proof_file] if proof_file is not None else [])
+        self.run_log.publish(facts, files)
 
     def _submit(self) -> Any:
         """The fingerprint (and record, signature) to the registry; its outcome."""

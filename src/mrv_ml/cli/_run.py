@@ -71,6 +71,10 @@ def run_command(
                           "fingerprint.")] = False,
     sign: Annotated[bool, typer.Option(
         "--sign", help="With a registry: sign the fingerprint with your key.")] = False,
+    log_to: Annotated[list[str] | None, typer.Option(
+        "--log-to", metavar="mlflow|wandb",
+        help="Log the record into this experiment tracker's run (repeatable; default: "
+             "MRV_LOG_TO). MLflow: the run MLFLOW_RUN_ID names.")] = None,
 ) -> None:
     options: dict[str, Any] = {"publish": publish, "sign": sign, "description": description,
                                "tags": parse_tags(tags or [])}
@@ -81,7 +85,8 @@ def run_command(
         epochs=epochs, batch_size=batch_size, framework=framework,
         blockchain_enabled=not no_anchor, anchor_mode="batch" if batch else "single",
         settings={"data_dir": data_dir, "country_iso_code": country, "region": region,
-                  "pue": pue, "network": network, "registry_url": registry},
+                  "pue": pue, "network": network, "registry_url": registry,
+                  "log_to": ",".join(log_to) if log_to else None},
         **options)
     sys.stdout.flush()
     raise typer.Exit(result.exit_code)

@@ -7,6 +7,9 @@
 - :mod:`mrv_ml.integrations.keras`: ``MRVCallback`` for Keras 3 (``pip install mrv-ml[keras]``)
 - :mod:`mrv_ml.integrations.distributed`: ``DistributedMRVTracker``, one record for a
   ``torch.distributed`` job (``pip install mrv-ml[torch]``)
+- :mod:`mrv_ml.integrations.mlflow`, :mod:`mrv_ml.integrations.wandb`: the record into the
+  active MLflow / W&B run (``MRVTracker(..., log_to=...)``, dispatched by
+  :mod:`mrv_ml.integrations.trackers`; ``pip install mrv-ml[mlflow]`` / ``mrv-ml[wandb]``)
 
 The core package never imports these modules, and importing one without its framework
 raises :class:`~mrv_ml.errors.MissingExtraError` naming the extra to install.
@@ -84,6 +87,11 @@ class FitRun:
         self.facts_so_far = facts_so_far
         self.framework = framework
         self.tracker_kwargs = dict(tracker_kwargs)
+        if self.tracker_kwargs.get("log_to"):  # a typo, a missing package: now, not mid-fit
+            from mrv_ml.config import Settings
+            from mrv_ml.integrations.trackers import check_installed
+
+            check_installed(Settings().replace(log_to=self.tracker_kwargs["log_to"]).log_to)
         self.tracker: MRVTracker | None = None
         self.trackers: list[MRVTracker] = []  # one per fit, oldest first
         self._lock = threading.Lock()

@@ -46,7 +46,8 @@ def _final_loss(log_history: list[dict[str, Any]]) -> tuple[float | None, dict[s
 
 class MRVCallback(FitRunAccessors, _transformers.TrainerCallback):  # type: ignore[misc,name-defined]
     """One MRV record per training run; ``tracker_kwargs`` go to
-    :class:`~mrv_ml.tracker.MRVTracker`. ``model_name`` defaults to the model's class name."""
+    :class:`~mrv_ml.tracker.MRVTracker`. ``model_name`` defaults to the model's class name.
+    ``log_to=("mlflow", "wandb")`` puts the record into the run ``report_to`` opened."""
 
     def __init__(self, experiment_name: str, **tracker_kwargs: Any) -> None:
         self._run = FitRun(experiment_name, "Hugging Face Transformers", tracker_kwargs,

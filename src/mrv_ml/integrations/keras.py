@@ -36,7 +36,8 @@ __all__ = ["MRVCallback"]
 
 class MRVCallback(FitRunAccessors, _keras.callbacks.Callback):  # type: ignore[misc,name-defined]
     """One MRV record per fit; ``tracker_kwargs`` go to :class:`~mrv_ml.tracker.MRVTracker`.
-    ``model_name`` defaults to the model's class name (or its ``name`` for functional models)."""
+    ``model_name`` defaults to the model's class name (or its ``name`` for functional models).
+    ``log_to=("mlflow", "wandb")`` puts the record into that tool's active run."""
 
     def __init__(self, experiment_name: str, **tracker_kwargs: Any) -> None:
         super().__init__()

@@ -51,10 +51,31 @@ def _batch_size(trainer: Any, pl_module: Any) -> int | None:
     return size if isinstance(size, int) and size > 0 else None
 
 
+def _use_mlflow_logger(tracker: Any, trainer: Any) -> None:
+    """Lightning's ``MLFlowLogger`` logs through its own client, not into MLflow's active run:
+    its run is the one this fit's record belongs in."""
+    if tracker.run_log is None or "mlflow" not in tracker.run_log.names:
+        return
+    for logger in trainer.loggers:
+        if isinstance(logger, _L.loggers.MLFlowLogger):
+            from mrv_ml.integrations.mlflow import RunTarget
+
+            try:
+                target = RunTarget(logger.experiment, logger.run_id)
+            except Exception as e:  # noqa: BLE001 - the logger's own failure: not ours
+                tracker.run_log.warn("mlflow", f"cannot reach MLFlowLogger's run: {e}")
+                return
+            tracker.run_log.use("mlflow", target)
+            return
+
+
 class MRVCallback(FitRunAccessors, _L.Callback):  # type: ignore[misc,name-defined]
     """One MRV record per fit; ``tracker_kwargs`` go to :class:`~mrv_ml.tracker.MRVTracker`
     (``model_name``, ``dataset_name``, ``storage_dir``, ``blockchain_enabled``, ``settings``,
-    ``tags``...). ``model_name`` defaults to the LightningModule's class name."""
+    ``tags``, ``log_to=("mlflow", "wandb")``...). ``model_name`` defaults to the
+    LightningModule's class name. With ``log_to`` the record goes into the run of the
+    trainer's ``MLFlowLogger`` (or ``WandbLogger``: that is ``wandb.run``) if it has one, else
+    into MLflow's active run."""
 
     def __init__(self, experiment_name: str, **tracker_kwargs: Any) -> None:
         super().__init__()
@@ -64,7 +85,8 @@ class MRVCallback(FitRunAccessors, _L.Callback):  # type: ignore[misc,name-defin
         if not trainer.is_global_zero:
             return
         max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
-        self._run.begin(model_name=type(pl_module).__name__, epochs=max_epochs)
+        tracker = self._run.begin(model_name=type(pl_module).__name__, epochs=max_epochs)
+        _use_mlflow_logger(tracker, trainer)
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         self._run.finish(self._facts(trainer, pl_module))
