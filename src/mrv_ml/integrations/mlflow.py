@@ -10,7 +10,7 @@ Tags ``mrv.id``, ``mrv.fingerprint``, ``mrv.trust``, ``mrv.anchor_state`` (and
 metrics ``mrv.energy_kwh``, ``mrv.co2_kg``, ``mrv.duration_s``; the record and its proof
 sidecar as artifacts under ``mrv/``. Tags rather than params: params are the run's inputs
 and cannot change, and a run may hold several fits. Needs ``pip install 'mrv-ml[mlflow]'``
-(``mlflow-skinny`` is enough: the tracking client, its file and SQL stores).
+(``mlflow-skinny`` is enough: the tracking client and its stores).
 """
 
 from __future__ import annotations
