@@ -32,6 +32,9 @@ OPTIONAL_DEPENDENCIES: dict[str, tuple[tuple[str, ...], str]] = {
     "huggingface": (("transformers", "accelerate"), "huggingface"),
     "keras": (("keras",), "keras"),
     "hub": (("huggingface_hub", "yaml"), "hub"),
+    "mlflow": (("mlflow",), "mlflow"),
+    "wandb": (("wandb",), "wandb"),
+    "attestation": (("in_toto_attestation", "securesystemslib"), "attestation"),
 }
 
 BLOCK_ENV = "MRV_TEST_BLOCK_MODULES"
@@ -95,7 +98,7 @@ _ISOLATED_VARS = [
     "BLOCKCHAIN_RPC_URL", "CONTRACT_ADDRESS", "PRIVATE_KEY", "NETWORK", "MRV_NETWORK",
     "MRV_DATA_DIR", "MRV_KEYSTORE", "MRV_KEYSTORE_PASSWORD", "MRV_CONFIRMATIONS",
     "MRV_TX_TIMEOUT", "MRV_COUNTRY", "MRV_REGION", "MRV_ONLINE_LOOKUP", "MRV_PUE", "MRV_CONFIG",
-    "MRV_MEASURE_POWER_SECS", "MRV_HEARTBEAT_S",
+    "MRV_MEASURE_POWER_SECS", "MRV_HEARTBEAT_S", "MRV_LOG_TO", "MLFLOW_RUN_ID",
 ]
 
 

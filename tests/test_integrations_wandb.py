@@ -32,6 +32,8 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "wandb"
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    # nothing leaves the machine: no error reports to W&B's Sentry either
+    monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
     for var, sub in (("WANDB_DIR", "runs"), ("WANDB_DATA_DIR", "data"),
                      ("WANDB_CACHE_DIR", "cache"), ("WANDB_CONFIG_DIR", "config")):
         (root / sub).mkdir(parents=True)

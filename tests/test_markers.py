@@ -28,6 +28,12 @@ NEEDS_MARKER = {
     "mrv_ml.integrations.keras": "keras",
     "mrv_ml.integrations.distributed": "distributed",
     "huggingface_hub": "hub",
+    "mlflow": "mlflow",
+    "wandb": "wandb",
+    "mrv_ml.integrations.mlflow": "mlflow",
+    "mrv_ml.integrations.wandb": "wandb",
+    "in_toto_attestation": "attestation",
+    "securesystemslib": "attestation",
 }
 
 

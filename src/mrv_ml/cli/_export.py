@@ -36,6 +36,10 @@ def export_command(
         "--model-card", metavar="FILE",
         help="hf-model-card: the card (README.md) to update, in place unless -o; the rest "
              "of it is left as it is. Without it, a new minimal card.")] = None,
+    subjects: Annotated[list[Path] | None, typer.Option(
+        "--subject", metavar="FILE",
+        help="in-toto: an artifact the attestation covers (model weights, ...), by its "
+             "SHA-256; repeat for more. The record is always a subject.")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", metavar="FILE",
         help="Write here (atomically) instead of standard output, or instead of the "
@@ -71,14 +75,24 @@ def export_command(
 
     Exit 2 for an unknown record, 3 for a record or card that cannot be used (nothing is
     written), 9 for a record that is not anchored and 11 for one anchored only on this
-    machine (unless --allow-unanchored), 4 when the Hub cannot be reached.
+    machine (unless --allow-unanchored), 4 when the Hub cannot be reached, 7 when in-toto
+    has no signing key (PRIVATE_KEY or a keystore).
     """
     from mrv_ml.config import load_settings
 
     settings = load_settings({"data_dir": str(data_dir)} if data_dir is not None else None)
     if fmt is ExportFormat.in_toto:
-        _export_in_toto(ref, output=output, settings=settings)
+        from mrv_ml.attestation import export_attestation
+        from mrv_ml.cli._attest import print_exported
+
+        if model_card or push or run_verify or replace or allow_unanchored or training_type:
+            raise typer.BadParameter("--model-card, --push, --verify, --replace, "
+                                     "--allow-unanchored and --training-type are for "
+                                     "--format hf-model-card")
+        print_exported(export_attestation(ref, subjects or [], settings, output))
         return
+    if subjects:
+        raise typer.BadParameter("--subject is for --format in-toto")
     from mrv_ml import modelcard
 
     result = modelcard.export(ref, settings=settings, card=model_card, verify=run_verify,
@@ -96,10 +110,3 @@ def export_command(
     if push is not None:
         url = modelcard.push(result.text, push)
         console_err.print(f"pushed the card to {push}: {url}", highlight=False)
-
-
-def _export_in_toto(ref: str, *, output: Path | None, settings: object) -> None:
-    """``--format in-toto``: :mod:`mrv_ml.attestation` (engineer G's), wired in with it."""
-    from mrv_ml.errors import ConfigError
-
-    raise ConfigError("--format in-toto is not available yet")
