@@ -5,6 +5,7 @@ push tested against a local stand-in for the Hub (tests/support/hub.py)."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,21 @@ def test_card_without_metadata_gets_a_block(data_dir: Path, tmp_path: Path, mrv:
     assert card.text == body and card.data.to_dict()["mrv"]["mrv_id"] == record["mrv_id"]
 
 
+def test_nesting_is_bounded_whatever_the_recursion_limit(data_dir: Path, tmp_path: Path,
+                                                        mrv: MRV) -> None:
+    # some libraries raise the recursion limit; the bound must not depend on it
+    record, _ = _store(data_dir)
+    path = tmp_path / "README.md"
+    path.write_text("---\nx: " + "[" * 5000 + "\n---\n", encoding="utf-8")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    try:
+        result = mrv("export", record["mrv_id"], "-f", "hf-model-card", "--model-card", path)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert result.exit_code == 3 and "nested too deeply" in _one_line_error(result)
+
+
 @pytest.mark.parametrize("content, expected", [
     ("---\nlicense: mit\ntags: [a, b\n---\n# body\n", "not valid YAML"),
     ("---\nlicense: mit\n  bad: indent\n---\n# body\n", "not valid YAML"),
@@ -197,6 +213,7 @@ def test_card_without_metadata_gets_a_block(data_dir: Path, tmp_path: Path, mrv:
     ("---\nmrv: yes\n---\n", "mrv is already set to a boolean (True)"),
     ("---\nco2_eq_emissions: {}\nco2_eq_emissions: {}\n---\n", "appears twice"),
     ("---\nx: " + "[" * 5000 + "\n---\n", "nested too deeply"),
+    ("---\nx: " + "[" * 65 + "]" * 65 + "\n---\n", "nested too deeply"),
 ])
 def test_bad_cards_are_refused_and_left_unchanged(data_dir: Path, tmp_path: Path, mrv: MRV,
                                                   content: str, expected: str) -> None:

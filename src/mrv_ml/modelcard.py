@@ -57,6 +57,10 @@ TRAINING_TYPES = ("pre-training", "fine-tuning")
 #: The keys of ``co2_eq_emissions`` this export owns; others an author added there are kept.
 CO2_FIELDS = ("emissions", "source", "training_type", "geographical_location", "hardware_used")
 CARD_NAME = "README.md"  # the file a Hub repository shows as its card
+#: Deepest nesting of collections accepted in a card's metadata. PyYAML composes
+#: recursively, so without a bound the limit would be Python's recursion limit, which
+#: libraries raise at will (a card refused in one process was read in another).
+MAX_METADATA_DEPTH = 64
 EXTRA = "hub"
 
 NOT_ANCHORED_NOTE = ("the fingerprint is not anchored on any chain: nothing on this card can "
@@ -297,6 +301,24 @@ def _yaml_problem(e: Exception, line_offset: int) -> str:
     return f"{problem}{where}"
 
 
+def _depth(yaml: ModuleType, block: str) -> int:
+    """How deep ``block``'s collections nest, from PyYAML's scanner (which, unlike its
+    composer, does not recurse); the scan stops as soon as the bound is passed."""
+    opening = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken,
+               yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)
+    closing = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+    depth = deepest = 0
+    for token in yaml.scan(block, Loader=yaml.SafeLoader):
+        if isinstance(token, opening):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_METADATA_DEPTH:
+                break
+        elif isinstance(token, closing):
+            depth -= 1
+    return deepest
+
+
 def update_card(text: str, meta: CardMetadata, *, replace: bool = False,
                 name: str = "the card") -> str:
     """``text`` (a card) with our two keys set, everything else as it was.
@@ -317,12 +339,15 @@ def update_card(text: str, meta: CardMetadata, *, replace: bool = False,
     block = match.group(2)
     offset = text[:match.start(2)].count("\n")
     try:
+        if _depth(yaml, block) > MAX_METADATA_DEPTH:
+            raise ModelCardError(f"{name}: the metadata block is nested too deeply (more "
+                                 f"than {MAX_METADATA_DEPTH} levels); nothing written")
         root = yaml.compose(block, Loader=yaml.SafeLoader)
         data = yaml.safe_load(block)
     except yaml.YAMLError as e:
         raise ModelCardError(f"{name}: the metadata block is not valid YAML "
                              f"({_yaml_problem(e, offset)}); nothing written") from e
-    except RecursionError as e:
+    except RecursionError as e:  # a bound above did not hold: still no traceback
         raise ModelCardError(f"{name}: the metadata block is nested too deeply; nothing "
                              "written") from e
     if data is None:
