@@ -97,3 +97,31 @@ def test_unguarded_crash_is_recorded_when_the_process_exits(data_dir: Path,
     record = json.loads(path.read_text())
     assert record["outcome"]["status"] == "failed"
     assert record["outcome"]["error_type"] == "FloatingPointError"
+
+
+def test_budget_stop_ends_training_at_an_epoch_boundary(
+        data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from transformers import TrainerCallback
+
+    class Slow(TrainerCallback):  # a CPU kept busy, so that CodeCarbon measures mid-run
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            end = time.perf_counter() + 0.05
+            while time.perf_counter() < end:
+                pass
+
+    monkeypatch.setenv("MRV_MEASURE_POWER_SECS", "0.5")
+    callback = MRVCallback(experiment_name="hf_budget", blockchain_enabled=False,
+                           heartbeat_s=0, budget_kwh=1e-9, on_budget="stop")
+    trainer = tiny_trainer([callback, Slow()], tmp_path / "out", epochs=200)
+    trainer.train()
+    state = trainer.state
+    assert state.global_step < 200 * 4 and state.global_step % 4 == 0  # whole epochs
+    record = callback.tracker.record  # type: ignore[union-attr]
+    assert record["outcome"]["status"] == "interrupted"
+    assert record["outcome"]["stopped_by"] == "budget"
+    assert record["budget"]["action_taken"] == (
+        f"stopped at the end of epoch {state.global_step // 4}")
+    assert record["energy_emissions"]["forecast"]["unit"] == "steps"
+    assert record["energy_emissions"]["forecast"]["total"] == 800

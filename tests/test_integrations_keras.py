@@ -73,3 +73,32 @@ def test_crash_inside_fit_is_recorded_by_guard(data_dir: Path) -> None:
     assert record["outcome"]["error_type"] == "ArithmeticError"
     assert record["training"]["epochs"] == 2  # epochs actually run, not the 5 planned
     assert record["training"]["details"]["planned_epochs"] == 5
+
+
+class _Slow(keras.callbacks.Callback):
+    """Keeps a CPU busy after each batch, so that CodeCarbon measures mid-fit."""
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        import time
+
+        end = time.perf_counter() + 0.05
+        while time.perf_counter() < end:
+            pass
+
+
+def test_budget_stop_ends_fit_at_an_epoch_boundary(data_dir: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MRV_MEASURE_POWER_SECS", "0.5")
+    callback = MRVCallback(experiment_name="keras_budget", blockchain_enabled=False,
+                           heartbeat_s=0, budget_kwh=1e-9, on_budget="stop")
+    x, y = _data()
+    history = _model().fit(x, y, epochs=200, batch_size=4, verbose=0,
+                           callbacks=[_Slow(), callback])
+    ran = len(history.history["loss"])
+    assert 1 <= ran < 200
+    record = callback.tracker.record  # type: ignore[union-attr]
+    assert record["training"]["epochs"] == ran
+    assert record["outcome"]["status"] == "interrupted"
+    assert record["outcome"]["stopped_by"] == "budget"
+    assert record["budget"]["action_taken"] == f"stopped at the end of epoch {ran}"
+    assert record["energy_emissions"]["forecast"]["total"] == 200

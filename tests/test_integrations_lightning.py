@@ -95,3 +95,49 @@ def test_two_fits_two_records(data_dir: Path) -> None:
     ids = {t.mrv_id for t in callback.trackers}
     assert len(ids) == 2
     assert len([p for p in data_dir.glob("MRV-*.json") if ".proof" not in p.name]) == 2
+
+
+class SlowClassifier(TinyClassifier):
+    """Each step keeps a CPU busy for a while, so that CodeCarbon measures mid-fit."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        import time
+
+        end = time.perf_counter() + 0.05
+        while time.perf_counter() < end:
+            pass
+        return super().training_step(batch, batch_idx)
+
+
+def test_budget_stop_ends_the_fit_at_an_epoch_boundary(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MRV_MEASURE_POWER_SECS", "0.5")
+    callback = MRVCallback(experiment_name="lightning_budget", blockchain_enabled=False,
+                           heartbeat_s=0, budget_kwh=1e-9, on_budget="stop")
+    trainer = _trainer(callback, max_epochs=200)
+    trainer.fit(SlowClassifier(), _loader())
+    tracker = callback.tracker
+    assert tracker is not None and tracker.record is not None
+    record = tracker.record
+    ran = int(trainer.current_epoch)
+    assert 1 <= ran < 200  # stopped well before max_epochs
+    assert trainer.global_step == ran * 4  # whole epochs only: 4 batches each
+    assert record["training"]["epochs"] == ran
+    assert record["outcome"]["status"] == "interrupted"
+    assert record["outcome"]["stopped_by"] == "budget"
+    assert record["budget"]["action_taken"] == f"stopped at the end of epoch {ran}"
+    assert record["budget"]["stopped"] and record["budget"]["exceeded"]
+    # the forecast, made after the epochs already run, is kept beside the actual figures
+    assert record["energy_emissions"]["forecast"]["unit"] == "epochs"
+    assert record["energy_emissions"]["forecast"]["total"] == 200
+    assert "MRV budget crossed" in capsys.readouterr().err
+
+
+def test_bad_budget_fails_when_the_callback_is_made(data_dir: Path) -> None:
+    from mrv_ml.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="budget_kwh must be a positive number"):
+        MRVCallback(experiment_name="bad", budget_kwh=-1)
+    with pytest.raises(ConfigError, match="on_budget must be one of warn, stop"):
+        MRVCallback(experiment_name="bad", budget_kwh=1, on_budget="halt")

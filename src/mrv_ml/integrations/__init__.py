@@ -92,6 +92,13 @@ class FitRun:
             from mrv_ml.integrations.trackers import check_installed
 
             check_installed(Settings().replace(log_to=self.tracker_kwargs["log_to"]).log_to)
+        # a bad budget fails when the callback is made, not when the fit starts
+        from mrv_ml.budget import check_limit, check_on_budget
+
+        check_limit("budget_kwh", self.tracker_kwargs.get("budget_kwh"))
+        check_limit("budget_co2_kg", self.tracker_kwargs.get("budget_co2_kg"))
+        if self.tracker_kwargs.get("on_budget") is not None:
+            check_on_budget(self.tracker_kwargs["on_budget"])
         self.tracker: MRVTracker | None = None
         self.trackers: list[MRVTracker] = []  # one per fit, oldest first
         self._lock = threading.Lock()
@@ -134,6 +141,22 @@ class FitRun:
                 tracker.update_training(**{k: v for k, v in facts.items() if v is not None})
             self._stop(tracker, exc)
             return tracker
+
+    def epoch_done(self, done: Any, total: Any, *, unit: str = "epochs",
+                   epoch: int | None = None) -> bool:
+        """At an epoch's end: progress for the forecast and the budget check; whether the
+        fit should stop now (``on_budget="stop"`` and the budget crossed: the record then
+        says the run was stopped by its budget at this epoch boundary)."""
+        tracker = self.tracker
+        if tracker is None:
+            return False
+        tracker.update_progress(done, total, unit=unit)
+        budget = tracker.budget
+        if budget is None or budget.on_budget != "stop" or not tracker.budget_exceeded:
+            return False
+        shown = epoch if epoch is not None else done
+        tracker.mark_stopped_by_budget(f"stopped at the end of epoch {shown}")
+        return True
 
     @staticmethod
     def _stop(tracker: MRVTracker, exc: BaseException | None) -> None:

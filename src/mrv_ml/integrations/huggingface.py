@@ -47,7 +47,9 @@ def _final_loss(log_history: list[dict[str, Any]]) -> tuple[float | None, dict[s
 class MRVCallback(FitRunAccessors, _transformers.TrainerCallback):  # type: ignore[misc,name-defined]
     """One MRV record per training run; ``tracker_kwargs`` go to
     :class:`~mrv_ml.tracker.MRVTracker`. ``model_name`` defaults to the model's class name.
-    ``log_to=("mlflow", "wandb")`` puts the record into the run ``report_to`` opened."""
+    ``log_to=("mlflow", "wandb")`` puts the record into the run ``report_to`` opened.
+    After each epoch the run is forecast and its budget checked; with ``on_budget="stop"``
+    a crossed budget ends training there (``control.should_training_stop``)."""
 
     def __init__(self, experiment_name: str, **tracker_kwargs: Any) -> None:
         self._run = FitRun(experiment_name, "Hugging Face Transformers", tracker_kwargs,
@@ -65,6 +67,17 @@ class MRVCallback(FitRunAccessors, _transformers.TrainerCallback):  # type: igno
             model_name=type(model).__name__ if model is not None else None,
             epochs=int(epochs) if epochs is not None and float(epochs).is_integer() else None,
             batch_size=_effective_batch_size(args))
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not self._run.active:
+            return
+        # the work is counted in optimizer steps (max_steps is known, epochs may be partial);
+        # a stop takes effect at this epoch's end
+        total = state.max_steps if state.max_steps and state.max_steps > 0 else None
+        epoch = plain_number(state.epoch)
+        if self._run.epoch_done(state.global_step, total, unit="steps",
+                                epoch=round(epoch) if epoch is not None else None):
+            control.should_training_stop = True
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not self._run.active:

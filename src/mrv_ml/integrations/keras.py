@@ -37,7 +37,9 @@ __all__ = ["MRVCallback"]
 class MRVCallback(FitRunAccessors, _keras.callbacks.Callback):  # type: ignore[misc,name-defined]
     """One MRV record per fit; ``tracker_kwargs`` go to :class:`~mrv_ml.tracker.MRVTracker`.
     ``model_name`` defaults to the model's class name (or its ``name`` for functional models).
-    ``log_to=("mlflow", "wandb")`` puts the record into that tool's active run."""
+    ``log_to=("mlflow", "wandb")`` puts the record into that tool's active run.
+    After each epoch the run is forecast and its budget checked; with ``on_budget="stop"``
+    a crossed budget ends ``fit`` there (``model.stop_training``)."""
 
     def __init__(self, experiment_name: str, **tracker_kwargs: Any) -> None:
         super().__init__()
@@ -65,6 +67,9 @@ class MRVCallback(FitRunAccessors, _keras.callbacks.Callback):  # type: ignore[m
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epochs_run = epoch + 1
         self._last_logs = dict(logs or {})
+        epochs = (self.params or {}).get("epochs")
+        if self._run.epoch_done(epoch + 1, epochs if isinstance(epochs, int) else None):
+            self.model.stop_training = True  # Keras ends fit() after this epoch
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if logs and not self._last_logs:

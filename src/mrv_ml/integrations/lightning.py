@@ -75,7 +75,9 @@ class MRVCallback(FitRunAccessors, _L.Callback):  # type: ignore[misc,name-defin
     ``tags``, ``log_to=("mlflow", "wandb")``...). ``model_name`` defaults to the
     LightningModule's class name. With ``log_to`` the record goes into the run of the
     trainer's ``MLFlowLogger`` (or ``WandbLogger``: that is ``wandb.run``) if it has one, else
-    into MLflow's active run."""
+    into MLflow's active run. After each epoch the run is forecast and its budget checked
+    (``budget_kwh``, ``budget_co2_kg``, ``on_budget``); with ``on_budget="stop"`` a crossed
+    budget ends the fit at that epoch's end (``trainer.should_stop``)."""
 
     def __init__(self, experiment_name: str, **tracker_kwargs: Any) -> None:
         super().__init__()
@@ -87,6 +89,19 @@ class MRVCallback(FitRunAccessors, _L.Callback):  # type: ignore[misc,name-defin
         max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
         tracker = self._run.begin(model_name=type(pl_module).__name__, epochs=max_epochs)
         _use_mlflow_logger(tracker, trainer)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.is_global_zero or not self._run.active:
+            return
+        epoch = int(trainer.current_epoch) + 1  # current_epoch is 0-based until the epoch ends
+        if trainer.max_epochs is not None and trainer.max_epochs > 0:
+            done, total, unit = epoch, trainer.max_epochs, "epochs"
+        else:  # max_epochs=-1 with max_steps: steps are the work
+            done, total, unit = int(trainer.global_step), (trainer.max_steps
+                                                           if trainer.max_steps > 0 else None), "steps"
+        if self._run.epoch_done(done, total, unit=unit, epoch=epoch):
+            trainer.should_stop = True  # Lightning ends the fit after this epoch (min_epochs
+            # permitting), on every rank
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         self._run.finish(self._facts(trainer, pl_module))
