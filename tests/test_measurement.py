@@ -43,7 +43,7 @@ def test_measures_with_codecarbon_and_labels_every_interval() -> None:
     # No GPU here, and CPU power is an estimate: the record must not claim otherwise.
     assert section["methods"]["gpu"]["measured"] is False
     assert section["methods"]["ram"]["measured"] is False
-    assert set(section["methods"]) == {"cpu", "gpu", "ram"}
+    assert set(section["methods"]) == {"cpu", "gpu", "ram", "grid"}
 
 
 def test_default_location_is_world_average_and_says_so() -> None:

@@ -116,6 +116,9 @@ class Settings:
     pue: float = 1.0
     # how often CodeCarbon measures: one point of the record's power series each time
     measure_power_secs: float = 2.0
+    # CodeCarbon's tracking_mode (TRACKING_MODES): the whole machine, or this process and
+    # its descendants' share of CPU and RAM (what each covers: measurement.tracking_scope)
+    tracking_mode: str = "machine"
     # seconds between the tracker's progress lines on stderr (0: none)
     heartbeat_s: float = 30.0
     # experiment trackers whose active run gets the record's facts and files (LOG_TO_CHOICES)
@@ -144,6 +147,7 @@ ENV_VARS: dict[str, str] = {
     "MRV_ONLINE_LOOKUP": "online_lookup",
     "MRV_PUE": "pue",
     "MRV_MEASURE_POWER_SECS": "measure_power_secs",
+    "MRV_TRACKING_MODE": "tracking_mode",
     "MRV_HEARTBEAT_S": "heartbeat_s",
     "MRV_REGISTRY_URL": "registry_url",
     "MRV_REGISTRY_TOKEN": "registry_token",
@@ -152,6 +156,8 @@ ENV_VARS: dict[str, str] = {
 
 # The experiment trackers mrv_ml.integrations.trackers can log into.
 LOG_TO_CHOICES = ("mlflow", "wandb")
+# CodeCarbon's tracking modes, by its own names.
+TRACKING_MODES = ("machine", "process")
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _SECRET_FIELDS = {"private_key", "keystore_password", "registry_token"}
@@ -194,6 +200,10 @@ def _coerce(values: Mapping[str, Any], source: str = "settings") -> dict[str, An
                     raise ValueError("must be an ISO 3166 alpha-3 code such as FRA")
             elif name == "log_to":
                 out[name] = _log_to(raw)
+            elif name == "tracking_mode":
+                out[name] = str(raw).strip().lower()
+                if out[name] not in TRACKING_MODES:
+                    raise ValueError(f"must be one of {', '.join(TRACKING_MODES)}")
             elif name == "online_lookup":
                 out[name] = raw if isinstance(raw, bool) else str(raw).strip().lower() in (
                     "1", "true", "yes", "on")

@@ -299,6 +299,33 @@ class LocalChainError(ChainError):
     key = "local_chain"
 
 
+# --- GPUs (NVML, translated in mrv_ml.nvml; the tracker records them, never raises them) --
+
+
+class GPUError(MRVError):
+    """NVML could not tell us about the GPUs."""
+
+    key = "gpu"
+
+
+class GPUUnavailableError(GPUError):
+    """No NVML library, driver or GPU: the normal case on many machines."""
+
+    key = "gpu_unavailable"
+
+
+class GPULostError(GPUError):
+    """A GPU disappeared (fell off the bus, or the container lost it)."""
+
+    key = "gpu_lost"
+
+
+class NVMLFailedError(GPUError):
+    """NVML answered a call with an error."""
+
+    key = "nvml_failed"
+
+
 # --- running commands --------------------------------------------------------------------
 
 

@@ -1,12 +1,12 @@
 """What the run ran on: CPU, memory and GPUs.
 
-GPUs are read through NVIDIA's own NVML bindings (nvidia-ml-py), not by shelling out to
-nvidia-smi. No GPU (or no driver) is the normal case on many machines and is silent.
+GPUs are read through NVIDIA's own NVML bindings (nvidia-ml-py, all calls in
+:mod:`mrv_ml.nvml`), not by shelling out to nvidia-smi. No GPU (or no driver) is the normal
+case on many machines and is silent.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import platform
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from mrv_ml.nvml import gpu_summaries
 
 log = logging.getLogger(__name__)
 
@@ -32,32 +34,7 @@ def _cpu_model() -> str:
 
 def get_gpus() -> list[dict[str, Any]]:
     """One entry per NVIDIA GPU: index, name, memory_gb. Empty without NVML or GPUs."""
-    try:
-        import pynvml
-    except ImportError:
-        return []
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as e:  # no driver / no GPU: the normal case here
-        log.debug("NVML unavailable: %s", e)
-        return []
-    gpus: list[dict[str, Any]] = []
-    try:
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            name = pynvml.nvmlDeviceGetName(handle)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append({
-                "index": index,
-                "name": name.decode() if isinstance(name, bytes) else str(name),
-                "memory_gb": round(memory.total / _BYTES_PER_GB, 2),
-            })
-    except pynvml.NVMLError as e:
-        log.warning("NVML failed while listing GPUs: %s", e)
-    finally:
-        with contextlib.suppress(pynvml.NVMLError):
-            pynvml.nvmlShutdown()
-    return gpus
+    return gpu_summaries()
 
 
 @functools.lru_cache(maxsize=1)

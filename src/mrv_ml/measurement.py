@@ -31,8 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mrv_ml import methods as cc_methods
 from mrv_ml.config import Settings
 from mrv_ml.errors import ConfigError
+from mrv_ml.gpusync import WindowEdges
+from mrv_ml.gpuwatch import GpuWatch
 from mrv_ml.series import (
     Interval,
     PowerSeriesCollector,
@@ -58,15 +61,6 @@ STARTUP_SWITCH_INTERVAL_S = 0.001
 #: Shorter measured intervals are extrapolated from a power reading, not an average.
 MIN_AVERAGING_S = 1.0
 
-# CodeCarbon's CPU modes: (method shown in the record, measured rather than estimated).
-_CPU_METHODS: dict[str, tuple[str, bool]] = {
-    "intel_rapl": ("RAPL energy counters", True),
-    "intel_power_gadget": ("Intel Power Gadget", True),
-    "windows_emi": ("Windows Energy Meter Interface", True),
-    "apple_powermetrics": ("Apple powermetrics", True),
-    "cpu_load": ("estimated from CPU load and TDP", False),
-    "constant": ("estimated from TDP (constant)", False),
-}
 
 
 @dataclass
@@ -91,6 +85,10 @@ class Measurement:
     power_series: dict[str, Any] | None = None
     tool_version: str | None = None
     notes: list[str] = field(default_factory=list)
+    tracking_mode: str = "machine"
+    tracking_scope: dict[str, str] | None = None
+    #: gpu_devices, cuda_visible_devices, gpu_sharing (mrv_ml.gpuwatch), gpu_sync
+    gpu: dict[str, Any] = field(default_factory=dict)
 
     def to_record_section(self) -> dict[str, Any]:
         section: dict[str, Any] = {
@@ -113,6 +111,10 @@ class Measurement:
             "intervals": self.intervals,
             "power_series": self.power_series,
         }
+        section["tracking_mode"] = self.tracking_mode
+        if self.tracking_scope is not None:
+            section["tracking_scope"] = self.tracking_scope
+        section.update(self.gpu)
         if self.notes:
             section["notes"] = list(self.notes)
         return section
@@ -193,6 +195,11 @@ class EnergyMeter:
         # after that is stopped at once (its scheduler thread would keep the process alive).
         self._abandoned = False
         self._lock = threading.Lock()
+        #: the GPUs measured and their other processes; CodeCarbon's methods as it runs;
+        #: CUDA synchronised at the window's edges
+        self.gpu_watch = GpuWatch()
+        self.mode_watch = cc_methods.ModeWatch()
+        self.edges = WindowEdges()
 
     # -- configuration ------------------------------------------------------------------
 
@@ -215,9 +222,10 @@ class EnergyMeter:
             "measure_power_secs": self._measure_power_secs,
             "allow_multiple_runs": True,
             "pue": self._settings.pue,
-            "tracking_mode": "machine",
-            # every measurement goes to our handler: the record's power series
-            "output_handlers": [codecarbon_handler(self.series)],
+            "tracking_mode": self._settings.tracking_mode,
+            # every measurement goes to our handlers: the record's power series, and a look
+            # at the GPUs' other processes and CodeCarbon's methods (cheap, rate-limited)
+            "output_handlers": [codecarbon_handler(self.series), _tick_handler(self._tick)],
             "api_call_interval": 1,
         }
         if self._settings.online_lookup:
@@ -253,8 +261,10 @@ class EnergyMeter:
             import codecarbon  # noqa: F401  (its import resets its log level)
 
             _quiet_codecarbon_logging()
+            self.gpu_watch.start()
             tracker = self._make_tracker()
             tracker.start()
+            self.mode_watch.observe(tracker)
             # CodeCarbon's start() swallows its own exceptions; a tracker that did not
             # really start has no start time.
             cc_start = getattr(tracker, "_start_time", None)
@@ -281,7 +291,14 @@ class EnergyMeter:
         if saved is not None and sys.getswitchinterval() == STARTUP_SWITCH_INTERVAL_S:
             sys.setswitchinterval(saved)
 
+    def _tick(self) -> None:
+        """At each of CodeCarbon's measurements, on its thread."""
+        self.gpu_watch.sample()
+        if self._tracker is not None:
+            self.mode_watch.observe(self._tracker)
+
     def start(self) -> None:
+        self.edges.at_start()  # work queued before the run finishes before it starts
         self._t0 = time.perf_counter()
         previous = sys.getswitchinterval()
         if previous > STARTUP_SWITCH_INTERVAL_S:
@@ -292,6 +309,7 @@ class EnergyMeter:
         self._thread.start()
 
     def stop(self) -> Measurement:
+        self.edges.at_stop()  # the run's queued GPU work falls inside its window
         t_end = time.perf_counter()
         duration_s = t_end - self._t0
         if self._thread is not None:
@@ -300,9 +318,11 @@ class EnergyMeter:
         base = Measurement(status="failed", duration_s=round(duration_s, 6),
                            pue=self._settings.pue, country_iso_code=self.country_iso_code,
                            region=self._settings.region, location_source=self.location_source,
-                           tool_version=_codecarbon_version())
+                           tool_version=_codecarbon_version(),
+                           tracking_mode=self._settings.tracking_mode)
         if self.location_source == "default":
             base.notes.append(DEFAULT_LOCATION_NOTE)
+        self._gpu_facts(base)
         with self._lock:
             if self._thread is not None and self._thread.is_alive() and self._tracker is None:
                 self._abandoned = True
@@ -386,7 +406,12 @@ class EnergyMeter:
         m.region = data.region or m.region
         if self._settings.online_lookup and data.country_iso_code:
             m.country_iso_code = data.country_iso_code
-        m.methods = self._methods()
+        self.mode_watch.observe(self._tracker)
+        m.notes.extend(self.mode_watch.changes)
+        m.methods = cc_methods.methods(self._tracker, self.mode_watch.changes)
+        m.methods["grid"] = cc_methods.grid_method(m.location_source)
+        m.tracking_scope = cc_methods.tracking_scope(
+            m.tracking_mode, cc_methods.component_modes(self._tracker))
         m.power_series = self._power_series(extrapolated, gap_s, duration_s, m.pue,
                                             measured=measured_s > 0.0)
         m.status = "measured"
@@ -415,27 +440,34 @@ class EnergyMeter:
         except Exception:  # noqa: BLE001 - private API; a missing figure stays missing
             return None
 
-    def _methods(self) -> dict[str, dict[str, Any]]:
-        methods: dict[str, dict[str, Any]] = {
-            "cpu": {"method": "none", "measured": False},
-            "gpu": {"method": "none (no GPU detected)", "measured": False},
-            "ram": {"method": "none", "measured": False},
-        }
-        for hw in getattr(self._tracker, "_hardware", []):
-            kind = type(hw).__name__
-            if kind == "CPU":
-                mode = str(getattr(hw, "_mode", ""))
-                label, measured = _CPU_METHODS.get(mode, (f"CodeCarbon mode {mode!r}", False))
-                entry: dict[str, Any] = {"method": label, "measured": measured}
-                if not measured and getattr(hw, "_tdp", None):
-                    entry["tdp_w"] = float(hw._tdp)
-                    entry["generic_tdp"] = bool(getattr(hw, "_is_generic_tdp", False))
-                methods["cpu"] = entry
-            elif kind in ("GPU", "AllGPUDevices"):
-                methods["gpu"] = {"method": "NVML power readings", "measured": True}
-            elif kind == "RAM":
-                methods["ram"] = {"method": "estimated from installed memory size",
-                                  "measured": False}
-            elif kind == "AppleSiliconChip":
-                methods["cpu"] = {"method": "Apple powermetrics", "measured": True}
-        return methods
+
+    def _gpu_facts(self, m: Measurement) -> None:
+        """The GPUs measured, their other processes, the window's edges (never raises)."""
+        try:
+            self.gpu_watch.stop()
+            fields = self.gpu_watch.to_record_fields()
+            m.notes.extend(fields.pop("notes", []))
+            m.gpu.update(fields)
+            sync = self.edges.describe()
+            if sync is not None:
+                m.gpu["gpu_sync"] = sync
+        except Exception as e:  # noqa: BLE001 - the energy figures stand without these
+            m.notes.append(f"the GPU facts could not be gathered: {type(e).__name__}: {e}")
+
+
+def _tick_handler(callback: Any) -> Any:
+    """A CodeCarbon output handler calling ``callback()`` at each measurement; it never
+    raises into CodeCarbon."""
+    from codecarbon.output_methods.base_output import BaseOutput
+
+    class _Tick(BaseOutput):  # type: ignore[misc]
+        def live_out(self, total: Any, delta: Any) -> None:
+            try:
+                callback()
+            except Exception as e:  # noqa: BLE001
+                log.debug("measurement tick: %s", e)
+
+        def out(self, total: Any, delta: Any) -> None:
+            pass
+
+    return _Tick()

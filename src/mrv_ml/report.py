@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape as _xml_escape
 from mrv_ml.errors import RecordError, escape_controls
 from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
 from mrv_ml.proof import Proof, find_proof_file, read_proof_file
+from mrv_ml.uncertainty import bounds_kwh
 from mrv_ml.units import (
     format_co2_kg,
     format_duration_s,
@@ -364,6 +365,20 @@ class Row:
     tone: str = ""
 
 
+def _component_how(ee: Mapping[str, Any], component: str) -> str:
+    """" (method; range 50 mWh–150 mWh)": the range only where the method is an estimate
+    with one (mrv_ml.uncertainty)."""
+    method = _get(ee, "methods", component, "method")
+    if not method:
+        return ""
+    info = _get(ee, "methods", component)
+    bounds = bounds_kwh(_number(ee.get(f"{component}_energy_kwh")),
+                        dict(info) if isinstance(info, Mapping) else None)
+    if bounds is None:
+        return f" ({method})"
+    return f" ({method}; range {format_energy_kwh(bounds[0])}–{format_energy_kwh(bounds[1])})"
+
+
 def _methods_text(methods: Any) -> str:
     if not isinstance(methods, Mapping):
         return "-"
@@ -431,8 +446,7 @@ def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
     rows.append(Row("time", f"{start or '?'} → {end or '?'} "
                             f"({format_duration_s(_number(ee.get('duration_seconds')))})"))
     parts = [f"{c.upper()} {format_energy_kwh(_number(ee.get(f'{c}_energy_kwh')))}"
-             + (f" ({_get(ee, 'methods', c, 'method')})" if _get(ee, "methods", c, "method")
-                else "")
+             + _component_how(ee, c)
              for c in ("cpu", "gpu", "ram") if _number(ee.get(f"{c}_energy_kwh")) is not None]
     energy = format_energy_kwh(_number(ee.get("energy_kwh")))
     energy += f" = {', '.join(parts)}" if parts else ""
@@ -444,6 +458,11 @@ def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
     intensity = _number(ee.get("carbon_intensity_g_per_kwh"))
     if intensity is not None:
         co2 += f" at {format_intensity_g_per_kwh(intensity)}"
+        grid = _get(ee, "methods", "grid", "uncertainty")
+        if isinstance(grid, Mapping) and all(isinstance(grid.get(k), (int, float))
+                                             for k in ("low_factor", "high_factor")):
+            co2 += (f" (range {format_intensity_g_per_kwh(intensity * grid['low_factor'])}–"
+                    f"{format_intensity_g_per_kwh(intensity * grid['high_factor'])})")
     where = "/".join(str(x) for x in (ee.get("country_iso_code"), ee.get("region")) if x)
     if where:
         co2 += f" ({where}, {ee.get('location_source') or 'location'})"

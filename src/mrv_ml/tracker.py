@@ -79,6 +79,9 @@ class MRVTracker:
     progress lines on stderr; 0: none). ``log_to`` (``"mlflow"``, ``"wandb"``; also
     ``MRV_LOG_TO=mlflow,wandb``) logs the record's facts and files into that tool's active
     run (:mod:`mrv_ml.integrations.trackers`).
+    ``tracking_mode`` (``"machine"``, the default, or ``"process"``; ``MRV_TRACKING_MODE``)
+    is CodeCarbon's: process mode counts this process and its descendants' share of CPU
+    and RAM; GPUs are measured per device (``energy_emissions.tracking_scope``).
     """
 
     def __init__(
@@ -106,6 +109,7 @@ class MRVTracker:
         quiet: bool | None = None,
         heartbeat_s: float | None = None,
         log_to: str | Sequence[str] | None = None,
+        tracking_mode: str | None = None,
     ) -> None:
         if not experiment_name or not isinstance(experiment_name, str):
             raise ValueError("experiment_name must be a non-empty string")
@@ -113,7 +117,8 @@ class MRVTracker:
             raise ValueError(f"anchor_mode must be one of {ANCHOR_MODES}, not {anchor_mode!r}")
         base = settings if settings is not None else load_settings()
         self.settings = base.replace(data_dir=storage_dir, rpc_url=rpc_url,
-                                     registry_url=registry_url, log_to=log_to)
+                                     registry_url=registry_url, log_to=log_to,
+                                     tracking_mode=tracking_mode)
         self.publish = publish
         self.sign = sign
         self.experiment_name = experiment_name

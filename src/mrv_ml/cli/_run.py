@@ -8,6 +8,7 @@ here. Our own line goes to stderr, so stdout stays the child's.
 
 from __future__ import annotations
 
+import enum
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,11 @@ import typer
 
 from mrv_ml.cli._app import app
 from mrv_ml.command import run_tracked
+
+
+class TrackingMode(str, enum.Enum):
+    machine = "machine"
+    process = "process"
 
 
 @app.command(
@@ -75,6 +81,11 @@ def run_command(
         "--log-to", metavar="mlflow|wandb",
         help="Log the record into this experiment tracker's run (repeatable; default: "
              "MRV_LOG_TO). MLflow: the run MLFLOW_RUN_ID names.")] = None,
+    tracking_mode: Annotated[TrackingMode | None, typer.Option(
+        "--tracking-mode", metavar="machine|process", case_sensitive=False,
+        help="CodeCarbon's tracking mode: the whole machine, or the command's processes' "
+             "share of CPU and RAM (GPUs are measured per device; default: "
+             "MRV_TRACKING_MODE, else machine).")] = None,
 ) -> None:
     options: dict[str, Any] = {"publish": publish, "sign": sign, "description": description,
                                "tags": parse_tags(tags or [])}
@@ -86,7 +97,8 @@ def run_command(
         blockchain_enabled=not no_anchor, anchor_mode="batch" if batch else "single",
         settings={"data_dir": data_dir, "country_iso_code": country, "region": region,
                   "pue": pue, "network": network, "registry_url": registry,
-                  "log_to": ",".join(log_to) if log_to else None},
+                  "log_to": ",".join(log_to) if log_to else None,
+                  "tracking_mode": tracking_mode.value if tracking_mode else None},
         **options)
     sys.stdout.flush()
     raise typer.Exit(result.exit_code)

@@ -35,16 +35,24 @@ export function qualityShort(ee) {
   return qualityWord(ee).replace(/[:(].*$/, "").replace(/, partly estimated$/, "").trim();
 }
 
+/** "; range 50.0 mWh–150 mWh" where the method is an estimate with a range (uncertainty). */
+export function rangeText(m, value, format = formatEnergyKwh) {
+  const u = isObj(m?.uncertainty) ? m.uncertainty : null;
+  const low = num(u?.low_factor), high = num(u?.high_factor), v = num(value);
+  if (low === null || high === null || v === null) return "";
+  return `; range ${format(v * low)}–${format(v * high)}`;
+}
+
 /** One line per component: "measured: RAPL energy counters" / "estimated: … (TDP 65 W)". */
-export function componentLine(m) {
+export function componentLine(m, kwh = null) {
   if (!isObj(m)) return MISSING;
   const method = text(m.method) || MISSING;
   if (absent(m)) return `not present (${method})`;
-  if (m.measured === true) return `measured: ${method}`;
+  if (m.measured === true) return `measured: ${method}${rangeText(m, kwh)}`;
   if (importedMethod(m)) return method;
   const tdp = num(m.tdp_w);
   const tdpText = tdp === null ? "" : `; TDP ${formatPowerW(tdp)}${m.generic_tdp === true ? ", a generic figure: the CPU model was not recognised" : ""}`;
-  return `${/^estimated\b/i.test(method) ? "" : "estimated: "}${method}${tdpText}`;
+  return `${/^estimated\b/i.test(method) ? "" : "estimated: "}${method}${tdpText}${rangeText(m, kwh)}`;
 }
 
 /** The intervals CodeCarbon did not measure: {seconds, share, whole, methods}. */
@@ -94,9 +102,9 @@ export function qualityRows(record) {
     rows.push(["Why", text(ee.measurement_error) || MISSING]);
   }
   const methods = isObj(ee.methods) ? ee.methods : {};
-  for (const [k, label] of COMPONENTS) rows.push([label, componentLine(methods[k])]);
+  for (const [k, label] of COMPONENTS) rows.push([label, componentLine(methods[k], ee[`${k}_energy_kwh`])]);
   rows.push(["Not measured", imported ? "unknown: CodeCarbon's CSV does not say" : extrapolationLine(ee)]);
-  rows.push(["Grid intensity", `${formatIntensityGPerKwh(ee.carbon_intensity_g_per_kwh)}, ${intensitySource(ee)}`]);
+  rows.push(["Grid intensity", `${formatIntensityGPerKwh(ee.carbon_intensity_g_per_kwh)}, ${intensitySource(ee)}${rangeText(methods.grid, ee.carbon_intensity_g_per_kwh, formatIntensityGPerKwh)}`]);
   const pue = num(ee.pue);
   rows.push(["PUE", pue === null ? MISSING
     : `${formatNumber(pue)}${pue === 1 ? " (no data-centre overhead counted)" : " (data-centre overhead included in the total)"}`]);

@@ -311,7 +311,9 @@ class DistributedMRVTracker:
         from mrv_ml.config import load_settings
         from mrv_ml.measurement import EnergyMeter
 
-        return EnergyMeter(self._tracker_args.get("settings") or load_settings())
+        settings = self._tracker_args.get("settings") or load_settings()
+        # each rank measures as the writer does (MRVTracker(tracking_mode=...))
+        return EnergyMeter(settings.replace(tracking_mode=self._tracker_args.get("tracking_mode")))
 
     def _stop_meter(self) -> dict[str, Any] | None:
         try:
