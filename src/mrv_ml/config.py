@@ -10,6 +10,7 @@ Secrets are held in :class:`Secret`, whose ``repr`` and ``str`` never show the v
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -123,6 +124,11 @@ class Settings:
     heartbeat_s: float = 30.0
     # experiment trackers whose active run gets the record's facts and files (LOG_TO_CHOICES)
     log_to: tuple[str, ...] = ()
+    # a run's budget (mrv_ml.budget): limits and what to do when one is crossed; None: no
+    # limit, and on_budget None leaves the choice to the caller (tracker warn, mrv run stop)
+    budget_kwh: float | None = None
+    budget_co2_kg: float | None = None
+    on_budget: str | None = None
 
     def replace(self, **overrides: Any) -> Settings:
         """A copy with the given fields replaced; ``None`` values are ignored."""
@@ -152,6 +158,9 @@ ENV_VARS: dict[str, str] = {
     "MRV_REGISTRY_URL": "registry_url",
     "MRV_REGISTRY_TOKEN": "registry_token",
     "MRV_LOG_TO": "log_to",
+    "MRV_BUDGET_KWH": "budget_kwh",
+    "MRV_BUDGET_CO2_KG": "budget_co2_kg",
+    "MRV_ON_BUDGET": "on_budget",
 }
 
 # The experiment trackers mrv_ml.integrations.trackers can log into.
@@ -204,6 +213,15 @@ def _coerce(values: Mapping[str, Any], source: str = "settings") -> dict[str, An
                 out[name] = str(raw).strip().lower()
                 if out[name] not in TRACKING_MODES:
                     raise ValueError(f"must be one of {', '.join(TRACKING_MODES)}")
+            elif name in ("budget_kwh", "budget_co2_kg"):
+                out[name] = float(raw)
+                # zero or less could only stop the run at once; NaN fails the comparison too
+                if not (math.isfinite(out[name]) and out[name] > 0):
+                    raise ValueError("must be a positive number")
+            elif name == "on_budget":
+                out[name] = str(raw).strip().lower()
+                if out[name] not in ("warn", "stop"):
+                    raise ValueError("must be warn or stop")
             elif name == "online_lookup":
                 out[name] = raw if isinstance(raw, bool) else str(raw).strip().lower() in (
                     "1", "true", "yes", "on")

@@ -222,6 +222,14 @@ class RegistryConflictError(MRVError):
     exit_code = EXIT_STORE
 
 
+class ProgressError(MRVError, ValueError):
+    """Progress reported for a forecast cannot be used: an unknown or zero total, a
+    negative count, more done than the total, or a count that went backwards."""
+
+    key = "bad_progress"
+    exit_code = EXIT_BAD_INPUT
+
+
 # --- configuration and keys --------------------------------------------------------------
 
 

@@ -16,6 +16,20 @@ Between the opening and the closing line a heartbeat (:mod:`mrv_ml.heartbeat`) s
 elapsed time and the energy and CO2e measured so far on stderr: every ``heartbeat_s``
 seconds (``MRV_HEARTBEAT_S``, 30 s; the first after 10 s; 0 turns it off), a live status
 line on a terminal, plain lines otherwise; ``quiet`` silences it with the rest.
+
+Forecast and budget: ``tracker.update_progress(done, total)`` (the framework callbacks call
+it at each epoch's end) forecasts the whole run's energy, CO2e and duration once the
+warm-up is done (:mod:`mrv_ml.forecast`; one line on stderr, kept in the record's
+``energy_emissions.forecast``). ``budget_kwh``/``budget_co2_kg`` with ``on_budget="warn"``
+or ``"stop"`` (:mod:`mrv_ml.budget`) are checked as the figures grow and against each
+forecast; the plain tracker never raises into the loop, it sets ``budget_exceeded``, which
+a loop that wants to stop checks::
+
+    for epoch in range(epochs):
+        train_one_epoch()
+        tracker.update_progress(epoch + 1, epochs, unit="epochs")
+        if tracker.budget_exceeded:
+            break
 """
 
 from __future__ import annotations
@@ -32,8 +46,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from mrv_ml.budget import Budget, BudgetMonitor, Reading
 from mrv_ml.config import Settings, load_settings
 from mrv_ml.environment import software_versions, source_state
+from mrv_ml.errors import ProgressError
+from mrv_ml.forecast import Forecast, Forecaster, point_at
 from mrv_ml.hardware import get_hardware_info
 from mrv_ml.hashing import compute_hash
 from mrv_ml.heartbeat import DEFAULT_FIRST_AFTER_S, Heartbeat, Pulse
@@ -78,7 +95,10 @@ class MRVTracker:
     the environment. ``heartbeat_s`` overrides ``MRV_HEARTBEAT_S`` (seconds between the
     progress lines on stderr; 0: none). ``log_to`` (``"mlflow"``, ``"wandb"``; also
     ``MRV_LOG_TO=mlflow,wandb``) logs the record's facts and files into that tool's active
-    run (:mod:`mrv_ml.integrations.trackers`).
+    run (:mod:`mrv_ml.integrations.trackers`). ``budget_kwh``, ``budget_co2_kg`` (also
+    ``MRV_BUDGET_KWH``, ``MRV_BUDGET_CO2_KG``) and ``on_budget`` (``"warn"``, the default,
+    or ``"stop"``; ``MRV_ON_BUDGET``) set a budget; ``forecast_after`` is the progress (in
+    the units given to :meth:`update_progress`) after which the run is first forecast.
     ``tracking_mode`` (``"machine"``, the default, or ``"process"``; ``MRV_TRACKING_MODE``)
     is CodeCarbon's: process mode counts this process and its descendants' share of CPU
     and RAM; GPUs are measured per device (``energy_emissions.tracking_scope``).
@@ -109,6 +129,10 @@ class MRVTracker:
         quiet: bool | None = None,
         heartbeat_s: float | None = None,
         log_to: str | Sequence[str] | None = None,
+        budget_kwh: float | None = None,
+        budget_co2_kg: float | None = None,
+        on_budget: str | None = None,
+        forecast_after: float | None = None,
         tracking_mode: str | None = None,
     ) -> None:
         if not experiment_name or not isinstance(experiment_name, str):
@@ -139,6 +163,12 @@ class MRVTracker:
         self.heartbeat_s = (self.settings.heartbeat_s if heartbeat_s is None
                             else float(heartbeat_s))
         self.store = RecordStore(self.settings.data_dir)
+        # the budget (arguments over MRV_BUDGET_*): a bad value fails now, before the run
+        self.budget = _budget(budget_kwh, budget_co2_kg, on_budget, self.settings)
+        self.forecast_after = forecast_after
+        self._forecaster = Forecaster(warmup=forecast_after)
+        self._monitor: BudgetMonitor | None = None
+        self._progress_warned: set[str] = set()
         self.run_log: RunLog | None = None  # the experiment trackers' runs (log_to)
         if self.settings.log_to:  # a missing package fails now, not after the training
             from mrv_ml.integrations.trackers import RunLog
@@ -203,6 +233,97 @@ class MRVTracker:
         self._outcome = {"status": status, "error_type": error_type,
                          "error_message": error_message, "exit_code": exit_code}
 
+    # -- forecast and budget --------------------------------------------------------------
+
+    def update_progress(self, done: float, total: float | None = None, *,
+                        unit: str = "steps") -> Forecast | None:
+        """Report progress: ``done`` of ``total`` units (steps, epochs...). Once the warm-up
+        is done (``forecast_after`` units; default one unit or 1 % of the total, whichever
+        is more, and CodeCarbon's first average) the whole run is forecast, one line on
+        stderr the first time; later calls refresh it. The budget is checked too. Never
+        raises into the loop: progress that cannot be used (an unknown or zero total,
+        negative, over the total, backwards) is one warning line per kind and no forecast.
+        Returns the forecast made by this call, if any."""
+        reading = None
+        totals = self._meter.running_totals() if self._meter is not None else None
+        if totals is not None:
+            now_s = time.monotonic() - self._started_at
+            try:
+                reading = point_at(0.0, now_s, totals.elapsed_s, totals.energy_kwh,
+                                   totals.co2_kg)
+            except ProgressError as e:  # a meter's odd figures: no forecast this time
+                log.debug("no forecast: %s", e)
+        try:
+            made = self._forecaster.update(done, total, reading, unit=unit)
+        except ProgressError as e:
+            if e.key not in self._progress_warned:  # once per kind, not once per step
+                self._progress_warned.add(e.key)
+                self._say(f"⚠️  MRV: {e}")
+            log.debug("progress not used: %s", e)
+            return None
+        if made is not None and made is self._forecaster.first:
+            self._say(_forecast_line(made))
+        if self._monitor is not None:
+            if made is not None:
+                self._monitor.check_forecast(made.made_at_s, made.energy_kwh, made.co2_kg)
+            self._monitor.check()
+        return made
+
+    @property
+    def forecast(self) -> Forecast | None:
+        """The latest forecast of the whole run (``None`` until one was made)."""
+        return self._forecaster.latest
+
+    @property
+    def budget_exceeded(self) -> bool:
+        """Whether the run has crossed its budget (checked every half second and at each
+        ``update_progress``); a training loop with ``on_budget="stop"`` ends when it is."""
+        return self._monitor is not None and (self._monitor.exceeded or self._monitor.check())
+
+    @property
+    def stopped_by_budget(self) -> bool:
+        """Whether the run was really stopped for its budget (by a callback, ``mrv run``)."""
+        return self._monitor is not None and self._monitor.stopped
+
+    def add_budget_stop_action(self, action: Callable[[], str | None]) -> None:
+        """With ``on_budget="stop"``: ``action()`` runs once when the budget is crossed
+        (``mrv run`` interrupts its child); the words it returns are the record's
+        ``budget.action_taken`` and the run is recorded as stopped by its budget."""
+        if self._monitor is None:
+            raise RuntimeError("add_budget_stop_action() needs a started tracker with a budget")
+        self._monitor.add_stop_action(action)
+
+    def mark_stopped_by_budget(self, action: str) -> None:
+        """The training was stopped because of the budget (the framework callbacks, at an
+        epoch's end): the record says ``outcome.stopped_by: "budget"`` and ``action``."""
+        if self._monitor is not None:
+            self._monitor.mark_stopped(action)
+
+    def _budget_reading(self) -> Reading | None:
+        """CodeCarbon's totals at its latest measurement (start-up extrapolated as in the
+        record): a budget is judged on measured figures, not on an extrapolation to now."""
+        totals = self._meter.running_totals() if self._meter is not None else None
+        if totals is None:
+            return None
+        return Reading(totals.elapsed_s, totals.energy_kwh, totals.co2_kg)
+
+    def _add_plan(self, record: dict[str, Any]) -> None:
+        """The forecast beside the actual figures, the budget and what it did."""
+        energy = record["energy_emissions"]
+        planned = self._forecaster.to_record()
+        if planned is not None:
+            energy["forecast"] = planned
+        if self._monitor is None:
+            return
+        record["budget"] = self._monitor.to_record(
+            energy.get("energy_kwh"), energy.get("co2_kg"), energy.get("duration_seconds"))
+        if record["budget"]["exceeded"] and not self._monitor.exceeded:
+            self._say("⚠️  MRV budget crossed by the run's final figures, after the last check")
+        if self._monitor.stopped and record["outcome"]["status"] != "failed":
+            record["outcome"]["status"] = "interrupted"
+        if self._monitor.stopped:
+            record["outcome"]["stopped_by"] = "budget"
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> MRVTracker:
@@ -220,6 +341,8 @@ class MRVTracker:
         if self.run_log is not None:
             self.run_log.capture()
         self._started_at = time.monotonic()
+        if self.budget is not None:
+            self._monitor = BudgetMonitor(self.budget, self._budget_reading, self._say).start()
         if not self.quiet and self.heartbeat_s > 0:
             self._heartbeat = Heartbeat(
                 self._pulse, interval_s=self.heartbeat_s,
@@ -234,8 +357,11 @@ class MRVTracker:
             return self.record
         end_time = utc_now_iso()  # the run ended now, not after the meter has wound down
         self._stop_heartbeat()  # its line is cleared before anything else is said
+        if self._monitor is not None:
+            self._monitor.stop()
         measurement = self._meter.stop()
         record = self._build_record(measurement.to_record_section(), end_time)
+        self._add_plan(record)
         for hook in self._record_hooks:
             hook(record)
         # The run happened: a bad value reported beside it (a diverged loss, a set of tags)
@@ -458,10 +584,41 @@ class MRVTracker:
             anchor_mode=self.anchor_mode, publish=self.publish, sign=self.sign,
             settings=self.settings, command=self.command,
             description=self.description, tags=self.tags, details=self.details,
-            quiet=self.quiet, heartbeat_s=self.heartbeat_s)
+            quiet=self.quiet, heartbeat_s=self.heartbeat_s,
+            budget_kwh=self.budget.energy_kwh if self.budget else None,
+            budget_co2_kg=self.budget.co2_kg if self.budget else None,
+            on_budget=self.budget.on_budget if self.budget else None,
+            forecast_after=self.forecast_after)
         return fresh
 
     def _adopt(self, other: MRVTracker) -> None:
         for name in ("mrv_id", "mrv_hash", "record", "record_path", "tx_hash", "proof",
                      "anchor_error"):
             setattr(self, name, getattr(other, name))
+
+
+def _budget(energy_kwh: float | None, co2_kg: float | None, on_budget: str | None,
+            settings: Settings) -> Budget | None:
+    """The run's budget: arguments over settings (``MRV_BUDGET_KWH``...); ``None`` when no
+    limit is set; a :class:`~mrv_ml.errors.ConfigError` for a bad one (zero, negative, an
+    ``on_budget`` not warn or stop), before the run."""
+    energy_kwh = settings.budget_kwh if energy_kwh is None else energy_kwh
+    co2_kg = settings.budget_co2_kg if co2_kg is None else co2_kg
+    on_budget = on_budget or settings.on_budget or "warn"
+    if energy_kwh is None and co2_kg is None:
+        if on_budget not in ("warn", "stop"):
+            Budget(1.0, None, on_budget)  # the same one-line error as with a limit
+        return None
+    return Budget(energy_kwh, co2_kg, on_budget)
+
+
+def _forecast_line(forecast: Forecast) -> str:
+    """``"🔮 MRV forecast for the whole run: 2.1 kWh, 900 g CO2e, 1.5 h (after 1 of 90
+    epochs; linear extrapolation)"``."""
+    from mrv_ml.units import format_co2_kg, format_duration_s, format_energy_kwh
+
+    done = int(forecast.done) if forecast.done.is_integer() else forecast.done
+    total = int(forecast.total) if forecast.total.is_integer() else forecast.total
+    return (f"🔮 MRV forecast for the whole run: {format_energy_kwh(forecast.energy_kwh)}, "
+            f"{format_co2_kg(forecast.co2_kg)}, {format_duration_s(forecast.duration_s)} "
+            f"(after {done} of {total} {forecast.unit}; linear extrapolation)")

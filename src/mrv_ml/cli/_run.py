@@ -9,6 +9,7 @@ here. Our own line goes to stderr, so stdout stays the child's.
 from __future__ import annotations
 
 import enum
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,12 +17,17 @@ from typing import Annotated, Any
 import typer
 
 from mrv_ml.cli._app import app
-from mrv_ml.command import run_tracked
+from mrv_ml.command import DEFAULT_BUDGET_GRACE_S, run_tracked
 
 
 class TrackingMode(str, enum.Enum):
     machine = "machine"
     process = "process"
+
+
+class OnBudget(str, enum.Enum):
+    warn = "warn"
+    stop = "stop"
 
 
 @app.command(
@@ -86,11 +92,28 @@ def run_command(
         help="CodeCarbon's tracking mode: the whole machine, or the command's processes' "
              "share of CPU and RAM (GPUs are measured per device; default: "
              "MRV_TRACKING_MODE, else machine).")] = None,
+    budget_kwh: Annotated[float | None, typer.Option(
+        "--budget-kwh", metavar="KWH", callback=lambda v: _positive(v, "--budget-kwh"),
+        help="Energy budget in kWh (default: MRV_BUDGET_KWH).")] = None,
+    budget_co2_kg: Annotated[float | None, typer.Option(
+        "--budget-co2-kg", metavar="KG",
+        callback=lambda v: _positive(v, "--budget-co2-kg"),
+        help="CO2e budget in kg (default: MRV_BUDGET_CO2_KG).")] = None,
+    on_budget: Annotated[OnBudget | None, typer.Option(
+        "--on-budget", metavar="warn|stop", case_sensitive=False,
+        help="When the budget is crossed: warn, or stop the command: SIGINT, then SIGTERM "
+             "after --budget-grace-s (default: MRV_ON_BUDGET, else stop).")] = None,
+    budget_grace_s: Annotated[float, typer.Option(
+        "--budget-grace-s", metavar="SECONDS", min=0.0, max=86_400.0,
+        help="Seconds between the SIGINT and the SIGTERM of a command stopped by its "
+             "budget.")] = DEFAULT_BUDGET_GRACE_S,
 ) -> None:
     options: dict[str, Any] = {"publish": publish, "sign": sign, "description": description,
                                "tags": parse_tags(tags or [])}
     if quiet:
         options["quiet"] = True  # otherwise MRV_QUIET decides
+    if on_budget is not None:
+        options["on_budget"] = on_budget.value
     result = run_tracked(
         command, experiment_name=experiment, model_name=model, dataset_name=dataset,
         epochs=epochs, batch_size=batch_size, framework=framework,
@@ -98,10 +121,18 @@ def run_command(
         settings={"data_dir": data_dir, "country_iso_code": country, "region": region,
                   "pue": pue, "network": network, "registry_url": registry,
                   "log_to": ",".join(log_to) if log_to else None,
-                  "tracking_mode": tracking_mode.value if tracking_mode else None},
-        **options)
+                  "tracking_mode": tracking_mode.value if tracking_mode else None,
+                  "budget_kwh": budget_kwh, "budget_co2_kg": budget_co2_kg},
+        budget_grace_s=budget_grace_s, **options)
     sys.stdout.flush()
     raise typer.Exit(result.exit_code)
+
+
+def _positive(value: float | None, name: str) -> float | None:
+    """A budget of zero or less would stop the command at once: a usage error."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be a positive number, not {value:g}", param_hint=name)
+    return value
 
 
 def parse_tags(values: list[str]) -> dict[str, str]:
