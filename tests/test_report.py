@@ -228,6 +228,24 @@ def test_summary_names_figures_hash_and_anchor() -> None:
                                                                       proof=_proof(record))
 
 
+def test_summary_says_the_budget_stop_and_the_forecast() -> None:
+    record = make_sample_record(outcome__status="interrupted", outcome__stopped_by="budget")
+    record["budget"] = {"energy_kwh": 1e-05, "co2_kg": None, "on_budget": "stop",
+                        "exceeded": True, "exceeded_at_s": 4.361,
+                        "action_taken": "sent SIGINT to the command"}
+    record["energy_emissions"]["forecast"] = {
+        "method": "linear extrapolation after 1 of 90 epochs", "made_at_progress": 1 / 90,
+        "made_at_s": 60.0, "energy_kwh": 4.2, "co2_kg": 2.0, "duration_s": 5400.0}
+    rows = {row.label: row.value for row in report.summary_rows(record)}
+    assert rows["outcome"].endswith("; stopped by its budget")
+    assert rows["budget"] == ("10 mWh (stop): exceeded after 4.36 s; sent SIGINT to the "
+                              "command")
+    assert rows["forecast"] == ("4.2 kWh, 2 kg CO2e in 1.5 h (linear extrapolation after 1 "
+                                "of 90 epochs)")
+    plain = {row.label for row in report.summary_rows(make_sample_record())}
+    assert not {"budget", "forecast"} & plain
+
+
 def test_find_proof_beside_record_or_in_store(tmp_path: Path) -> None:
     record = make_sample_record()
     folder, store = tmp_path / "elsewhere", tmp_path / "store"

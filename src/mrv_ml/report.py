@@ -413,6 +413,33 @@ def _anchoring_row(record: Mapping[str, Any], proof: Proof | None,
     return Row("anchoring", "\n".join(details), "good")
 
 
+def _plan_rows(record: Mapping[str, Any]) -> list[Row]:
+    """The budget and the forecast made during the run, beside what it used."""
+    rows: list[Row] = []
+    budget = _get(record, "budget")
+    if isinstance(budget, Mapping):
+        limits = [text for text in (format_energy_kwh(_number(budget.get("energy_kwh"))),
+                                    format_co2_kg(_number(budget.get("co2_kg"))))
+                  if text != "—"]
+        said = f"{' and '.join(limits) or '—'} ({budget.get('on_budget')})"
+        if budget.get("exceeded"):
+            said += (f": exceeded after "
+                     f"{format_duration_s(_number(budget.get('exceeded_at_s')))}; "
+                     f"{budget.get('action_taken') or 'no action'}")
+        elif budget.get("forecast_exceeded"):
+            said += ": the forecast exceeded it; the run did not"
+        else:
+            said += ": not exceeded"
+        rows.append(Row("budget", said, "warn" if budget.get("exceeded") else ""))
+    forecast = _get(record, "energy_emissions", "forecast")
+    if isinstance(forecast, Mapping):
+        rows.append(Row("forecast", f"{format_energy_kwh(_number(forecast.get('energy_kwh')))}"
+                                    f", {format_co2_kg(_number(forecast.get('co2_kg')))} in "
+                                    f"{format_duration_s(_number(forecast.get('duration_s')))}"
+                                    f" ({forecast.get('method')})"))
+    return rows
+
+
 def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
                  proof: Proof | None = None, proof_error: str | None = None,
                  verdict: Verdict | None = None) -> list[Row]:
@@ -441,7 +468,10 @@ def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
     if _get(record, "outcome", "error_type") or _get(record, "outcome", "error_message"):
         outcome += (f" ({_get(record, 'outcome', 'error_type')}: "
                     f"{_get(record, 'outcome', 'error_message')})")
+    if _get(record, "outcome", "stopped_by") == "budget":
+        outcome += "; stopped by its budget"
     rows.append(Row("outcome", outcome, "good" if status == "completed" else "bad"))
+    rows.extend(_plan_rows(record))
     start, end = _get(record, "timestamps", "start_time"), _get(record, "timestamps", "end_time")
     rows.append(Row("time", f"{start or '?'} → {end or '?'} "
                             f"({format_duration_s(_number(ee.get('duration_seconds')))})"))
