@@ -100,7 +100,8 @@ def test_unguarded_crash_is_recorded_when_the_process_exits(data_dir: Path,
 
 
 def test_budget_stop_ends_training_at_an_epoch_boundary(
-        data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     import time
 
     from transformers import TrainerCallback
@@ -123,5 +124,11 @@ def test_budget_stop_ends_training_at_an_epoch_boundary(
     assert record["outcome"]["stopped_by"] == "budget"
     assert record["budget"]["action_taken"] == (
         f"stopped at the end of epoch {state.global_step // 4}")
-    assert record["energy_emissions"]["forecast"]["unit"] == "steps"
+    # the closing line says how the run ended: not "completed"
+    assert "⏹ run interrupted by its budget:" in capsys.readouterr().err
+    forecast = record["energy_emissions"].get("forecast")
+    # made only once CodeCarbon has its first average: on a loaded machine the budget may
+    # stop the fit before (tests/test_forecast.py makes one for certain)
+    if forecast is not None:
+        assert forecast["unit"] == "steps"
     assert record["energy_emissions"]["forecast"]["total"] == 800

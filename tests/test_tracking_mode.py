@@ -67,8 +67,9 @@ def test_mrv_run_process_mode_follows_the_child(data_dir: Path) -> None:
                   sorted(_records(data_dir), key=lambda r: r["timestamps"]["start_time"]))
     assert busy["tracking_mode"] == idle["tracking_mode"] == "process"
     if busy["methods"]["cpu"]["method"] == "estimated from CPU load and TDP":
-        # the busy child's CPU time is counted, the sleeping one's is not
-        assert busy["cpu_energy_kwh"] > 3 * idle["cpu_energy_kwh"]
+        # the busy child's CPU time is counted, the sleeping one's is not (12.8x on an idle
+        # machine; a loaded one gives the busy child less CPU: uncounted, it would be ~1x)
+        assert busy["cpu_energy_kwh"] > 1.5 * idle["cpu_energy_kwh"]
 
 
 def test_mrv_run_refuses_an_unknown_mode_in_one_line(data_dir: Path) -> None:

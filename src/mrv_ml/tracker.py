@@ -551,8 +551,12 @@ class MRVTracker:
         where its anchoring stands (and what that proves)."""
         from mrv_ml.units import format_co2_kg, format_duration_s, format_energy_kwh
 
-        status = self._outcome["status"]
+        # the record's outcome: a budget stop turns a completed fit into an interrupted one
+        outcome = (self.record or {}).get("outcome") or self._outcome
+        status = outcome["status"]
         icon = {"completed": "✅", "interrupted": "⏹"}.get(status, "❌")
+        if outcome.get("stopped_by") == "budget":
+            status += " by its budget"
         energy = (self.record or {}).get("energy_emissions") or {}
         line = (f"{icon} run {status}: {format_energy_kwh(energy.get('energy_kwh'))}, "
                 f"{format_co2_kg(energy.get('co2_kg'))} in "
