@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nMRV ID:  {tracker.mrv_id}\nrecord:  {tracker.record_path}\n"
           f"hash:    {tracker.mrv_hash}\n"
           f"energy:  {format_energy_kwh(energy['energy_kwh'])}   "
-          f"CO2e: {format_co2_kg(energy['co2_kg'])}")
+          f"emitted: {format_co2_kg(energy['co2_kg'])}")
     network = None
     if args.no_anchor:
         print("anchor:  skipped (--no-anchor)")
