@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 
-from mrv_ml.units import format_duration_s, format_energy_kwh, format_power_w, format_share
+from mrv_ml.units import (
+    finite_number,
+    format_duration_s,
+    format_energy_kwh,
+    format_power_w,
+    format_share,
+)
 
 __all__ = ["COLORS", "MARGIN", "PowerPoint", "energy_split_svg", "power_chart_svg",
            "power_points"]
@@ -50,12 +56,6 @@ class PowerPoint:
     measured: bool
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def power_points(series: Any) -> list[PowerPoint]:
     """The intervals of a record's ``power_series``; ``ValueError`` when the series is
     not the parallel arrays the schema describes (a damaged or hand-edited record)."""
@@ -71,8 +71,8 @@ def power_points(series: Any) -> list[PowerPoint]:
         raise ValueError("the power series' arrays differ in length")
     points = []
     for i in range(n):
-        start, length = _finite(columns[0][i]), _finite(columns[1][i])
-        powers = [_finite(columns[j][i]) for j in (2, 3, 4)]
+        start, length = finite_number(columns[0][i]), finite_number(columns[1][i])
+        powers = [finite_number(columns[j][i]) for j in (2, 3, 4)]
         if start is None or length is None or length < 0 or any(
                 p is None or p < 0 for p in powers) or not isinstance(columns[5][i], bool):
             raise ValueError(f"the power series' interval {i} is not numbers")
@@ -166,7 +166,7 @@ def energy_split_svg(component_kwh: Mapping[str, float | None], *, width: int = 
                      height: int = 34) -> str | None:
     """One horizontal bar split by each component's share of the energy (CPU, GPU, RAM,
     widths proportional to kWh), labelled below; ``None`` when there is nothing to split."""
-    parts = {c: _finite(component_kwh.get(c)) for c in _COMPONENTS}
+    parts = {c: finite_number(component_kwh.get(c)) for c in _COMPONENTS}
     whole = sum(v for v in parts.values() if v is not None and v > 0)
     if whole <= 0:
         return None

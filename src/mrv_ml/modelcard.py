@@ -49,6 +49,15 @@ from mrv_ml.errors import (
 )
 from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
 from mrv_ml.proof import Proof
+from mrv_ml.report import (
+    deep_link,
+    field_at,
+    find_proof,
+    integrity_line,
+    is_loopback_url,
+    printable,
+    run_sentence,
+)
 from mrv_ml.verdict import TRUST_NOTES, Trust, VerdictStatus, proof_trust
 
 CO2_KEY = "co2_eq_emissions"
@@ -97,15 +106,6 @@ def grams(co2_kg: float) -> float:
     return float(Decimal(repr(float(co2_kg))).scaleb(3))
 
 
-def _get(record: Mapping[str, Any], *path: str) -> Any:
-    node: Any = record
-    for key in path:
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(key)
-    return node
-
-
 def _location(ee: Mapping[str, Any]) -> str | None:
     country, region = ee.get("country_iso_code"), ee.get("region")
     if not country:
@@ -119,17 +119,17 @@ def _location(ee: Mapping[str, Any]) -> str | None:
 
 def _hardware(record: Mapping[str, Any]) -> str | None:
     parts: list[str] = []
-    gpus = _get(record, "hardware", "gpus") or []
+    gpus = field_at(record, "hardware", "gpus") or []
     counts: dict[str, int] = {}
     for gpu in gpus:
         if isinstance(gpu, Mapping) and gpu.get("name"):
             counts[str(gpu["name"])] = counts.get(str(gpu["name"]), 0) + 1
     parts.extend(f"{n} x {name}" for name, n in counts.items())
-    cpu = _get(record, "hardware", "cpu_model")
+    cpu = field_at(record, "hardware", "cpu_model")
     if cpu:
-        cores = _get(record, "hardware", "cpu_logical_cores")
+        cores = field_at(record, "hardware", "cpu_logical_cores")
         parts.append(f"{cpu} ({cores} logical cores)" if isinstance(cores, int) else str(cpu))
-    world = _get(record, "distributed", "world_size")
+    world = field_at(record, "distributed", "world_size")
     text = ", ".join(parts) or None
     if isinstance(world, int) and world > 1:
         text = f"{world} processes" + (f", each on {text}" if text else "")
@@ -141,7 +141,7 @@ def _source(record: Mapping[str, Any], ee: Mapping[str, Any]) -> str:
 
     tool = " ".join(str(x) for x in (ee.get("measurement_tool") or "CodeCarbon",
                                      ee.get("measurement_tool_version")) if x)
-    if _get(record, "provenance", "kind") == "imported":  # `mrv import`: not wrapped by us
+    if field_at(record, "provenance", "kind") == "imported":  # `mrv import`: not wrapped by us
         return f"{tool}, imported into an MRV record (mrv-ml {__version__})"
     return f"{tool}, in an MRV record (mrv-ml {__version__})"
 
@@ -159,8 +159,6 @@ def card_metadata(record: Mapping[str, Any], *, proof: Proof | None = None,
     :class:`LocalOnlyError` (anchored only on the author's own chain): a published card
     whose figures nobody can check must be asked for, and then it says so.
     """
-    from mrv_ml.report import deep_link, is_loopback_url
-
     mrv_id = str(record.get("mrv_id") or "")
     ee = record.get("energy_emissions") or {}
     co2_kg = ee.get("co2_kg") if isinstance(ee, Mapping) else None
@@ -241,8 +239,6 @@ _MD_SPECIAL = set("\\`*_{}[]<>#|~&!")
 
 def _md(text: object) -> str:
     """Record text as literal Markdown on one line."""
-    from mrv_ml.report import printable
-
     flat = printable(" ".join(str(text).split()))
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in flat)
 
@@ -257,10 +253,8 @@ def _dump(mapping: Mapping[str, Any], nl: str) -> str:
 
 def new_card(record: Mapping[str, Any], meta: CardMetadata, proof: Proof | None) -> str:
     """A minimal card: the metadata, a title and the run in two sentences."""
-    from mrv_ml.report import integrity_line, run_sentence
-
-    model = _get(record, "experiment", "model_name")
-    title = model if model and model != "Unknown" else _get(record, "experiment", "name")
+    model = field_at(record, "experiment", "model_name")
+    title = model if model and model != "Unknown" else field_at(record, "experiment", "name")
     body = [f"# {_md(title or meta.mrv['mrv_id'])}", "", "## Environmental impact", "",
             run_sentence(record, _md, "CO₂e"), "", _md(integrity_line(record, proof))]
     if meta.mrv.get("verification_url"):
@@ -270,8 +264,6 @@ def new_card(record: Mapping[str, Any], meta: CardMetadata, proof: Proof | None)
 
 
 def _describe(value: Any) -> str:
-    from mrv_ml.report import printable
-
     if value is None:
         return "null"
     kinds: list[tuple[type | tuple[type, ...], str]] = [(bool, "a boolean"), ((int, float), "a number"), (str, "a string"),
@@ -521,7 +513,6 @@ def export(ref: str | Path, *, settings: Any = None, card: str | Path | None = N
     from mrv_ml.config import load_settings
     from mrv_ml.errors import MalformedProofError
     from mrv_ml.record import load_record_file
-    from mrv_ml.report import find_proof
     from mrv_ml.store import RecordStore
 
     settings = settings or load_settings()

@@ -12,7 +12,6 @@ that merely has an anchoring proof is "anchored", one modified since it was anch
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
 from mrv_ml.proof import Proof, find_proof_file, read_proof_file
 from mrv_ml.uncertainty import bounds_kwh
 from mrv_ml.units import (
+    finite_number,
     format_co2_kg,
     format_duration_s,
     format_energy_kwh,
@@ -73,19 +73,15 @@ _VERDICT_BADGE = {
 # --- helpers -----------------------------------------------------------------------------
 
 
-def _get(record: Mapping[str, Any], *path: str) -> Any:
+def field_at(record: Mapping[str, Any], *path: str) -> Any:
+    """The value at ``path`` in a record, ``None`` where any step is missing or is not an
+    object (records are untrusted: a summary must still print for a damaged one)."""
     node: Any = record
     for key in path:
         if not isinstance(node, Mapping):
             return None
         node = node.get(key)
     return node
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def printable(text: object) -> str:
@@ -188,13 +184,13 @@ def network_of(proof: Proof | None, verdict: Verdict | None = None,
 
 
 def _facts(record: Mapping[str, Any]) -> dict[str, Any]:
-    ee = _get(record, "energy_emissions") or {}
-    model = _get(record, "experiment", "model_name")
-    dataset = _get(record, "experiment", "dataset_name")
-    epochs = _get(record, "training", "epochs")
-    dist = _get(record, "distributed")
-    gpus = _get(record, "hardware", "gpus") or []
-    gpu_count = _get(record, "hardware", "gpu_count") or 0
+    ee = field_at(record, "energy_emissions") or {}
+    model = field_at(record, "experiment", "model_name")
+    dataset = field_at(record, "experiment", "dataset_name")
+    epochs = field_at(record, "training", "epochs")
+    dist = field_at(record, "distributed")
+    gpus = field_at(record, "hardware", "gpus") or []
+    gpu_count = field_at(record, "hardware", "gpu_count") or 0
     hardware = None
     if isinstance(dist, Mapping) and isinstance(dist.get("world_size"), int) \
             and dist["world_size"] > 1:
@@ -204,13 +200,13 @@ def _facts(record: Mapping[str, Any]) -> dict[str, Any]:
         name = str(gpus[0]["name"]) if len(names) == 1 else "GPUs"
         hardware = f"{gpu_count}x {name}" if gpu_count > 1 else str(name)
     return {
-        "mrv_id": str(_get(record, "mrv_id") or "unknown"),
+        "mrv_id": str(field_at(record, "mrv_id") or "unknown"),
         "model": str(model) if model and model != "Unknown" else None,
         "dataset": str(dataset) if dataset and dataset != "Unknown" else None,
         "epochs": epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
-        "energy_kwh": _number(ee.get("energy_kwh")) if isinstance(ee, Mapping) else None,
-        "co2_kg": _number(ee.get("co2_kg")) if isinstance(ee, Mapping) else None,
-        "status": _get(record, "outcome", "status") or "completed",
+        "energy_kwh": finite_number(ee.get("energy_kwh")) if isinstance(ee, Mapping) else None,
+        "co2_kg": finite_number(ee.get("co2_kg")) if isinstance(ee, Mapping) else None,
+        "status": field_at(record, "outcome", "status") or "completed",
         "hardware": hardware,
     }
 
@@ -368,11 +364,11 @@ class Row:
 def _component_how(ee: Mapping[str, Any], component: str) -> str:
     """" (method; range 50 mWh–150 mWh)": the range only where the method is an estimate
     with one (mrv_ml.uncertainty)."""
-    method = _get(ee, "methods", component, "method")
+    method = field_at(ee, "methods", component, "method")
     if not method:
         return ""
-    info = _get(ee, "methods", component)
-    bounds = bounds_kwh(_number(ee.get(f"{component}_energy_kwh")),
+    info = field_at(ee, "methods", component)
+    bounds = bounds_kwh(finite_number(ee.get(f"{component}_energy_kwh")),
                         dict(info) if isinstance(info, Mapping) else None)
     if bounds is None:
         return f" ({method})"
@@ -416,26 +412,26 @@ def _anchoring_row(record: Mapping[str, Any], proof: Proof | None,
 def _plan_rows(record: Mapping[str, Any]) -> list[Row]:
     """The budget and the forecast made during the run, beside what it used."""
     rows: list[Row] = []
-    budget = _get(record, "budget")
+    budget = field_at(record, "budget")
     if isinstance(budget, Mapping):
-        limits = [text for text in (format_energy_kwh(_number(budget.get("energy_kwh"))),
-                                    format_co2_kg(_number(budget.get("co2_kg"))))
+        limits = [text for text in (format_energy_kwh(finite_number(budget.get("energy_kwh"))),
+                                    format_co2_kg(finite_number(budget.get("co2_kg"))))
                   if text != "—"]
         said = f"{' and '.join(limits) or '—'} ({budget.get('on_budget')})"
         if budget.get("exceeded"):
             said += (f": exceeded after "
-                     f"{format_duration_s(_number(budget.get('exceeded_at_s')))}; "
+                     f"{format_duration_s(finite_number(budget.get('exceeded_at_s')))}; "
                      f"{budget.get('action_taken') or 'no action'}")
         elif budget.get("forecast_exceeded"):
             said += ": the forecast exceeded it; the run did not"
         else:
             said += ": not exceeded"
         rows.append(Row("budget", said, "warn" if budget.get("exceeded") else ""))
-    forecast = _get(record, "energy_emissions", "forecast")
+    forecast = field_at(record, "energy_emissions", "forecast")
     if isinstance(forecast, Mapping):
-        rows.append(Row("forecast", f"{format_energy_kwh(_number(forecast.get('energy_kwh')))}"
-                                    f", {format_co2_kg(_number(forecast.get('co2_kg')))} in "
-                                    f"{format_duration_s(_number(forecast.get('duration_s')))}"
+        rows.append(Row("forecast", f"{format_energy_kwh(finite_number(forecast.get('energy_kwh')))}"
+                                    f", {format_co2_kg(finite_number(forecast.get('co2_kg')))} in "
+                                    f"{format_duration_s(finite_number(forecast.get('duration_s')))}"
                                     f" ({forecast.get('method')})"))
     return rows
 
@@ -446,8 +442,8 @@ def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
     """What ran, what it cost and how that was measured, and where it is anchored: the one
     summary behind ``mrv show`` and ``mrv report -f text``. Values are the record's own
     text, unescaped (the caller makes them safe for its medium)."""
-    ee = _get(record, "energy_emissions") or {}
-    exp = _get(record, "experiment") or {}
+    ee = field_at(record, "energy_emissions") or {}
+    exp = field_at(record, "experiment") or {}
     rows: list[Row] = []
     if path is not None:
         rows.append(Row("file", str(path)))
@@ -456,39 +452,39 @@ def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
     if exp.get("description"):
         rows.append(Row("description", str(exp["description"])))
     training = []
-    epochs, batch = _get(record, "training", "epochs"), _get(record, "training", "batch_size")
+    epochs, batch = field_at(record, "training", "epochs"), field_at(record, "training", "batch_size")
     if epochs is not None:
         training.append(f"{epochs} epoch{'s' if epochs != 1 else ''}")
     if batch is not None:
         training.append(f"batch {batch}")
     if training:
         rows.append(Row("training", ", ".join(training)))
-    status = _get(record, "outcome", "status")
+    status = field_at(record, "outcome", "status")
     outcome = str(status)
-    if _get(record, "outcome", "error_type") or _get(record, "outcome", "error_message"):
-        outcome += (f" ({_get(record, 'outcome', 'error_type')}: "
-                    f"{_get(record, 'outcome', 'error_message')})")
-    if _get(record, "outcome", "stopped_by") == "budget":
+    if field_at(record, "outcome", "error_type") or field_at(record, "outcome", "error_message"):
+        outcome += (f" ({field_at(record, 'outcome', 'error_type')}: "
+                    f"{field_at(record, 'outcome', 'error_message')})")
+    if field_at(record, "outcome", "stopped_by") == "budget":
         outcome += "; stopped by its budget"
     rows.append(Row("outcome", outcome, "good" if status == "completed" else "bad"))
     rows.extend(_plan_rows(record))
-    start, end = _get(record, "timestamps", "start_time"), _get(record, "timestamps", "end_time")
+    start, end = field_at(record, "timestamps", "start_time"), field_at(record, "timestamps", "end_time")
     rows.append(Row("time", f"{start or '?'} → {end or '?'} "
-                            f"({format_duration_s(_number(ee.get('duration_seconds')))})"))
-    parts = [f"{c.upper()} {format_energy_kwh(_number(ee.get(f'{c}_energy_kwh')))}"
+                            f"({format_duration_s(finite_number(ee.get('duration_seconds')))})"))
+    parts = [f"{c.upper()} {format_energy_kwh(finite_number(ee.get(f'{c}_energy_kwh')))}"
              + _component_how(ee, c)
-             for c in ("cpu", "gpu", "ram") if _number(ee.get(f"{c}_energy_kwh")) is not None]
-    energy = format_energy_kwh(_number(ee.get("energy_kwh")))
+             for c in ("cpu", "gpu", "ram") if finite_number(ee.get(f"{c}_energy_kwh")) is not None]
+    energy = format_energy_kwh(finite_number(ee.get("energy_kwh")))
     energy += f" = {', '.join(parts)}" if parts else ""
     failed = ee.get("measurement_status") != "measured"
     if failed:
         energy += f"; measurement failed: {ee.get('measurement_error')}"
     rows.append(Row("energy", energy, "bad" if failed else ""))
-    co2 = format_co2_kg(_number(ee.get("co2_kg")))
-    intensity = _number(ee.get("carbon_intensity_g_per_kwh"))
+    co2 = format_co2_kg(finite_number(ee.get("co2_kg")))
+    intensity = finite_number(ee.get("carbon_intensity_g_per_kwh"))
     if intensity is not None:
         co2 += f" at {format_intensity_g_per_kwh(intensity)}"
-        grid = _get(ee, "methods", "grid", "uncertainty")
+        grid = field_at(ee, "methods", "grid", "uncertainty")
         if isinstance(grid, Mapping) and all(isinstance(grid.get(k), (int, float))
                                              for k in ("low_factor", "high_factor")):
             co2 += (f" (range {format_intensity_g_per_kwh(intensity * grid['low_factor'])}–"
@@ -496,8 +492,8 @@ def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
     where = "/".join(str(x) for x in (ee.get("country_iso_code"), ee.get("region")) if x)
     if where:
         co2 += f" ({where}, {ee.get('location_source') or 'location'})"
-    if _number(ee.get("pue")) is not None:
-        co2 += f", PUE {format_number(_number(ee.get('pue')))}"
+    if finite_number(ee.get("pue")) is not None:
+        co2 += f", PUE {format_number(finite_number(ee.get('pue')))}"
     rows.append(Row("emissions", co2))
     rows.append(Row("measured by", f"{ee.get('measurement_tool')} "
                                    f"{ee.get('measurement_tool_version')}: "
@@ -509,7 +505,7 @@ def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
                                       f"{provenance.get('source_row')}, imported "
                                       f"{provenance.get('imported_at')}); mrv-ml did not watch "
                                       "this run", "warn"))
-    hw = _get(record, "hardware") or {}
+    hw = field_at(record, "hardware") or {}
     gpus = ", ".join(str(g.get("name")) for g in hw.get("gpus") or []
                      if isinstance(g, Mapping)) or "none"
     rows.append(Row("hardware", f"{hw.get('cpu_model')}, {hw.get('cpu_logical_cores')} logical "
@@ -542,7 +538,7 @@ def summary_text(record: Mapping[str, Any], *, proof: Proof | None = None,
                  proof_error: str | None = None, verdict: Verdict | None = None) -> str:
     """:func:`summary_rows` as plain text, under a title line."""
     f = _facts(record)
-    title = f"{f['mrv_id']}  {_get(record, 'experiment', 'name') or ''}  [{f['status']}]"
+    title = f"{f['mrv_id']}  {field_at(record, 'experiment', 'name') or ''}  [{f['status']}]"
     lines = [printable(title)]
     for row in summary_rows(record, proof=proof, proof_error=proof_error, verdict=verdict):
         first, *rest = (printable(line) for line in row.value.split("\n"))

@@ -10,7 +10,6 @@ explorer's tests compare the page's totals with it).
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 from mrv_ml.errors import RecordError, RecordNotFoundError
 from mrv_ml.proof import Proof
 from mrv_ml.store import UNREADABLE, RecordStore, RecordSummary
+from mrv_ml.units import finite_number
 from mrv_ml.verdict import Trust, proof_trust
 
 __all__ = ["ANCHOR_STATES", "COMPONENTS", "STATUSES", "TRUST_NAMES", "RecordFilter",
@@ -322,12 +322,6 @@ class Totals:
         return asdict(self)
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _figures(item: Any) -> dict[str, Any] | None:
     """The figures of a record, a store summary (object or ``to_dict()``) or a
     :class:`Selected`, as one flat mapping; ``None`` when its measurement gave none."""
@@ -339,13 +333,13 @@ def _figures(item: Any) -> dict[str, Any] | None:
         return None
     ee = item.get("energy_emissions")
     if isinstance(ee, Mapping):  # a record
-        if ee.get("measurement_status") != "measured" or _finite(ee.get("energy_kwh")) is None:
+        if ee.get("measurement_status") != "measured" or finite_number(ee.get("energy_kwh")) is None:
             return None
         return {"energy_kwh": ee.get("energy_kwh"), "co2_kg": ee.get("co2_kg"),
                 "duration_s": ee.get("duration_seconds"),
                 **{f"{c}_energy_kwh": ee.get(f"{c}_energy_kwh") for c in COMPONENTS}}
     # a summary: flat figures, no per-component energy
-    if item.get("status") == UNREADABLE or _finite(item.get("energy_kwh")) is None:
+    if item.get("status") == UNREADABLE or finite_number(item.get("energy_kwh")) is None:
         return None
     return {"energy_kwh": item.get("energy_kwh"), "co2_kg": item.get("co2_kg"),
             "duration_s": item.get("duration_s")}
@@ -381,11 +375,11 @@ def totals(items: Iterable[Mapping[str, Any] | RecordSummary | Selected]) -> Tot
         if figures is None:
             continue
         measured += 1
-        energy += _finite(figures["energy_kwh"]) or 0.0
-        co2 += _finite(figures.get("co2_kg")) or 0.0
-        duration += _finite(figures.get("duration_s")) or 0.0
+        energy += finite_number(figures["energy_kwh"]) or 0.0
+        co2 += finite_number(figures.get("co2_kg")) or 0.0
+        duration += finite_number(figures.get("duration_s")) or 0.0
         for c in COMPONENTS:
-            part, so_far = _finite(figures.get(f"{c}_energy_kwh")), components[c]
+            part, so_far = finite_number(figures.get(f"{c}_energy_kwh")), components[c]
             components[c] = None if part is None or so_far is None else so_far + part
     if measured == 0:
         components = dict.fromkeys(COMPONENTS, None)

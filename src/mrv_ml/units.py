@@ -37,7 +37,9 @@ _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _finite(value: object) -> float | None:
+def finite_number(value: object) -> float | None:
+    """``value`` as a float if it is a finite number (not a bool), else ``None``: how every
+    figure read from a record (untrusted JSON) becomes a number to show or sum."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
@@ -65,7 +67,7 @@ def _digits(d: Decimal) -> str:
 def format_number(value: float | None, digits: int = SIGNIFICANT_DIGITS) -> str:
     """A plain number to ``digits`` significant digits ("475", "0.0523", "1,230"); below
     0.001, "< 0.001"."""
-    x = _finite(value)
+    x = finite_number(value)
     if x is None:
         return MISSING
     sign = "-" if x < 0 else ""
@@ -78,7 +80,7 @@ def format_number(value: float | None, digits: int = SIGNIFICANT_DIGITS) -> str:
 def _scaled(value: float | None, ladder: tuple[_Units, str]) -> str:
     """``value`` in the largest unit of ``ladder`` it reaches at least 1 of."""
     units, zero_unit = ladder
-    x = _finite(value)
+    x = finite_number(value)
     if x is None:
         return MISSING
     sign, x = ("-" if x < 0 else ""), abs(x)
@@ -131,7 +133,7 @@ def format_intensity_g_per_kwh(g_per_kwh: float | None) -> str:
 
 def format_share(part: float | None, whole: float | None) -> str:
     """``part`` as a percentage of ``whole``: "61.8 %" ("—" when ``whole`` is not > 0)."""
-    p, w = _finite(part), _finite(whole)
+    p, w = finite_number(part), finite_number(whole)
     if p is None or w is None or w <= 0:
         return MISSING
     return f"{format_number(100.0 * p / w)} %"
@@ -165,6 +167,6 @@ def _utc(value: str | None) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-__all__ = ["MISSING", "SIGNIFICANT_DIGITS", "format_co2_kg", "format_date", "format_datetime",
+__all__ = ["MISSING", "SIGNIFICANT_DIGITS", "finite_number", "format_co2_kg", "format_date", "format_datetime",
            "format_duration_s", "format_energy_kwh", "format_intensity_g_per_kwh",
            "format_mass_kg", "format_number", "format_power_w", "format_share"]
