@@ -94,6 +94,13 @@ def test_anvil_record_verifies_with_only_an_endpoint(anvil: Any, tmp_path: Path)
     # no endpoint at all: a development chain has no public default, so ask for one
     done = _reviewer(review, "verify", "record.json")
     assert done.returncode == 7 and "--rpc-url" in done.stderr and "Traceback" not in done.stderr
+    # the reviewer's report of what they checked, with the same endpoint only
+    done = _reviewer(review, "report", "record.json", "-f", "json", "--verify",
+                     "--rpc-url", anvil.url)
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)["records"]
+    assert (row["verification"], row["trust"]) == ("verified (private)", "private network")
+    assert _tree(review) == before
 
 
 def test_embedded_chain_record_is_local_only_elsewhere(tmp_path: Path) -> None:

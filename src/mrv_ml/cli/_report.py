@@ -13,6 +13,7 @@ import typer
 
 from mrv_ml import atomicfile
 from mrv_ml.cli._app import app, console, console_err
+from mrv_ml.cli._chain import RpcOption
 
 
 class ReportFormat(str, enum.Enum):
@@ -68,6 +69,7 @@ def report_command(
     run_verify: Annotated[bool, typer.Option(
         "--verify", help="Verify against the chain first; only a VALID result makes a "
                          "record 'verified'. Exits with the worst verdict's code.")] = False,
+    rpc_url: RpcOption = None,
 ) -> None:
     """Reports for one record or many: summary, citation, badge, LaTeX table, CSV, JSON,
     HTML.
@@ -86,6 +88,8 @@ def report_command(
         overrides["network"] = network
     if data_dir is not None:
         overrides["data_dir"] = str(data_dir)
+    if rpc_url is not None:  # a reviewer's own node, for --verify
+        overrides["rpc_url"] = rpc_url
     if link is not None and report.is_loopback_url(link):
         raise typer.BadParameter("a loopback link works only on this machine, never in a "
                                  "paper", param_hint="--link")
