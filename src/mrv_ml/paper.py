@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mrv_ml import charts, report
+from mrv_ml.record import section
 from mrv_ml.selection import COMPONENTS, Selected, Totals, totals
 from mrv_ml.units import (
     MISSING,
@@ -133,21 +134,15 @@ def _hardware(record: Mapping[str, Any]) -> str | None:
     hw = report.facts(record)["hardware"]
     if hw is not None:
         return str(hw)
-    cpu = _section(record, "hardware").get("cpu_model")
+    cpu = section(record, "hardware").get("cpu_model")
     return str(cpu) if cpu else None
-
-
-def _section(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    """A record's section, empty when it is not an object (a damaged record still reports)."""
-    value = record.get(key)
-    return value if isinstance(value, Mapping) else {}
 
 
 def run_fields(run: Run) -> dict[str, Any]:
     """One run's raw fields (base units: kWh, kg, s, g/kWh), the CSV row and JSON object."""
     r = run.record
-    ee, exp = _section(r, "energy_emissions"), _section(r, "experiment")
-    times, outcome = _section(r, "timestamps"), _section(r, "outcome")
+    ee, exp = section(r, "energy_emissions"), section(r, "experiment")
+    times, outcome = section(r, "timestamps"), section(r, "outcome")
     sel = run.selected
     a = sel.proof.anchor if sel.proof is not None else None
     trust = _trust(run)
@@ -410,9 +405,9 @@ def _e(value: Any) -> str:
 def _quality(record: Mapping[str, Any], points: list[charts.PowerPoint] | None) -> str:
     """How the figures were obtained: per component measured or estimated, extrapolated
     intervals, grid intensity and its source, PUE."""
-    ee = _section(record, "energy_emissions")
+    ee = section(record, "energy_emissions")
     items = []
-    methods = _section(ee, "methods")
+    methods = section(ee, "methods")
     for c in COMPONENTS:
         info = methods.get(c)
         if isinstance(info, Mapping):
@@ -441,7 +436,7 @@ def _run_html(run: Run) -> str:
     r = run.record
     f = run_fields(run)
     tone, verdict = _verdict_sentence(run)
-    series = _section(r, "energy_emissions").get("power_series")
+    series = section(r, "energy_emissions").get("power_series")
     points: list[charts.PowerPoint] | None = None
     if series is None:
         chart = ('<p class="none">No power series in this record (schema '

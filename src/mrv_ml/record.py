@@ -584,7 +584,9 @@ def dump_record_bytes(record: Mapping[str, Any]) -> bytes:
     return dump_json_bytes(record)
 
 
-def _section(record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+def section(record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """A record's section, empty when it is missing or not an object (a damaged record
+    still lists and reports)."""
     value = record.get(name)
     return value if isinstance(value, Mapping) else {}
 
@@ -606,10 +608,10 @@ def summarize(record: Mapping[str, Any]) -> dict[str, Any]:
     measurement_status, start_time, end_time, duration_s, energy_kwh, co2_kg, tags``
     (``tags``: ``experiment.tags``, ``{}`` when it is not an object).
     """
-    experiment = _section(record, "experiment")
-    outcome = _section(record, "outcome")
-    energy = _section(record, "energy_emissions")
-    timestamps = _section(record, "timestamps")
+    experiment = section(record, "experiment")
+    outcome = section(record, "outcome")
+    energy = section(record, "energy_emissions")
+    timestamps = section(record, "timestamps")
     tags = experiment.get("tags")
     return {
         "mrv_id": _text(record.get("mrv_id")),
