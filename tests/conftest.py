@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,22 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def data_dir(isolated_env: Path) -> Path:
     return isolated_env
+
+
+@pytest.fixture
+def simulated_gpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    """``simulated_gpus([FakeGpu(...), ...]) -> FakeNVML``: a GPU machine for this test, seen
+    by mrv-ml and CodeCarbon alike (tests/support/fake_nvml.py); CodeCarbon's hardware cache
+    is cleared afterwards, so later tests see this machine again."""
+    from codecarbon.core import hardware_cache
+
+    from tests.support.fake_nvml import simulated_gpu_machine
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    yield lambda gpus: simulated_gpu_machine(monkeypatch, tmp_path, gpus)
+    monkeypatch.undo()  # PATH and CodeCarbon's module flags back first
+    hardware_cache.clear_cache()
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,10 @@
 """Which GPUs a run used, and whether other processes used them too.
 
 CodeCarbon measures a GPU's whole power, whatever runs on it: a shared GPU is counted
-whole. :class:`GpuWatch` names the devices measured (``energy_emissions.gpu_devices``,
-with ``CUDA_VISIBLE_DEVICES`` as seen) and samples NVML's running processes at start,
+whole. :class:`GpuWatch` chooses the devices measured, those ``CUDA_VISIBLE_DEVICES``
+makes visible as CUDA reads it (:func:`mrv_ml.nvml.select_visible`; the energy meter tells
+CodeCarbon to measure exactly these), names them (``energy_emissions.gpu_devices``, with
+``CUDA_VISIBLE_DEVICES`` as seen) and samples NVML's running processes at start,
 during the run (from CodeCarbon's measurement thread, at most every
 :data:`SAMPLE_EVERY_S`) and at stop; processes other than ours and our children make the
 record say ``shared_with_other_processes: true`` with their count (never their command
@@ -40,9 +42,8 @@ class GpuWatch:
 
     def __init__(self, *, environ: dict[str, str] | None = None,
                  sample_every_s: float = SAMPLE_EVERY_S) -> None:
-        self._visible_raw = (os.environ if environ is None else environ).get(
-            "CUDA_VISIBLE_DEVICES")
-        self._visible = nvml.cuda_visible_devices(environ)
+        self._environ = environ  # None: os.environ as it is at start(), as CUDA reads it
+        self._visible_raw: str | None = None
         self._sample_every_s = sample_every_s
         self._devices: list[nvml.GpuDevice] = []
         self._session: Any = None
@@ -52,6 +53,7 @@ class GpuWatch:
         self._notes: list[str] = []
         self._lost: set[int] = set()
         self._failed = False
+        self._selected = False  # start() chose the GPUs (NVML answered)
         self._lock = threading.Lock()
 
     @property
@@ -59,6 +61,8 @@ class GpuWatch:
         return self._session is not None and not self._failed
 
     def start(self) -> None:
+        environ = os.environ if self._environ is None else self._environ
+        self._visible_raw = environ.get("CUDA_VISIBLE_DEVICES")
         try:
             session = nvml.session()
             session.__enter__()
@@ -70,11 +74,21 @@ class GpuWatch:
             return
         self._session = session
         try:
-            self._devices = nvml.list_devices(self._visible)
+            visible = nvml.select_visible(nvml.list_devices(), environ)
         except GPUError as e:
             self._fail(f"NVML failed while listing the GPUs at start: {e}")
             return
+        self._devices = visible.devices
+        self._notes.extend(visible.notes)
+        self._selected = True
         self.sample(force=True)
+
+    @property
+    def measured_indices(self) -> list[int] | None:
+        """The NVML indices of the GPUs to measure, once :meth:`start` has chosen them
+        (the run's visible GPUs; possibly none); ``None`` when NVML could not tell (no
+        GPU, or NVML failing), and the energy meter then leaves the choice to CodeCarbon."""
+        return [d.nvml_index for d in self._devices] if self._selected else None
 
     def sample(self, *, force: bool = False) -> None:
         """Other processes on our GPUs now; at most once per ``sample_every_s`` unless
@@ -160,7 +174,7 @@ class GpuWatch:
         """``gpu_devices``, ``cuda_visible_devices`` and ``gpu_sharing`` (absent without GPUs
         and without CUDA_VISIBLE_DEVICES), and ``notes``."""
         fields: dict[str, Any] = {}
-        if self._devices or self._visible is not None:
+        if self._devices or self._visible_raw is not None:
             fields["gpu_devices"] = [d.to_record() for d in self._devices]
             fields["cuda_visible_devices"] = self._visible_raw
         if self._devices:

@@ -228,6 +228,9 @@ class EnergyMeter:
             "output_handlers": [codecarbon_handler(self.series), _tick_handler(self._tick)],
             "api_call_interval": 1,
         }
+        measured_gpus = self.gpu_watch.measured_indices
+        if measured_gpus is not None:  # the GPUs the record names, chosen once (nvml)
+            common["gpu_ids"] = measured_gpus
         if self._settings.online_lookup:
             from codecarbon import EmissionsTracker
 

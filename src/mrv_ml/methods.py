@@ -32,10 +32,17 @@ RAM_W_PER_DIMM_ARM = 1.5
 
 GPU_COUNTER = "NVML total-energy counter"
 GPU_POWER = "NVML power readings (sampled; the energy counter was unavailable)"
+NO_VISIBLE_GPU = "none (no GPU visible to the run: CUDA_VISIBLE_DEVICES)"
 
 
 def _gpu_devices(hw: Any) -> list[Any]:
-    return list(getattr(getattr(hw, "devices", None), "devices", None) or [])
+    """The GPU devices CodeCarbon measures: those of its ``gpu_ids`` (all when unset)."""
+    devices = list(getattr(getattr(hw, "devices", None), "devices", None) or [])
+    ids = getattr(hw, "gpu_ids", None)
+    if ids is None:
+        return devices
+    wanted = {int(i) for i in ids if isinstance(i, int) or str(i).isdigit()}
+    return [d for d in devices if getattr(d, "gpu_index", None) in wanted]
 
 
 def component_modes(tracker: Any) -> dict[str, str]:
@@ -48,7 +55,7 @@ def component_modes(tracker: Any) -> dict[str, str]:
         elif kind in ("GPU", "AllGPUDevices"):
             modes["gpu"] = ",".join(
                 "power" if getattr(d, "_use_power_fallback", False) else "counter"
-                for d in _gpu_devices(hw)) or "counter"
+                for d in _gpu_devices(hw))
         elif kind == "RAM":
             modes["ram"] = "model"
     return modes
@@ -110,8 +117,10 @@ def methods(tracker: Any, changes: list[str] | None = None) -> dict[str, dict[st
         if kind == "CPU":
             out["cpu"] = _cpu(hw)
         elif kind in ("GPU", "AllGPUDevices"):
-            modes = component_modes(tracker).get("gpu", "counter").split(",")
-            if "power" in modes:
+            modes = component_modes(tracker).get("gpu", "").split(",")
+            if modes == [""]:  # GPUs on the machine, none of them the run's
+                out["gpu"] = {"method": NO_VISIBLE_GPU, "measured": False}
+            elif "power" in modes:
                 out["gpu"] = {"method": GPU_POWER, "measured": True,
                               "uncertainty": RANGES["gpu_nvml_power"].to_record()}
             else:

@@ -15,15 +15,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from mrv_ml.errors import GPUError, GPULostError, GPUUnavailableError, NVMLFailedError
 
 __all__ = ["GpuDevice", "GPUError", "GPULostError", "GPUUnavailableError", "NVMLFailedError",
-           "cuda_visible_devices", "device_count", "gpu_summaries", "list_devices", "running_pids",
-           "session", "total_energy_mj"]
+           "VisibleGpus", "device_count", "gpu_summaries", "list_devices", "running_pids",
+           "select_visible", "session", "total_energy_mj"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -84,19 +85,115 @@ class GpuDevice:
     name: str
     memory_gb: float | None
     mig: dict[str, Any] | None
-    cuda_visible_index: int | None
+    #: the position in ``CUDA_VISIBLE_DEVICES`` (CUDA's device number), ``None`` unset
+    cuda_visible_index: int | None = None
+    #: the MIG instance ``CUDA_VISIBLE_DEVICES`` names on this GPU, ``None`` for the whole GPU
+    mig_instance: str | None = None
 
     def to_record(self) -> dict[str, Any]:
-        return {"nvml_index": self.nvml_index, "uuid": self.uuid, "name": self.name,
-                "mig": self.mig, "cuda_visible_index": self.cuda_visible_index}
+        entry = {"nvml_index": self.nvml_index, "uuid": self.uuid, "name": self.name,
+                 "mig": self.mig, "cuda_visible_index": self.cuda_visible_index}
+        if self.mig_instance is not None:
+            entry["mig_instance"] = self.mig_instance
+        return entry
 
 
-def cuda_visible_devices(environ: dict[str, str] | None = None) -> list[str] | None:
-    """``CUDA_VISIBLE_DEVICES`` as a list of entries (indices or UUIDs), ``None`` unset."""
-    raw = (os.environ if environ is None else environ).get("CUDA_VISIBLE_DEVICES")
+@dataclass(frozen=True)
+class VisibleGpus:
+    """The GPUs a CUDA program started with this environment sees (NVML order), and what
+    the record must say about how they were chosen."""
+
+    devices: list[GpuDevice]
+    notes: list[str]
+
+
+def select_visible(devices: list[GpuDevice], environ: Mapping[str, str] | None = None
+                   ) -> VisibleGpus:
+    """The GPUs of ``devices`` (all of NVML's) that ``CUDA_VISIBLE_DEVICES`` makes visible,
+    read as CUDA reads it (CUDA C Programming Guide, "CUDA Environment Variables"): entries
+    are indices or (abbreviated, unique) ``GPU-`` UUIDs, or one ``MIG-`` instance; the
+    first entry that names no GPU ends the list, so ``0,2,-1,1`` is GPUs 0 and 2 and an
+    empty value is no GPU at all. Unset: every GPU.
+
+    The one place that decides which GPUs a run is measured on: the record names them and
+    CodeCarbon is told to measure exactly them (its own reading of the variable differs:
+    it never matches a ``GPU-`` UUID, skips an invalid entry instead of stopping, and takes
+    an empty value for "all")."""
+    env = os.environ if environ is None else environ
+    raw = env.get("CUDA_VISIBLE_DEVICES")
     if raw is None:
-        return None
-    return [item.strip() for item in raw.split(",") if item.strip()]
+        return VisibleGpus(list(devices), _mig_notes(devices))
+    chosen: list[GpuDevice] = []
+    notes: list[str] = []
+    by_index = False
+    entries = [entry.strip() for entry in raw.split(",")] if raw.strip() else []
+    for position, entry in enumerate(entries):
+        device, mig_instance, problem = _resolve_entry(devices, entry)
+        if device is None:
+            notes.append(f"CUDA_VISIBLE_DEVICES={raw!r}: {problem}, so CUDA sees only the "
+                         f"GPUs named before it ({len(chosen)}); only those are measured")
+            break
+        if any(c.nvml_index == device.nvml_index for c in chosen):
+            notes.append(f"CUDA_VISIBLE_DEVICES={raw!r} names GPU {device.nvml_index} twice; "
+                         "it is measured once")
+            continue
+        by_index = by_index or entry.lstrip("+").isdigit()
+        chosen.append(replace(device, cuda_visible_index=len(chosen),
+                              mig_instance=mig_instance))
+        if mig_instance is not None:
+            if position + 1 < len(entries):
+                notes.append(f"CUDA_VISIBLE_DEVICES={raw!r}: CUDA enumerates a single MIG "
+                             "instance; the entries after it are not measured")
+            break
+    if not entries:
+        notes.append("CUDA_VISIBLE_DEVICES is empty: CUDA sees no GPU, and none is measured")
+    if by_index and len({d.name for d in devices}) > 1 and env.get(
+            "CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
+        notes.append("CUDA_VISIBLE_DEVICES names GPUs by index on a machine with different "
+                     "GPU models and CUDA_DEVICE_ORDER is not PCI_BUS_ID: CUDA numbers them "
+                     "fastest first, NVML by PCI bus, so the GPUs measured (NVML's indices) "
+                     "may not be the ones used; set CUDA_DEVICE_ORDER=PCI_BUS_ID or name "
+                     "them by UUID")
+    chosen.sort(key=lambda d: d.nvml_index)
+    return VisibleGpus(chosen, notes + _mig_notes(chosen))
+
+
+def _resolve_entry(devices: list[GpuDevice], entry: str
+                   ) -> tuple[GpuDevice | None, str | None, str]:
+    """(the GPU, the MIG instance's UUID or ``None``, why not) for one entry."""
+    if re.fullmatch(r"\+?\d+", entry):
+        index = int(entry)
+        if index < len(devices):
+            return devices[index], None, ""
+        return None, None, f"entry {entry!r} is past the {len(devices)} GPU(s) here"
+    if entry.startswith("GPU-"):
+        matches = [d for d in devices if d.uuid.startswith(entry)]
+        if len(matches) == 1:
+            return matches[0], None, ""
+        why = "matches no GPU here" if not matches else "matches several GPUs"
+        return None, None, f"entry {entry!r} {why}"
+    if entry.startswith("MIG-GPU-"):  # the pre-R470 form: MIG-<GPU UUID>/<GI>/<CI>
+        parent, _, ids = entry[len("MIG-"):].partition("/")
+        for device in devices:
+            if device.uuid == parent:
+                for instance in (device.mig or {}).get("instances", []):
+                    if ids == f"{instance['gpu_instance_id']}/{instance['compute_instance_id']}":
+                        return device, instance["uuid"], ""
+        return None, None, f"entry {entry!r} matches no MIG instance here"
+    if entry.startswith("MIG-"):
+        found = [(d, i["uuid"]) for d in devices for i in (d.mig or {}).get("instances", [])
+                 if i["uuid"].startswith(entry)]
+        if len(found) == 1:
+            return found[0][0], found[0][1], ""
+        why = "matches no MIG instance here" if not found else "matches several MIG instances"
+        return None, None, f"entry {entry!r} {why}"
+    return None, None, f"entry {entry!r} names no GPU (neither an index nor a UUID)"
+
+
+def _mig_notes(devices: list[GpuDevice]) -> list[str]:
+    return [f"GPU {d.nvml_index} ({d.name}) is in MIG mode: its energy counter covers the "
+            "whole card, the work of its other MIG instances included"
+            for d in devices if (d.mig or {}).get("enabled")]
 
 
 def gpu_summaries() -> list[dict[str, Any]]:
@@ -144,36 +241,22 @@ def _mig(pynvml: Any, handle: Any) -> dict[str, Any] | None:
     return {"enabled": True, "instances": instances}
 
 
-def list_devices(visible: list[str] | None = None) -> list[GpuDevice]:
-    """The GPUs this process may use: all of them, or those ``CUDA_VISIBLE_DEVICES``
-    names (by index or UUID prefix, in its order, as CUDA reads it). Call inside
-    :func:`session`."""
+def list_devices() -> list[GpuDevice]:
+    """Every GPU NVML sees, in its order (:func:`select_visible` picks the run's). Call
+    inside :func:`session`."""
     pynvml = _pynvml()
     devices: list[GpuDevice] = []
     for index in range(device_count()):
         handle = _call(pynvml.nvmlDeviceGetHandleByIndex, index)
         uuid = _text(_call(pynvml.nvmlDeviceGetUUID, handle))
-        position = _visible_position(visible, index, uuid)
-        if visible is not None and position is None:
-            continue
         try:
             memory_gb: float | None = round(
                 _call(pynvml.nvmlDeviceGetMemoryInfo, handle).total / 1024**3, 2)
         except NVMLFailedError:
             memory_gb = None
         devices.append(GpuDevice(index, uuid, _text(_call(pynvml.nvmlDeviceGetName, handle)),
-                                 memory_gb, _mig(pynvml, handle), position))
+                                 memory_gb, _mig(pynvml, handle)))
     return devices
-
-
-def _visible_position(visible: list[str] | None, index: int, uuid: str) -> int | None:
-    if visible is None:
-        return None
-    for position, entry in enumerate(visible):
-        if entry == str(index) or (entry.startswith(("GPU-", "MIG-")) and (
-                uuid.startswith(entry) or entry.startswith(uuid))):
-            return position
-    return None
 
 
 def running_pids(nvml_index: int) -> set[int]:

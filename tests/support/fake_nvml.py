@@ -1,10 +1,19 @@
 """A fake GPU model behind the real nvidia-ml-py module: its functions are replaced, its
 error classes (``pynvml.NVMLError_*``) stay NVIDIA's, so the code under test takes the path
-it takes on a GPU machine."""
+it takes on a GPU machine.
+
+Each fake GPU draws ``power_w`` (set it with :meth:`FakeNVML.set_power`); its energy counter
+integrates that power over real time, as a driver's does. :func:`simulated_gpu_machine`
+also makes CodeCarbon see the GPUs (its GPU code is NVML calls too), so its real GPU path
+runs end to end: detection, selection by ``gpu_ids``, counter deltas, power fallback."""
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pynvml
@@ -19,7 +28,17 @@ class FakeGpu:
     compute_pids: list[int] = field(default_factory=list)
     graphics_pids: list[int] = field(default_factory=list)
     mig: list[str] | None = None  # MIG instance UUIDs when MIG is enabled
-    energy_mj: int = 0
+    energy_mj: float = 0.0
+    power_w: float = 0.0
+    power_limit_w: float = 700.0
+    counter_fails: bool = False  # the energy counter raises NVMLError_NotSupported
+    lost: bool = False  # fell off the bus: every call on it raises NVMLError_GpuIsLost
+    _at: float = field(default_factory=time.monotonic)  # when energy_mj was last brought up
+
+    def integrate(self) -> None:
+        now = time.monotonic()
+        self.energy_mj += self.power_w * (now - self._at) * 1000.0
+        self._at = now
 
 
 @dataclass
@@ -38,9 +57,29 @@ class FakeNVML:
         self.fail_with: type[Exception] = pynvml.NVMLError_Unknown
         self.inits = 0
         self.shutdowns = 0
-        for name in dir(self):
-            if name.startswith("nvml"):
-                monkeypatch.setattr(pynvml, name, getattr(self, name))
+        self.unmodelled: set[str] = set()  # NVML functions called that this model lacks
+        self._lock = threading.Lock()
+        for name in dir(pynvml):  # strict: a call this model lacks is seen, never real
+            if name.startswith("nvml") and callable(getattr(pynvml, name)):
+                monkeypatch.setattr(pynvml, name, getattr(self, name, self._unmodelled(name)))
+
+    def _unmodelled(self, name: str) -> Any:
+        def call(*_args: Any) -> Any:
+            self.unmodelled.add(name)
+            raise pynvml.NVMLError_NotSupported()
+        return call
+
+    def set_power(self, index: int, watts: float) -> None:
+        """GPU ``index`` draws ``watts`` from now on (its counter keeps what came before)."""
+        with self._lock:
+            self.gpus[index].integrate()
+            self.gpus[index].power_w = watts
+
+    def counter_kwh(self, index: int) -> float:
+        """GPU ``index``'s energy counter now, in kWh (as the tracker should see it)."""
+        with self._lock:
+            self.gpus[index].integrate()
+            return self.gpus[index].energy_mj / 3.6e9
 
     def _tick(self) -> None:
         self.calls += 1
@@ -52,6 +91,8 @@ class FakeNVML:
             return self.gpus[handle[0]]
         if handle >= len(self.gpus):
             raise pynvml.NVMLError_InvalidArgument()
+        if self.gpus[handle].lost:
+            raise pynvml.NVMLError_GpuIsLost()
         return self.gpus[handle]
 
     def nvmlInit(self) -> None:
@@ -121,4 +162,56 @@ class FakeNVML:
 
     def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int:
         self._tick()
-        return self._gpu(handle).energy_mj
+        gpu = self._gpu(handle)
+        if gpu.counter_fails:
+            raise pynvml.NVMLError_NotSupported()
+        with self._lock:
+            gpu.integrate()
+            return int(gpu.energy_mj)
+
+    # -- what CodeCarbon's GPU code asks besides (codecarbon/core/gpu_nvidia.py) ----------
+
+    def nvmlDeviceGetPowerUsage(self, handle: Any) -> int:
+        self._tick()
+        return int(self._gpu(handle).power_w * 1000)  # mW
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: Any) -> int:
+        self._tick()
+        return int(self._gpu(handle).power_limit_w * 1000)  # mW
+
+    def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
+        self._tick()
+        busy = 100 if self._gpu(handle).power_w > 100 else 0
+        return type("Utilization", (), {"gpu": busy, "memory": busy})()
+
+    def nvmlDeviceGetTemperature(self, handle: Any, _sensor: int) -> int:
+        self._tick()
+        return 40
+
+    def nvmlDeviceGetComputeMode(self, handle: Any) -> int:
+        self._tick()
+        return 0
+
+
+def simulated_gpu_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                          gpus: list[FakeGpu]) -> FakeNVML:
+    """The fake GPUs behind pynvml, seen by mrv-ml and by CodeCarbon: CodeCarbon decides
+    "NVIDIA system" by running ``nvidia-smi`` (one that exits 0 is put first on PATH) and
+    had found NVML unusable when it was imported on this GPU-less machine, so its module
+    flags are set as on a GPU machine. Use through the ``simulated_gpus`` fixture, which
+    clears CodeCarbon's per-process hardware cache before and after (it would otherwise
+    keep these GPUs for later tests)."""
+    from codecarbon.core import gpu, gpu_nvidia, hardware_cache
+
+    fake = FakeNVML(monkeypatch, gpus)
+    bin_dir = tmp_path / "simulated-gpu-bin"
+    bin_dir.mkdir(exist_ok=True)
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\nexit 0\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    for module in (gpu, gpu_nvidia):
+        monkeypatch.setattr(module, "pynvml", pynvml)
+        monkeypatch.setattr(module, "PYNVML_AVAILABLE", True)
+    hardware_cache.clear_cache()
+    return fake
