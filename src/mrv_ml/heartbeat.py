@@ -3,8 +3,10 @@
 :class:`Heartbeat` runs one daemon thread that wakes every ``interval_s`` seconds (the first
 time after ``first_after_s``), asks ``reading()`` for the figures and shows one line: on a
 terminal a rich live status line, redrawn in place and cleared by :meth:`Heartbeat.stop`
-(so the closing line replaces it); otherwise one plain line each time (a log file keeps
-them all). It writes to stderr only, never to stdout (in ``mrv run`` stdout is the child's),
+(so the closing line replaces it; a line wider than the terminal wraps rather than losing
+its end); otherwise one plain line each time (a log file keeps them all). Once the run has
+been forecast (:mod:`mrv_ml.forecast`), the line also says the latest forecast of the
+whole run. It writes to stderr only, never to stdout (in ``mrv run`` stdout is the child's),
 and never raises into the training: a reading or a write that fails ends the heartbeat
 silently. :meth:`Heartbeat.stop` returns once the thread has ended.
 """
@@ -19,7 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from mrv_ml.units import format_co2_kg, format_duration_s, format_energy_kwh, format_power_w
+from mrv_ml.forecast import Forecast
+from mrv_ml.units import (
+    format_co2_kg,
+    format_duration_s,
+    format_energy_kwh,
+    format_power_w,
+    format_share,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +44,39 @@ _JOIN_TIMEOUT_S = 5.0
 @dataclass(frozen=True)
 class Pulse:
     """The figures of one heartbeat line. ``energy_kwh``/``co2_kg`` are ``None`` until
-    CodeCarbon's first measurement; ``power_w`` is the latest interval's mean power."""
+    CodeCarbon's first measurement; ``power_w`` is the latest interval's mean power;
+    ``forecast`` is the latest forecast of the whole run (the record's first forecast, or
+    its latest refresh once there is one), ``None`` until the run has been forecast."""
 
     elapsed_s: float
     energy_kwh: float | None = None
     co2_kg: float | None = None
     power_w: float | None = None
+    forecast: Forecast | None = None
 
 
 def pulse_line(pulse: Pulse, label: str = "MRV") -> str:
-    """``"⏱ MRV: 1.5 min, 60.3 mWh, 28.6 mg CO2e so far (41.2 W)"``."""
+    """``"⏱ MRV: 1.5 min, 60.3 mWh, 28.6 mg CO2e so far (41.2 W)"``, and once the run has
+    been forecast ``" · forecast 1.2 kWh, 480 g CO2e, 2.1 h in all (at 12.5 % done)"``
+    after it (the share of the work done when that forecast was made)."""
     head = f"⏱ {label}: {format_duration_s(pulse.elapsed_s)}"
     if pulse.energy_kwh is None:
-        return f"{head}, CodeCarbon still detecting hardware"
-    line = (f"{head}, {format_energy_kwh(pulse.energy_kwh)}, "
-            f"{format_co2_kg(pulse.co2_kg)} so far")
-    if pulse.power_w is not None:
-        line += f" ({format_power_w(pulse.power_w)})"
+        line = f"{head}, CodeCarbon still detecting hardware"
+    else:
+        line = (f"{head}, {format_energy_kwh(pulse.energy_kwh)}, "
+                f"{format_co2_kg(pulse.co2_kg)} so far")
+        if pulse.power_w is not None:
+            line += f" ({format_power_w(pulse.power_w)})"
+    if pulse.forecast is not None:
+        line += f" · {_forecast_part(pulse.forecast)}"
     return line
+
+
+def _forecast_part(forecast: Forecast) -> str:
+    """``"forecast 1.2 kWh, 480 g CO2e, 2.1 h in all (at 12.5 % done)"``."""
+    return (f"forecast {format_energy_kwh(forecast.energy_kwh)}, "
+            f"{format_co2_kg(forecast.co2_kg)}, {format_duration_s(forecast.duration_s)} "
+            f"in all (at {format_share(forecast.done, forecast.total)} done)")
 
 
 class Heartbeat:
@@ -134,7 +158,9 @@ class Heartbeat:
         from rich.live import Live
         from rich.text import Text
 
-        text = Text(line, style="dim", no_wrap=True, overflow="ellipsis")
+        # Wrapped, not cut, where the terminal is narrower than the line: the forecast at
+        # its end is what a long run's operator looks for (the live line clears all rows).
+        text = Text(line, style="dim", overflow="fold")
         with self._lock:
             if self._stop.is_set():
                 return

@@ -13,9 +13,10 @@ propagates unchanged. Measurement and anchoring never kill training; failing to 
 the record is the one error ``stop()`` raises, because then nothing was kept.
 
 Between the opening and the closing line a heartbeat (:mod:`mrv_ml.heartbeat`) shows the
-elapsed time and the energy and CO2e measured so far on stderr: every ``heartbeat_s``
-seconds (``MRV_HEARTBEAT_S``, 30 s; the first after 10 s; 0 turns it off), a live status
-line on a terminal, plain lines otherwise; ``quiet`` silences it with the rest.
+elapsed time and the energy and CO2e measured so far on stderr, and once the run has been
+forecast the latest forecast of the whole run: every ``heartbeat_s`` seconds
+(``MRV_HEARTBEAT_S``, 30 s; the first after 10 s; 0 turns it off), a live status line on a
+terminal, plain lines otherwise; ``quiet`` silences it with the rest.
 
 Forecast and budget: ``tracker.update_progress(done, total)`` (the framework callbacks call
 it at each epoch's end) forecasts the whole run's energy, CO2e and duration once the
@@ -436,12 +437,16 @@ class MRVTracker:
             from mrv_ml import anchor, chain, localchain  # noqa: F401
 
     def _pulse(self) -> Pulse:
-        """The heartbeat's figures: the time since start(), CodeCarbon's totals so far."""
+        """The heartbeat's figures: the time since start(), CodeCarbon's totals so far and
+        the latest forecast of the whole run (the forecaster's own, as the record keeps it;
+        read once, so the line shows one forecast even if a refresh lands meanwhile)."""
         elapsed_s = time.monotonic() - self._started_at
+        planned = self._forecaster.latest
         totals = self._meter.running_totals() if self._meter is not None else None
         if totals is None:
-            return Pulse(elapsed_s)
-        return Pulse(elapsed_s, totals.energy_kwh, totals.co2_kg, totals.power_w)
+            return Pulse(elapsed_s, forecast=planned)
+        return Pulse(elapsed_s, totals.energy_kwh, totals.co2_kg, totals.power_w,
+                     forecast=planned)
 
     def _stop_heartbeat(self) -> None:
         heartbeat, self._heartbeat = self._heartbeat, None
