@@ -10,16 +10,24 @@ import sys
 import pynvml
 import pytest
 
-from mrv_ml import nvml
+from mrv_ml import gpuwatch, nvml
 from mrv_ml.config import Settings
 from mrv_ml.errors import GPULostError, GPUUnavailableError, NVMLFailedError
 from mrv_ml.gpuwatch import GpuWatch
 from mrv_ml.measurement import EnergyMeter
 from mrv_ml.record import validate_record
+from tests.support.confined import confinement_unavailable
 from tests.support.fake_nvml import FakeGpu, FakeNVML
 from tests.support.records import make_sample_record
 
 UUID1 = "GPU-aaaaaaaa-0000-0000-0000-000000000001"
+
+
+@pytest.fixture(autouse=True)
+def on_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVML's PIDs are ours to compare (the host's PID namespace), wherever the suite runs;
+    the container case has its own tests below."""
+    monkeypatch.setattr(gpuwatch, "pids_comparable_with_nvml", lambda: True)
 
 
 def _two_gpus(monkeypatch: pytest.MonkeyPatch, **first: object) -> FakeNVML:
@@ -89,7 +97,44 @@ def test_other_processes_are_counted_not_named(monkeypatch: pytest.MonkeyPatch) 
     sharing = watch.to_record_fields()["gpu_sharing"]
     # our child is ours; three other PIDs were seen over the run
     assert sharing == {"shared_with_other_processes": True, "other_process_count": 3,
-                       "samples": 3, "watched_whole_run": True}
+                       "pids_comparable": True, "processes_seen": 5, "samples": 3,
+                       "watched_whole_run": True}
+
+
+def test_in_a_container_sharing_is_unknown_not_claimed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVML gives host PIDs; in a PID namespace of its own the run cannot tell its own
+    process from a neighbour's, so the record claims neither."""
+    _two_gpus(monkeypatch, compute_pids=[424_242])  # ours, numbered as the host numbers it
+    watch = GpuWatch(environ={}, pids_comparable=False)
+    watch.start()
+    watch.stop()
+    fields = watch.to_record_fields()
+    assert fields["gpu_sharing"]["shared_with_other_processes"] is None
+    assert fields["gpu_sharing"]["other_process_count"] is None
+    assert fields["gpu_sharing"]["pids_comparable"] is False
+    assert fields["gpu_sharing"]["processes_seen"] == 1
+    assert any("cannot be told" in n and "NVML saw 1 process" in n for n in fields["notes"])
+    validate_record(make_sample_record(energy_emissions={
+        **make_sample_record()["energy_emissions"], **fields}))
+
+
+def test_a_pid_namespace_of_its_own_is_detected(tmp_path: object) -> None:
+    """For real: a child in a new PID namespace (unshare -p, as root) finds NVML's PIDs not
+    comparable; this process, in the host's namespace here, finds them comparable."""
+    reason = confinement_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    probe = ("import mrv_ml.gpuwatch as g, os; "
+             "print(g.pids_comparable_with_nvml(), os.readlink('/proc/self/ns/pid'))")
+    host = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    inside = subprocess.run(["unshare", "-p", "-f", "--mount-proc", sys.executable, "-c",
+                             probe], capture_output=True, text=True, timeout=60)
+    assert inside.returncode == 0, inside.stderr
+    assert inside.stdout.split()[0] == "False"
+    assert inside.stdout.split()[1] != gpuwatch.HOST_PID_NAMESPACE
+    # the suite's own namespace decides the other half: whichever it is, it is read
+    assert host.stdout.split()[0] == str(host.stdout.split()[1] == gpuwatch.HOST_PID_NAMESPACE)
 
 
 def test_sampling_is_rate_limited(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,6 +33,18 @@ log = logging.getLogger(__name__)
 SAMPLE_EVERY_S = 10.0
 #: Other PIDs remembered (their count is what the record says): bounded in a week-long run.
 MAX_OTHER_PIDS = 1000
+#: The kernel's initial PID namespace (PROC_PID_INIT_INO, include/linux/proc_ns.h).
+HOST_PID_NAMESPACE = "pid:[4026531836]"
+
+
+def pids_comparable_with_nvml() -> bool:
+    """Whether NVML's PIDs are this process's kind of PID: NVML reports the host's PIDs, so
+    in a PID namespace of its own (a container) they cannot be matched with ours. Without
+    ``/proc`` (not Linux) there are no PID namespaces: comparable."""
+    try:
+        return os.readlink("/proc/self/ns/pid") == HOST_PID_NAMESPACE
+    except OSError:
+        return not os.path.isdir("/proc/self")
 
 
 class GpuWatch:
@@ -41,8 +53,12 @@ class GpuWatch:
     No method raises."""
 
     def __init__(self, *, environ: dict[str, str] | None = None,
-                 sample_every_s: float = SAMPLE_EVERY_S) -> None:
+                 sample_every_s: float = SAMPLE_EVERY_S,
+                 pids_comparable: bool | None = None) -> None:
         self._environ = environ  # None: os.environ as it is at start(), as CUDA reads it
+        # None: found out at start(); False: NVML's PIDs say nothing of who shared the GPUs
+        self._pids_comparable = pids_comparable
+        self._seen: set[int] = set()  # every PID NVML reported, ours included
         self._visible_raw: str | None = None
         self._sample_every_s = sample_every_s
         self._devices: list[nvml.GpuDevice] = []
@@ -73,6 +89,8 @@ class GpuWatch:
             self._notes.append(f"NVML could not be started: {e}")
             return
         self._session = session
+        if self._pids_comparable is None:
+            self._pids_comparable = pids_comparable_with_nvml()
         try:
             visible = nvml.select_visible(nvml.list_devices(), environ)
         except GPUError as e:
@@ -120,7 +138,9 @@ class GpuWatch:
                     self._fail(f"NVML failed during the run ({e}); other processes on the "
                                "GPUs were not watched after that")
                     return
-                if len(self._others) < MAX_OTHER_PIDS:
+                if len(self._seen) < MAX_OTHER_PIDS:
+                    self._seen.update(pids)
+                if self._pids_comparable and len(self._others) < MAX_OTHER_PIDS:
                     self._others.update(pid for pid in pids - ours)
             self._samples += 1
         except Exception as e:  # noqa: BLE001 - never into the training
@@ -177,14 +197,24 @@ class GpuWatch:
         if self._devices or self._visible_raw is not None:
             fields["gpu_devices"] = [d.to_record() for d in self._devices]
             fields["cuda_visible_devices"] = self._visible_raw
+        notes = list(self._notes)
         if self._devices:
+            comparable = bool(self._pids_comparable)
             fields["gpu_sharing"] = {
-                "shared_with_other_processes": bool(self._others),
-                "other_process_count": len(self._others),
+                "shared_with_other_processes": bool(self._others) if comparable else None,
+                "other_process_count": len(self._others) if comparable else None,
+                "pids_comparable": comparable,
+                "processes_seen": len(self._seen),
                 "samples": self._samples,
                 "watched_whole_run": not self._failed and not self._lost,
             }
-        fields["notes"] = list(self._notes)
+            if not comparable:
+                notes.append(
+                    "this run has a PID namespace of its own (a container): NVML reports the "
+                    "host's PIDs, which cannot be matched with this run's, so whether other "
+                    f"processes shared the GPUs cannot be told (NVML saw {len(self._seen)} "
+                    "process(es) on them, this run's own among them if it used them)")
+        fields["notes"] = notes
         return fields
 
 
