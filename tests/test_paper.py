@@ -337,6 +337,20 @@ def test_paragraph_of_runs_all_on_one_kind_of_chain_says_so_once() -> None:
     assert 'class="verdict good"' not in html and "not verified in this report" in html
 
 
+def test_html_report_gives_the_range_of_an_estimate_and_none_for_a_measurement() -> None:
+    estimated = {"method": "estimated from CPU load and TDP", "measured": False,
+                 "uncertainty": {"low_factor": 0.5, "high_factor": 1.5, "basis": "TDP",
+                                 "reference": "docs/uncertainty.md#cpu-tdp"}}
+    record = make_sample_record(
+        energy_emissions__cpu_energy_kwh=0.01,
+        energy_emissions__methods={"cpu": estimated,
+                                   "gpu": {"method": "NVML total-energy counter",
+                                           "measured": True}})
+    html = paper.html_report(_runs(record))
+    assert "CPU: estimated (estimated from CPU load and TDP; range 5 Wh–15 Wh)" in html
+    assert "GPU: measured (NVML total-energy counter)</li>" in html
+
+
 def test_latex_report_compiles_with_pdflatex(tmp_path: Path) -> None:
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed (scripts/bootstrap.sh test installs it)")

@@ -412,7 +412,8 @@ def _quality(record: Mapping[str, Any], points: list[charts.PowerPoint] | None) 
         info = methods.get(c)
         if isinstance(info, Mapping):
             how = "measured" if info.get("measured") is True else "estimated"
-            items.append(f"{c.upper()}: {how} ({_e(info.get('method'))})")
+            # the method, and for an estimate its range (as mrv show and mrv report say it)
+            items.append(f"{c.upper()}: {how}{_e(report.component_how(ee, c))}")
     if ee.get("measurement_status") != "measured":
         items.append(f"Measurement failed: {_e(ee.get('measurement_error'))}")
     if points is not None:

@@ -361,7 +361,7 @@ class Row:
     tone: str = ""
 
 
-def _component_how(ee: Mapping[str, Any], component: str) -> str:
+def component_how(ee: Mapping[str, Any], component: str) -> str:
     """" (method; range 50 mWh–150 mWh)": the range only where the method is an estimate
     with one (mrv_ml.uncertainty)."""
     method = field_at(ee, "methods", component, "method")
@@ -472,7 +472,7 @@ def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
     rows.append(Row("time", f"{start or '?'} → {end or '?'} "
                             f"({format_duration_s(finite_number(ee.get('duration_seconds')))})"))
     parts = [f"{c.upper()} {format_energy_kwh(finite_number(ee.get(f'{c}_energy_kwh')))}"
-             + _component_how(ee, c)
+             + component_how(ee, c)
              for c in ("cpu", "gpu", "ram") if finite_number(ee.get(f"{c}_energy_kwh")) is not None]
     energy = format_energy_kwh(finite_number(ee.get("energy_kwh")))
     energy += f" = {', '.join(parts)}" if parts else ""
