@@ -128,17 +128,21 @@ def data_dir(isolated_env: Path) -> Path:
 @pytest.fixture
 def simulated_gpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
     """``simulated_gpus([FakeGpu(...), ...]) -> FakeNVML``: a GPU machine for this test, seen
-    by mrv-ml and CodeCarbon alike (tests/support/fake_nvml.py); CodeCarbon's hardware cache
-    is cleared afterwards, so later tests see this machine again."""
+    by mrv-ml and CodeCarbon alike (tests/support/fake_nvml.py). The per-process hardware
+    caches (CodeCarbon's, and the record's ``hardware`` section) are cleared before and
+    after, so neither this test nor a later one sees another machine's GPUs."""
     from codecarbon.core import hardware_cache
 
+    from mrv_ml import hardware
     from tests.support.fake_nvml import simulated_gpu_machine
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    hardware._static_hardware.cache_clear()
     yield lambda gpus: simulated_gpu_machine(monkeypatch, tmp_path, gpus)
     monkeypatch.undo()  # PATH and CodeCarbon's module flags back first
     hardware_cache.clear_cache()
+    hardware._static_hardware.cache_clear()
 
 
 @pytest.fixture(scope="session")
