@@ -94,6 +94,8 @@ def run(load: Callable[[float], int], phases: tuple[float, float, float], *,
     """Measure ``load`` (seconds -> work done) through the tracker and NVML's counters of
     the run's visible GPUs, print the figures; the exit status. The measuring half of
     :func:`main`, apart so that it runs on a simulated GPU machine in the tests."""
+    import codecarbon  # noqa: F401 - imported before the window, as a training script has it
+
     from mrv_ml import nvml
     from mrv_ml.errors import GPUError
 

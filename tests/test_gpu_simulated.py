@@ -225,7 +225,10 @@ def test_the_accuracy_benchmark_measures_load_idle_load(
     fake.set_power(0, 70.0)
     fake.set_power(1, 65.0)  # idle all along, but visible: measured by both sides
     monkeypatch.setenv("MRV_MEASURE_POWER_SECS", "1")
-    assert benchmark.run(_matmul_load(fake, 450.0, 70.0), (2.0, 1.0, 2.0)) == 0
+    # CodeCarbon's start-up here (~1.4 s, its hardware detection) is extrapolated at the
+    # average power of what follows, while the load already runs: a short idle phase keeps
+    # that bias (~2 % here; < 0.5 % in the real 110 s run) inside the goal
+    assert benchmark.run(_matmul_load(fake, 450.0, 70.0), (3.0, 0.5, 3.0)) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("cards:           NVIDIA H100 80GB HBM3, NVIDIA H100 80GB HBM3")
     assert "the record names [0, 1]" in lines[0]
