@@ -94,7 +94,10 @@ def test_killed_at_each_stage_then_restarted(stage: str, anvil: Any, anvil_regis
         # Killed after the 5th was committed, before its answer: 4 answered, 5 stored.
         assert len(accepted) == nth - 1 and total == nth and batches == []
     else:
-        assert accepted == set(records) and unanswered == set()
+        # Every submission was answered, or got no answer because the process died; on a
+        # loaded machine the first batch can be built before all twelve were answered, and
+        # those left unanswered are sent again below, as `mrv publish` would.
+        assert accepted | unanswered == set(records) and accepted
         status = {"built": "built", "sent": "sent", "mined": "sent", "serving": "anchored"}
         assert [b.status for b in batches] == [status[stage]], batches
         on_chain = {e.root for e in chain_batches(anvil.url, anvil_registry,
