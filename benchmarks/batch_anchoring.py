@@ -26,12 +26,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.support: sample records, the anvil node
 os.environ.setdefault("MRV_NO_DOTENV", "1")
 
-from mrv_ml import batch  # noqa: E402
-from mrv_ml.chain import connect  # noqa: E402
+from mrv_ml.anchoring import batch  # noqa: E402
+from mrv_ml.chain.connection import connect  # noqa: E402
 from mrv_ml.config import Settings, load_settings  # noqa: E402
-from mrv_ml.merkle import StandardMerkleTree  # noqa: E402
-from mrv_ml.store import RecordStore  # noqa: E402
-from mrv_ml.verify import VerdictStatus, verify, verify_files  # noqa: E402
+from mrv_ml.record.merkle import StandardMerkleTree  # noqa: E402
+from mrv_ml.storage.store import RecordStore  # noqa: E402
+from mrv_ml.verification.verifier import VerdictStatus, verify, verify_files  # noqa: E402
 from tests.support.records import make_sample_record  # noqa: E402
 
 BATCH_SIZES = (1, 10, 100, 1_000, 10_000)

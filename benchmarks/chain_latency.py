@@ -21,11 +21,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.support: AnvilNode and sample records
 
-from mrv_ml.anchor import anchor_record  # noqa: E402
-from mrv_ml.chain import connect  # noqa: E402
+from mrv_ml.anchoring.single import anchor_record  # noqa: E402
+from mrv_ml.chain.connection import connect  # noqa: E402
 from mrv_ml.config import Settings  # noqa: E402
-from mrv_ml.store import RecordStore  # noqa: E402
-from mrv_ml.verify import VerdictStatus, verify  # noqa: E402
+from mrv_ml.storage.store import RecordStore  # noqa: E402
+from mrv_ml.verification.verifier import VerdictStatus, verify  # noqa: E402
 from tests.support.records import make_sample_record  # noqa: E402
 
 SEED_GAS_PER_REGISTRATION = 100_000

@@ -23,8 +23,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.support.anvil starts the node
 
-from mrv_ml.contract import registry_contract  # noqa: E402
-from mrv_ml.localchain import LocalChain  # noqa: E402
+from mrv_ml.chain.contract import registry_contract  # noqa: E402
+from mrv_ml.chain.localchain import LocalChain  # noqa: E402
 
 SEED_GAS_PER_REGISTRATION = 100_000  # quoted in the seed's architecture guide
 FLOOR_GAS = 21_000 + 2 * 22_100  # base transaction + two new storage slots

@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from mrv_ml.contract import registry_contract  # noqa: E402
-from mrv_ml.hashing import compute_hash, hash_to_bytes32  # noqa: E402
-from mrv_ml.localchain import LocalChain  # noqa: E402
+from mrv_ml.chain.contract import registry_contract  # noqa: E402
+from mrv_ml.chain.localchain import LocalChain  # noqa: E402
+from mrv_ml.record.hashing import compute_hash, hash_to_bytes32  # noqa: E402
 from tests.support.browser import CHROMIUM_ARGS, ServedDashboard  # noqa: E402
 from tests.support.records import make_sample_record  # noqa: E402
 

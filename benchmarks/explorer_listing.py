@@ -37,9 +37,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # for tests.support
 
-from mrv_ml.hashing import canonical_bytes, compute_hash  # noqa: E402
-from mrv_ml.record import dump_json_bytes, dump_record_bytes  # noqa: E402
-from mrv_ml.store import RecordStore  # noqa: E402
+from mrv_ml.record.hashing import canonical_bytes, compute_hash  # noqa: E402
+from mrv_ml.record.schema import dump_json_bytes, dump_record_bytes  # noqa: E402
+from mrv_ml.storage.store import RecordStore  # noqa: E402
 from tests.support.records import make_sample_record  # noqa: E402
 
 EXPERIMENTS = ("resnet", "bert", "mnist", "gpt-small", "unet")
@@ -91,8 +91,8 @@ def populate_store(root: Path, records: list[dict[str, Any]]) -> None:
 
 
 def populate_registry(url: str, records: list[dict[str, Any]]) -> None:
-    from mrv_ml.registry.app import _searchable
-    from mrv_ml.registry.db import open_database
+    from mrv_ml.registry_service.app import _searchable
+    from mrv_ml.registry_service.db import open_database
 
     with open_database(url) as db:
         for start in range(0, len(records), 500):
@@ -121,9 +121,9 @@ def serve_store(root: Path) -> Iterator[str]:
 
 @contextmanager
 def serve_registry(database: str) -> Iterator[str]:
-    from mrv_ml.registry.app import ServiceConfig, ServiceState, create_app
-    from mrv_ml.registry.db import open_database
-    from mrv_ml.registry.proofs import ChainFacts
+    from mrv_ml.registry_service.app import ServiceConfig, ServiceState, create_app
+    from mrv_ml.registry_service.db import open_database
+    from mrv_ml.registry_service.proofs import ChainFacts
     from tests.support.anvil import free_port
     from tests.support.registry import serving
 

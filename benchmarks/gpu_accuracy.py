@@ -63,7 +63,7 @@ def _load(torch: Any, seconds: float) -> int:
 
 
 def _energy_mj(indices: list[int]) -> dict[int, int]:
-    from mrv_ml import nvml
+    from mrv_ml.measure.gpu import nvml
 
     return {i: nvml.total_energy_mj(i) for i in indices}
 
@@ -96,8 +96,8 @@ def run(load: Callable[[float], int], phases: tuple[float, float, float], *,
     :func:`main`, apart so that it runs on a simulated GPU machine in the tests."""
     import codecarbon  # noqa: F401 - imported before the window, as a training script has it
 
-    from mrv_ml import nvml
     from mrv_ml.errors import GPUError
+    from mrv_ml.measure.gpu import nvml
 
     try:
         with nvml.session():
@@ -116,7 +116,7 @@ def run(load: Callable[[float], int], phases: tuple[float, float, float], *,
 def _measure(load: Callable[[float], int], devices: list[Any],
              phases: tuple[float, float, float]) -> dict[str, Any]:
     from mrv_ml.config import load_settings
-    from mrv_ml.tracker import MRVTracker
+    from mrv_ml.run.tracker import MRVTracker
 
     indices = [d.nvml_index for d in devices]
     with tempfile.TemporaryDirectory() as store:

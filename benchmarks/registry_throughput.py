@@ -48,8 +48,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.support: the anvil node, PostgreSQL, the operator key
 os.environ.setdefault("MRV_NO_DOTENV", "1")
 
+from mrv_ml.chain.localchain import anvil_dev_accounts  # noqa: E402
 from mrv_ml.config import Secret, Settings  # noqa: E402
-from mrv_ml.localchain import anvil_dev_accounts  # noqa: E402
 
 GOAL_PER_S = 1_000  # sustained submissions per second with PostgreSQL (the issue's goal)
 OPERATOR = anvil_dev_accounts()[5]  # the key tests/support/registry.py anchors with
@@ -210,7 +210,7 @@ def operator_settings(rpc_url: str, registry: str, data_dir: Path) -> Settings:
 
 
 def single_registration_gas(settings: Settings) -> int:
-    from mrv_ml.chain import connect
+    from mrv_ml.chain.connection import connect
 
     with connect(settings, need_signer=True) as conn:
         return int(conn.send(conn.registry.functions.registerMRV(
@@ -221,9 +221,9 @@ def in_process_costs(database: str, settings: Settings, n: int) -> dict[str, flo
     """Per-submission milliseconds, one after the other in this process: the database call
     alone (``RegistryDB.submit``), and the endpoint's whole work without HTTP (reading and
     checking the body, the database, the answer's proof document: ``app._submit``)."""
-    from mrv_ml.registry.app import _submit
-    from mrv_ml.registry.db import open_database
-    from mrv_ml.registry.service import build
+    from mrv_ml.registry_service.app import _submit
+    from mrv_ml.registry_service.db import open_database
+    from mrv_ml.registry_service.service import build
 
     with open_database(database) as db:
         pairs = fingerprints(n)
@@ -248,9 +248,9 @@ def in_process_costs(database: str, settings: Settings, n: int) -> dict[str, flo
 def anchor_now(database: str, settings: Settings) -> list[Any]:
     """What is pending, anchored now by the service's own BatchAnchorer (the service's loop
     waits for its hour meanwhile): the batches."""
-    from mrv_ml.chain import connect
-    from mrv_ml.registry.anchoring import BatchAnchorer
-    from mrv_ml.registry.db import open_database
+    from mrv_ml.chain.connection import connect
+    from mrv_ml.registry_service.anchoring import BatchAnchorer
+    from mrv_ml.registry_service.db import open_database
 
     with open_database(database) as db, connect(settings, need_signer=True) as conn:
         return BatchAnchorer(db, conn).run_once()

@@ -6,7 +6,7 @@ intervals, in a temporary store (every other one with an anchored proof), then t
 the same run, the median of ``--repeat`` runs of:
 
 - ``select``: resolving the store, reading and fingerprinting every record, its proof;
-- each format of :func:`mrv_ml.paper.render` over the selection (text, latex, csv, json,
+- each format of :func:`mrv_ml.reporting.many_records.render` over the selection (text, latex, csv, json,
   html), with the size of what it writes.
 
 Usage:  python benchmarks/report_many.py [--count 1000] [--repeat 3]
@@ -26,11 +26,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # for tests.support.records
 
-from mrv_ml import paper  # noqa: E402
-from mrv_ml.hashing import compute_hash  # noqa: E402
-from mrv_ml.proof import Proof  # noqa: E402
-from mrv_ml.selection import select  # noqa: E402
-from mrv_ml.store import RecordStore  # noqa: E402
+from mrv_ml.record.hashing import compute_hash  # noqa: E402
+from mrv_ml.record.proof import Proof  # noqa: E402
+from mrv_ml.reporting import many_records as paper  # noqa: E402
+from mrv_ml.storage.selection import select  # noqa: E402
+from mrv_ml.storage.store import RecordStore  # noqa: E402
 from tests.support.records import make_sample_record  # noqa: E402
 
 POINTS = 300

@@ -26,12 +26,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mrv_ml import batch  # noqa: E402
-from mrv_ml.chain import deploy  # noqa: E402
+from mrv_ml.anchoring import batch  # noqa: E402
+from mrv_ml.chain.connection import deploy  # noqa: E402
+from mrv_ml.chain.localchain import anvil_dev_accounts  # noqa: E402
 from mrv_ml.config import Secret, Settings  # noqa: E402
-from mrv_ml.localchain import anvil_dev_accounts  # noqa: E402
-from mrv_ml.store import RecordStore  # noqa: E402
-from mrv_ml.verify import verify_files  # noqa: E402
+from mrv_ml.storage.store import RecordStore  # noqa: E402
+from mrv_ml.verification.verifier import verify_files  # noqa: E402
 from tests.support.anvil import AnvilNode, anvil_executable, rpc  # noqa: E402
 from tests.support.cli import mrv_command  # noqa: E402
 from tests.support.provider import ProviderProxy  # noqa: E402

@@ -32,7 +32,7 @@ from _resnet import (
 from torch import nn
 
 from mrv_ml import MRVTracker
-from mrv_ml.report import DEFAULT_DASHBOARD_URL, citation_latex
+from mrv_ml.reporting.one_record import DEFAULT_DASHBOARD_URL, citation_latex
 from mrv_ml.units import format_co2_kg, format_energy_kwh
 
 SYNTHETIC_DATASET = "CIFAR-10 (synthetic stand-in: random tensors of CIFAR-10's shape)"

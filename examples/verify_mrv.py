@@ -15,8 +15,8 @@ from __future__ import annotations
 import sys
 
 from mrv_ml.errors import EXIT_USAGE, MRVError
-from mrv_ml.report import verdict_headline, verdict_rows
-from mrv_ml.verify import verify
+from mrv_ml.reporting.one_record import verdict_headline, verdict_rows
+from mrv_ml.verification.verifier import verify
 
 
 def main(argv: list[str]) -> int:

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from _generated import write_or_check  # noqa: E402
 
-from mrv_ml.chain import DEV_CHAIN_IDS  # noqa: E402
-from mrv_ml.contract import released_code_hashes  # noqa: E402
+from mrv_ml.chain.connection import DEV_CHAIN_IDS  # noqa: E402
+from mrv_ml.chain.contract import released_code_hashes  # noqa: E402
 from mrv_ml.networks import DEV_ADDRESSES, PRESETS, PUBLIC_CHAIN_IDS  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "mrv_ml" / "dashboard" / "chains.js"

@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _generated import write_or_check  # noqa: E402
 from make_hash_vectors import REALISTIC_RECORD  # noqa: E402
 
+from mrv_ml.chain.keys import _from_key  # noqa: E402
+from mrv_ml.chain.signing import SIGNATURE_SCHEME, sign  # noqa: E402
 from mrv_ml.config import Secret  # noqa: E402
-from mrv_ml.hashing import compute_hash  # noqa: E402
-from mrv_ml.keys import _from_key  # noqa: E402
-from mrv_ml.merkle import StandardMerkleTree, keccak  # noqa: E402
-from mrv_ml.signing import SIGNATURE_SCHEME, sign  # noqa: E402
+from mrv_ml.record.hashing import compute_hash  # noqa: E402
+from mrv_ml.record.merkle import StandardMerkleTree, keccak  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "mrv_ml" / "data" / "verdict_cases.json"
 OTHER_CHAIN_ID = 11155111  # Sepolia: never the chain a test runs on

@@ -133,7 +133,7 @@ def simulated_gpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     after, so neither this test nor a later one sees another machine's GPUs."""
     from codecarbon.core import hardware_cache
 
-    from mrv_ml import hardware
+    from mrv_ml.measure import hardware
     from tests.support.fake_nvml import simulated_gpu_machine
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.anchor import SENDING, anchor_pending, anchor_record, mark_pending
-from mrv_ml.chain import ChainConnection, connect, registration_events
+from mrv_ml.anchoring.single import SENDING, anchor_pending, anchor_record, mark_pending
+from mrv_ml.chain.connection import ChainConnection, connect, registration_events
 from mrv_ml.config import load_settings
 from mrv_ml.errors import ChainUnavailableError, ConfigError
-from mrv_ml.store import RecordStore
-from mrv_ml.verify import VerdictStatus, verify
+from mrv_ml.storage.store import RecordStore
+from mrv_ml.verification.verifier import VerdictStatus, verify
 from tests.support.records import make_sample_record
 
 

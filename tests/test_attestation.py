@@ -13,8 +13,12 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from mrv_ml.anchor import anchor_record, mark_pending
-from mrv_ml.attestation import (
+from mrv_ml.anchoring.single import anchor_record, mark_pending
+from mrv_ml.config import load_settings
+from mrv_ml.errors import EvidenceConflictError, KeyConfigError, RecordError
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.storage.store import RecordStore
+from mrv_ml.verification.attestation import (
     PAYLOAD_TYPE,
     PREDICATE_TYPE,
     STATEMENT_TYPE,
@@ -22,11 +26,7 @@ from mrv_ml.attestation import (
     pae,
     verify_attestation,
 )
-from mrv_ml.config import load_settings
-from mrv_ml.errors import EvidenceConflictError, KeyConfigError, RecordError
-from mrv_ml.hashing import compute_hash
-from mrv_ml.store import RecordStore
-from mrv_ml.verdict import VerdictStatus
+from mrv_ml.verification.verdict import VerdictStatus
 from tests.support.records import make_sample_record
 
 
@@ -301,8 +301,8 @@ def test_malformed_envelope(tmp_path: Path, capfd: pytest.CaptureFixture[str], c
 
 def test_signed_statement_of_another_kind_is_refused(researcher: Any, tmp_path: Path) -> None:
     """A validly signed envelope whose payload is not our statement: unusable, not VALID."""
-    from mrv_ml.attestation import sign_envelope
-    from mrv_ml.keys import load_signer
+    from mrv_ml.chain.keys import load_signer
+    from mrv_ml.verification.attestation import sign_envelope
 
     signer = load_signer(load_settings())
     assert signer is not None

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from mrv_ml import batch
-from mrv_ml.anchor import AnchorOutcome
-from mrv_ml.chain import batch_events, connect
+from mrv_ml.anchoring import batch
+from mrv_ml.anchoring.single import AnchorOutcome
+from mrv_ml.chain.connection import batch_events, connect
 from mrv_ml.config import Settings, load_settings
 from mrv_ml.errors import ChainUnavailableError, RecordError, StoreError
-from mrv_ml.hashing import compute_hash
-from mrv_ml.merkle import StandardMerkleTree, to_bytes32
-from mrv_ml.proof import Anchor, MerklePart
-from mrv_ml.store import RecordStore
-from mrv_ml.verify import Verdict, VerdictStatus, verify, verify_files
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.merkle import StandardMerkleTree, to_bytes32
+from mrv_ml.record.proof import Anchor, MerklePart
+from mrv_ml.storage.store import RecordStore
+from mrv_ml.verification.verifier import Verdict, VerdictStatus, verify, verify_files
 from tests.support.records import make_sample_record
 
 OTHER_ADDRESS = "0x" + "ab" * 20
@@ -281,7 +281,7 @@ def test_interrupted_after_mining_completes_from_chain_without_resending(
 
 def test_tx_that_never_landed_is_sent_on_rerun(store: RecordStore, settings: Settings,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from mrv_ml.chain import ChainConnection
+    from mrv_ml.chain.connection import ChainConnection
 
     ids = _save(store, 2)
     real_send = ChainConnection.send
@@ -318,8 +318,8 @@ def test_plain_anchor_never_anchors_alone_what_an_unfinished_batch_holds(
         store: RecordStore) -> None:
     # Killed right after the batch transaction was mined, before any proof was written;
     # then plain `mrv anchor`: registering each record alone would anchor them twice.
-    from mrv_ml.anchor import anchor_pending
-    from mrv_ml.chain import registration_events
+    from mrv_ml.anchoring.single import anchor_pending
+    from mrv_ml.chain.connection import registration_events
 
     ids, _path, journal = _mined_but_unfinished(store, 4)
     outcomes = anchor_pending(store, settings=load_settings())
@@ -334,7 +334,7 @@ def test_plain_anchor_never_anchors_alone_what_an_unfinished_batch_holds(
 
 
 def test_tracker_batch_mode_leaves_pending_then_batch_anchors(store: RecordStore) -> None:
-    from mrv_ml.tracker import MRVTracker
+    from mrv_ml.run.tracker import MRVTracker
 
     ids = []
     for name in ("run-a", "run-b"):
@@ -391,7 +391,7 @@ def test_corrupt_journal_is_skipped_and_same_records_complete_from_chain(
 
 
 def test_verify_files_mixes_single_and_batch_records(store: RecordStore) -> None:
-    from mrv_ml.anchor import anchor_record
+    from mrv_ml.anchoring.single import anchor_record
 
     single, *rest = _save(store, 3)
     assert anchor_record(store, single, settings=load_settings()).anchored

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.budget import FLAGGED, Budget, BudgetMonitor, Reading
 from mrv_ml.config import load_settings
 from mrv_ml.errors import EXIT_CONFIG, EXIT_USAGE, ConfigError
-from mrv_ml.record import load_record_file, validate_record
-from mrv_ml.tracker import MRVTracker
+from mrv_ml.record.schema import load_record_file, validate_record
+from mrv_ml.run.budget import FLAGGED, Budget, BudgetMonitor, Reading
+from mrv_ml.run.tracker import MRVTracker
 from tests.support.cli import run_mrv_subprocess
 from tests.support.records import make_sample_record
 

@@ -19,16 +19,16 @@ from urllib.parse import quote
 
 import pytest
 
-from mrv_ml.anchor import anchor_record
-from mrv_ml.batch import anchor_batch
-from mrv_ml.bundle import CONTENT_SECURITY_POLICY, build_bundle
-from mrv_ml.chain import deploy
+from mrv_ml.anchoring.batch import anchor_batch
+from mrv_ml.anchoring.single import anchor_record
+from mrv_ml.chain.connection import deploy
+from mrv_ml.chain.localchain import anvil_dev_accounts
 from mrv_ml.config import Secret, Settings
 from mrv_ml.errors import ConfigError, LocalOnlyError, ProofNeededError, RecordError
-from mrv_ml.hashing import compute_hash
-from mrv_ml.localchain import anvil_dev_accounts
-from mrv_ml.proof import Anchor, Proof, proof_path
-from mrv_ml.store import RecordStore
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.proof import Anchor, Proof, proof_path
+from mrv_ml.reporting.bundle import CONTENT_SECURITY_POLICY, build_bundle
+from mrv_ml.storage.store import RecordStore
 from tests.support.anvil import AnvilNode, anvil_executable
 from tests.support.browser import screenshot
 from tests.support.records import make_sample_record, make_sample_record_1_0

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.chain import connect, deploy
+from mrv_ml.chain.connection import connect, deploy
+from mrv_ml.chain.localchain import anvil_dev_accounts
 from mrv_ml.config import Secret, Settings, load_settings
 from mrv_ml.errors import (
     ChainIdMismatchError,
@@ -18,7 +19,6 @@ from mrv_ml.errors import (
     NoContractError,
     TransactionFailedError,
 )
-from mrv_ml.localchain import anvil_dev_accounts
 
 
 def test_local_connect_deploys_once_and_reads_without_key(data_dir: Path) -> None:
@@ -91,9 +91,9 @@ def test_deploy_records_address_and_connect_finds_it(anvil: Any, data_dir: Path)
         assert conn.registry_address == address and conn.chain_id == 31337
     # a record anchored on it, then `mrv deploy` again: the first registry is history, not
     # forgotten, and the record still verifies (its proof names its registry)
-    from mrv_ml.anchor import anchor_record
-    from mrv_ml.store import RecordStore
-    from mrv_ml.verify import verify
+    from mrv_ml.anchoring.single import anchor_record
+    from mrv_ml.storage.store import RecordStore
+    from mrv_ml.verification.verifier import verify
     from tests.support.records import make_sample_record
 
     store = RecordStore(data_dir)

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.anchor import anchor_record, mark_pending
+from mrv_ml.anchoring.single import anchor_record, mark_pending
+from mrv_ml.chain.localchain import dev_accounts
 from mrv_ml.config import load_settings
-from mrv_ml.localchain import dev_accounts
-from mrv_ml.store import RecordStore
+from mrv_ml.storage.store import RecordStore
 from tests.support.records import make_sample_record
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from mrv_ml.errors import EXIT_BAD_INPUT, EXIT_NOT_FOUND, EXIT_STORE, EXIT_USAGE
-from mrv_ml.hashing import compute_hash
-from mrv_ml.proof import Proof
-from mrv_ml.record import dump_record_bytes
-from mrv_ml.store import RecordStore
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.proof import Proof
+from mrv_ml.record.schema import dump_record_bytes
+from mrv_ml.storage.store import RecordStore
 from tests.support.cli import MRV, MRVSubprocess
 from tests.support.records import make_sample_record, make_sample_record_1_0
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mrv_ml.record import load_record_file
+from mrv_ml.record.schema import load_record_file
 from tests.support.cli import MRV, Result, mrv_command, run_mrv_subprocess
 
 

@@ -1,4 +1,4 @@
-"""mrv_ml.command.run_tracked, the library side of `mrv run` (the CLI is in test_cli_run)."""
+"""mrv_ml.run.command.run_tracked, the library side of `mrv run` (the CLI is in test_cli_run)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mrv_ml.command import CommandResult, run_tracked
 from mrv_ml.errors import CommandNotFoundError
-from mrv_ml.record import load_record_file
+from mrv_ml.record.schema import load_record_file
+from mrv_ml.run.command import CommandResult, run_tracked
 
 
 def test_statuses_map_to_outcomes_and_records(data_dir: Path) -> None:
@@ -54,7 +54,7 @@ def test_a_signal_taken_by_another_thread_is_still_forwarded_at_once(data_dir: P
         "import signal, sys, threading, time\n"
         "threading.Thread(target=time.sleep, args=(300,), daemon=True).start()\n"
         "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
-        "from mrv_ml.command import run_tracked\n"
+        "from mrv_ml.run.command import run_tracked\n"
         # the child inherits the blocked mask: it unblocks, to die of the forwarded signal
         "child = (\"import signal, time; signal.pthread_sigmask(signal.SIG_UNBLOCK, \"\n"
         "         \"{signal.SIGTERM}); print('ready', flush=True); time.sleep(60)\")\n"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mrv_ml.config import load_settings
-from mrv_ml.store import RecordStore
+from mrv_ml.storage.store import RecordStore
 from tests.support.records import make_sample_record
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,9 +19,9 @@ PROCESSES = 8
 
 _CHILD = """
 import sys
-from mrv_ml.anchor import anchor_record
+from mrv_ml.anchoring.single import anchor_record
 from mrv_ml.config import load_settings
-from mrv_ml.store import RecordStore
+from mrv_ml.storage.store import RecordStore
 settings = load_settings()
 outcome = anchor_record(RecordStore(settings.data_dir), sys.argv[1], settings=settings)
 print(outcome.status, outcome.tx_hash, outcome.error)

@@ -17,14 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web3 import Web3
 
-from mrv_ml.contract import (
+from mrv_ml.chain.contract import (
     decode_registry_error,
     id_key,
     load_artifact,
     registry_contract,
     revert_data,
 )
-from mrv_ml.localchain import LocalChain, dev_accounts
+from mrv_ml.chain.localchain import LocalChain, dev_accounts
 
 _ids = itertools.count()
 

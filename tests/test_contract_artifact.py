@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.contract import ARTIFACT_PATH, load_artifact
+from mrv_ml.chain.contract import ARTIFACT_PATH, load_artifact
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "contracts" / "MRVRegistry.sol"

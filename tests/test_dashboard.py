@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from eth_utils import keccak
 
-from mrv_ml.contract import registry_contract
-from mrv_ml.hashing import compute_hash, hash_to_bytes32
-from mrv_ml.localchain import LocalChain
-from mrv_ml.store import RecordStore
+from mrv_ml.chain.contract import registry_contract
+from mrv_ml.chain.localchain import LocalChain
+from mrv_ml.record.hashing import compute_hash, hash_to_bytes32
+from mrv_ml.storage.store import RecordStore
 from tests.support.browser import ServedDashboard, screenshot
 from tests.support.records import make_sample_record
 

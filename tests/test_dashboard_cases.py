@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from mrv_ml.chain.localchain import dev_accounts
 from mrv_ml.config import Settings
-from mrv_ml.localchain import dev_accounts
 from tests.support.browser import ServedDashboard, screenshot
 from tests.support.verdict_cases import CASE_IDS, CASES, CaseChain, prepare_chain
 
@@ -27,7 +27,7 @@ def served_cases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
                                                                             CaseChain]]:
     served = ServedDashboard(tmp_path_factory.mktemp("dash-cases") / "mrv_data")
     try:
-        from mrv_ml.chain import connect
+        from mrv_ml.chain.connection import connect
 
         settings = Settings(data_dir=served.data_dir)
         with connect(settings) as conn:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.contract import registry_contract
-from mrv_ml.hashing import compute_hash, hash_to_bytes32
-from mrv_ml.localchain import LocalChain
+from mrv_ml.chain.contract import registry_contract
+from mrv_ml.chain.localchain import LocalChain
+from mrv_ml.record.hashing import compute_hash, hash_to_bytes32
 from tests.support.browser import ARTIFACTS, ServedDashboard, screenshot
 from tests.support.records import DELETE, make_sample_record
 

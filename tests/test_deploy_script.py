@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from mrv_ml.contract import load_artifact
+from mrv_ml.chain.contract import load_artifact
 
 pytestmark = [pytest.mark.node, pytest.mark.anvil]
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.hashing import compute_hash
-from mrv_ml.proof import Proof
-from mrv_ml.selection import totals
-from mrv_ml.server import explore_store, parse_explore_query
-from mrv_ml.store import RecordStore
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.proof import Proof
+from mrv_ml.serve.local import explore_store, parse_explore_query
+from mrv_ml.storage.selection import totals
+from mrv_ml.storage.store import RecordStore
 from mrv_ml.units import format_co2_kg, format_duration_s, format_energy_kwh, format_number
 from tests.support.browser import ServedDashboard, screenshot
 from tests.support.records import make_sample_record
@@ -507,8 +507,8 @@ def test_the_migration_backfills_published_records(tmp_path: Path) -> None:
     from alembic import command as alembic_command
     from alembic.config import Config as AlembicConfig
 
-    from mrv_ml.hashing import canonical_bytes
-    from mrv_ml.registry import db as registry_db
+    from mrv_ml.record.hashing import canonical_bytes
+    from mrv_ml.registry_service import db as registry_db
 
     path = tmp_path / "old.sqlite"
     target = registry_db._target(str(path))

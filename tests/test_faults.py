@@ -50,11 +50,11 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.anchor import may_be_registered
+from mrv_ml.anchoring.single import may_be_registered
 from mrv_ml.config import load_settings
-from mrv_ml.hashing import compute_hash
-from mrv_ml.record import load_record_file
-from mrv_ml.store import RecordStore
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.schema import load_record_file
+from mrv_ml.storage.store import RecordStore
 from tests.support.cli import run_mrv
 from tests.support.faults import (
     Calibration,
@@ -391,7 +391,7 @@ def test_a_record_registered_alone_by_a_killed_run_is_not_batched_as_well(
     # record too: registered alone AND a leaf of an anchored root.
     store = RecordStore(data_dir)
     mrv_id = store.save(make_sample_record()).stem
-    _killed(monkeypatch, Kill("mrv_ml.chain:ChainConnection._sign_and_send", 1, "after"),
+    _killed(monkeypatch, Kill("mrv_ml.chain.connection:ChainConnection._sign_and_send", 1, "after"),
             "anchor")
     proof = store.load_proof(mrv_id)  # marked before sending: the batch path asks the chain
     assert store.pending_ids() == [mrv_id] and proof is not None and may_be_registered(proof)
@@ -411,11 +411,11 @@ def test_a_batch_killed_once_sent_is_completed_not_batched_again_with_newer_reco
     # chain, so the rerun skipped it as another chain's and batched its records again with
     # the new one: two anchored roots held them. A journal written before journals named
     # their chain ("old-journal") is matched by its transaction.
-    from mrv_ml.journal import unfinished_journals, write_journal
+    from mrv_ml.storage.journal import unfinished_journals, write_journal
 
     store = RecordStore(data_dir)
     ids = [store.save(make_sample_record()).stem for _ in range(2)]
-    _killed(monkeypatch, Kill("mrv_ml.batch:write_journal", 2, "after"), "anchor", "--batch")
+    _killed(monkeypatch, Kill("mrv_ml.anchoring.batch:write_journal", 2, "after"), "anchor", "--batch")
     (path, journal), = unfinished_journals(store)
     assert journal["status"] == "sent" and journal["tx_hash"]
     if not journal_names_chain:

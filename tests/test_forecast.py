@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from mrv_ml.errors import EXIT_BAD_INPUT, ProgressError
-from mrv_ml.forecast import (
+from mrv_ml.record.schema import load_record_file, validate_record
+from mrv_ml.run.forecast import (
     Forecaster,
     ProgressPoint,
     check_progress,
@@ -17,8 +18,7 @@ from mrv_ml.forecast import (
     forecast,
     point_at,
 )
-from mrv_ml.record import load_record_file, validate_record
-from mrv_ml.tracker import MRVTracker
+from mrv_ml.run.tracker import MRVTracker
 from tests.support.records import make_sample_record
 
 # -- the math ------------------------------------------------------------------------------

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from mrv_ml import nvml
-from mrv_ml.methods import GPU_COUNTER, GPU_POWER, NO_VISIBLE_GPU
-from mrv_ml.record import validate_record
-from mrv_ml.tracker import MRVTracker
+from mrv_ml.measure.gpu import nvml
+from mrv_ml.measure.methods import GPU_COUNTER, GPU_POWER, NO_VISIBLE_GPU
+from mrv_ml.record.schema import validate_record
+from mrv_ml.run.tracker import MRVTracker
 from tests.support.fake_nvml import FakeGpu, FakeNVML
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from mrv_ml.config import Settings
-from mrv_ml.gpusync import SYNC_DESCRIPTION, WindowEdges, synchronize
-from mrv_ml.measurement import EnergyMeter
+from mrv_ml.measure.gpu.sync import SYNC_DESCRIPTION, WindowEdges, synchronize
+from mrv_ml.measure.meter import EnergyMeter
 
 
 def _fake_torch(monkeypatch: pytest.MonkeyPatch, *, available: bool = True,

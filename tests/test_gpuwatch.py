@@ -10,12 +10,13 @@ import sys
 import pynvml
 import pytest
 
-from mrv_ml import gpuwatch, nvml
 from mrv_ml.config import Settings
 from mrv_ml.errors import GPULostError, GPUUnavailableError, NVMLFailedError
-from mrv_ml.gpuwatch import GpuWatch
-from mrv_ml.measurement import EnergyMeter
-from mrv_ml.record import validate_record
+from mrv_ml.measure.gpu import nvml
+from mrv_ml.measure.gpu import watch as gpuwatch
+from mrv_ml.measure.gpu.watch import GpuWatch
+from mrv_ml.measure.meter import EnergyMeter
+from mrv_ml.record.schema import validate_record
 from tests.support.confined import confinement_unavailable
 from tests.support.fake_nvml import FakeGpu, FakeNVML
 from tests.support.records import make_sample_record
@@ -124,7 +125,7 @@ def test_a_pid_namespace_of_its_own_is_detected(tmp_path: object) -> None:
     reason = confinement_unavailable()
     if reason is not None:
         pytest.skip(reason)
-    probe = ("import mrv_ml.gpuwatch as g, os; "
+    probe = ("import mrv_ml.measure.gpu.watch as g, os; "
              "print(g.pids_comparable_with_nvml(), os.readlink('/proc/self/ns/pid'))")
     host = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=60, check=True)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from mrv_ml.chain.keys import _from_key
 from mrv_ml.config import Secret
 from mrv_ml.errors import KeyConfigError
-from mrv_ml.keys import _from_key
-from mrv_ml.store import RecordStore
-from mrv_ml.tracker import MRVTracker
+from mrv_ml.run.tracker import MRVTracker
+from mrv_ml.storage.store import RecordStore
 from tests.conftest import REPO_ROOT
 from tests.support.cli import MRV, mrv_command
 from tests.support.confined import Confined, confinement_unavailable
@@ -195,7 +195,7 @@ def test_a_full_disk_while_anchoring_is_a_store_error_and_nothing_is_lost(confin
     disk = Path(os.environ["MRV_DATA_DIR"]).parent / "small-disk"
     data_dir = disk / "mrv_data"
     env = {"MRV_DATA_DIR": str(data_dir)}
-    make = ("from mrv_ml.store import RecordStore; from tests.support.records import "
+    make = ("from mrv_ml.storage.store import RecordStore; from tests.support.records import "
             f"make_sample_record as m; [RecordStore({str(data_dir)!r}).save(m()) for _ in range(3)]")
     save_three = [sys.executable, "-c", make]
     confined.tmpfs(disk, "3m").run(save_three).run([*mrv_command(), "anchor"]).run(save_three)

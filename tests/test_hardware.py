@@ -8,7 +8,7 @@ import types
 import psutil
 import pytest
 
-from mrv_ml import hardware
+from mrv_ml.measure import hardware
 
 
 def test_reports_cpu_and_memory_of_this_machine() -> None:

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrv_ml.errors import NonFiniteNumberError, RecordError
-from mrv_ml.hashing import HASH_ALGORITHM, canonical_bytes, compute_hash, hash_to_bytes32
+from mrv_ml.record.hashing import HASH_ALGORITHM, canonical_bytes, compute_hash, hash_to_bytes32
 from tests.support.records import make_sample_record
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ def test_vector_round_trip(vector: dict[str, Any]) -> None:
 
 
 def test_realistic_record_vector_is_a_valid_record_and_hashes_alike() -> None:
-    from mrv_ml.record import validate_record
+    from mrv_ml.record.schema import validate_record
 
     vector = next(v for v in VECTORS if v["name"] == "full realistic MRV record")
     validate_record(vector["value"])

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from mrv_ml.config import Settings
-from mrv_ml.forecast import Forecast
-from mrv_ml.heartbeat import Heartbeat, Pulse, pulse_line
-from mrv_ml.record import load_record_file
-from mrv_ml.tracker import MRVTracker
+from mrv_ml.record.schema import load_record_file
+from mrv_ml.run.forecast import Forecast
+from mrv_ml.run.heartbeat import Heartbeat, Pulse, pulse_line
+from mrv_ml.run.tracker import MRVTracker
 from mrv_ml.units import format_co2_kg, format_duration_s, format_energy_kwh
 
 

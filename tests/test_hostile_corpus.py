@@ -23,8 +23,8 @@ import pytest
 
 from mrv_ml.cli import main
 from mrv_ml.errors import MRVError, ProofNeededError, RecordError
-from mrv_ml.store import RecordStore
-from mrv_ml.tracker import MRVTracker
+from mrv_ml.run.tracker import MRVTracker
+from mrv_ml.storage.store import RecordStore
 from tests.support.browser import ServedDashboard
 from tests.support.hostile import (
     ALL_KINDS,

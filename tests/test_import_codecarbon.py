@@ -18,12 +18,17 @@ from typing import Any
 import pytest
 
 from mrv_ml.errors import EXIT_BAD_INPUT, ImportFileError
-from mrv_ml.hashing import compute_hash
-from mrv_ml.imports import IMPORTER, UNKNOWN_METHOD, import_codecarbon, read_codecarbon_csv
-from mrv_ml.record import validate_record
-from mrv_ml.report import summary_rows
-from mrv_ml.store import RecordStore
-from mrv_ml.verify import VerdictStatus, verify
+from mrv_ml.importers.codecarbon import (
+    IMPORTER,
+    UNKNOWN_METHOD,
+    import_codecarbon,
+    read_codecarbon_csv,
+)
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.schema import validate_record
+from mrv_ml.reporting.one_record import summary_rows
+from mrv_ml.storage.store import RecordStore
+from mrv_ml.verification.verifier import VerdictStatus, verify
 from tests.support.cli import MRV
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ import pytest
 
 from mrv_ml.config import load_settings
 from mrv_ml.errors import EXIT_CONFIG, ConfigError, MissingExtraError
-from mrv_ml.integrations.trackers import run_facts
-from mrv_ml.proof import Proof
-from mrv_ml.tracker import MRVTracker
+from mrv_ml.record.proof import Proof
+from mrv_ml.run.log_to.dispatch import run_facts
+from mrv_ml.run.tracker import MRVTracker
 from tests.support.cli import MRV
 from tests.support.records import make_sample_record
 

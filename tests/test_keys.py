@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from mrv_ml.chain.keys import list_keystores, load_signer, refuse_dev_key_on_public, save_keystore
+from mrv_ml.chain.localchain import anvil_dev_accounts, dev_accounts
 from mrv_ml.config import Secret, Settings, load_settings
 from mrv_ml.errors import KeyConfigError
-from mrv_ml.keys import list_keystores, load_signer, refuse_dev_key_on_public, save_keystore
-from mrv_ml.localchain import anvil_dev_accounts, dev_accounts
 from mrv_ml.networks import get_network
 from tests.support.cli import MRV
 

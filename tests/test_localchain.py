@@ -18,25 +18,25 @@ import pytest
 from eth_account import Account
 from eth_utils import to_checksum_address
 
-from mrv_ml import localchain
-from mrv_ml.contract import registry_contract
-from mrv_ml.errors import LocalChainError
-from mrv_ml.localchain import (
+from mrv_ml.chain import localchain
+from mrv_ml.chain.contract import registry_contract
+from mrv_ml.chain.localchain import (
     LOCAL_CHAIN_ID,
     LocalChain,
     anvil_dev_accounts,
     dev_accounts,
     is_dev_key,
 )
+from mrv_ml.errors import LocalChainError
 
 # One helper program for the subprocesses: each mode prints JSON lines, flushed at once.
 WORKER = textwrap.dedent(
     """
     import json, os, signal, sys, time
     from pathlib import Path
-    from mrv_ml.contract import registry_contract
-    from mrv_ml import localchain
-    from mrv_ml.localchain import LocalChain
+    from mrv_ml.chain.contract import registry_contract
+    from mrv_ml.chain import localchain
+    from mrv_ml.chain.localchain import LocalChain
 
     mode, directory = sys.argv[1], Path(sys.argv[2])
     chain = LocalChain(directory, lock_timeout_s=60)

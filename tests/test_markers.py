@@ -30,8 +30,8 @@ NEEDS_MARKER = {
     "huggingface_hub": "hub",
     "mlflow": "mlflow",
     "wandb": "wandb",
-    "mrv_ml.integrations.mlflow": "mlflow",
-    "mrv_ml.integrations.wandb": "wandb",
+    "mrv_ml.run.log_to.mlflow": "mlflow",
+    "mrv_ml.run.log_to.wandb": "wandb",
     "in_toto_attestation": "attestation",
     "securesystemslib": "attestation",
 }

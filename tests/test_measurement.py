@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mrv_ml.config import Settings
-from mrv_ml.measurement import DEFAULT_COUNTRY, EnergyMeter
+from mrv_ml.measure.meter import DEFAULT_COUNTRY, EnergyMeter
 
 
 def _busy(seconds: float) -> None:
@@ -96,7 +96,7 @@ def test_a_codecarbon_ready_after_stop_gave_up_is_stopped_not_left_running(
 
     from codecarbon import OfflineEmissionsTracker
 
-    from mrv_ml import measurement
+    from mrv_ml.measure import meter as measurement
 
     started, stopped = threading.Event(), threading.Event()
 

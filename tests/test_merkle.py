@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mrv_ml.errors import MRVError
-from mrv_ml.merkle import MerkleError, StandardMerkleTree, leaf_hash, to_bytes32
+from mrv_ml.record.merkle import MerkleError, StandardMerkleTree, leaf_hash, to_bytes32
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = REPO_ROOT / "scripts" / "merkle_reference.mjs"
@@ -129,7 +129,7 @@ def test_load_rejects_tampered_or_foreign_dumps() -> None:
 
 
 def test_registry_verify_batch_proof_accepts_our_proofs_on_embedded_chain() -> None:
-    from mrv_ml.chain import connect
+    from mrv_ml.chain.connection import connect
     from mrv_ml.config import load_settings
 
     values = _values(7, seed=7)
@@ -149,7 +149,7 @@ def test_registry_verify_batch_proof_accepts_our_proofs_on_embedded_chain() -> N
 
 
 def test_shared_memo_gives_the_same_answers() -> None:
-    from mrv_ml.merkle import verify_proof
+    from mrv_ml.record.merkle import verify_proof
 
     values = _values(33, seed=8)
     tree = StandardMerkleTree.of(values)

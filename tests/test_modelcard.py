@@ -19,9 +19,9 @@ require_optional(pytestmark)
 
 from huggingface_hub import ModelCard, metadata_load  # noqa: E402
 
-from mrv_ml import modelcard  # noqa: E402
-from mrv_ml.hashing import compute_hash  # noqa: E402
-from mrv_ml.store import RecordStore  # noqa: E402
+from mrv_ml.record.hashing import compute_hash  # noqa: E402
+from mrv_ml.reporting import modelcard  # noqa: E402
+from mrv_ml.storage.store import RecordStore  # noqa: E402
 from tests.support.cli import MRV  # noqa: E402
 from tests.support.hub import FakeHub, running_hub  # noqa: E402
 from tests.support.records import make_sample_record  # noqa: E402
@@ -38,7 +38,7 @@ def fake_hub() -> Iterator[FakeHub]:
 def _store(data_dir: Path, *, anchored: str | None = "sepolia", **overrides: Any
            ) -> tuple[dict[str, Any], Path]:
     """A record in the store, with a proof anchored on ``anchored`` (None: no proof)."""
-    from mrv_ml.proof import Proof
+    from mrv_ml.record.proof import Proof
 
     record = make_sample_record(**overrides)
     store = RecordStore(data_dir)

@@ -56,7 +56,7 @@ def test_confirmations_override_and_case_insensitive_name() -> None:
 
 
 def test_dev_addresses_are_the_well_known_keys_addresses() -> None:
-    from mrv_ml.localchain import anvil_dev_accounts, dev_accounts
+    from mrv_ml.chain.localchain import anvil_dev_accounts, dev_accounts
     from mrv_ml.networks import DEV_ADDRESSES
 
     assert {a.address.lower() for a in [*dev_accounts(), *anvil_dev_accounts()]} == DEV_ADDRESSES
@@ -74,7 +74,7 @@ def test_the_page_knows_what_python_knows_about_chains() -> None:
 
 
 def test_the_released_registry_is_the_committed_artifact() -> None:
-    from mrv_ml.contract import code_hash, load_artifact, released_code_hashes
+    from mrv_ml.chain.contract import code_hash, load_artifact, released_code_hashes
 
     deployed = bytes.fromhex(load_artifact().deployed_bytecode.removeprefix("0x"))
     assert code_hash(deployed) in released_code_hashes()

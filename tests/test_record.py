@@ -21,8 +21,8 @@ from mrv_ml.errors import (
     SchemaValidationError,
     UnknownSchemaVersionError,
 )
-from mrv_ml.hashing import compute_hash
-from mrv_ml.record import (
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.schema import (
     MRV_ID_PATTERN,
     SCHEMA_VERSION,
     SUPPORTED_SCHEMA_VERSIONS,
@@ -348,7 +348,7 @@ _JSON_VALUE = st.recursive(_JSON_LEAF, lambda inner: st.one_of(
 def test_fast_validator_never_accepts_what_the_reference_rejects(data: Any) -> None:
     # jsonschema-rs only short-cuts "valid"; a record it lets through must be one the Python
     # validator (which words every error) accepts too.
-    from mrv_ml.record import _surely_valid, _validator
+    from mrv_ml.record.schema import _surely_valid, _validator
 
     record = json.loads(json.dumps(_SAMPLE))
     for _ in range(data.draw(st.integers(1, 3))):
@@ -370,7 +370,7 @@ def test_fast_validator_never_accepts_what_the_reference_rejects(data: Any) -> N
 @pytest.mark.parametrize("make", [make_sample_record, make_sample_record_1_0])
 def test_fast_and_reference_validators_agree_on_the_sample_and_on_a_bad_timestamp(
         make: Any) -> None:
-    from mrv_ml.record import _fast_validator
+    from mrv_ml.record.schema import _fast_validator
 
     version = make()["schema_version"]
     assert _fast_validator(version).is_valid(make())

@@ -1,4 +1,4 @@
-"""The registry's storage (``mrv_ml.registry.db``), every test on SQLite and on a real
+"""The registry's storage (``mrv_ml.registry_service.db``), every test on SQLite and on a real
 PostgreSQL server (``registry_db_url``, from ``tests/support/postgres.py``).
 
 Processes are started with ``spawn``: each opens the database itself, as the service's
@@ -31,10 +31,10 @@ from mrv_ml.errors import (
     RegistryConflictError,
     RegistryDatabaseError,
 )
-from mrv_ml.hashing import compute_hash
-from mrv_ml.record import new_mrv_id
-from mrv_ml.registry import db as registry_db
-from mrv_ml.registry.db import VERSION_TABLE, RegistryDB, open_database
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.schema import new_mrv_id
+from mrv_ml.registry_service import db as registry_db
+from mrv_ml.registry_service.db import VERSION_TABLE, RegistryDB, open_database
 from tests.support.records import make_sample_record
 
 UTC = timezone.utc
@@ -556,7 +556,7 @@ def test_a_group_of_submissions_is_one_transaction_and_one_bad_one_fails_alone(
 
 
 def test_the_writer_groups_concurrent_submissions_and_answers_each(db: RegistryDB) -> None:
-    from mrv_ml.registry.writer import SubmissionWriter
+    from mrv_ml.registry_service.writer import SubmissionWriter
 
     writer = SubmissionWriter(db)
     try:

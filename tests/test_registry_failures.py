@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.registry.db import open_database
+from mrv_ml.registry_service.db import open_database
 from tests.support.anvil import AnvilNode, anvil_executable, rpc
 from tests.support.cli import MRV, Result, mrv_command
 from tests.support.postgres import PostgresServer, postgres_bin_dir
@@ -316,9 +316,9 @@ def test_the_same_fingerprint_twice_and_at_once(anvil: Any, anvil_registry: str,
                                                 mrv: MRV) -> None:
     import requests
 
-    from mrv_ml.keys import Signer
-    from mrv_ml.localchain import anvil_dev_accounts
-    from mrv_ml.signing import sign
+    from mrv_ml.chain.keys import Signer
+    from mrv_ml.chain.localchain import anvil_dev_accounts
+    from mrv_ml.chain.signing import sign
 
     records = new_records(10)
     bodies = {i: submission_body(r) for i, r in records.items()}
@@ -454,7 +454,7 @@ def test_done_means_four_researchers_fifty_records_each(anvil: Any, anvil_regist
     process with a data directory of 50 records, `mrv publish` at the same time, then
     `mrv anchor --upgrade` until every proof is complete; then a reviewer verifies all 200
     in an empty directory with nothing but --rpc-url."""
-    from mrv_ml.store import RecordStore
+    from mrv_ml.storage.store import RecordStore
 
     started = time.monotonic()
     service = RegistryProcess(registry_db_url, anvil.url, anvil_registry, tmp_path,
@@ -508,7 +508,7 @@ def test_a_client_over_the_rate_limit_waits_and_is_accepted(anvil: Any, anvil_re
                                                             tmp_path: Path, mrv: MRV) -> None:
     """`mrv publish` of more records than the registry's burst: the 429s are waited out as
     Retry-After says, and every record is accepted (none left pending for the rate)."""
-    from mrv_ml.store import RecordStore
+    from mrv_ml.storage.store import RecordStore
 
     store = RecordStore(os.environ["MRV_DATA_DIR"])
     for record in new_records(8).values():

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from mrv_ml.chain.localchain import anvil_dev_accounts
 from mrv_ml.errors import EvidenceConflictError
-from mrv_ml.hashing import compute_hash
-from mrv_ml.localchain import anvil_dev_accounts
-from mrv_ml.store import RecordStore
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.storage.store import RecordStore
 from tests.support.cli import MRV
 from tests.support.records import make_sample_record
 from tests.support.registry import operator_settings, running_registry
@@ -172,7 +172,7 @@ def test_a_record_that_is_not_the_fingerprint_is_refused(registry: tuple[Any, st
 
 
 def test_a_wrong_proof_from_a_registry_is_refused(registry: tuple[Any, str], mrv: MRV) -> None:
-    from mrv_ml.registry.client import _checked_document
+    from mrv_ml.anchoring.registry_client import _checked_document
 
     service, url = registry
     store, ids = _store_records(2)
@@ -221,7 +221,7 @@ def test_a_client_over_its_rate_is_told_to_wait(anvil: Any, anvil_registry: str,
 
 def test_the_tracker_submits_on_stop_and_a_registry_down_leaves_it_pending(
         registry: tuple[Any, str], mrv: MRV, tmp_path: Path) -> None:
-    from mrv_ml.tracker import MRVTracker
+    from mrv_ml.run.tracker import MRVTracker
     from tests.support.anvil import free_port
 
     service, url = registry
@@ -255,9 +255,9 @@ def test_a_json_rpc_node_given_as_registry_is_named_as_such(anvil: Any, mrv: MRV
 
 def test_who_signed_is_reported_and_can_be_pinned(registry: tuple[Any, str], mrv: MRV,
                                                   anvil: Any, tmp_path: Path) -> None:
+    from mrv_ml.chain.keys import _from_key
+    from mrv_ml.chain.signing import sign
     from mrv_ml.config import Secret
-    from mrv_ml.keys import _from_key
-    from mrv_ml.signing import sign
 
     service, url = registry
     store, ids = _store_records(2)

@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from mrv_ml import report
-from mrv_ml.hashing import compute_hash
-from mrv_ml.proof import Proof
-from mrv_ml.verify import Verdict, VerdictStatus
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.proof import Proof
+from mrv_ml.reporting import one_record as report
+from mrv_ml.verification.verifier import Verdict, VerdictStatus
 from tests.support.records import make_sample_record
 
 SVG = "{http://www.w3.org/2000/svg}"

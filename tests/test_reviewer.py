@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.anchor import anchor_record
-from mrv_ml.chain import connect, deploy
+from mrv_ml.anchoring.single import anchor_record
+from mrv_ml.chain.connection import connect, deploy
+from mrv_ml.chain.localchain import anvil_dev_accounts
 from mrv_ml.config import Secret, Settings
 from mrv_ml.errors import EvidenceConflictError, MalformedProofError
-from mrv_ml.hashing import compute_hash, hash_to_bytes32
-from mrv_ml.localchain import anvil_dev_accounts
-from mrv_ml.proof import Proof, proof_path
-from mrv_ml.store import RecordStore
-from mrv_ml.verify import verify
+from mrv_ml.record.hashing import compute_hash, hash_to_bytes32
+from mrv_ml.record.proof import Proof, proof_path
+from mrv_ml.storage.store import RecordStore
+from mrv_ml.verification.verifier import verify
 from tests.support.anvil import AnvilNode, anvil_executable, rpc
 from tests.support.cli import mrv_command
 from tests.support.provider import ProviderProxy
@@ -104,7 +104,7 @@ def test_anvil_record_verifies_with_only_an_endpoint(anvil: Any, tmp_path: Path)
 
 
 def test_embedded_chain_record_is_local_only_elsewhere(tmp_path: Path) -> None:
-    from mrv_ml.tracker import MRVTracker
+    from mrv_ml.run.tracker import MRVTracker
 
     author = tmp_path / "author"
     author.mkdir()
@@ -289,7 +289,7 @@ def test_two_endpoints_must_agree(anvil: Any, tmp_path: Path) -> None:
 @pytest.mark.anvil
 def test_local_only_record_is_published_later_with_mrv_anchor_network(
         twin_nodes: tuple[AnvilNode, AnvilNode], tmp_path: Path) -> None:
-    from mrv_ml.tracker import MRVTracker
+    from mrv_ml.run.tracker import MRVTracker
     from tests.support.cli import run_mrv
 
     node = twin_nodes[0]
@@ -318,7 +318,7 @@ def test_local_only_record_is_published_later_with_mrv_anchor_network(
 @pytest.mark.anvil
 def test_a_reorg_that_drops_the_anchor_returns_the_record_to_pending_and_reanchors(
         twin_nodes: tuple[AnvilNode, AnvilNode], tmp_path: Path) -> None:
-    from mrv_ml.anchor import anchor_pending
+    from mrv_ml.anchoring.single import anchor_pending
 
     node = twin_nodes[0]
     data_dir = tmp_path / "author"

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from mrv_ml.errors import RecordError
-from mrv_ml.proof import Proof
-from mrv_ml.selection import RecordFilter, parse_time, parse_trust
-from mrv_ml.store import INDEX_FILE, RecordStore
-from mrv_ml.verdict import Trust
+from mrv_ml.record.proof import Proof
+from mrv_ml.storage.selection import RecordFilter, parse_time, parse_trust
+from mrv_ml.storage.store import INDEX_FILE, RecordStore
+from mrv_ml.verification.verdict import Trust
 from tests.support.cli import MRV
 from tests.support.records import make_sample_record
 
@@ -24,7 +24,7 @@ SOMEONE = "0x" + "22" * 20  # not a well-known development key
 
 def _proof(record: dict[str, Any], chain_id: int | None, network: str = "local",
            submitter: str = SOMEONE) -> Proof:
-    from mrv_ml.hashing import compute_hash
+    from mrv_ml.record.hashing import compute_hash
 
     data: dict[str, Any] = {"proof_version": "1.0", "mrv_id": record["mrv_id"],
                             "record_hash": {"algorithm": "sha256-jcs",

@@ -16,22 +16,22 @@ from hypothesis import strategies as st
 
 from mrv_ml.config import Settings, load_settings
 from mrv_ml.errors import ConfigError, SchemaValidationError
-from mrv_ml.hashing import compute_hash
-from mrv_ml.measurement import EnergyMeter
-from mrv_ml.record import (
-    SCHEMA_VERSION,
-    SUPPORTED_SCHEMA_VERSIONS,
-    load_record_file,
-    repair_record,
-    validate_record,
-)
-from mrv_ml.series import (
+from mrv_ml.measure.meter import EnergyMeter
+from mrv_ml.measure.series import (
     MAX_SERIES_POINTS,
     Interval,
     PowerSeriesCollector,
     codecarbon_handler,
     downsample,
     series_energy_kwh,
+)
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.schema import (
+    SCHEMA_VERSION,
+    SUPPORTED_SCHEMA_VERSIONS,
+    load_record_file,
+    repair_record,
+    validate_record,
 )
 from tests.support.records import make_sample_record, make_sample_record_1_0
 
@@ -332,7 +332,7 @@ def test_distributed_totals_carry_no_series_and_each_rank_keeps_its_own() -> Non
 
 
 def test_a_1_0_record_validates_against_its_own_schema(tmp_path: Path) -> None:
-    from mrv_ml.record import _validator
+    from mrv_ml.record.schema import _validator
 
     old = make_sample_record_1_0()
     validate_record(old)
@@ -347,9 +347,9 @@ def test_a_1_0_record_validates_against_its_own_schema(tmp_path: Path) -> None:
 
 
 def test_a_1_0_record_is_anchored_and_verified() -> None:
-    from mrv_ml.anchor import anchor_record
-    from mrv_ml.store import RecordStore
-    from mrv_ml.verify import VerdictStatus, verify
+    from mrv_ml.anchoring.single import anchor_record
+    from mrv_ml.storage.store import RecordStore
+    from mrv_ml.verification.verifier import VerdictStatus, verify
 
     store = RecordStore(load_settings().data_dir)
     old = make_sample_record_1_0()

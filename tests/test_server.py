@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.store import RecordStore
+from mrv_ml.storage.store import RecordStore
 from tests.support.browser import ServedDashboard
 from tests.support.cli import MRV
 from tests.support.records import make_sample_record
@@ -125,7 +125,7 @@ def test_cli_refuses_remote_host_and_exports(mrv: MRV, tmp_path: Path) -> None:
 
 def test_rpc_network_endpoint_stays_on_the_server(tmp_path: Path) -> None:
     from mrv_ml.config import Settings
-    from mrv_ml.server import make_server
+    from mrv_ml.serve.local import make_server
 
     key = "abcdef0123456789abcdef0123456789"
     settings = Settings(data_dir=tmp_path, network="sepolia",
@@ -148,7 +148,7 @@ def test_rpc_network_endpoint_stays_on_the_server(tmp_path: Path) -> None:
 @pytest.mark.anvil
 def test_the_bridge_forwards_reads_to_an_rpc_network(anvil: Any, tmp_path: Path) -> None:
     from mrv_ml.config import Settings
-    from mrv_ml.server import make_server
+    from mrv_ml.serve.local import make_server
 
     anvil.ensure_running()
     httpd = make_server(Settings(data_dir=tmp_path, network="anvil", rpc_url=anvil.url),
@@ -182,7 +182,7 @@ def test_only_loopback_names_are_answered(served: ServedDashboard) -> None:
 def test_unknown_network_is_a_config_error(tmp_path: Path) -> None:
     from mrv_ml.config import Settings
     from mrv_ml.errors import ConfigError
-    from mrv_ml.server import make_server
+    from mrv_ml.serve.local import make_server
 
     with pytest.raises(ConfigError, match="unknown network"):
         make_server(Settings(data_dir=tmp_path, network="nonesuch"), "127.0.0.1", 0)
@@ -224,7 +224,7 @@ def test_deeply_nested_body_is_refused_and_the_server_survives(tmp_path: Path) -
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    done = subprocess.run([sys.executable, "-c", "import sys, mrv_ml.localchain; "
+    done = subprocess.run([sys.executable, "-c", "import sys, mrv_ml.chain.localchain; "
                            "print(sys.getrecursionlimit())"], capture_output=True, text=True)
     assert done.stdout.strip() == "1000"  # py-evm's 12,288 is put back
 

@@ -23,9 +23,9 @@ from mrv_ml.errors import (
     SchemaValidationError,
     StoreError,
 )
-from mrv_ml.proof import Proof
-from mrv_ml.record import dump_json_bytes, dump_record_bytes, load_record_file
-from mrv_ml.store import INDEX_FILE, RecordStore, RecordSummary
+from mrv_ml.record.proof import Proof
+from mrv_ml.record.schema import dump_json_bytes, dump_record_bytes, load_record_file
+from mrv_ml.storage.store import INDEX_FILE, RecordStore, RecordSummary
 from tests.support.records import make_sample_record
 
 
@@ -178,7 +178,7 @@ def test_read_only_directory_is_a_store_error(store: RecordStore, tmp_path: Path
     from tests.support.confined import Confined, confinement_unavailable
 
     kept_path = store.save(make_sample_record())
-    script = ("import json, sys; from mrv_ml.store import RecordStore; "
+    script = ("import json, sys; from mrv_ml.storage.store import RecordStore; "
               "from mrv_ml.errors import StoreError; "
               "from tests.support.records import make_sample_record as m; "
               f"s = RecordStore({str(store.root)!r})\n"
@@ -376,7 +376,7 @@ def test_warm_listing_reads_only_changed_files(store: RecordStore,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     records = [_save_at(store, f"2026-11-24T2{i}:00:00Z") for i in range(4)]
     store.list()
-    import mrv_ml.store as store_module
+    import mrv_ml.storage.store as store_module
 
     reads: list[str] = []
     real = store_module.read_file_bytes
@@ -422,7 +422,7 @@ def test_corrupt_cache_is_rebuilt_silently(store: RecordStore) -> None:
 
 def test_unwritable_cache_is_ignored(store: RecordStore, monkeypatch: pytest.MonkeyPatch) -> None:
     _save_at(store, "2026-11-24T21:00:00Z")
-    import mrv_ml.store as store_module
+    import mrv_ml.storage.store as store_module
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from mrv_ml import measurement
 from mrv_ml.errors import StoreError
-from mrv_ml.hashing import compute_hash
-from mrv_ml.record import load_record_file
-from mrv_ml.store import RecordStore
+from mrv_ml.measure import meter as measurement
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.schema import load_record_file
+from mrv_ml.storage.store import RecordStore
 from mrv_wrapper import MRVTracker
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from mrv_ml.config import load_settings
 from mrv_ml.errors import EXIT_CONFIG, ConfigError
-from mrv_ml.record import load_record_file
-from mrv_ml.tracker import MRVTracker
+from mrv_ml.record.schema import load_record_file
+from mrv_ml.run.tracker import MRVTracker
 from tests.support.cli import run_mrv_subprocess
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from mrv_ml import methods
 from mrv_ml.config import Settings
-from mrv_ml.measurement import EnergyMeter
-from mrv_ml.record import validate_record
-from mrv_ml.report import summary_rows
-from mrv_ml.uncertainty import RANGES, bounds_kwh
+from mrv_ml.measure import methods
+from mrv_ml.measure.meter import EnergyMeter
+from mrv_ml.measure.uncertainty import RANGES, bounds_kwh
+from mrv_ml.record.schema import validate_record
+from mrv_ml.reporting.one_record import summary_rows
 from tests.support.records import make_sample_record
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from mrv_ml.chain.localchain import anvil_dev_accounts, dev_accounts
 from mrv_ml.config import Secret, Settings
 from mrv_ml.errors import MRVError
-from mrv_ml.localchain import anvil_dev_accounts, dev_accounts
-from mrv_ml.verify import verify
+from mrv_ml.verification.verifier import verify
 from tests.support.cli import MRV as Runner
 from tests.support.verdict_cases import CASE_IDS, CASES, CaseChain, prepare_chain
 
@@ -30,7 +30,7 @@ def case_chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     network (the registry comes from the proof, or the recorded deployment)."""
     data_dir = tmp_path_factory.mktemp("cases") / "mrv_data"
     if request.param == "anvil":
-        from mrv_ml.chain import deploy
+        from mrv_ml.chain.connection import deploy
 
         node = request.getfixturevalue("anvil")
         node.ensure_running()
@@ -38,7 +38,7 @@ def case_chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         accounts = anvil_dev_accounts()
         registry = deploy(settings.replace(private_key=Secret(accounts[0].key.hex()))).address
     else:
-        from mrv_ml.chain import connect
+        from mrv_ml.chain.connection import connect
 
         settings = Settings(data_dir=data_dir, network_chosen=True)  # as `--network local`
         accounts = dev_accounts()

@@ -12,14 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mrv_ml.anchor import anchor_record, mark_pending
+from mrv_ml.anchoring.single import anchor_record, mark_pending
+from mrv_ml.chain.localchain import anvil_dev_accounts, dev_accounts
 from mrv_ml.config import Secret, load_settings
 from mrv_ml.errors import MalformedProofError, ProofNeededError, RecordError
-from mrv_ml.hashing import hash_to_bytes32
-from mrv_ml.localchain import anvil_dev_accounts, dev_accounts
-from mrv_ml.proof import proof_path
-from mrv_ml.store import RecordStore
-from mrv_ml.verify import VerdictStatus, verify
+from mrv_ml.record.hashing import hash_to_bytes32
+from mrv_ml.record.proof import proof_path
+from mrv_ml.storage.store import RecordStore
+from mrv_ml.verification.verifier import VerdictStatus, verify
 from tests.support.records import make_sample_record
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def _stored(**overrides: Any) -> tuple[RecordStore, dict[str, Any], Path]:
 
 def _register_as(account: Any, mrv_id: str, digest_hex: str) -> None:
     """Register (mrv_id, digest) on the configured chain signed by ``account``."""
-    from mrv_ml.chain import connect
+    from mrv_ml.chain.connection import connect
 
     settings = load_settings().replace(private_key=Secret(account.key.hex()))
     with connect(settings, need_signer=True) as conn:
@@ -97,7 +97,7 @@ def test_valid_then_tampered_then_not_found(chain: list[Any]) -> None:
 def test_valid_from_a_new_process(chain: list[Any]) -> None:
     store, record, path = _stored()
     assert anchor_record(store, record["mrv_id"], settings=load_settings()).anchored
-    code = ("import sys; from mrv_ml.verify import verify; v = verify(sys.argv[1]); "
+    code = ("import sys; from mrv_ml.verification.verifier import verify; v = verify(sys.argv[1]); "
             "print(v.status.value, v.submitter); sys.exit(v.exit_code)")
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
                           text=True, timeout=120, cwd=REPO)
@@ -107,7 +107,7 @@ def test_valid_from_a_new_process(chain: list[Any]) -> None:
 
 def test_submitter_mismatch(chain: list[Any]) -> None:
     _, record, path = _stored()
-    from mrv_ml.hashing import compute_hash
+    from mrv_ml.record.hashing import compute_hash
 
     _register_as(chain[2], record["mrv_id"], compute_hash(record))  # a copier, not us
     v = verify(path, expected_submitter=chain[0].address)
@@ -181,7 +181,7 @@ def test_property_anchored_is_valid_and_any_change_is_tampered(
 
 
 def test_from_mrv_ml_import_verify_is_callable_even_after_the_module_is_imported() -> None:
-    import mrv_ml.verify  # noqa: F401 - binds the package attribute to the module
+    import mrv_ml.verification.verifier  # noqa: F401 - binds the package attribute to the module
     from mrv_ml import verify as verify_from_package
 
     _, record, path = _stored()
@@ -190,7 +190,7 @@ def test_from_mrv_ml_import_verify_is_callable_even_after_the_module_is_imported
 
 
 def test_a_merkle_path_longer_than_any_anchorable_tree_is_refused() -> None:
-    from mrv_ml.proof import Proof
+    from mrv_ml.record.proof import Proof
 
     _, record, _ = _stored()
     proof = {"proof_version": "1.0", "mrv_id": record["mrv_id"], "status": "anchored",

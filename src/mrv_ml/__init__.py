@@ -9,22 +9,18 @@ in web3 or CodeCarbon until they are needed.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("mrv-ml")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+from mrv_ml._version import __version__
 
 _EXPORTS = {
     "MRVError": "mrv_ml.errors",
-    "MRVTracker": "mrv_ml.tracker",
-    "compute_hash": "mrv_ml.hashing",
-    "Verdict": "mrv_ml.verify",
-    "VerdictStatus": "mrv_ml.verify",
-    "verify": "mrv_ml.verify",
-    "RecordStore": "mrv_ml.store",
+    "MRVTracker": "mrv_ml.run.tracker",
+    "compute_hash": "mrv_ml.record.hashing",
+    "Verdict": "mrv_ml.verification.verifier",
+    "VerdictStatus": "mrv_ml.verification.verifier",
+    "verify": "mrv_ml.verification.verifier",
+    "RecordStore": "mrv_ml.storage.store",
     "load_settings": "mrv_ml.config",
 }
 
@@ -36,10 +32,10 @@ __all__ = [
 if TYPE_CHECKING:
     from mrv_ml.config import load_settings
     from mrv_ml.errors import MRVError
-    from mrv_ml.hashing import compute_hash
-    from mrv_ml.store import RecordStore
-    from mrv_ml.tracker import MRVTracker
-    from mrv_ml.verify import Verdict, VerdictStatus, verify
+    from mrv_ml.record.hashing import compute_hash
+    from mrv_ml.run.tracker import MRVTracker
+    from mrv_ml.storage.store import RecordStore
+    from mrv_ml.verification.verifier import Verdict, VerdictStatus, verify
 
 
 def __getattr__(name: str) -> Any:

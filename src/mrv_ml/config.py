@@ -124,7 +124,7 @@ class Settings:
     heartbeat_s: float = 30.0
     # experiment trackers whose active run gets the record's facts and files (LOG_TO_CHOICES)
     log_to: tuple[str, ...] = ()
-    # a run's budget (mrv_ml.budget): limits and what to do when one is crossed; None: no
+    # a run's budget (mrv_ml.run.budget): limits and what to do when one is crossed; None: no
     # limit, and on_budget None leaves the choice to the caller (tracker warn, mrv run stop)
     budget_kwh: float | None = None
     budget_co2_kg: float | None = None
@@ -163,7 +163,7 @@ ENV_VARS: dict[str, str] = {
     "MRV_ON_BUDGET": "on_budget",
 }
 
-# The experiment trackers mrv_ml.integrations.trackers can log into.
+# The experiment trackers mrv_ml.run.log_to.dispatch can log into.
 LOG_TO_CHOICES = ("mlflow", "wandb")
 # CodeCarbon's tracking modes, by its own names.
 TRACKING_MODES = ("machine", "process")

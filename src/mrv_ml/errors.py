@@ -307,7 +307,7 @@ class LocalChainError(ChainError):
     key = "local_chain"
 
 
-# --- GPUs (NVML, translated in mrv_ml.nvml; the tracker records them, never raises them) --
+# --- GPUs (NVML, translated in mrv_ml.measure.gpu.nvml; the tracker records them, never raises them) --
 
 
 class GPUError(MRVError):

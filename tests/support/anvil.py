@@ -70,7 +70,7 @@ class AnvilNode:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
-        from mrv_ml.localchain import anvil_dev_accounts
+        from mrv_ml.chain.localchain import anvil_dev_accounts
 
         self.accounts = anvil_dev_accounts()
 
@@ -140,7 +140,7 @@ class AnvilNode:
 
     def deploy_registry(self) -> str:
         """Deploy a fresh MRVRegistry from account 0 and return its checksummed address."""
-        from mrv_ml.contract import load_artifact
+        from mrv_ml.chain.contract import load_artifact
 
         artifact = load_artifact()
         w3 = self.w3()

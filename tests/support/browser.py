@@ -50,7 +50,7 @@ class ServedDashboard:
 
     def __init__(self, data_dir: Path) -> None:
         from mrv_ml.config import Settings
-        from mrv_ml.server import make_server
+        from mrv_ml.serve.local import make_server
 
         self.data_dir = data_dir
         self.httpd = make_server(Settings(data_dir=data_dir), "127.0.0.1", 0)

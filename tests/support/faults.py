@@ -46,7 +46,7 @@ OPERATIONS = ("run", "tracker", "anchor", "batch")
 TRAIN_CODE = "s = 0\nfor i in range(300_000):\n    s += i * i\n"
 
 TRACKER_SCRIPT = f"""
-from mrv_ml.tracker import MRVTracker
+from mrv_ml.run.tracker import MRVTracker
 with MRVTracker("fault-tracker", model_name="loop", epochs=1, quiet=True) as tracker:
 {''.join('    ' + line + chr(10) for line in TRAIN_CODE.splitlines())}
 print(tracker.mrv_id, tracker.tx_hash)
@@ -54,25 +54,25 @@ print(tracker.mrv_id, tracker.tx_hash)
 
 #: Kill points, by operation: ``module:Qualified.name`` of a function looked up at call
 #: time (a module attribute, or a method on its class).
-_STORE = ["mrv_ml.atomicfile:write_bytes", "mrv_ml.store:RecordStore.save_proof"]
-_CHAIN = ["mrv_ml.chain:ChainConnection._sign_and_send", "mrv_ml.chain:ChainConnection._wait"]
-_EMBEDDED = ["mrv_ml.localchain:SQLiteKV.commit"]
-_RUN = ["mrv_ml.measurement:EnergyMeter.stop", "mrv_ml.store:RecordStore.save",
-        "mrv_ml.tracker:MRVTracker._anchor", "mrv_ml.anchor:_register"]
+_STORE = ["mrv_ml.storage.atomicfile:write_bytes", "mrv_ml.storage.store:RecordStore.save_proof"]
+_CHAIN = ["mrv_ml.chain.connection:ChainConnection._sign_and_send", "mrv_ml.chain.connection:ChainConnection._wait"]
+_EMBEDDED = ["mrv_ml.chain.localchain:SQLiteKV.commit"]
+_RUN = ["mrv_ml.measure.meter:EnergyMeter.stop", "mrv_ml.storage.store:RecordStore.save",
+        "mrv_ml.run.tracker:MRVTracker._anchor", "mrv_ml.anchoring.single:_register"]
 TARGETS: dict[str, list[str]] = {
     "run": [*_RUN, *_STORE, *_CHAIN],
     "tracker": [*_RUN, *_STORE, *_CHAIN],
-    "anchor": ["mrv_ml.anchor:_register", *_STORE, *_CHAIN],
-    "batch": ["mrv_ml.batch:write_journal", *_STORE, *_CHAIN],
+    "anchor": ["mrv_ml.anchoring.single:_register", *_STORE, *_CHAIN],
+    "batch": ["mrv_ml.anchoring.batch:write_journal", *_STORE, *_CHAIN],
 }
 #: Where the operation's own work begins: the timed window opens at its first call. For a
 #: run, when its record is stored (then anchored); before that a killed run leaves nothing,
 #: which named kills before ``EnergyMeter.stop`` and ``RecordStore.save`` show, and the
 #: timing noise of CodeCarbon's start (joined when the run stops) spreads kills there too.
-WORK_STARTS = {"run": "mrv_ml.store:RecordStore.save",
-               "tracker": "mrv_ml.store:RecordStore.save",
-               "anchor": "mrv_ml.store:RecordStore.pending_ids",
-               "batch": "mrv_ml.store:RecordStore.pending_ids"}
+WORK_STARTS = {"run": "mrv_ml.storage.store:RecordStore.save",
+               "tracker": "mrv_ml.storage.store:RecordStore.save",
+               "anchor": "mrv_ml.storage.store:RecordStore.pending_ids",
+               "batch": "mrv_ml.storage.store:RecordStore.pending_ids"}
 
 
 def targets(operation: str, embedded: bool) -> list[str]:
@@ -312,8 +312,8 @@ class ChainAnchors:
 
 
 def chain_anchors(settings: Any, data_dir: Path) -> ChainAnchors:
-    from mrv_ml.chain import connect, event_logs
-    from mrv_ml.journal import JOURNAL_DIR
+    from mrv_ml.chain.connection import connect, event_logs
+    from mrv_ml.storage.journal import JOURNAL_DIR
 
     registrations: dict[str, list[tuple[str, str]]] = {}
     roots: dict[str, str] = {}

@@ -8,7 +8,7 @@ installed by ``scripts/bootstrap.sh test``).
 - ``postgres_database`` (function): a fresh database of its own on that server; its URL.
   Dropped afterwards.
 - ``registry_db_url`` (function, parametrized ``sqlite`` / ``postgresql``): a URL for
-  :func:`mrv_ml.registry.db.open_database`, so one test runs on both databases. The server
+  :func:`mrv_ml.registry_service.db.open_database`, so one test runs on both databases. The server
   starts only when a ``postgresql`` case runs.
 
 PostgreSQL refuses to run as root: as root, the server runs as the ``postgres`` user that

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mrv_ml.chain.localchain import anvil_dev_accounts
 from mrv_ml.config import Secret, Settings
-from mrv_ml.localchain import anvil_dev_accounts
 from tests.support.anvil import free_port
 
 OPERATOR_INDEX = 5  # an anvil account no other test sends from (nonces stay predictable)
@@ -62,7 +62,7 @@ def serving(app: Any, port: int | None = None) -> Iterator[str]:
 @contextlib.contextmanager
 def running_registry(settings: Settings, database: str, **options: Any) -> Iterator[Any]:
     """Yield ``(service, base_url)`` of a registry serving on 127.0.0.1."""
-    from mrv_ml.registry.service import build
+    from mrv_ml.registry_service.service import build
 
     port = free_port()
     options.setdefault("interval_s", 3600.0)

@@ -49,9 +49,9 @@ HTTP_TIMEOUT_S = 30.0
 
 def install_crash(stage: str, nth: int = 1) -> None:
     """Make the service SIGKILL itself right after the ``nth`` run of ``stage``'s function."""
-    from mrv_ml.chain import ChainConnection
-    from mrv_ml.registry.db import RegistryDB
-    from mrv_ml.registry.proofs import ProofBuilder
+    from mrv_ml.chain.connection import ChainConnection
+    from mrv_ml.registry_service.db import RegistryDB
+    from mrv_ml.registry_service.proofs import ProofBuilder
 
     targets: dict[str, tuple[Any, str, Any]] = {
         "submitted": (RegistryDB, "submit_many", None),
@@ -97,14 +97,14 @@ def _child_main(argv: list[str]) -> None:
 
 
 def operator_key() -> str:
-    from mrv_ml.localchain import anvil_dev_accounts
+    from mrv_ml.chain.localchain import anvil_dev_accounts
     from tests.support.registry import OPERATOR_INDEX
 
     return str(anvil_dev_accounts()[OPERATOR_INDEX].key.hex())
 
 
 def operator_address() -> str:
-    from mrv_ml.localchain import anvil_dev_accounts
+    from mrv_ml.chain.localchain import anvil_dev_accounts
     from tests.support.registry import OPERATOR_INDEX
 
     return str(anvil_dev_accounts()[OPERATOR_INDEX].address)
@@ -349,7 +349,7 @@ def new_records(count: int, experiment: str = "registry-failures") -> dict[str, 
 
 
 def submission_body(record: dict[str, Any]) -> dict[str, Any]:
-    from mrv_ml.hashing import compute_hash
+    from mrv_ml.record.hashing import compute_hash
 
     return {"fingerprint": compute_hash(record), "mrv_id": record["mrv_id"]}
 
@@ -430,7 +430,7 @@ def wait_all_anchored(url: str, records: dict[str, dict[str, Any]], timeout_s: f
 def chain_batches(rpc_url: str, registry: str, operator: str, workdir: Path
                   ) -> list[Any]:
     """Every ``BatchAnchored`` event of ``operator`` on ``registry`` (BatchAnchoring)."""
-    from mrv_ml.chain import batch_events, connect
+    from mrv_ml.chain.connection import batch_events, connect
     from mrv_ml.config import Settings
 
     settings = Settings(data_dir=workdir / "chain-reader", network="anvil",
@@ -443,10 +443,10 @@ def assert_each_root_once(rpc_url: str, registry: str, database: str, workdir: P
                           ) -> list[Any]:
     """On chain and in the database: every batch anchored, each root once on chain by the
     operator, each leaf in exactly one batch whose root the chain holds. The batches."""
-    from mrv_ml.chain import batch_events, connect
+    from mrv_ml.chain.connection import batch_events, connect
     from mrv_ml.config import Settings
-    from mrv_ml.merkle import StandardMerkleTree
-    from mrv_ml.registry.db import open_database
+    from mrv_ml.record.merkle import StandardMerkleTree
+    from mrv_ml.registry_service.db import open_database
 
     operator = operator_address()
     events = chain_batches(rpc_url, registry, operator, workdir)
@@ -476,7 +476,7 @@ def assert_each_root_once(rpc_url: str, registry: str, database: str, workdir: P
 def all_batches(db: Any) -> list[Any]:
     import sqlalchemy as sa
 
-    from mrv_ml.registry.db import _batch, batches
+    from mrv_ml.registry_service.db import _batch, batches
 
     with db._transaction(write=False) as conn:
         return [_batch(r) for r in conn.execute(sa.select(batches).order_by(batches.c.id))]

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from mrv_ml.config import Secret, Settings
-from mrv_ml.hashing import hash_to_bytes32
-from mrv_ml.proof import proof_path
+from mrv_ml.record.hashing import hash_to_bytes32
+from mrv_ml.record.proof import proof_path
 
 
 def load_cases() -> list[dict[str, Any]]:
@@ -88,7 +88,7 @@ def impostor_bytecode(answer_hex: str, submitter: str) -> bytes:
 def prepare_chain(settings: Settings, accounts: dict[str, Any], registry: str) -> CaseChain:
     """Put every case's holdings on the chain ``settings`` reach (its registry already
     deployed at ``registry``), sent by ``accounts`` (placeholder -> LocalAccount)."""
-    from mrv_ml.chain import connect
+    from mrv_ml.chain.connection import connect
 
     mapping: dict[str, Any] = {name: account.address for name, account in accounts.items()}
     with connect(settings) as conn:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from mrv_ml import __version__
+from mrv_ml._version import __version__
 
 
 class _Console(Console):

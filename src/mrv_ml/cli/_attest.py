@@ -1,5 +1,5 @@
 """Printing for ``mrv verify --attestation`` and ``mrv export --format in-toto``: the
-library (:mod:`mrv_ml.attestation`) decides and writes; this only parses and prints."""
+library (:mod:`mrv_ml.verification.attestation`) decides and writes; this only parses and prints."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from mrv_ml.cli._app import console
 from mrv_ml.cli._core import _print_json, _safe
 
 if TYPE_CHECKING:
-    from mrv_ml.attestation import AttestationVerdict, Exported
     from mrv_ml.config import Settings
+    from mrv_ml.verification.attestation import AttestationVerdict, Exported
 
 _HEADLINES = {"VALID": "✅ ATTESTATION VALID", "TAMPERED": "❌ ATTESTATION TAMPERED",
               "NOT_FOUND": "⚠️ ATTESTED RECORD NOT FOUND",
@@ -24,7 +24,7 @@ def _row(label: str, value: str) -> None:
 
 
 def print_attestation_verdict(v: AttestationVerdict, source: str) -> None:
-    from mrv_ml.report import verdict_rows
+    from mrv_ml.reporting.one_record import verdict_rows
 
     console.print(_HEADLINES[v.status.value], markup=False)
     _row("Attestation", source)
@@ -44,7 +44,7 @@ def verify_attestation_command(attestation: Path, inputs: Sequence[str], signer:
                                submitter: str | None, witness_rpc_url: str | None,
                                settings: Settings, as_json: bool) -> int:
     """``mrv verify --attestation``: the verdict printed; returns its exit code."""
-    from mrv_ml.attestation import verify_attestation
+    from mrv_ml.verification.attestation import verify_attestation
 
     v = verify_attestation(attestation, inputs, expected_signer=signer,
                            expected_submitter=submitter, witness_rpc_url=witness_rpc_url,

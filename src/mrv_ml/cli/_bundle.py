@@ -1,4 +1,4 @@
-"""``mrv bundle``: a static verification site for a paper (see :mod:`mrv_ml.bundle`)."""
+"""``mrv bundle``: a static verification site for a paper (see :mod:`mrv_ml.reporting.bundle`)."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def bundle_command(
 ) -> None:
     """A static verification site for the records (for a paper): open its index.html from
     any static host or a file:// URL; it verifies in the reader's browser against the chain."""
-    from mrv_ml.bundle import build_bundle
     from mrv_ml.config import load_settings
+    from mrv_ml.reporting.bundle import build_bundle
 
     settings = load_settings()
     result = build_bundle(records, out, data_dir=settings.data_dir,

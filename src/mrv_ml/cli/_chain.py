@@ -22,9 +22,9 @@ from mrv_ml.networks import is_dev_address
 from mrv_ml.units import format_co2_kg
 
 if TYPE_CHECKING:
-    from mrv_ml.anchor import AnchorOutcome
+    from mrv_ml.anchoring.single import AnchorOutcome
     from mrv_ml.config import Settings
-    from mrv_ml.verify import FileVerdict, Verdict
+    from mrv_ml.verification.verifier import FileVerdict, Verdict
 
 NetworkOption = Annotated[str | None, typer.Option(
     "--network", metavar="NAME", help="Network preset (local, anvil, sepolia, ..., custom).")]
@@ -55,7 +55,7 @@ def _settings(network: str | None = None, rpc_url: str | None = None,
 
 def _record_paths(refs: list[str], settings: Settings) -> list[Path]:
     """Directories as given; anything else a file or an ID (prefix) in the store."""
-    from mrv_ml.store import RecordStore
+    from mrv_ml.storage.store import RecordStore
 
     store = RecordStore(settings.data_dir)
     if any(not ref.strip() for ref in refs):  # Path("") is ".": never "every file here"
@@ -65,7 +65,7 @@ def _record_paths(refs: list[str], settings: Settings) -> list[Path]:
 
 
 def _print_verdict(v: Verdict, source: str) -> None:
-    from mrv_ml.report import verdict_headline, verdict_rows
+    from mrv_ml.reporting.one_record import verdict_headline, verdict_rows
 
     console.print(verdict_headline(v), markup=False)
     for label, value in verdict_rows(v, source):
@@ -114,7 +114,7 @@ def verify_command(
     9 proof file needed, 11 anchored on its author's local chain only, 12 the endpoints
     disagree (or an attestation's signature is not its signer's).
     """
-    from mrv_ml.verify import iter_verify_files
+    from mrv_ml.verification.verifier import iter_verify_files
 
     urls = rpc_urls or []
     if len(urls) > 2:
@@ -153,7 +153,7 @@ def verify_command(
 def _print_many(results: Iterator[FileVerdict], as_json: bool) -> int:
     """One line (or JSON item) per record as it is verified, then the summary: a directory
     of any size is streamed, never held. Returns the worst exit code."""
-    from mrv_ml.verify import worse
+    from mrv_ml.verification.verifier import worse
 
     counts: dict[str, int] = {}
     worst = 0
@@ -195,8 +195,8 @@ def anchor_command(
 ) -> None:
     """Anchor pending records (through the registry service when MRV_REGISTRY_URL is set).
     Exit 0 when all are anchored, else the first failure's code."""
-    from mrv_ml.anchor import anchor_pending
-    from mrv_ml.store import RecordStore
+    from mrv_ml.anchoring.single import anchor_pending
+    from mrv_ml.storage.store import RecordStore
 
     settings = _settings(network, rpc_url, contract, data_dir, confirmations)
     store = RecordStore(settings.data_dir)
@@ -204,11 +204,11 @@ def anchor_command(
     if ids:
         mrv_ids = [store.stored_id(i) for i in ids]
     if upgrade or (settings.registry_url and not batch):
-        from mrv_ml.registry.client import through_registry
+        from mrv_ml.anchoring.registry_client import through_registry
 
         outcomes = through_registry(store, settings, mrv_ids, upgrade_only=upgrade)
     elif batch:
-        from mrv_ml.batch import anchor_batch
+        from mrv_ml.anchoring.batch import anchor_batch
 
         outcomes = anchor_batch(store, mrv_ids if mrv_ids is not None
                                              else store.pending_ids(), settings=settings)
@@ -253,7 +253,7 @@ def deploy_command(
     confirmations: ConfirmationsOption = None,
 ) -> None:
     """Deploy the MRVRegistry contract and record its address for this chain."""
-    from mrv_ml.chain import deploy
+    from mrv_ml.chain.connection import deploy
 
     settings = _settings(network, rpc_url, None, data_dir, confirmations)
     done = deploy(settings)
@@ -273,7 +273,7 @@ app.add_typer(account_app, name="account")
 @account_app.command("new")
 def account_new(data_dir: DataDirOption = None) -> None:
     """Create a new key in an encrypted keystore (password: MRV_KEYSTORE_PASSWORD or prompt)."""
-    from mrv_ml.keys import save_keystore
+    from mrv_ml.chain.keys import save_keystore
 
     address, path = save_keystore(_settings(data_dir=data_dir))
     console.print(f"New account {address}", markup=False)
@@ -283,8 +283,8 @@ def account_new(data_dir: DataDirOption = None) -> None:
 @account_app.command("import")
 def account_import(data_dir: DataDirOption = None) -> None:
     """Import a private key (hidden prompt, or one line on standard input) into a keystore."""
+    from mrv_ml.chain.keys import save_keystore
     from mrv_ml.config import Secret
-    from mrv_ml.keys import save_keystore
 
     # Never from argv: it would sit in shell history and the process list.
     text = getpass.getpass("Private key (hidden): ") if sys.stdin.isatty() else sys.stdin.readline()
@@ -298,7 +298,7 @@ def account_import(data_dir: DataDirOption = None) -> None:
 @account_app.command("list")
 def account_list(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """List the keystores (addresses only)."""
-    from mrv_ml.keys import list_keystores
+    from mrv_ml.chain.keys import list_keystores
 
     found = list_keystores(_settings(data_dir=data_dir))
     if as_json:

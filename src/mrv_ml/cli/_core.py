@@ -1,6 +1,6 @@
 """``mrv hash``, ``mrv validate``, ``mrv list``, ``mrv show``: records and the local store.
 
-Thin layer: parse the arguments, call :mod:`mrv_ml.record` / :mod:`mrv_ml.store`,
+Thin layer: parse the arguments, call :mod:`mrv_ml.record.schema` / :mod:`mrv_ml.storage.store`,
 print. Library errors propagate to :func:`mrv_ml.cli.main`, which prints them on one
 line and exits with their code. Heavy modules are imported inside the commands so
 that ``mrv --help`` stays fast.
@@ -20,13 +20,13 @@ from rich.text import Text
 
 from mrv_ml.cli._app import app, console, console_err
 from mrv_ml.errors import EXIT_BAD_INPUT, RecordError
-from mrv_ml.report import printable
+from mrv_ml.reporting.one_record import printable
 from mrv_ml.units import format_datetime, format_duration_s, format_energy_kwh, format_mass_kg
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from mrv_ml.store import RecordStore, RecordSummary
+    from mrv_ml.storage.store import RecordStore, RecordSummary
 
 DataDirOption = Annotated[Path | None, typer.Option(
     "--data-dir", metavar="DIR",
@@ -55,7 +55,7 @@ _TONES = {"": "", "good": "green", "bad": "bold red", "warn": "yellow", "dim": "
 
 def _store(data_dir: Path | None) -> RecordStore:
     from mrv_ml.config import load_settings
-    from mrv_ml.store import RecordStore
+    from mrv_ml.storage.store import RecordStore
 
     settings = load_settings({"data_dir": str(data_dir)} if data_dir is not None else None)
     return RecordStore(settings.data_dir)
@@ -69,7 +69,7 @@ def _print_json(value: Any) -> None:
 
 def _read_input(file: str) -> tuple[bytes, str]:
     """Bytes and display name of FILE ("-" is standard input)."""
-    from mrv_ml.record import read_file_bytes
+    from mrv_ml.record.schema import read_file_bytes
 
     if file == "-":
         return sys.stdin.buffer.read(), "<stdin>"
@@ -95,8 +95,8 @@ def hash_command(
     dashboard recompute. It does not depend on key order, indentation or how numbers
     were written in the file. Exit 3 if FILE is not a valid record.
     """
-    from mrv_ml.hashing import HASH_ALGORITHM, compute_hash
-    from mrv_ml.record import parse_json_strict, parse_record_bytes
+    from mrv_ml.record.hashing import HASH_ALGORITHM, compute_hash
+    from mrv_ml.record.schema import parse_json_strict, parse_record_bytes
 
     data, source = _read_input(file)
     if no_validate:
@@ -129,7 +129,7 @@ def validate_command(
     Prints "OK <file> (<MRV ID>, schema <version>)" for each valid file and a one-line
     reason for each invalid one. Exit 0 when all are valid, 3 when any is not.
     """
-    from mrv_ml.record import load_record_file
+    from mrv_ml.record.schema import load_record_file
 
     results: list[dict[str, Any]] = []
     for file in files:
@@ -212,7 +212,7 @@ def _render_listing(summaries: list[RecordSummary]) -> Text:
 def _instant(name: str) -> Any:
     """A typer callback: DATE or ISO 8601 date and time text -> aware datetime."""
     def parse(value: str | None) -> datetime | None:
-        from mrv_ml.selection import parse_time
+        from mrv_ml.storage.selection import parse_time
 
         if value is None:
             return None
@@ -235,7 +235,7 @@ def _one_of(name: str, choices: tuple[str, ...]) -> Any:
 def _record_filter(experiment: str | None, tags: list[str] | None, since: Any, until: Any,
                    status: str | None, pending: bool, anchored: bool,
                    trust: str | None) -> Any:
-    from mrv_ml.selection import TRUST_NAMES, RecordFilter
+    from mrv_ml.storage.selection import TRUST_NAMES, RecordFilter
 
     if pending and anchored:
         raise typer.BadParameter("--pending and --anchored exclude each other",
@@ -321,8 +321,8 @@ def list_command(
     console.print(f"Records in {_safe(store.root)}", markup=False, style="italic")
     console.print(_render_listing(summaries), end="", soft_wrap=True)
     unreadable = [s for s in summaries if "unreadable" in (s.status, s.anchor_state)]
-    from mrv_ml.paper import totals_text
-    from mrv_ml.selection import totals
+    from mrv_ml.reporting.many_records import totals_text
+    from mrv_ml.storage.selection import totals
 
     sums = totals(summaries)
     shown = f"{len(summaries)} of {total}" if len(summaries) < total else f"{total}"
@@ -347,8 +347,8 @@ def show_command(
     --json prints the record itself (as stored: sorted keys, 2-space indent).
     Exit 2 if no record matches, 3 if the file is not a valid record.
     """
-    from mrv_ml.record import dump_record_bytes, load_record_file
-    from mrv_ml.report import find_proof, summary_rows
+    from mrv_ml.record.schema import dump_record_bytes, load_record_file
+    from mrv_ml.reporting.one_record import find_proof, summary_rows
 
     store = _store(data_dir)
     path = store.resolve(ref)

@@ -1,5 +1,5 @@
 """``mrv export``: a record where readers already look. ``--format hf-model-card`` is
-:mod:`mrv_ml.modelcard`; ``--format in-toto`` is :mod:`mrv_ml.attestation`."""
+:mod:`mrv_ml.reporting.modelcard`; ``--format in-toto`` is :mod:`mrv_ml.verification.attestation`."""
 
 from __future__ import annotations
 
@@ -82,8 +82,8 @@ def export_command(
 
     settings = load_settings({"data_dir": str(data_dir)} if data_dir is not None else None)
     if fmt is ExportFormat.in_toto:
-        from mrv_ml.attestation import export_attestation
         from mrv_ml.cli._attest import print_exported
+        from mrv_ml.verification.attestation import export_attestation
 
         if model_card or push or run_verify or replace or allow_unanchored or training_type:
             raise typer.BadParameter("--model-card, --push, --verify, --replace, "
@@ -93,7 +93,7 @@ def export_command(
         return
     if subjects:
         raise typer.BadParameter("--subject is for --format in-toto")
-    from mrv_ml import modelcard
+    from mrv_ml.reporting import modelcard
 
     result = modelcard.export(ref, settings=settings, card=model_card, verify=run_verify,
                               replace=replace, allow_unanchored=allow_unanchored,

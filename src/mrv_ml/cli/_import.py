@@ -53,8 +53,8 @@ def import_codecarbon_command(
 ) -> None:
     """One record per row of CodeCarbon's emissions.csv, marked as imported (CodeCarbon
     measured it; mrv-ml did not watch the run). Rows imported before are skipped."""
-    from mrv_ml.imports import import_codecarbon
-    from mrv_ml.store import RecordStore
+    from mrv_ml.importers.codecarbon import import_codecarbon
+    from mrv_ml.storage.store import RecordStore
 
     settings = _settings(network, rpc_url, contract, data_dir)
     result = import_codecarbon(csv_file, RecordStore(settings.data_dir), experiment=experiment,

@@ -1,5 +1,5 @@
 """Commands ``mrv registry serve`` (run a registry service) and ``mrv publish`` (submit
-records to one). See :mod:`mrv_ml.registry`."""
+records to one). See :mod:`mrv_ml.registry_service`."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def registry_serve(
     """Serve the registry API and anchor one Merkle root of all submissions per interval
     with the operator's key (PRIVATE_KEY or keystore). Several processes may share one
     PostgreSQL database: one anchors at a time, all serve."""
-    from mrv_ml.registry.service import build, read_token_file, serve
+    from mrv_ml.registry_service.service import build, read_token_file, serve
 
     if host not in ("127.0.0.1", "localhost", "::1") and public_url is None:
         raise ConfigError("listening on another address than loopback needs --public-url "
@@ -88,14 +88,14 @@ def publish_command(
 ) -> None:
     """Submit records to a registry service: it anchors them in its next batch; `mrv anchor
     --upgrade` then fetches each complete proof. Exit 0 when every record was accepted."""
-    from mrv_ml.registry.client import through_registry
-    from mrv_ml.store import RecordStore
+    from mrv_ml.anchoring.registry_client import through_registry
+    from mrv_ml.storage.store import RecordStore
 
     settings = _settings(data_dir=data_dir)
     store = RecordStore(settings.data_dir)
     signer = None
     if sign:
-        from mrv_ml.keys import load_signer
+        from mrv_ml.chain.keys import load_signer
 
         signer = load_signer(settings)
         if signer is None:

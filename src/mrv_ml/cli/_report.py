@@ -1,6 +1,6 @@
 """``mrv report``: one record (summary, citation, badge) or many (LaTeX table and paragraph,
-CSV, JSON, HTML, text table); the renderings are :mod:`mrv_ml.report` and
-:mod:`mrv_ml.paper`, the choice of records :mod:`mrv_ml.selection`."""
+CSV, JSON, HTML, text table); the renderings are :mod:`mrv_ml.reporting.one_record` and
+:mod:`mrv_ml.reporting.many_records`, the choice of records :mod:`mrv_ml.storage.selection`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Annotated
 
 import typer
 
-from mrv_ml import atomicfile
 from mrv_ml.cli._app import app, console, console_err
 from mrv_ml.cli._chain import RpcOption
+from mrv_ml.storage import atomicfile
 
 
 class ReportFormat(str, enum.Enum):
@@ -78,10 +78,11 @@ def report_command(
     (the filters combine); the same record given twice is reported once. Exit 2 for an
     unknown ID or nothing selected, 3 for a file that is not a record.
     """
-    from mrv_ml import paper, report
     from mrv_ml.config import load_settings
-    from mrv_ml.selection import RecordFilter, select
-    from mrv_ml.store import RecordStore
+    from mrv_ml.reporting import many_records as paper
+    from mrv_ml.reporting import one_record as report
+    from mrv_ml.storage.selection import RecordFilter, select
+    from mrv_ml.storage.store import RecordStore
 
     overrides: dict[str, str] = {}
     if network:
@@ -105,7 +106,7 @@ def report_command(
                                  param_hint="--format")
     verifications = None
     if run_verify:
-        from mrv_ml.verify import iter_verify_files
+        from mrv_ml.verification.verifier import iter_verify_files
 
         verifications = list(iter_verify_files([c.path for c in chosen], settings=settings))
     url = dashboard_url or report.DEFAULT_DASHBOARD_URL
@@ -133,7 +134,7 @@ def report_command(
         atomicfile.write_bytes(output, text.encode("utf-8"), what="the report")
         console_err.print(f"wrote {output}", highlight=False)
     if verifications:
-        from mrv_ml.verify import worse
+        from mrv_ml.verification.verifier import worse
 
         worst = 0
         for fv in verifications:

@@ -1,6 +1,6 @@
 """``mrv run -- COMMAND ...``: track any program, in any language.
 
-The options become :func:`mrv_ml.command.run_tracked`'s arguments, which runs the child
+The options become :func:`mrv_ml.run.command.run_tracked`'s arguments, which runs the child
 (stdin/stdout/stderr inherited, SIGINT and SIGTERM forwarded), writes the record whatever it
 does, and gives its exit status (128 + N for a child killed by signal N), passed through
 here. Our own line goes to stderr, so stdout stays the child's.
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from mrv_ml.cli._app import app
-from mrv_ml.command import DEFAULT_BUDGET_GRACE_S, run_tracked
+from mrv_ml.run.command import DEFAULT_BUDGET_GRACE_S, run_tracked
 
 
 class TrackingMode(str, enum.Enum):

@@ -1,4 +1,4 @@
-"""Command ``mrv serve``: the verification dashboard (see :mod:`mrv_ml.server`)."""
+"""Command ``mrv serve``: the verification dashboard (see :mod:`mrv_ml.serve.local`)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def serve_command(
         "--export", help="Write the static page into this folder instead of serving.", metavar="DIR")] = None,
 ) -> None:
     """Serve the verification dashboard (static page, local store API, read-only RPC bridge)."""
-    from mrv_ml import server
     from mrv_ml.config import load_settings
+    from mrv_ml.serve import local as server
 
     if export is not None:
         out = server.export_static(export)

@@ -7,9 +7,9 @@
 - :mod:`mrv_ml.integrations.keras`: ``MRVCallback`` for Keras 3 (``pip install mrv-ml[keras]``)
 - :mod:`mrv_ml.integrations.distributed`: ``DistributedMRVTracker``, one record for a
   ``torch.distributed`` job (``pip install mrv-ml[torch]``)
-- :mod:`mrv_ml.integrations.mlflow`, :mod:`mrv_ml.integrations.wandb`: the record into the
+- :mod:`mrv_ml.run.log_to.mlflow`, :mod:`mrv_ml.run.log_to.wandb`: the record into the
   active MLflow / W&B run (``MRVTracker(..., log_to=...)``, dispatched by
-  :mod:`mrv_ml.integrations.trackers`; ``pip install mrv-ml[mlflow]`` / ``mrv-ml[wandb]``)
+  :mod:`mrv_ml.run.log_to.dispatch`; ``pip install mrv-ml[mlflow]`` / ``mrv-ml[wandb]``)
 
 The core package never imports these modules, and importing one without its framework
 raises :class:`~mrv_ml.errors.MissingExtraError` naming the extra to install.
@@ -19,28 +19,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib
 import math
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from mrv_ml.errors import MissingExtraError
-
 if TYPE_CHECKING:
-    from mrv_ml.tracker import MRVTracker
-
-
-def require(module: str, extra: str) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingExtraError` naming ``mrv-ml[extra]``."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise MissingExtraError(
-            f"this integration needs {module.split('.')[0]}: install mrv-ml[{extra}] "
-            f"(pip install 'mrv-ml[{extra}]'); import failed: {e}") from e
+    from mrv_ml.run.tracker import MRVTracker
 
 
 def plain_number(value: Any) -> float | int | None:
@@ -72,7 +58,7 @@ def plain_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float | int]:
 class FitRun:
     """The tracker lifecycle shared by the framework callbacks.
 
-    ``begin`` creates and starts an :class:`~mrv_ml.tracker.MRVTracker`; ``finish`` adds the
+    ``begin`` creates and starts an :class:`~mrv_ml.run.tracker.MRVTracker`; ``finish`` adds the
     facts the framework knows and stops it (writing, hashing and anchoring the record);
     ``finish`` with an exception marks the run failed (or interrupted). Frameworks without an
     exception hook (transformers, Keras) rely on :meth:`guard` or, as a last resort, on an
@@ -89,11 +75,11 @@ class FitRun:
         self.tracker_kwargs = dict(tracker_kwargs)
         if self.tracker_kwargs.get("log_to"):  # a typo, a missing package: now, not mid-fit
             from mrv_ml.config import Settings
-            from mrv_ml.integrations.trackers import check_installed
+            from mrv_ml.run.log_to.dispatch import check_installed
 
             check_installed(Settings().replace(log_to=self.tracker_kwargs["log_to"]).log_to)
         # a bad budget fails when the callback is made, not when the fit starts
-        from mrv_ml.budget import check_limit, check_on_budget
+        from mrv_ml.run.budget import check_limit, check_on_budget
 
         check_limit("budget_kwh", self.tracker_kwargs.get("budget_kwh"))
         check_limit("budget_co2_kg", self.tracker_kwargs.get("budget_co2_kg"))
@@ -109,7 +95,7 @@ class FitRun:
 
     def begin(self, **defaults: Any) -> MRVTracker:
         """Start tracking a fit; ``defaults`` fill constructor arguments the user left out."""
-        from mrv_ml.tracker import MRVTracker
+        from mrv_ml.run.tracker import MRVTracker
 
         with self._lock:
             if self.tracker is not None:  # a previous fit never ended: close it first

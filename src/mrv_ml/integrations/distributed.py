@@ -9,7 +9,7 @@
     if t.is_writer:
         print(t.mrv_id, t.tx_hash)
 
-Every rank measures its own machine (CodeCarbon through :class:`~mrv_ml.measurement.
+Every rank measures its own machine (CodeCarbon through :class:`~mrv_ml.measure.meter.
 EnergyMeter`, hardware facts) and publishes its part in the process group's key-value store;
 rank 0 collects the parts, writes ONE record with the per-rank breakdown
 (``record["distributed"]``) and the totals (``record["energy_emissions"]``), and anchors it
@@ -42,7 +42,7 @@ from types import TracebackType
 from typing import Any
 
 from mrv_ml.errors import ConfigError
-from mrv_ml.integrations import require
+from mrv_ml.extras import require
 
 _torch = require("torch", "torch")
 import torch.distributed as dist  # noqa: E402  (after the extra check)
@@ -195,7 +195,7 @@ def job_outcome(own: Mapping[str, Any], parts: Sequence[Mapping[str, Any]],
 class DistributedMRVTracker:
     """Context manager run on every rank of an initialised process group.
 
-    Rank 0 (the writer) holds an :class:`~mrv_ml.tracker.MRVTracker` built from the same
+    Rank 0 (the writer) holds an :class:`~mrv_ml.run.tracker.MRVTracker` built from the same
     arguments and gets its attributes (``mrv_id``, ``mrv_hash``, ``record``,
     ``record_path``, ``tx_hash``, ``verify_on_blockchain()``); the other ranks only measure
     and report, and their ``mrv_id`` is ``None``.
@@ -248,7 +248,7 @@ class DistributedMRVTracker:
 
     @property
     def tracker(self) -> Any:
-        """Rank 0's :class:`~mrv_ml.tracker.MRVTracker` (``None`` on other ranks)."""
+        """Rank 0's :class:`~mrv_ml.run.tracker.MRVTracker` (``None`` on other ranks)."""
         return self._tracker
 
     def update_training(self, **facts: Any) -> None:
@@ -303,13 +303,13 @@ class DistributedMRVTracker:
     # -- internals ----------------------------------------------------------------------
 
     def _make_writer_tracker(self) -> Any:
-        from mrv_ml.tracker import MRVTracker
+        from mrv_ml.run.tracker import MRVTracker
 
         return MRVTracker(**self._tracker_args)
 
     def _make_meter(self) -> Any:
         from mrv_ml.config import load_settings
-        from mrv_ml.measurement import EnergyMeter
+        from mrv_ml.measure.meter import EnergyMeter
 
         settings = self._tracker_args.get("settings") or load_settings()
         # each rank measures as the writer does (MRVTracker(tracking_mode=...))
@@ -326,7 +326,7 @@ class DistributedMRVTracker:
 
     def _hardware_info(self) -> dict[str, Any] | None:
         try:
-            from mrv_ml.hardware import get_hardware_info
+            from mrv_ml.measure.hardware import get_hardware_info
 
             return dict(get_hardware_info())
         except Exception as e:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mrv_ml.extras import require
 from mrv_ml.integrations import (
     FitRun,
     FitRunAccessors,
     count_parameters,
     plain_metrics,
     plain_number,
-    require,
 )
 
 _transformers = require("transformers", "huggingface")
@@ -46,7 +46,7 @@ def _final_loss(log_history: list[dict[str, Any]]) -> tuple[float | None, dict[s
 
 class MRVCallback(FitRunAccessors, _transformers.TrainerCallback):  # type: ignore[misc,name-defined]
     """One MRV record per training run; ``tracker_kwargs`` go to
-    :class:`~mrv_ml.tracker.MRVTracker`. ``model_name`` defaults to the model's class name.
+    :class:`~mrv_ml.run.tracker.MRVTracker`. ``model_name`` defaults to the model's class name.
     ``log_to=("mlflow", "wandb")`` puts the record into the run ``report_to`` opened.
     After each epoch the run is forecast and its budget checked; with ``on_budget="stop"``
     a crossed budget ends training there (``control.should_training_stop``)."""

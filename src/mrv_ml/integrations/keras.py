@@ -19,7 +19,8 @@ import importlib.util
 from typing import Any
 
 from mrv_ml.errors import MissingExtraError
-from mrv_ml.integrations import FitRun, FitRunAccessors, plain_metrics, plain_number, require
+from mrv_ml.extras import require
+from mrv_ml.integrations import FitRun, FitRunAccessors, plain_metrics, plain_number
 
 if importlib.util.find_spec("keras") is not None:
     try:
@@ -35,7 +36,7 @@ __all__ = ["MRVCallback"]
 
 
 class MRVCallback(FitRunAccessors, _keras.callbacks.Callback):  # type: ignore[misc,name-defined]
-    """One MRV record per fit; ``tracker_kwargs`` go to :class:`~mrv_ml.tracker.MRVTracker`.
+    """One MRV record per fit; ``tracker_kwargs`` go to :class:`~mrv_ml.run.tracker.MRVTracker`.
     ``model_name`` defaults to the model's class name (or its ``name`` for functional models).
     ``log_to=("mlflow", "wandb")`` puts the record into that tool's active run.
     After each epoch the run is forecast and its budget checked; with ``on_budget="stop"``

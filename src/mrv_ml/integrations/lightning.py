@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mrv_ml.extras import require
 from mrv_ml.integrations import (
     FitRun,
     FitRunAccessors,
     count_parameters,
     plain_metrics,
     plain_number,
-    require,
 )
 
 _L = require("lightning.pytorch", "lightning")
@@ -58,7 +58,7 @@ def _use_mlflow_logger(tracker: Any, trainer: Any) -> None:
         return
     for logger in trainer.loggers:
         if isinstance(logger, _L.loggers.MLFlowLogger):
-            from mrv_ml.integrations.mlflow import RunTarget
+            from mrv_ml.run.log_to.mlflow import RunTarget
 
             try:
                 target = RunTarget(logger.experiment, logger.run_id)
@@ -70,7 +70,7 @@ def _use_mlflow_logger(tracker: Any, trainer: Any) -> None:
 
 
 class MRVCallback(FitRunAccessors, _L.Callback):  # type: ignore[misc,name-defined]
-    """One MRV record per fit; ``tracker_kwargs`` go to :class:`~mrv_ml.tracker.MRVTracker`
+    """One MRV record per fit; ``tracker_kwargs`` go to :class:`~mrv_ml.run.tracker.MRVTracker`
     (``model_name``, ``dataset_name``, ``storage_dir``, ``blockchain_enabled``, ``settings``,
     ``tags``, ``log_to=("mlflow", "wandb")``...). ``model_name`` defaults to the
     LightningModule's class name. With ``log_to`` the record goes into the run of the

@@ -1,0 +1,1 @@
+"""Records from measurements mrv-ml did not take (CodeCarbon's emissions.csv)."""

@@ -1,0 +1,640 @@
+"""Human-facing renderings of a record: a short summary, a citation sentence for a paper
+(plain text and LaTeX) and a small SVG badge linking to the dashboard's deep link.
+
+Everything here is a pure function of the record (plus, optionally, its proof sidecar and a
+verification verdict); nothing touches the chain. Every record field is untrusted text: it is
+LaTeX-escaped in LaTeX and XML-escaped in SVG.
+
+The badge says "verified" only when a verification was run and returned VALID; a record
+that merely has an anchoring proof is "anchored", one modified since it was anchored is
+"modified", and anything else is "unverified".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from xml.sax.saxutils import escape as _xml_escape
+
+from mrv_ml.errors import RecordError, escape_controls
+from mrv_ml.measure.uncertainty import bounds_kwh
+from mrv_ml.record.hashing import HASH_ALGORITHM, compute_hash
+from mrv_ml.record.proof import Proof, find_proof_file, read_proof_file
+from mrv_ml.units import (
+    finite_number,
+    format_co2_kg,
+    format_duration_s,
+    format_energy_kwh,
+    format_intensity_g_per_kwh,
+    format_mass_kg,
+    format_number,
+)
+from mrv_ml.verification.verdict import Trust, VerdictStatus, proof_trust
+from mrv_ml.verification.verifier import Verdict
+
+#: Where ``mrv serve`` shows the dashboard by default; ``--dashboard-url`` or the
+#: ``MRV_DASHBOARD_URL`` environment variable point elsewhere (a public deployment).
+DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8750/"  # server.DEFAULT_HOST/PORT
+
+FORMATS = ("text", "citation", "latex", "badge")
+
+# Badge states, in the colours readers know from CI badges.
+BADGE_COLORS = {
+    "verified": "#2e7d32",
+    "anchored": "#1565c0",
+    "pending": "#9e9e9e",
+    "unverified": "#9e9e9e",
+    "modified": "#c62828",
+    "tampered": "#c62828",
+    "not found": "#c62828",
+    "local only": "#9e9e9e",
+    "verified (private)": "#6d8b74",
+    "anchored (private)": "#6d8b74",
+    "submitter mismatch": "#c62828",
+}
+
+# "verified" only for what anyone can check; the author's own chain says so plainly.
+_VALID_BADGE = {Trust.PUBLIC: "verified", Trust.PRIVATE: "verified (private)",
+                Trust.LOCAL: "local only"}
+_ANCHORED_BADGE = {Trust.PUBLIC: "anchored", Trust.PRIVATE: "anchored (private)",
+                   Trust.LOCAL: "local only"}
+_VERDICT_BADGE = {
+    VerdictStatus.VALID: "verified",
+    VerdictStatus.TAMPERED: "tampered",
+    VerdictStatus.NOT_FOUND: "not found",
+    VerdictStatus.SUBMITTER_MISMATCH: "submitter mismatch",
+}
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def field_at(record: Mapping[str, Any], *path: str) -> Any:
+    """The value at ``path`` in a record, ``None`` where any step is missing or is not an
+    object (records are untrusted: a summary must still print for a damaged one)."""
+    node: Any = record
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def printable(text: object) -> str:
+    """Record text made safe for a terminal or a text file: C0/C1 control characters
+    (ANSI/OSC escape sequences that clear a screen or retitle a window) shown as ``\\xNN``."""
+    return escape_controls(str(text))
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters so record text prints literally."""
+    replacements = {
+        "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+        "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+        "|": r"\textbar{}",
+    }
+    flat = printable(" ".join(str(text).split()))  # newlines would end the paragraph
+    return "".join(replacements.get(ch, ch) for ch in flat)
+
+
+def latex_url(url: str) -> str:
+    r"""A URL inside ``\url{}``: ``%`` and ``#`` escaped (so it survives inside footnotes),
+    braces and backslashes percent-encoded (they cannot appear in ``\url`` at all)."""
+    url = "".join(quote(ch) if ch in "{}\\" or ch.isspace() else ch for ch in url)
+    return url.replace("%", r"\%").replace("#", r"\#")
+
+
+def deep_link(dashboard_url: str, mrv_id: str, network: str | None = None) -> str:
+    """The dashboard's deep link for one record: ``<dashboard>?id=MRV-...&network=...``.
+    Existing query parameters of ``dashboard_url`` are kept."""
+    parts = urlsplit(dashboard_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k not in ("id", "network")]
+    query.append(("id", mrv_id))
+    if network:
+        query.append(("network", network))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/",
+                       urlencode(query, quote_via=quote), parts.fragment))
+
+
+# --- proof sidecar and status ------------------------------------------------------------
+
+
+def find_proof(record_path: Path, mrv_id: str | None,
+               data_dir: Path | None = None) -> tuple[Proof | None, str | None]:
+    """The proof sidecar for a record, beside the record file, else in the store, as
+    ``(proof, problem)``: a sidecar that cannot be used is no proof, and ``problem`` says why
+    (shown as such: "no proof file" would be untrue)."""
+    path = find_proof_file(record_path, mrv_id, [data_dir] if data_dir is not None else [])
+    if path is None:
+        return None, None
+    try:
+        proof = read_proof_file(path)
+    except RecordError as e:
+        return None, str(e)
+    if proof is not None and mrv_id is not None and proof.mrv_id != mrv_id:
+        return None, f"{path} is the proof of another record ({proof.mrv_id})"
+    return proof, None
+
+
+def proof_matches(record: Mapping[str, Any], proof: Proof | None,
+                  digest: str | None = None) -> bool:
+    """Whether the sidecar's digest is this record's fingerprint (it is not after an edit);
+    ``digest``: the fingerprint when the caller has it already (hashing a long record is
+    the cost of a report over thousands)."""
+    if proof is None:
+        return False
+    if digest is not None:
+        return proof.record_digest == digest
+    try:
+        return proof.record_digest == compute_hash(record)
+    except Exception:  # a record that cannot be hashed matches nothing
+        return False
+
+
+def badge_status(record: Mapping[str, Any], proof: Proof | None = None,
+                 verdict: Verdict | None = None, digest: str | None = None) -> str:
+    """``verified`` only for a VALID verdict; else what the verdict or sidecar supports."""
+    if verdict is not None:
+        if verdict.status is VerdictStatus.VALID:
+            return _VALID_BADGE[Trust(verdict.trust)]
+        return _VERDICT_BADGE[verdict.status]
+    if proof is None:
+        return "unverified"
+    if not proof_matches(record, proof, digest):
+        return "modified"
+    trust = proof_trust(proof)
+    return "pending" if trust is None else _ANCHORED_BADGE[trust]
+
+
+def network_of(proof: Proof | None, verdict: Verdict | None = None,
+               default: str | None = None) -> str | None:
+    if verdict is not None and verdict.network:
+        return verdict.network
+    network = proof.anchor.network if proof is not None and proof.anchor is not None else None
+    return network or default
+
+
+# --- the sentence ------------------------------------------------------------------------
+
+
+def _facts(record: Mapping[str, Any]) -> dict[str, Any]:
+    ee = field_at(record, "energy_emissions") or {}
+    model = field_at(record, "experiment", "model_name")
+    dataset = field_at(record, "experiment", "dataset_name")
+    epochs = field_at(record, "training", "epochs")
+    dist = field_at(record, "distributed")
+    gpus = field_at(record, "hardware", "gpus") or []
+    gpu_count = field_at(record, "hardware", "gpu_count") or 0
+    hardware = None
+    if isinstance(dist, Mapping) and isinstance(dist.get("world_size"), int) \
+            and dist["world_size"] > 1:
+        hardware = f"{dist['world_size']} processes"
+    elif gpu_count and gpus and isinstance(gpus[0], Mapping) and gpus[0].get("name"):
+        names = {g.get("name") for g in gpus if isinstance(g, Mapping)}
+        name = str(gpus[0]["name"]) if len(names) == 1 else "GPUs"
+        hardware = f"{gpu_count}x {name}" if gpu_count > 1 else str(name)
+    return {
+        "mrv_id": str(field_at(record, "mrv_id") or "unknown"),
+        "model": str(model) if model and model != "Unknown" else None,
+        "dataset": str(dataset) if dataset and dataset != "Unknown" else None,
+        "epochs": epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
+        "energy_kwh": finite_number(ee.get("energy_kwh")) if isinstance(ee, Mapping) else None,
+        "co2_kg": finite_number(ee.get("co2_kg")) if isinstance(ee, Mapping) else None,
+        "status": field_at(record, "outcome", "status") or "completed",
+        "hardware": hardware,
+    }
+
+
+def _sentence(record: Mapping[str, Any], esc: Any, co2: str) -> str:
+    """The one-record sentence; ``esc`` makes text (figures too: "< 0.001 mg" has a ``<``)
+    safe for the medium, ``co2`` names the gas in it."""
+    f = _facts(record)
+    what = f"We trained {esc(f['model'])}" if f["model"] else "We trained a model"
+    if f["dataset"]:
+        what += f" on {esc(f['dataset'])}"
+    if f["epochs"] is not None:
+        what += f" for {f['epochs']} epoch{'s' if f['epochs'] != 1 else ''}"
+    if f["hardware"]:
+        what += f" using {esc(f['hardware'])}"
+    if f["energy_kwh"] is None and f["co2_kg"] is None:
+        what += "; energy and emissions could not be measured"
+    else:
+        what += (f", consuming {esc(format_energy_kwh(f['energy_kwh']))} and emitting "
+                 f"{esc(format_mass_kg(f['co2_kg']))} {co2}")
+    what += f" (MRV ID: {esc(f['mrv_id'])})."
+    if f["status"] != "completed":
+        what += f" The run {esc(str(f['status']))} before completing."
+    return what
+
+
+def facts(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a sentence or table says about a record: ``mrv_id``, ``model``, ``dataset``
+    (``None`` when "Unknown"), ``epochs``, ``energy_kwh``, ``co2_kg``, ``status`` and
+    ``hardware`` (GPUs or processes; ``None`` for a CPU-only run)."""
+    return _facts(record)
+
+
+def run_sentence(record: Mapping[str, Any], esc: Any = printable, co2: str = "CO₂e") -> str:
+    """The one-sentence account of a run ("We trained X on Y ..., consuming ..."), its
+    text made safe by ``esc`` for the medium."""
+    return _sentence(record, esc, co2)
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` points at this machine: true only for its author, never in a paper."""
+    import ipaddress
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "") or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def integrity_line(record: Mapping[str, Any], proof: Proof | None) -> str:
+    """One sentence on what backs the figures: the fingerprint, and where it is anchored in
+    words a reader can act on (a public transaction, or why there is none)."""
+    digest = compute_hash(record)
+    trust = proof_trust(proof) if proof_matches(record, proof) else None
+    a = proof.anchor if proof is not None else None
+    if trust is None or a is None:
+        return f"Integrity: SHA-256 (RFC 8785) {digest}; not anchored on any chain."
+    if trust is Trust.LOCAL:
+        return (f"Integrity: SHA-256 (RFC 8785) {digest}, anchored only on its author's "
+                "local chain: not publicly verifiable.")
+    where = f"{a.network or 'chain'} (chain {a.chain_id}), transaction {a.tx_hash or 'unknown'}"
+    if trust is Trust.PRIVATE:
+        return (f"Integrity: SHA-256 (RFC 8785) {digest}, anchored on the private network "
+                f"{where}: verifiable only by those who trust that network.")
+    explorer = f" ({a.explorer_url})" if a.explorer_url else ""
+    return f"Integrity: SHA-256 (RFC 8785) {digest}, anchored on {where}{explorer}."
+
+
+def _public_link(record: Mapping[str, Any], proof: Proof | None, dashboard_url: str,
+                 network: str | None) -> str | None:
+    """The dashboard deep link, unless it could only work on the author's machine."""
+    if is_loopback_url(dashboard_url) or proof_trust(proof) is Trust.LOCAL:
+        return None
+    return deep_link(dashboard_url, _facts(record)["mrv_id"], network)
+
+
+def citation_text(record: Mapping[str, Any], *, proof: Proof | None = None,
+                  dashboard_url: str = DEFAULT_DASHBOARD_URL,
+                  network: str | None = None) -> str:
+    """The seed's sentence for a paper, in plain text, with what backs it and (for a
+    public dashboard) the verification link."""
+    link = _public_link(record, proof, dashboard_url, network)
+    text = f"{_sentence(record, printable, 'CO₂e')}\n{integrity_line(record, proof)}\n"
+    return text + (f"Verification: {link}\n" if link else "")
+
+
+def citation_latex(record: Mapping[str, Any], *, proof: Proof | None = None,
+                   dashboard_url: str = DEFAULT_DASHBOARD_URL,
+                   network: str | None = None) -> str:
+    r"""The same in LaTeX (record text escaped; the link needs ``\usepackage{url}``
+    or ``hyperref``)."""
+    link = _public_link(record, proof, dashboard_url, network)
+    text = (f"{_sentence(record, latex_escape, 'CO$_2$e')}\n"
+            f"{latex_escape(integrity_line(record, proof))}\n")
+    return text + (f"Verification: \\url{{{latex_url(link)}}}\n" if link else "")
+
+
+# --- badge -------------------------------------------------------------------------------
+
+
+def _text_width_px(text: str) -> int:
+    """Rough width of 11 px Verdana text (the badge font), wide enough for any glyph."""
+    return int(sum(7.2 if ch.isupper() or ord(ch) > 127 else 6.2 for ch in text)) + 10
+
+
+def badge_svg(record: Mapping[str, Any], *, status: str, link: str | None = None) -> str:
+    """A flat two-part badge: "CO2e" | "420 g · <status>", linked to ``link``."""
+    co2 = format_mass_kg(_facts(record)["co2_kg"])
+    label, message = "CO2e", f"{co2} · {status}"
+    title = f"{label}: {message}"
+    color = BADGE_COLORS.get(status, "#9e9e9e")
+    lw, mw = _text_width_px(label), _text_width_px(message)
+    width = lw + mw
+    body = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        f'width="{width}" height="20" role="img" aria-label={_attr(title)}>'
+        f"<title>{_xml_escape(title)}</title>"
+        f'<rect width="{lw}" height="20" fill="#555"/>'
+        f'<rect x="{lw}" width="{mw}" height="20" fill="{color}"/>'
+        f'<g fill="#fff" text-anchor="middle" font-family="Verdana,DejaVu Sans,sans-serif" '
+        f'font-size="11">'
+        f'<text x="{lw / 2:.1f}" y="14">{_xml_escape(label)}</text>'
+        f'<text x="{lw + mw / 2:.1f}" y="14">{_xml_escape(message)}</text>'
+        f"</g></svg>"
+    )
+    if link:
+        inner = body[body.index(">") + 1:-len("</svg>")]
+        head = body[:body.index(">") + 1]
+        body = f"{head}<a href={_attr(link)} xlink:href={_attr(link)}>{inner}</a></svg>"
+    return body + "\n"
+
+
+def _attr(value: str) -> str:
+    """A double-quoted, fully escaped XML attribute value."""
+    return '"' + _xml_escape(value, {'"': "&quot;", "'": "&apos;"}) + '"'
+
+
+# --- summary -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One labelled line of a summary. ``tone`` ("good", "bad", "warn", "dim" or "") lets a
+    terminal colour it; plain text ignores it."""
+
+    label: str
+    value: str
+    tone: str = ""
+
+
+def component_how(ee: Mapping[str, Any], component: str) -> str:
+    """" (method; range 50 mWh–150 mWh)": the range only where the method is an estimate
+    with one (mrv_ml.measure.uncertainty)."""
+    method = field_at(ee, "methods", component, "method")
+    if not method:
+        return ""
+    info = field_at(ee, "methods", component)
+    bounds = bounds_kwh(finite_number(ee.get(f"{component}_energy_kwh")),
+                        dict(info) if isinstance(info, Mapping) else None)
+    if bounds is None:
+        return f" ({method})"
+    return f" ({method}; range {format_energy_kwh(bounds[0])}–{format_energy_kwh(bounds[1])})"
+
+
+def _methods_text(methods: Any) -> str:
+    if not isinstance(methods, Mapping):
+        return "-"
+    parts = []
+    for component in ("cpu", "gpu", "ram"):
+        info = methods.get(component)
+        if isinstance(info, Mapping):
+            how = "measured" if info.get("measured") else "estimated"
+            # an imported row does not say how CodeCarbon measured: claim neither
+            parts.append(f"{component.upper()} {info.get('method')}" + (
+                "" if "(imported)" in str(info.get("method")) else f" ({how})"))
+    return ", ".join(parts) or "-"
+
+
+def _anchoring_row(record: Mapping[str, Any], proof: Proof | None,
+                   proof_error: str | None) -> Row:
+    if proof_error is not None:
+        return Row("anchoring", f"unreadable proof: {proof_error}", "bad")
+    if proof is None:
+        return Row("anchoring", "none (no proof file; `mrv anchor` sends it)", "dim")
+    if not proof_matches(record, proof):
+        return Row("anchoring", "the proof file's hash differs: the record changed since "
+                                "anchoring", "bad")
+    a = proof.anchor
+    if a is None:
+        return Row("anchoring", f"pending ({proof.pending_reason or 'not sent yet'})", "warn")
+    details = [f"anchored: {a.mode} on {a.network} (chain {a.chain_id})",
+               f"tx {a.tx_hash or '-'}, block {a.block_number if a.block_number is not None else '-'}",
+               f"submitter {a.submitter}", f"registry {a.contract_address}"]
+    if a.explorer_url:
+        details.append(a.explorer_url)
+    return Row("anchoring", "\n".join(details), "good")
+
+
+def _plan_rows(record: Mapping[str, Any]) -> list[Row]:
+    """The budget and the forecast made during the run, beside what it used."""
+    rows: list[Row] = []
+    budget = field_at(record, "budget")
+    if isinstance(budget, Mapping):
+        limits = [text for text in (format_energy_kwh(finite_number(budget.get("energy_kwh"))),
+                                    format_co2_kg(finite_number(budget.get("co2_kg"))))
+                  if text != "—"]
+        said = f"{' and '.join(limits) or '—'} ({budget.get('on_budget')})"
+        if budget.get("exceeded"):
+            said += (f": exceeded after "
+                     f"{format_duration_s(finite_number(budget.get('exceeded_at_s')))}; "
+                     f"{budget.get('action_taken') or 'no action'}")
+        elif budget.get("forecast_exceeded"):
+            said += ": the forecast exceeded it; the run did not"
+        else:
+            said += ": not exceeded"
+        rows.append(Row("budget", said, "warn" if budget.get("exceeded") else ""))
+    forecast = field_at(record, "energy_emissions", "forecast")
+    if isinstance(forecast, Mapping):
+        rows.append(Row("forecast", f"{format_energy_kwh(finite_number(forecast.get('energy_kwh')))}"
+                                    f", {format_co2_kg(finite_number(forecast.get('co2_kg')))} in "
+                                    f"{format_duration_s(finite_number(forecast.get('duration_s')))}"
+                                    f" ({forecast.get('method')})"))
+    return rows
+
+
+def summary_rows(record: Mapping[str, Any], *, path: Path | str | None = None,
+                 proof: Proof | None = None, proof_error: str | None = None,
+                 verdict: Verdict | None = None) -> list[Row]:
+    """What ran, what it cost and how that was measured, and where it is anchored: the one
+    summary behind ``mrv show`` and ``mrv report -f text``. Values are the record's own
+    text, unescaped (the caller makes them safe for its medium)."""
+    ee = field_at(record, "energy_emissions") or {}
+    exp = field_at(record, "experiment") or {}
+    rows: list[Row] = []
+    if path is not None:
+        rows.append(Row("file", str(path)))
+    rows.append(Row("experiment", f"{exp.get('name')} (model {exp.get('model_name')}, dataset "
+                                  f"{exp.get('dataset_name')}, framework {exp.get('framework')})"))
+    if exp.get("description"):
+        rows.append(Row("description", str(exp["description"])))
+    training = []
+    epochs, batch = field_at(record, "training", "epochs"), field_at(record, "training", "batch_size")
+    if epochs is not None:
+        training.append(f"{epochs} epoch{'s' if epochs != 1 else ''}")
+    if batch is not None:
+        training.append(f"batch {batch}")
+    if training:
+        rows.append(Row("training", ", ".join(training)))
+    status = field_at(record, "outcome", "status")
+    outcome = str(status)
+    if field_at(record, "outcome", "error_type") or field_at(record, "outcome", "error_message"):
+        outcome += (f" ({field_at(record, 'outcome', 'error_type')}: "
+                    f"{field_at(record, 'outcome', 'error_message')})")
+    if field_at(record, "outcome", "stopped_by") == "budget":
+        outcome += "; stopped by its budget"
+    rows.append(Row("outcome", outcome, "good" if status == "completed" else "bad"))
+    rows.extend(_plan_rows(record))
+    start, end = field_at(record, "timestamps", "start_time"), field_at(record, "timestamps", "end_time")
+    rows.append(Row("time", f"{start or '?'} → {end or '?'} "
+                            f"({format_duration_s(finite_number(ee.get('duration_seconds')))})"))
+    parts = [f"{c.upper()} {format_energy_kwh(finite_number(ee.get(f'{c}_energy_kwh')))}"
+             + component_how(ee, c)
+             for c in ("cpu", "gpu", "ram") if finite_number(ee.get(f"{c}_energy_kwh")) is not None]
+    energy = format_energy_kwh(finite_number(ee.get("energy_kwh")))
+    energy += f" = {', '.join(parts)}" if parts else ""
+    failed = ee.get("measurement_status") != "measured"
+    if failed:
+        energy += f"; measurement failed: {ee.get('measurement_error')}"
+    rows.append(Row("energy", energy, "bad" if failed else ""))
+    co2 = format_co2_kg(finite_number(ee.get("co2_kg")))
+    intensity = finite_number(ee.get("carbon_intensity_g_per_kwh"))
+    if intensity is not None:
+        co2 += f" at {format_intensity_g_per_kwh(intensity)}"
+        grid = field_at(ee, "methods", "grid", "uncertainty")
+        if isinstance(grid, Mapping) and all(isinstance(grid.get(k), (int, float))
+                                             for k in ("low_factor", "high_factor")):
+            co2 += (f" (range {format_intensity_g_per_kwh(intensity * grid['low_factor'])}–"
+                    f"{format_intensity_g_per_kwh(intensity * grid['high_factor'])})")
+    where = "/".join(str(x) for x in (ee.get("country_iso_code"), ee.get("region")) if x)
+    if where:
+        co2 += f" ({where}, {ee.get('location_source') or 'location'})"
+    if finite_number(ee.get("pue")) is not None:
+        co2 += f", PUE {format_number(finite_number(ee.get('pue')))}"
+    rows.append(Row("emissions", co2))
+    rows.append(Row("measured by", f"{ee.get('measurement_tool')} "
+                                   f"{ee.get('measurement_tool_version')}: "
+                                   f"{_methods_text(ee.get('methods'))}"))
+    provenance = record.get("provenance")
+    if isinstance(provenance, Mapping) and provenance.get("kind") == "imported":
+        rows.append(Row("provenance", f"imported from {provenance.get('measured_by')}'s "
+                                      f"emissions.csv ({provenance.get('source_file_name')}, row "
+                                      f"{provenance.get('source_row')}, imported "
+                                      f"{provenance.get('imported_at')}); mrv-ml did not watch "
+                                      "this run", "warn"))
+    hw = field_at(record, "hardware") or {}
+    gpus = ", ".join(str(g.get("name")) for g in hw.get("gpus") or []
+                     if isinstance(g, Mapping)) or "none"
+    rows.append(Row("hardware", f"{hw.get('cpu_model')}, {hw.get('cpu_logical_cores')} logical "
+                                f"cores, {format_number(hw.get('ram_gb'))} GB RAM, GPUs: {gpus}"))
+    source = record.get("source")
+    if isinstance(source, Mapping):
+        dirty = " (uncommitted changes)" if source.get("git_dirty") else ""
+        rows.append(Row("source", f"git {source.get('git_commit')}{dirty}"))
+    dist = record.get("distributed")
+    if isinstance(dist, Mapping):
+        missing = dist.get("missing_ranks") or []
+        rows.append(Row("distributed", f"world size {dist.get('world_size')} "
+                                       f"({dist.get('backend')}), "
+                                       f"{len(dist.get('ranks') or [])} rank(s) reported"
+                        + (f", missing {', '.join(str(r) for r in missing)}" if missing else ""),
+                        "warn" if missing else ""))
+    try:
+        rows.append(Row("fingerprint", f"{HASH_ALGORITHM} {compute_hash(record)}"))
+    except Exception as e:  # a summary must still print for a damaged record
+        rows.append(Row("fingerprint", f"cannot be computed: {e}", "bad"))
+    rows.append(_anchoring_row(record, proof, proof_error))
+    if verdict is not None:
+        rows.append(Row("verdict", verdict.status.value
+                        + (f" — {verdict.detail}" if verdict.detail else ""),
+                        "good" if verdict else "bad"))
+    return rows
+
+
+def summary_text(record: Mapping[str, Any], *, proof: Proof | None = None,
+                 proof_error: str | None = None, verdict: Verdict | None = None) -> str:
+    """:func:`summary_rows` as plain text, under a title line."""
+    f = _facts(record)
+    title = f"{f['mrv_id']}  {field_at(record, 'experiment', 'name') or ''}  [{f['status']}]"
+    lines = [printable(title)]
+    for row in summary_rows(record, proof=proof, proof_error=proof_error, verdict=verdict):
+        first, *rest = (printable(line) for line in row.value.split("\n"))
+        lines.append(f"  {row.label:<12}{first}")
+        lines.extend(f"  {'':<12}{more}" for more in rest)
+    return "\n".join(lines) + "\n"
+
+
+# --- a verdict, for people ----------------------------------------------------------------
+
+_HEADLINES = {
+    ("VALID", "single"): "✅ VALID - Hashes match!",
+    ("VALID", "batch"): "✅ VALID - the record is a leaf of the anchored batch",
+    ("TAMPERED", "single"): "❌ TAMPERED - Hashes differ!",
+    ("TAMPERED", "batch"): "❌ TAMPERED - the record is not in the anchored batch",
+    ("NOT_FOUND", "single"): "⚠️ NOT FOUND - no such registration on chain",
+    ("NOT_FOUND", "batch"): "⚠️ NOT FOUND - the batch root is not anchored",
+    ("SUBMITTER_MISMATCH", "single"): "⚠️ SUBMITTER MISMATCH - registered by another address",
+    ("SUBMITTER_MISMATCH", "batch"): "⚠️ SUBMITTER MISMATCH - anchored by another address",
+}
+#: What the record's own figures are worth under each verdict (shown under the figures).
+UNTRUSTED_NOTE = {
+    VerdictStatus.TAMPERED: "untrusted: these figures come from the file being verified, "
+                            "which differs from what was anchored",
+    VerdictStatus.NOT_FOUND: "unverified: nothing on chain vouches for these figures",
+    VerdictStatus.SUBMITTER_MISMATCH: "unverified: only another address vouches for them",
+}
+
+
+def _utc(ts: int | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def verdict_headline(verdict: Verdict) -> str:
+    return _HEADLINES[(verdict.status.value, verdict.mode)]
+
+
+def verdict_rows(verdict: Verdict, source: str) -> list[tuple[str, str]]:
+    """Label/value rows of a verdict: the figures marked untrusted unless VALID, the
+    record's hash and what it was compared with (on-chain hash, or Merkle root) apart."""
+    v = verdict
+    mark = "" if v.figures_trusted else " (untrusted)"
+    rows = [("Record", source), ("MRV ID", v.mrv_id),
+            (f"CO2e{mark}", format_co2_kg(v.co2_kg)),
+            (f"Energy{mark}", format_energy_kwh(v.energy_kwh))]
+    if not v.figures_trusted:
+        rows.append(("Figures", UNTRUSTED_NOTE[v.status]))
+    rows += [("Timestamp", _utc(v.timestamp)), ("Submitter", v.submitter or "-")]
+    if v.expected_submitter and v.expected_submitter != v.submitter:
+        rows.append(("Expected submitter", v.expected_submitter))
+    if v.signer or v.expected_signer:
+        rows.append(("Signed by", v.signer or "nobody (no signature)"))
+    if v.expected_signer and v.expected_signer != v.signer:
+        rows.append(("Expected signer", v.expected_signer))
+    for n, r in enumerate(v.registries, 1):
+        if r["status"] == "PENDING":
+            said = "pending there"
+        elif r["status"] == "ERROR":
+            said = f"cannot be checked: {r['error']}"
+        else:
+            said = (f"{r['status']}, anchored by {r['submitter'] or '-'} on chain "
+                    f"{r['chain_id']} (tx {r['tx_hash'] or '-'}; {r['trust']})")
+        rows.append((f"Registry {n}", f"{r['url']}: {said}"))
+    rows.append(("Record hash", v.record_hash))
+    if v.mode == "batch":
+        rows.append(("Merkle root", v.merkle_root or "-"))
+    else:
+        rows.append(("On-chain hash", v.onchain_hash or "-"))
+    rows.append(("Tx", v.tx_hash or "-"))
+    if v.explorer_url:
+        rows.append(("Explorer", v.explorer_url))
+    rows += [("Block", "-" if v.block_number is None else str(v.block_number)),
+             ("Network", f"{v.network} (chain {v.chain_id}), registry {v.contract_address}"),
+             ("Trust", f"{v.trust}: {v.trust_note}")]
+    if v.confirmations is not None:
+        finality = "" if v.final is None else " (final)" if v.final else " (not final yet)"
+        rows.append(("Confirmations", f"{v.confirmations}{finality}"))
+    if v.detail:
+        rows.append(("Detail", v.detail))
+    return rows
+
+
+def render(record: Mapping[str, Any], fmt: str, *, proof: Proof | None = None,
+           proof_error: str | None = None, verdict: Verdict | None = None,
+           dashboard_url: str = DEFAULT_DASHBOARD_URL, network: str | None = None) -> str:
+    """One of :data:`FORMATS` as text."""
+    net = network_of(proof, verdict, network)
+    if fmt == "text":
+        return summary_text(record, proof=proof, proof_error=proof_error, verdict=verdict)
+    if fmt == "citation":
+        return citation_text(record, proof=proof, dashboard_url=dashboard_url, network=net)
+    if fmt == "latex":
+        return citation_latex(record, proof=proof, dashboard_url=dashboard_url, network=net)
+    if fmt == "badge":
+        link = _public_link(record, proof, dashboard_url, net)
+        return badge_svg(record, status=badge_status(record, proof, verdict), link=link)
+    raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -1,0 +1,1 @@
+"""Running a training under measurement: the tracker, its budget and forecast, the progress line, a tracked command, and the environment facts; ``log_to/`` hands the finished record to the experiment tracker the user has open."""

@@ -1,0 +1,1 @@
+"""``mrv serve``: the local dashboard and its read-only API."""
