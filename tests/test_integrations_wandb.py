@@ -19,10 +19,10 @@ require_optional(pytestmark)
 
 import wandb  # noqa: E402
 
-from mrv_ml.run.log_to import dispatch as trackers  # noqa: E402
 from mrv_ml.record.hashing import compute_hash  # noqa: E402
 from mrv_ml.record.proof import find_proof_file  # noqa: E402
 from mrv_ml.record.schema import load_record_file  # noqa: E402
+from mrv_ml.run.log_to import dispatch as trackers  # noqa: E402
 from mrv_ml.run.tracker import MRVTracker  # noqa: E402
 from tests.support.wandb_log import records  # noqa: E402
 
