@@ -18,12 +18,12 @@ import pytest
 from mrv_ml import units
 from mrv_ml.record.hashing import compute_hash
 from mrv_ml.record.proof import Proof
+from mrv_ml.record.trust import Trust
 from mrv_ml.reporting import charts
 from mrv_ml.reporting import many_records as paper
 from mrv_ml.reporting import one_record as report
 from mrv_ml.storage.selection import RecordFilter, Selected, select, totals
 from mrv_ml.storage.store import RecordStore
-from mrv_ml.verification.verdict import Trust
 from tests.support.cli import MRV
 from tests.support.records import make_sample_record, make_sample_record_1_0
 

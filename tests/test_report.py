@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mrv_ml.record.hashing import compute_hash
-from mrv_ml.record.proof import Proof
+from mrv_ml.record.proof import Proof, find_proof
 from mrv_ml.reporting import one_record as report
 from mrv_ml.verification.verifier import Verdict, VerdictStatus
 from tests.support.records import make_sample_record
@@ -253,16 +253,16 @@ def test_find_proof_beside_record_or_in_store(tmp_path: Path) -> None:
     store.mkdir()
     path = folder / "copy.json"
     path.write_text(json.dumps(record))
-    assert report.find_proof(path, record["mrv_id"], store) == (None, None)
+    assert find_proof(path, record["mrv_id"], store) == (None, None)
     (store / f"{record['mrv_id']}.proof.json").write_text(json.dumps(_proof_dict(record)))
-    assert report.find_proof(path, record["mrv_id"], store) == (_proof(record), None)
+    assert find_proof(path, record["mrv_id"], store) == (_proof(record), None)
     # the sidecar beside the record comes first, and one for another record is no proof
     other = _proof_dict(make_sample_record())
     (folder / f"{record['mrv_id']}.proof.json").write_text(json.dumps(other))
-    proof, problem = report.find_proof(path, record["mrv_id"], store)
+    proof, problem = find_proof(path, record["mrv_id"], store)
     assert proof is None and problem is not None and "proof of another record" in problem
     (folder / f"{record['mrv_id']}.proof.json").write_text("[]")  # unusable: said, not hidden
-    proof, problem = report.find_proof(path, record["mrv_id"], store)
+    proof, problem = find_proof(path, record["mrv_id"], store)
     assert proof is None and problem is not None and "proof" in problem
 
 

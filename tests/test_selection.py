@@ -12,9 +12,9 @@ import pytest
 
 from mrv_ml.errors import RecordError
 from mrv_ml.record.proof import Proof
+from mrv_ml.record.trust import Trust
 from mrv_ml.storage.selection import RecordFilter, parse_time, parse_trust
 from mrv_ml.storage.store import INDEX_FILE, RecordStore
-from mrv_ml.verification.verdict import Trust
 from tests.support.cli import MRV
 from tests.support.records import make_sample_record
 

@@ -347,8 +347,9 @@ def show_command(
     --json prints the record itself (as stored: sorted keys, 2-space indent).
     Exit 2 if no record matches, 3 if the file is not a valid record.
     """
+    from mrv_ml.record.proof import find_proof
     from mrv_ml.record.schema import dump_record_bytes, load_record_file
-    from mrv_ml.reporting.one_record import find_proof, summary_rows
+    from mrv_ml.reporting.one_record import summary_rows
 
     store = _store(data_dir)
     path = store.resolve(ref)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from mrv_ml.errors import MalformedProofError, NotARecordError
+from mrv_ml.errors import MalformedProofError, NotARecordError, RecordError
 from mrv_ml.networks import LOCAL, PRESETS
 from mrv_ml.record.hashing import HASH_ALGORITHM
 from mrv_ml.record.merkle import LEAF_ENCODING, PROOF_FORMAT
@@ -405,3 +405,20 @@ def read_proof_file(path: str | Path) -> Proof | None:
         raise NotARecordError(f"{p}: not a proof sidecar: the JSON is not an object",
                               key="malformed_proof")
     return Proof.from_dict(value, str(p))
+
+
+def find_proof(record_path: Path, mrv_id: str | None,
+               data_dir: Path | None = None) -> tuple[Proof | None, str | None]:
+    """The proof sidecar for a record, beside the record file, else in the store, as
+    ``(proof, problem)``: a sidecar that cannot be used is no proof, and ``problem`` says why
+    (shown as such: "no proof file" would be untrue)."""
+    path = find_proof_file(record_path, mrv_id, [data_dir] if data_dir is not None else [])
+    if path is None:
+        return None, None
+    try:
+        proof = read_proof_file(path)
+    except RecordError as e:
+        return None, str(e)
+    if proof is not None and mrv_id is not None and proof.mrv_id != mrv_id:
+        return None, f"{path} is the proof of another record ({proof.mrv_id})"
+    return proof, None

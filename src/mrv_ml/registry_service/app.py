@@ -411,7 +411,7 @@ def _submissions(db: RegistryDB, ref: str, mrv_id: str | None) -> list[Submissio
 def _chain_trust(facts: ChainFacts) -> str:
     """The registry chain's trust level: what every record anchored here can be worth."""
     from mrv_ml.networks import PUBLIC_CHAIN_IDS, is_dev_address
-    from mrv_ml.verification.verdict import trust_of
+    from mrv_ml.record.trust import trust_of
 
     kind = "public" if facts.chain_id in PUBLIC_CHAIN_IDS else "dev"
     return trust_of(kind, is_dev_address(facts.operator)).value

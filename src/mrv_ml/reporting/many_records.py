@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mrv_ml.record.schema import section
+from mrv_ml.record.trust import Trust
 from mrv_ml.reporting import charts
 from mrv_ml.reporting import one_record as report
 from mrv_ml.storage.selection import COMPONENTS, Selected, Totals, totals
@@ -37,7 +38,7 @@ from mrv_ml.units import (
     format_mass_kg,
     format_number,
 )
-from mrv_ml.verification.verdict import Trust, VerdictStatus
+from mrv_ml.verification.verdict import VerdictStatus
 from mrv_ml.verification.verifier import FileVerdict
 
 __all__ = ["FORMATS", "Run", "csv_report", "html_report", "json_report", "latex_report",

@@ -47,18 +47,18 @@ from mrv_ml.errors import (
     RecordError,
 )
 from mrv_ml.record.hashing import HASH_ALGORITHM, compute_hash
-from mrv_ml.record.proof import Proof
+from mrv_ml.record.proof import Proof, find_proof
+from mrv_ml.record.trust import TRUST_NOTES, Trust, proof_trust
 from mrv_ml.reporting.one_record import (
     deep_link,
     field_at,
-    find_proof,
     integrity_line,
     is_loopback_url,
     printable,
     run_sentence,
 )
 from mrv_ml.storage import atomicfile
-from mrv_ml.verification.verdict import TRUST_NOTES, Trust, VerdictStatus, proof_trust
+from mrv_ml.verification.verdict import VerdictStatus
 
 CO2_KEY = "co2_eq_emissions"
 MRV_KEY = "mrv"

@@ -20,10 +20,11 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from xml.sax.saxutils import escape as _xml_escape
 
-from mrv_ml.errors import RecordError, escape_controls
+from mrv_ml.errors import escape_controls
 from mrv_ml.measure.uncertainty import bounds_kwh
 from mrv_ml.record.hashing import HASH_ALGORITHM, compute_hash
-from mrv_ml.record.proof import Proof, find_proof_file, read_proof_file
+from mrv_ml.record.proof import Proof
+from mrv_ml.record.trust import Trust, proof_trust
 from mrv_ml.units import (
     finite_number,
     format_co2_kg,
@@ -33,7 +34,7 @@ from mrv_ml.units import (
     format_mass_kg,
     format_number,
 )
-from mrv_ml.verification.verdict import Trust, VerdictStatus, proof_trust
+from mrv_ml.verification.verdict import VerdictStatus
 from mrv_ml.verification.verifier import Verdict
 
 #: Where ``mrv serve`` shows the dashboard by default; ``--dashboard-url`` or the
@@ -123,23 +124,6 @@ def deep_link(dashboard_url: str, mrv_id: str, network: str | None = None) -> st
 
 
 # --- proof sidecar and status ------------------------------------------------------------
-
-
-def find_proof(record_path: Path, mrv_id: str | None,
-               data_dir: Path | None = None) -> tuple[Proof | None, str | None]:
-    """The proof sidecar for a record, beside the record file, else in the store, as
-    ``(proof, problem)``: a sidecar that cannot be used is no proof, and ``problem`` says why
-    (shown as such: "no proof file" would be untrue)."""
-    path = find_proof_file(record_path, mrv_id, [data_dir] if data_dir is not None else [])
-    if path is None:
-        return None, None
-    try:
-        proof = read_proof_file(path)
-    except RecordError as e:
-        return None, str(e)
-    if proof is not None and mrv_id is not None and proof.mrv_id != mrv_id:
-        return None, f"{path} is the proof of another record ({proof.mrv_id})"
-    return proof, None
 
 
 def proof_matches(record: Mapping[str, Any], proof: Proof | None,

@@ -10,18 +10,20 @@ explorer's tests compare the page's totals with it).
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from mrv_ml.errors import RecordError, RecordNotFoundError
-from mrv_ml.record.proof import Proof
+from mrv_ml.networks import DEPLOYMENTS_FILE
+from mrv_ml.record.proof import PROOF_SUFFIX, Proof, find_proof
+from mrv_ml.record.trust import Trust, proof_trust
 from mrv_ml.storage.store import UNREADABLE, RecordStore, RecordSummary
 from mrv_ml.units import finite_number
-from mrv_ml.verification.verdict import Trust, proof_trust
 
 __all__ = ["ANCHOR_STATES", "COMPONENTS", "STATUSES", "TRUST_NAMES", "RecordFilter",
            "Selected", "Totals", "parse_time", "parse_trust", "select", "totals"]
@@ -236,11 +238,45 @@ class Selected:
         return self.proof is not None and self.proof.record_digest == self.digest
 
 
+#: Files a store directory holds beside its records.
+_STORE_FILES = frozenset({DEPLOYMENTS_FILE})
+
+
+def _is_record_name(name: str) -> bool:
+    return name.endswith(".json") and not name.endswith(PROOF_SUFFIX) and \
+        not name.startswith(".") and name not in _STORE_FILES
+
+
+def record_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """The record files named: files as given, directories expanded to their records
+    (``*.json`` but not sidecars, hidden files or the store's own files) in the order the
+    file system lists them, one at a time, so that a directory of millions of records costs
+    no memory. Every path is checked before the first record is yielded."""
+    checked: list[tuple[Path, bool]] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            with os.scandir(path) as entries:
+                if not any(_is_record_name(e.name) for e in entries):
+                    raise RecordError(f"{path}: no record files in this directory")
+            checked.append((path, True))
+        elif path.exists():
+            checked.append((path, False))
+        else:
+            raise RecordError(f"no such file or directory: {path}")
+    for path, is_dir in checked:
+        if not is_dir:
+            yield path
+            continue
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if _is_record_name(entry.name):
+                    yield path / entry.name
+
+
 def _files_of(ref: str, store: RecordStore) -> list[Path]:
     """The record files one reference means: a directory's records, else what the store
     resolves (a file, an ID, a unique prefix)."""
-    from mrv_ml.verification.verifier import record_files
-
     path = Path(ref).expanduser()
     if path.is_dir():
         return sorted(record_files([path]))  # sorted: the same report on every file system
@@ -261,7 +297,6 @@ def select(refs: Sequence[str], store: RecordStore,
     """
     from mrv_ml.record.hashing import compute_hash
     from mrv_ml.record.schema import load_record_file
-    from mrv_ml.reporting.one_record import find_proof
 
     if refs:
         files = [f for ref in refs for f in _files_of(ref, store)]

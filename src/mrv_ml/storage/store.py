@@ -41,8 +41,8 @@ from mrv_ml.record.schema import (
     summarize,
     validate_record,
 )
+from mrv_ml.record.trust import proof_trust
 from mrv_ml.storage import atomicfile
-from mrv_ml.verification.verdict import proof_trust
 
 DEFAULT_DATA_DIR = "mrv_data"
 INDEX_FILE = ".index.json"

@@ -87,8 +87,8 @@ def file_sha256(path: str | Path) -> str:
 
 def _anchoring(proof: Proof | None) -> dict[str, Any] | None:
     """The anchoring as the proof claims it; the trust is the proof's claim before any
-    verification (``verdict.proof_trust``), which only ``mrv verify`` turns into a fact."""
-    from mrv_ml.verification.verdict import proof_trust
+    verification (``record.trust.proof_trust``), which only ``mrv verify`` turns into a fact."""
+    from mrv_ml.record.trust import proof_trust
 
     if proof is None:
         return None

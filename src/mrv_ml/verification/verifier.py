@@ -13,7 +13,6 @@ reading each batch root once, and reports unusable files one by one.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import types
 from collections.abc import Iterable, Iterator, Mapping
@@ -43,7 +42,7 @@ from mrv_ml.errors import (
     RecordError,
     RegistryUnavailableError,
 )
-from mrv_ml.networks import DEPLOYMENTS_FILE, is_dev_address
+from mrv_ml.networks import is_dev_address
 from mrv_ml.record.hashing import compute_hash
 from mrv_ml.record.proof import (
     PROOF_SUFFIX,
@@ -53,19 +52,17 @@ from mrv_ml.record.proof import (
     proof_path,
     read_proof_file,
 )
+from mrv_ml.record.trust import DEV_KEY_NOTE, TRUST_NOTES, Trust, trust_of
+from mrv_ml.storage.selection import record_files
 from mrv_ml.verification.verdict import (
-    DEV_KEY_NOTE,
     REASONS,
-    TRUST_NOTES,
     Batch,
     Decision,
     Entry,
     Evidence,
     Registration,
-    Trust,
     VerdictStatus,
     decide,
-    trust_of,
 )
 
 if TYPE_CHECKING:
@@ -713,42 +710,6 @@ def _witnesses(settings: Settings | None, witness_rpc_url: str | None) -> _Reade
     from mrv_ml.config import load_settings
 
     return _Readers((settings or load_settings()).replace(rpc_url=witness_rpc_url), None)
-
-
-#: Files a store directory holds beside its records.
-_STORE_FILES = frozenset({DEPLOYMENTS_FILE})
-
-
-def _is_record_name(name: str) -> bool:
-    return name.endswith(".json") and not name.endswith(PROOF_SUFFIX) and \
-        not name.startswith(".") and name not in _STORE_FILES
-
-
-def record_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """The record files named: files as given, directories expanded to their records
-    (``*.json`` but not sidecars, hidden files or the store's own files) in the order the
-    file system lists them, one at a time, so that a directory of millions of records costs
-    no memory. Every path is checked before the first record is yielded."""
-    checked: list[tuple[Path, bool]] = []
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            with os.scandir(path) as entries:
-                if not any(_is_record_name(e.name) for e in entries):
-                    raise RecordError(f"{path}: no record files in this directory")
-            checked.append((path, True))
-        elif path.exists():
-            checked.append((path, False))
-        else:
-            raise RecordError(f"no such file or directory: {path}")
-    for path, is_dir in checked:
-        if not is_dir:
-            yield path
-            continue
-        with os.scandir(path) as entries:
-            for entry in entries:
-                if _is_record_name(entry.name):
-                    yield path / entry.name
 
 
 def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None = None,

@@ -84,7 +84,7 @@ class RunFacts:
 def run_facts(record: dict[str, Any], fingerprint: str, proof: Proof | None, *,
               blockchain_enabled: bool, anchor_error: str | None) -> RunFacts:
     from mrv_ml.record.hashing import HASH_ALGORITHM
-    from mrv_ml.verification.verdict import proof_trust
+    from mrv_ml.record.trust import proof_trust
 
     energy = record.get("energy_emissions") or {}
     anchor = proof.anchor if proof is not None else None
