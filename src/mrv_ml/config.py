@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from mrv_ml.errors import ConfigError
+from mrv_ml.errors import ConfigError, MRVValueError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -196,32 +196,32 @@ def _coerce(values: Mapping[str, Any], source: str = "settings") -> dict[str, An
             elif name == "confirmations":
                 out[name] = int(raw)
                 if out[name] < 0:
-                    raise ValueError("must be >= 0")
+                    raise MRVValueError("must be >= 0")
             elif name in _NUMBER_RANGES:
                 low, high = _NUMBER_RANGES[name]
                 out[name] = float(raw)
                 # NaN fails every comparison: "not low <= x <= high" refuses it too
                 if not low <= out[name] <= high:
-                    raise ValueError(f"must be a number from {low:g} to {high:g}")
+                    raise MRVValueError(f"must be a number from {low:g} to {high:g}")
             elif name == "country_iso_code":
                 out[name] = str(raw).strip() or None
                 if out[name] is not None and not re.fullmatch(r"[A-Za-z]{3}", out[name]):
-                    raise ValueError("must be an ISO 3166 alpha-3 code such as FRA")
+                    raise MRVValueError("must be an ISO 3166 alpha-3 code such as FRA")
             elif name == "log_to":
                 out[name] = _log_to(raw)
             elif name == "tracking_mode":
                 out[name] = str(raw).strip().lower()
                 if out[name] not in TRACKING_MODES:
-                    raise ValueError(f"must be one of {', '.join(TRACKING_MODES)}")
+                    raise MRVValueError(f"must be one of {', '.join(TRACKING_MODES)}")
             elif name in ("budget_kwh", "budget_co2_kg"):
                 out[name] = float(raw)
                 # zero or less could only stop the run at once; NaN fails the comparison too
                 if not (math.isfinite(out[name]) and out[name] > 0):
-                    raise ValueError("must be a positive number")
+                    raise MRVValueError("must be a positive number")
             elif name == "on_budget":
                 out[name] = str(raw).strip().lower()
                 if out[name] not in ("warn", "stop"):
-                    raise ValueError("must be warn or stop")
+                    raise MRVValueError("must be warn or stop")
             elif name == "online_lookup":
                 out[name] = raw if isinstance(raw, bool) else str(raw).strip().lower() in (
                     "1", "true", "yes", "on")
@@ -244,7 +244,7 @@ def _log_to(raw: Any) -> tuple[str, ...]:
         if not name:
             continue
         if name not in LOG_TO_CHOICES:
-            raise ValueError(f"{name!r} is not one of {', '.join(LOG_TO_CHOICES)}")
+            raise MRVValueError(f"{name!r} is not one of {', '.join(LOG_TO_CHOICES)}")
         if name not in names:
             names.append(name)
     return tuple(names)

@@ -356,3 +356,22 @@ class MissingExtraError(MRVError):
 
     key = "missing_extra"
     exit_code = EXIT_CONFIG
+
+
+# --- the Python API used wrongly -------------------------------------------------------
+
+
+class MRVValueError(MRVError, ValueError):
+    """A value given to mrv-ml (an argument, a setting, a filter, a report format) cannot be
+    used. Also a ``ValueError``: callers and libraries (pydantic's validators) catch that."""
+
+    key = "bad_value"
+    exit_code = EXIT_BAD_INPUT
+
+
+class MRVStateError(MRVError, RuntimeError):
+    """An object used out of order: ``stop()`` before ``start()``, a tracker started twice,
+    a finished W&B run. Also a ``RuntimeError``, which is what callers expect of that."""
+
+    key = "bad_state"
+    exit_code = EXIT_INTERNAL

@@ -17,7 +17,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from mrv_ml.config import Secret, Settings
-from mrv_ml.errors import KeyConfigError
+from mrv_ml.errors import KeyConfigError, MRVValueError
 from mrv_ml.networks import Network, is_key_text
 
 KEYSTORE_DIR = "keystore"
@@ -61,7 +61,7 @@ def _from_key(secret: Secret) -> Signer:
     text = secret.reveal().strip()
     try:
         if not is_key_text(text):
-            raise ValueError("not 64 hex digits")
+            raise MRVValueError("not 64 hex digits")
         account = Account.from_key(text)
     except Exception:  # never chain the original: its message may echo the key
         raise KeyConfigError("PRIVATE_KEY is not a valid private key "

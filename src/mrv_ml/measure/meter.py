@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mrv_ml.config import Settings
-from mrv_ml.errors import ConfigError
+from mrv_ml.errors import ConfigError, MRVStateError
 from mrv_ml.measure import methods as cc_methods
 from mrv_ml.measure.gpu.sync import WindowEdges
 from mrv_ml.measure.gpu.watch import GpuWatch
@@ -272,7 +272,7 @@ class EnergyMeter:
             # really start has no start time.
             cc_start = getattr(tracker, "_start_time", None)
             if cc_start is None:
-                raise RuntimeError("CodeCarbon did not start (see its log for the cause)")
+                raise MRVStateError("CodeCarbon did not start (see its log for the cause)")
             with self._lock:
                 if self._abandoned:  # stop() already returned without it
                     _stop_quietly(tracker)

@@ -30,6 +30,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from mrv_ml.errors import MRVValueError
+
 __all__ = ["MAX_SERIES_POINTS", "Interval", "PowerSeriesCollector", "RunningTotals",
            "codecarbon_handler", "downsample"]
 
@@ -103,7 +105,7 @@ class RunningTotals:
 def _finite_number(value: Any) -> float:
     number = float(value)
     if not math.isfinite(number):
-        raise ValueError(f"{value!r} is not a finite number")
+        raise MRVValueError(f"{value!r} is not a finite number")
     return number
 
 

@@ -36,6 +36,7 @@ from mrv_ml.errors import (
     ConfigError,
     MissingExtraError,
     MRVError,
+    MRVValueError,
     RecordError,
     RegistryConflictError,
     RegistryDatabaseError,
@@ -97,7 +98,7 @@ class _UTCDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given to the registry database")
+            raise MRVValueError("naive datetime given to the registry database")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
@@ -1160,7 +1161,7 @@ def _read_cursor(cursor: str) -> tuple[datetime, str]:
         at, mrv_id = json.loads(raw)
         when = datetime.fromisoformat(at)
         if when.tzinfo is None or not isinstance(mrv_id, str):
-            raise ValueError(cursor)
+            raise MRVValueError(cursor)
     except (ValueError, TypeError, binascii.Error):
         raise RecordError("not a cursor from this registry's search") from None
     return when.astimezone(UTC), mrv_id

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 
+from mrv_ml.errors import MRVValueError
 from mrv_ml.units import (
     finite_number,
     format_duration_s,
@@ -60,22 +61,22 @@ def power_points(series: Any) -> list[PowerPoint]:
     """The intervals of a record's ``power_series``; ``ValueError`` when the series is
     not the parallel arrays the schema describes (a damaged or hand-edited record)."""
     if not isinstance(series, Mapping):
-        raise ValueError("the power series is not an object")
+        raise MRVValueError("the power series is not an object")
     keys = ("start_offset_s", "duration_s", "cpu_power_w", "gpu_power_w", "ram_power_w",
             "measured")
     columns: list[Any] = [series.get(k) for k in keys]
     if not all(isinstance(c, list) for c in columns):
-        raise ValueError("the power series lacks one of its arrays")
+        raise MRVValueError("the power series lacks one of its arrays")
     n = len(columns[0])
     if any(len(c) != n for c in columns):
-        raise ValueError("the power series' arrays differ in length")
+        raise MRVValueError("the power series' arrays differ in length")
     points = []
     for i in range(n):
         start, length = finite_number(columns[0][i]), finite_number(columns[1][i])
         powers = [finite_number(columns[j][i]) for j in (2, 3, 4)]
         if start is None or length is None or length < 0 or any(
                 p is None or p < 0 for p in powers) or not isinstance(columns[5][i], bool):
-            raise ValueError(f"the power series' interval {i} is not numbers")
+            raise MRVValueError(f"the power series' interval {i} is not numbers")
         points.append(PowerPoint(start, length,
                                  {c: float(p or 0.0) for c, p in zip(_COMPONENTS, powers, strict=True)},
                                  columns[5][i]))

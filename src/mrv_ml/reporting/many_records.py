@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mrv_ml.errors import MRVValueError
 from mrv_ml.record.schema import section
 from mrv_ml.record.trust import Trust
 from mrv_ml.reporting import charts
@@ -528,4 +529,4 @@ def render(runs: Sequence[Run], fmt: str, *, link: str | None = None,
         return json_report(runs)
     if fmt == "html":
         return html_report(runs, link=link, dashboard_url=dashboard_url)
-    raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    raise MRVValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")

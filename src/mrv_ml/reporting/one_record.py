@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from xml.sax.saxutils import escape as _xml_escape
 
-from mrv_ml.errors import escape_controls
+from mrv_ml.errors import MRVValueError, escape_controls
 from mrv_ml.measure.uncertainty import bounds_kwh
 from mrv_ml.record.hashing import HASH_ALGORITHM, compute_hash
 from mrv_ml.record.proof import Proof
@@ -621,4 +621,4 @@ def render(record: Mapping[str, Any], fmt: str, *, proof: Proof | None = None,
     if fmt == "badge":
         link = _public_link(record, proof, dashboard_url, net)
         return badge_svg(record, status=badge_status(record, proof, verdict), link=link)
-    raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    raise MRVValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")

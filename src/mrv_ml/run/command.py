@@ -36,7 +36,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from mrv_ml.config import Settings, load_settings
-from mrv_ml.errors import CommandNotExecutableError, CommandNotFoundError, ConfigError
+from mrv_ml.errors import (
+    CommandNotExecutableError,
+    CommandNotFoundError,
+    ConfigError,
+    MRVValueError,
+)
 
 if TYPE_CHECKING:
     from mrv_ml.run.tracker import MRVTracker
@@ -98,7 +103,7 @@ def run_tracked(
     :class:`~mrv_ml.errors.StoreError`, as ``MRVTracker.stop()`` does.
     """
     if not command:
-        raise ValueError("command must name a program")
+        raise MRVValueError("command must name a program")
     from mrv_ml.run.tracker import MRVTracker  # codecarbon is slow to import: only when running
 
     command = list(command)

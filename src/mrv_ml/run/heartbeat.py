@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
+from mrv_ml.errors import MRVStateError, MRVValueError
 from mrv_ml.run.forecast import Forecast
 from mrv_ml.units import (
     format_co2_kg,
@@ -88,7 +89,7 @@ class Heartbeat:
                  first_after_s: float = DEFAULT_FIRST_AFTER_S, stream: IO[str] | None = None,
                  live: bool | None = None, label: str = "MRV") -> None:
         if not interval_s > 0:
-            raise ValueError("interval_s must be a positive number of seconds")
+            raise MRVValueError("interval_s must be a positive number of seconds")
         self._reading = reading
         self.interval_s = float(interval_s)
         self.first_after_s = max(float(first_after_s), 0.0)
@@ -107,7 +108,7 @@ class Heartbeat:
 
     def start(self) -> Heartbeat:
         if self._thread is not None:
-            raise RuntimeError("this Heartbeat was already started")
+            raise MRVStateError("this Heartbeat was already started")
         self._thread = threading.Thread(target=self._run, name="mrv-heartbeat", daemon=True)
         self._thread.start()
         return self

@@ -48,7 +48,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mrv_ml.config import Settings, load_settings
-from mrv_ml.errors import ProgressError
+from mrv_ml.errors import MRVStateError, MRVValueError, ProgressError
 from mrv_ml.measure.hardware import get_hardware_info
 from mrv_ml.measure.meter import EnergyMeter, check_country
 from mrv_ml.networks import check_address_and_key, check_for_anchoring
@@ -137,9 +137,9 @@ class MRVTracker:
         tracking_mode: str | None = None,
     ) -> None:
         if not experiment_name or not isinstance(experiment_name, str):
-            raise ValueError("experiment_name must be a non-empty string")
+            raise MRVValueError("experiment_name must be a non-empty string")
         if anchor_mode not in ANCHOR_MODES:
-            raise ValueError(f"anchor_mode must be one of {ANCHOR_MODES}, not {anchor_mode!r}")
+            raise MRVValueError(f"anchor_mode must be one of {ANCHOR_MODES}, not {anchor_mode!r}")
         base = settings if settings is not None else load_settings()
         self.settings = base.replace(data_dir=storage_dir, rpc_url=rpc_url,
                                      registry_url=registry_url, log_to=log_to,
@@ -160,7 +160,7 @@ class MRVTracker:
         self.details: dict[str, Any] = dict(details or {})
         self.quiet = bool(os.environ.get("MRV_QUIET")) if quiet is None else quiet
         if heartbeat_s is not None and not 0 <= heartbeat_s <= 86_400:
-            raise ValueError("heartbeat_s must be from 0 (no heartbeat) to 86400 seconds")
+            raise MRVValueError("heartbeat_s must be from 0 (no heartbeat) to 86400 seconds")
         self.heartbeat_s = (self.settings.heartbeat_s if heartbeat_s is None
                             else float(heartbeat_s))
         self.store = RecordStore(self.settings.data_dir)
@@ -291,7 +291,7 @@ class MRVTracker:
         (``mrv run`` interrupts its child); the words it returns are the record's
         ``budget.action_taken`` and the run is recorded as stopped by its budget."""
         if self._monitor is None:
-            raise RuntimeError("add_budget_stop_action() needs a started tracker with a budget")
+            raise MRVStateError("add_budget_stop_action() needs a started tracker with a budget")
         self._monitor.add_stop_action(action)
 
     def mark_stopped_by_budget(self, action: str) -> None:
@@ -329,7 +329,7 @@ class MRVTracker:
 
     def start(self) -> MRVTracker:
         if self._meter is not None:
-            raise RuntimeError("this MRVTracker was already started; create a new one per run")
+            raise MRVStateError("this MRVTracker was already started; create a new one per run")
         self._start_time = utc_now_iso()
         self._meter = EnergyMeter(self.settings)
         self._meter.start()
@@ -353,7 +353,7 @@ class MRVTracker:
     def stop(self) -> dict[str, Any]:
         """Stop measuring, write the record, anchor it if enabled; returns the record."""
         if self._meter is None:
-            raise RuntimeError("stop() called before start()")
+            raise MRVStateError("stop() called before start()")
         if self.record is not None:
             return self.record
         end_time = utc_now_iso()  # the run ended now, not after the meter has wound down
@@ -417,7 +417,7 @@ class MRVTracker:
     def verify_on_blockchain(self) -> Verdict:
         """Verify this run's stored record against the chain; truthy only when VALID."""
         if self.record_path is None:
-            raise RuntimeError("nothing to verify: the tracker has not stopped yet")
+            raise MRVStateError("nothing to verify: the tracker has not stopped yet")
         from mrv_ml.verification.verifier import verify
 
         return verify(self.record_path, settings=self.settings)

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from mrv_ml.errors import RecordError, RecordNotFoundError
+from mrv_ml.errors import MRVValueError, RecordError, RecordNotFoundError
 from mrv_ml.networks import DEPLOYMENTS_FILE
 from mrv_ml.record.proof import PROOF_SUFFIX, Proof, find_proof
 from mrv_ml.record.trust import Trust, proof_trust
@@ -49,7 +49,7 @@ def parse_time(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text[:40]!r} is not a date (YYYY-MM-DD) or an ISO 8601 date and "
+        raise MRVValueError(f"{text[:40]!r} is not a date (YYYY-MM-DD) or an ISO 8601 date and "
                          "time") from None
     return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
@@ -62,7 +62,7 @@ def parse_trust(text: str) -> Trust:
     for trust in Trust:
         if value == trust.value:
             return trust
-    raise ValueError(f"trust is one of {', '.join(TRUST_NAMES)}, not {text[:40]!r}")
+    raise MRVValueError(f"trust is one of {', '.join(TRUST_NAMES)}, not {text[:40]!r}")
 
 
 def _start_instant(value: Any) -> datetime | None:

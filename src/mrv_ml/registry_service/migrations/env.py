@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from alembic import context
 
+from mrv_ml.errors import MRVStateError
 from mrv_ml.registry_service.db import VERSION_TABLE, metadata
 
 connection = context.config.attributes.get("connection")
 if context.is_offline_mode() or connection is None:
-    raise RuntimeError("the registry's migrations run through mrv_ml.registry_service.db.open_database")
+    raise MRVStateError("the registry's migrations run through mrv_ml.registry_service.db.open_database")
 
 context.configure(
     connection=connection,

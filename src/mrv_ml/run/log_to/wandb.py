@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mrv_ml.errors import MRVStateError
 from mrv_ml.extras import require
 from mrv_ml.run.log_to.dispatch import RunFacts
 
@@ -42,7 +43,7 @@ class RunTarget:
 
     def log(self, facts: RunFacts, files: list[Path]) -> None:
         if _wandb.run is not self.run:  # finished (or replaced) since tracking started
-            raise RuntimeError("the run was finished before the MRV record was written")
+            raise MRVStateError("the run was finished before the MRV record was written")
         values = summary_keys(facts)
         self.run.summary.update(values)
         artifact = _wandb.Artifact(facts.mrv_id, type=ARTIFACT_TYPE, metadata=values)
