@@ -310,7 +310,7 @@ class _LocalMiningChain(MiningChain):
         return block
 
 
-class _PersistentBackend(PyEVMBackend):
+class _PersistentBackend(PyEVMBackend):  # type: ignore[misc]  # eth-tester is untyped
     """eth-tester's py-evm backend over an already-built chain (no reset to genesis)."""
 
     def __init__(self, chain: _LocalMiningChain) -> None:  # deliberately no super().__init__

@@ -15,6 +15,7 @@ so a signature can be moved to no other record::
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 from mrv_ml.errors import RecordError
 from mrv_ml.record.hashing import HASH_ALGORITHM
@@ -28,9 +29,15 @@ def signing_message(mrv_id: str, fingerprint: str) -> str:
     return f"mrv-ml record\nID: {mrv_id}\n{HASH_ALGORITHM}: {fingerprint.lower()}"
 
 
-def sign(signer: object, mrv_id: str, fingerprint: str) -> str:
-    """The signature (0x + 130 hex) of ``signer`` (a :class:`mrv_ml.chain.keys.Signer`)."""
-    return signer.sign_text(signing_message(mrv_id, fingerprint))  # type: ignore[attr-defined]
+class TextSigner(Protocol):
+    """What signs: a :class:`mrv_ml.chain.keys.Signer` (EIP-191 personal_sign)."""
+
+    def sign_text(self, text: str) -> str: ...
+
+
+def sign(signer: TextSigner, mrv_id: str, fingerprint: str) -> str:
+    """The signature (0x + 130 hex) of ``signer`` over the record's signing message."""
+    return signer.sign_text(signing_message(mrv_id, fingerprint))
 
 
 def recover_signer(mrv_id: str, fingerprint: str, signature: str) -> str:

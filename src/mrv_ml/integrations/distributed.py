@@ -403,4 +403,5 @@ class DistributedMRVTracker:
         if exc is None:
             return dict(tracker.stop())
         tracker.__exit__(type(exc), exc, exc.__traceback__)
-        return tracker.record
+        record: dict[str, Any] | None = tracker.record
+        return record

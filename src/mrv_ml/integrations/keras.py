@@ -35,7 +35,7 @@ else:
 __all__ = ["MRVCallback"]
 
 
-class MRVCallback(FitRunAccessors, _keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+class MRVCallback(FitRunAccessors, _keras.callbacks.Callback):  # type: ignore[misc]
     """One MRV record per fit; ``tracker_kwargs`` go to :class:`~mrv_ml.run.tracker.MRVTracker`.
     ``model_name`` defaults to the model's class name (or its ``name`` for functional models).
     ``log_to=("mlflow", "wandb")`` puts the record into that tool's active run.

@@ -463,7 +463,7 @@ def _tick_handler(callback: Any) -> Any:
     raises into CodeCarbon."""
     from codecarbon.output_methods.base_output import BaseOutput
 
-    class _Tick(BaseOutput):  # type: ignore[misc]
+    class _Tick(BaseOutput):
         def live_out(self, total: Any, delta: Any) -> None:
             try:
                 callback()

@@ -290,8 +290,8 @@ def _render(points: list[Interval], *, run_duration_s: float | None, pue: float,
 
 def series_energy_kwh(series: dict[str, Any], component: str) -> float:
     """Σ power × duration of one component (``"cpu"``, ``"gpu"``, ``"ram"``) in kWh."""
-    return sum(p * d for p, d in zip(series[f"{component}_power_w"], series["duration_s"], strict=True)
-               ) / _JOULES_PER_KWH
+    powers, durations = series[f"{component}_power_w"], series["duration_s"]
+    return float(sum(p * d for p, d in zip(powers, durations, strict=True))) / _JOULES_PER_KWH
 
 
 def codecarbon_handler(collector: PowerSeriesCollector) -> Any:
@@ -300,7 +300,7 @@ def codecarbon_handler(collector: PowerSeriesCollector) -> Any:
     cannot use is counted in ``collector.errors`` and skipped."""
     from codecarbon.output_methods.base_output import BaseOutput
 
-    class _SeriesOutput(BaseOutput):  # type: ignore[misc]
+    class _SeriesOutput(BaseOutput):
         def live_out(self, total: Any, delta: Any) -> None:
             self._take(total, delta)
 

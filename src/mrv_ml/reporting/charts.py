@@ -87,7 +87,7 @@ def _nice_ceiling(x: float) -> float:
     """The smallest 1, 2 or 5 × 10^k at least ``x`` (1 for nothing to show)."""
     if x <= 0:
         return 1.0
-    base = 10 ** math.floor(math.log10(x))
+    base = 10.0 ** math.floor(math.log10(x))
     for step in (1, 2, 5, 10):
         if step * base >= x * (1 - 1e-12):
             return float(step * base)

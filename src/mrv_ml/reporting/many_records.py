@@ -25,7 +25,7 @@ from typing import Any
 
 from mrv_ml.errors import MRVValueError
 from mrv_ml.record.schema import section
-from mrv_ml.record.trust import Trust
+from mrv_ml.record.trust import Trust, proof_trust
 from mrv_ml.reporting import charts
 from mrv_ml.reporting import one_record as report
 from mrv_ml.storage.selection import COMPONENTS, Selected, Totals, totals
@@ -93,7 +93,7 @@ def _trust(run: Run) -> Trust | None:
         return Trust(v.trust) if v is not None and v.status is VerdictStatus.VALID else None
     if not sel.proof_matches:
         return None
-    return report.proof_trust(sel.proof)
+    return proof_trust(sel.proof)
 
 
 def _verdict_sentence(run: Run) -> tuple[str, str]:

@@ -169,7 +169,7 @@ class DashboardServer(ThreadingHTTPServer):
                 elif method == "eth_call":
                     answer = w3.eth.call(params[0], *params[1:2])
                 else:
-                    answer = w3.manager.request_blocking(method, params)  # type: ignore[arg-type]
+                    answer = w3.manager.request_blocking(method, params)
         except MRVError as e:
             return _rpc_error(req_id, -32000, str(e))
         except Exception as e:  # a node-side failure is an RPC error, never a crash
