@@ -58,7 +58,7 @@ _STORE = ["mrv_ml.storage.atomicfile:write_bytes", "mrv_ml.storage.store:RecordS
 _CHAIN = ["mrv_ml.chain.connection:ChainConnection._sign_and_send", "mrv_ml.chain.connection:ChainConnection._wait"]
 _EMBEDDED = ["mrv_ml.chain.localchain:SQLiteKV.commit"]
 _RUN = ["mrv_ml.measure.meter:EnergyMeter.stop", "mrv_ml.storage.store:RecordStore.save",
-        "mrv_ml.run.tracker:MRVTracker._anchor", "mrv_ml.anchoring.single:_register"]
+        "mrv_ml.run.tracker:MRVTracker._finish", "mrv_ml.anchoring.single:_register"]
 TARGETS: dict[str, list[str]] = {
     "run": [*_RUN, *_STORE, *_CHAIN],
     "tracker": [*_RUN, *_STORE, *_CHAIN],

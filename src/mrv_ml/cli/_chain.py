@@ -195,25 +195,13 @@ def anchor_command(
 ) -> None:
     """Anchor pending records (through the registry service when MRV_REGISTRY_URL is set).
     Exit 0 when all are anchored, else the first failure's code."""
-    from mrv_ml.anchoring.single import anchor_pending
+    from mrv_ml.anchoring.publish import publish
     from mrv_ml.storage.store import RecordStore
 
     settings = _settings(network, rpc_url, contract, data_dir, confirmations)
     store = RecordStore(settings.data_dir)
-    mrv_ids = None
-    if ids:
-        mrv_ids = [store.stored_id(i) for i in ids]
-    if upgrade or (settings.registry_url and not batch):
-        from mrv_ml.anchoring.registry_client import through_registry
-
-        outcomes = through_registry(store, settings, mrv_ids, upgrade_only=upgrade)
-    elif batch:
-        from mrv_ml.anchoring.batch import anchor_batch
-
-        outcomes = anchor_batch(store, mrv_ids if mrv_ids is not None
-                                             else store.pending_ids(), settings=settings)
-    else:
-        outcomes = anchor_pending(store, settings=settings, mrv_ids=mrv_ids)
+    mrv_ids = [store.stored_id(i) for i in ids] if ids else None
+    outcomes = publish(store, settings, mrv_ids, batch=batch, upgrade=upgrade)
     if not outcomes:
         console.print("Nothing to anchor: no pending records.", markup=False)
         return

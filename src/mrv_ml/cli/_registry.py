@@ -88,7 +88,7 @@ def publish_command(
 ) -> None:
     """Submit records to a registry service: it anchors them in its next batch; `mrv anchor
     --upgrade` then fetches each complete proof. Exit 0 when every record was accepted."""
-    from mrv_ml.anchoring.registry_client import through_registry
+    from mrv_ml.anchoring.publish import Route, publish
     from mrv_ml.storage.store import RecordStore
 
     settings = _settings(data_dir=data_dir)
@@ -102,8 +102,8 @@ def publish_command(
             raise ConfigError("--sign needs your key: set PRIVATE_KEY or create a keystore "
                               "(mrv account new)")
     mrv_ids = [store.stored_id(i) for i in ids] if ids else None
-    outcomes = through_registry(store, settings, mrv_ids, publish=with_record, signer=signer,
-                                url=registry)
+    outcomes = publish(store, settings, mrv_ids, route=Route.REGISTRY, with_record=with_record,
+                       signer=signer, registry_url=registry)
     if not outcomes:
         console.print("Nothing to publish: no pending records.", markup=False)
         return

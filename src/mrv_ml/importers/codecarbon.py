@@ -469,12 +469,7 @@ def import_codecarbon(path: str | Path, store: RecordStore, *, experiment: str |
 
 
 def _anchor(store: RecordStore, settings: Settings | None, ids: list[str]) -> list[AnchorOutcome]:
-    from mrv_ml.anchoring.single import anchor_pending
+    from mrv_ml.anchoring.publish import publish
     from mrv_ml.config import load_settings
 
-    settings = settings or load_settings({"data_dir": str(store.root)})
-    if settings.registry_url:
-        from mrv_ml.anchoring.registry_client import through_registry
-
-        return through_registry(store, settings, ids)
-    return anchor_pending(store, settings=settings, mrv_ids=ids)
+    return publish(store, settings or load_settings({"data_dir": str(store.root)}), ids)

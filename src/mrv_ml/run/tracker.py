@@ -59,11 +59,14 @@ from mrv_ml.record.schema import (
     repair_record,
     warm_up_validator,
 )
+from mrv_ml.run import finish
 from mrv_ml.run.budget import Budget, BudgetMonitor, Reading
 from mrv_ml.run.environment import software_versions, source_state
+from mrv_ml.run.finish import Finished
 from mrv_ml.run.forecast import Forecast, Forecaster, point_at
 from mrv_ml.run.heartbeat import DEFAULT_FIRST_AFTER_S, Heartbeat, Pulse
 from mrv_ml.storage.store import RecordStore
+from mrv_ml.types import Fingerprint
 
 if TYPE_CHECKING:
     from mrv_ml.record.proof import Proof
@@ -189,7 +192,7 @@ class MRVTracker:
 
         # Results, set by stop().
         self.mrv_id: str | None = None
-        self.mrv_hash: str | None = None
+        self.mrv_hash: Fingerprint | None = None
         self.record: dict[str, Any] | None = None
         self.record_path: Path | None = None
         self.tx_hash: str | None = None
@@ -376,9 +379,7 @@ class MRVTracker:
         # The record is safely on disk before any chain call (StoreError propagates).
         self.record_path = self.store.save(record)
         self.record = record
-        self._anchor()
-        self._report()
-        self._log_to_runs()
+        self._finish()
         return record
 
     def __enter__(self) -> MRVTracker:
@@ -495,93 +496,20 @@ class MRVTracker:
         """Whether the record goes to a registry service rather than to the chain."""
         return bool(self.settings.registry_url)
 
-    def _anchor(self) -> None:
-        if not self.blockchain_enabled:
-            return
-        assert self.mrv_id is not None
-        from mrv_ml.anchoring import (
-            single as anchor,  # lazy: web3 is slow to import (imported while training)
-        )
-
-        if not self.auto_anchor or self.anchor_mode == "batch":
-            reason = ("awaiting the next batch (mrv anchor --batch)" if self.anchor_mode == "batch"
-                      else "auto_anchor is off (run mrv anchor)")
-            self.proof = anchor.mark_pending(self.store, self.mrv_id, reason)
-            return
-        try:
-            if self.via_registry:
-                outcome = self._submit()
-            else:
-                outcome = anchor.anchor_record(self.store, self.mrv_id, settings=self.settings)
-        except Exception as e:  # anchoring must never lose the run; it stays pending
-            self.anchor_error = f"{type(e).__name__}: {e}"
-            log.warning("anchoring %s failed: %s", self.mrv_id, self.anchor_error)
-            return
-        self.proof = outcome.proof
-        self.tx_hash = outcome.tx_hash
-        # a registry that took the record (pending there) is no error
-        self.anchor_error = outcome.error if outcome.error_exit_code is not None else None
-
-    def _log_to_runs(self) -> None:
-        """The facts and files (the proof as anchoring left it) into the trackers' runs."""
-        if self.run_log is None or self.record is None or self.record_path is None:
-            return
-        from mrv_ml.record.proof import find_proof_file
-        from mrv_ml.run.log_to.dispatch import run_facts
-
-        try:
-            facts = run_facts(self.record, str(self.mrv_hash), self.proof,
-                              blockchain_enabled=self.blockchain_enabled,
-                              anchor_error=self.anchor_error)
-            proof_file = find_proof_file(self.record_path, self.mrv_id)
-        except Exception as e:  # noqa: BLE001 - the record is stored; this is a bonus
-            log.warning("the record's facts for the experiment trackers: %s", e)
-            return
-        files = [self.record_path] + ([proof_file] if proof_file is not None else [])
-        self.run_log.publish(facts, files)
-
-    def _submit(self) -> Any:
-        """The fingerprint (and record, signature) to the registry; its outcome."""
-        from mrv_ml.anchoring.registry_client import through_registry
-
-        signer = None
-        if self.sign:
-            from mrv_ml.chain.keys import load_signer
-
-            signer = load_signer(self.settings)
-        [outcome] = through_registry(self.store, self.settings, [str(self.mrv_id)],
-                                     publish=self.publish, signer=signer)
-        return outcome
-
-    def _report(self) -> None:
-        """One closing line: how the run ended, what it cost, where the record is, and
-        where its anchoring stands (and what that proves)."""
-        from mrv_ml.units import format_co2_kg, format_duration_s, format_energy_kwh
-
-        # the record's outcome: a budget stop turns a completed fit into an interrupted one
-        outcome = (self.record or {}).get("outcome") or self._outcome
-        status = outcome["status"]
-        icon = {"completed": "✅", "interrupted": "⏹"}.get(status, "❌")
-        if outcome.get("stopped_by") == "budget":
-            status += " by its budget"
-        energy = (self.record or {}).get("energy_emissions") or {}
-        line = (f"{icon} run {status}: {format_energy_kwh(energy.get('energy_kwh'))}, "
-                f"{format_co2_kg(energy.get('co2_kg'))} in "
-                f"{format_duration_s(energy.get('duration_seconds'))}; record {self.mrv_id} "
-                f"in {self.record_path}")
-        anchor = self.proof.anchor if self.proof is not None else None
-        if self.tx_hash and anchor is not None:
-            trust = ("local only: this machine's own chain" if anchor.local_only
-                     else f"{anchor.network or 'chain'} {anchor.chain_id}")
-            line += f"; anchored in tx {self.tx_hash} ({trust})"
-        elif self.via_registry and self.proof is not None and self.proof.registries:
-            line += f"; submitted to {self.proof.registries[0].url} (mrv anchor --upgrade " \
-                    "fetches the proof once it is anchored)"
-        elif self.anchor_error:
-            line += f"; anchoring pending ({self.anchor_error})"
-        elif self.blockchain_enabled:
-            line += "; anchoring pending"
-        self._say(line)
+    def _finish(self) -> None:
+        """The stored record to its anchoring route; the closing line; the trackers' runs."""
+        assert self.record is not None and self.record_path is not None
+        assert self.mrv_hash is not None
+        run = Finished(self.record, self.record_path, self.mrv_hash)
+        if self.blockchain_enabled:
+            finish.anchor(run, self.store, self.settings, auto_anchor=self.auto_anchor,
+                          anchor_mode=self.anchor_mode, with_record=self.publish,
+                          sign=self.sign)
+            self.proof, self.tx_hash, self.anchor_error = run.proof, run.tx_hash, run.anchor_error
+        self._say(finish.closing_line(run, blockchain_enabled=self.blockchain_enabled,
+                                      via_registry=self.via_registry))
+        if self.run_log is not None:
+            finish.log_to_runs(run, self.run_log, blockchain_enabled=self.blockchain_enabled)
 
     def _say(self, message: str) -> None:
         if not self.quiet:
