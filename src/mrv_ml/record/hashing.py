@@ -15,6 +15,7 @@ from typing import Any
 import rfc8785
 
 from mrv_ml.errors import NonFiniteNumberError, RecordError
+from mrv_ml.types import Fingerprint
 
 #: Name of the fingerprint algorithm, stored beside every digest.
 HASH_ALGORITHM = "sha256-jcs"
@@ -79,9 +80,9 @@ def canonical_bytes(record: Mapping[str, Any]) -> bytes:
         raise RecordError(f"record contains a value JSON cannot hold: {e}") from None
 
 
-def compute_hash(record: Mapping[str, Any]) -> str:
+def compute_hash(record: Mapping[str, Any]) -> Fingerprint:
     """SHA-256 of the canonical form, as 64 lowercase hex characters."""
-    return hashlib.sha256(canonical_bytes(record)).hexdigest()
+    return Fingerprint(hashlib.sha256(canonical_bytes(record)).hexdigest())
 
 
 def hash_to_bytes32(digest_hex: str) -> bytes:
