@@ -21,14 +21,17 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mrv_ml.errors import ConfigError
 from mrv_ml.units import format_co2_kg, format_duration_s, format_energy_kwh
 
+if TYPE_CHECKING:
+    from mrv_ml.config import Settings
+
 log = logging.getLogger(__name__)
 
-__all__ = ["CHECK_EVERY_S", "ON_BUDGET_CHOICES", "Budget", "BudgetMonitor", "Reading"]
+__all__ = ["CHECK_EVERY_S", "ON_BUDGET_CHOICES", "Budget", "BudgetMonitor", "Reading", "budget_from"]
 
 ON_BUDGET_CHOICES = ("warn", "stop")
 #: Seconds between two checks of the running totals (CodeCarbon's own interval is 2 s).
@@ -229,3 +232,18 @@ class BudgetMonitor:
                     "forecast_exceeded_at_s": (round(self.forecast_exceeded_at_s, 3)
                                                if self.forecast_exceeded_at_s is not None
                                                else None)}
+
+
+def budget_from(energy_kwh: float | None, co2_kg: float | None, on_budget: str | None,
+                settings: Settings) -> Budget | None:
+    """The run's budget: arguments over settings (``MRV_BUDGET_KWH``...); ``None`` when no
+    limit is set; a :class:`~mrv_ml.errors.ConfigError` for a bad one (zero, negative, an
+    ``on_budget`` not warn or stop), before the run."""
+    energy_kwh = settings.budget_kwh if energy_kwh is None else energy_kwh
+    co2_kg = settings.budget_co2_kg if co2_kg is None else co2_kg
+    on_budget = on_budget or settings.on_budget or "warn"
+    if energy_kwh is None and co2_kg is None:
+        if on_budget not in ("warn", "stop"):
+            Budget(1.0, None, on_budget)  # the same one-line error as with a limit
+        return None
+    return Budget(energy_kwh, co2_kg, on_budget)

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mrv_ml.errors import ProgressError
+from mrv_ml.units import format_co2_kg, format_duration_s, format_energy_kwh
 
 __all__ = ["Forecast", "Forecaster", "ProgressPoint", "check_progress", "default_warmup",
-           "forecast", "point_at"]
+           "forecast", "forecast_line", "point_at"]
 
 
 @dataclass(frozen=True)
@@ -213,3 +214,13 @@ class Forecaster:
                 "method", "made_at_progress", "made_at_s", "done", "total", "energy_kwh",
                 "co2_kg", "duration_s")}
         return section
+
+
+def forecast_line(forecast: Forecast) -> str:
+    """``"🔮 MRV forecast for the whole run: 2.1 kWh, 900 g CO2e, 1.5 h (after 1 of 90
+    epochs; linear extrapolation)"``."""
+    done = int(forecast.done) if forecast.done.is_integer() else forecast.done
+    total = int(forecast.total) if forecast.total.is_integer() else forecast.total
+    return (f"🔮 MRV forecast for the whole run: {format_energy_kwh(forecast.energy_kwh)}, "
+            f"{format_co2_kg(forecast.co2_kg)}, {format_duration_s(forecast.duration_s)} "
+            f"(after {done} of {total} {forecast.unit}; linear extrapolation)")

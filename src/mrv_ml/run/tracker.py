@@ -60,10 +60,10 @@ from mrv_ml.record.schema import (
     warm_up_validator,
 )
 from mrv_ml.run import finish
-from mrv_ml.run.budget import Budget, BudgetMonitor, Reading
+from mrv_ml.run.budget import BudgetMonitor, Reading, budget_from
 from mrv_ml.run.environment import software_versions, source_state
 from mrv_ml.run.finish import Finished
-from mrv_ml.run.forecast import Forecast, Forecaster, point_at
+from mrv_ml.run.forecast import Forecast, Forecaster, forecast_line, point_at
 from mrv_ml.run.heartbeat import DEFAULT_FIRST_AFTER_S, Heartbeat, Pulse
 from mrv_ml.storage.store import RecordStore
 from mrv_ml.types import Fingerprint
@@ -168,7 +168,7 @@ class MRVTracker:
                             else float(heartbeat_s))
         self.store = RecordStore(self.settings.data_dir)
         # the budget (arguments over MRV_BUDGET_*): a bad value fails now, before the run
-        self.budget = _budget(budget_kwh, budget_co2_kg, on_budget, self.settings)
+        self.budget = budget_from(budget_kwh, budget_co2_kg, on_budget, self.settings)
         self.forecast_after = forecast_after
         self._forecaster = Forecaster(warmup=forecast_after)
         self._monitor: BudgetMonitor | None = None
@@ -266,7 +266,7 @@ class MRVTracker:
             log.debug("progress not used: %s", e)
             return None
         if made is not None and made is self._forecaster.first:
-            self._say(_forecast_line(made))
+            self._say(forecast_line(made))
         if self._monitor is not None:
             if made is not None:
                 self._monitor.check_forecast(made.made_at_s, made.energy_kwh, made.co2_kg)
@@ -534,30 +534,3 @@ class MRVTracker:
         for name in ("mrv_id", "mrv_hash", "record", "record_path", "tx_hash", "proof",
                      "anchor_error"):
             setattr(self, name, getattr(other, name))
-
-
-def _budget(energy_kwh: float | None, co2_kg: float | None, on_budget: str | None,
-            settings: Settings) -> Budget | None:
-    """The run's budget: arguments over settings (``MRV_BUDGET_KWH``...); ``None`` when no
-    limit is set; a :class:`~mrv_ml.errors.ConfigError` for a bad one (zero, negative, an
-    ``on_budget`` not warn or stop), before the run."""
-    energy_kwh = settings.budget_kwh if energy_kwh is None else energy_kwh
-    co2_kg = settings.budget_co2_kg if co2_kg is None else co2_kg
-    on_budget = on_budget or settings.on_budget or "warn"
-    if energy_kwh is None and co2_kg is None:
-        if on_budget not in ("warn", "stop"):
-            Budget(1.0, None, on_budget)  # the same one-line error as with a limit
-        return None
-    return Budget(energy_kwh, co2_kg, on_budget)
-
-
-def _forecast_line(forecast: Forecast) -> str:
-    """``"🔮 MRV forecast for the whole run: 2.1 kWh, 900 g CO2e, 1.5 h (after 1 of 90
-    epochs; linear extrapolation)"``."""
-    from mrv_ml.units import format_co2_kg, format_duration_s, format_energy_kwh
-
-    done = int(forecast.done) if forecast.done.is_integer() else forecast.done
-    total = int(forecast.total) if forecast.total.is_integer() else forecast.total
-    return (f"🔮 MRV forecast for the whole run: {format_energy_kwh(forecast.energy_kwh)}, "
-            f"{format_co2_kg(forecast.co2_kg)}, {format_duration_s(forecast.duration_s)} "
-            f"(after {done} of {total} {forecast.unit}; linear extrapolation)")
