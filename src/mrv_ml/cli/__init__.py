@@ -34,7 +34,8 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     _USAGE_ERRORS, _CLICK_ERRORS = (click.UsageError,), (click.ClickException,)
 
 # Importing registers the commands on `app`.
-from mrv_ml.cli import _bundle, _chain, _core, _export, _import, _registry, _report, _run, _serve  # noqa: E402,F401  isort: skip
+# registration order is the order `mrv --help` lists the commands in
+from mrv_ml.cli import _bundle, _verify, _anchor, _account, _core, _export, _import, _registry, _report, _run, _serve  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,17 +7,17 @@ from typing import Annotated
 
 import typer
 
+from mrv_ml.cli._anchor import print_outcomes
 from mrv_ml.cli._app import HELP_OPTIONS, app, console, console_err
-from mrv_ml.cli._chain import (
+from mrv_ml.cli._core import _print_json, _safe
+from mrv_ml.cli._options import (
     ContractOption,
     DataDirOption,
     JsonOption,
     NetworkOption,
     RpcOption,
     _settings,
-    print_outcomes,
 )
-from mrv_ml.cli._core import _print_json, _safe
 
 import_app = typer.Typer(help="Make records from other tools' output (CodeCarbon's emissions.csv).",
                          no_args_is_help=True, context_settings=HELP_OPTIONS)

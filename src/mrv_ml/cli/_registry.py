@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 
+from mrv_ml.cli._anchor import print_outcomes
 from mrv_ml.cli._app import HELP_OPTIONS, app, console
-from mrv_ml.cli._chain import (
+from mrv_ml.cli._options import (
     ContractOption,
     DataDirOption,
     NetworkOption,
     RpcOption,
     _settings,
-    print_outcomes,
 )
 from mrv_ml.errors import ConfigError
 

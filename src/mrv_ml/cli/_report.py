@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mrv_ml.cli._app import app, console, console_err
-from mrv_ml.cli._chain import RpcOption
+from mrv_ml.cli._options import RpcOption
 from mrv_ml.storage import atomicfile
 
 
