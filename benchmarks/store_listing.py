@@ -31,7 +31,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # for tests.support.records
 
-from mrv_ml.record.schema import dump_json_bytes, dump_record_bytes  # noqa: E402
+from mrv_ml.record.schema import dump_record_bytes  # noqa: E402
+from mrv_ml.record.strictjson import dump_json_bytes  # noqa: E402
 from mrv_ml.storage.store import INDEX_FILE, RecordStore  # noqa: E402
 from tests.support.records import make_sample_record  # noqa: E402
 

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from mrv_ml.anchoring import batch  # noqa: E402
-from mrv_ml.chain.connection import deploy  # noqa: E402
+from mrv_ml.chain.deploy import deploy  # noqa: E402
 from mrv_ml.chain.localchain import anvil_dev_accounts  # noqa: E402
 from mrv_ml.config import Secret, Settings  # noqa: E402
 from mrv_ml.storage.store import RecordStore  # noqa: E402

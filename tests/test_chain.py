@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from mrv_ml.chain.connection import connect, deploy
+from mrv_ml.chain.connection import connect
+from mrv_ml.chain.deploy import deploy
 from mrv_ml.chain.localchain import anvil_dev_accounts
 from mrv_ml.config import Secret, Settings, load_settings
 from mrv_ml.errors import (

@@ -35,7 +35,7 @@ WORKER = textwrap.dedent(
     import json, os, signal, sys, time
     from pathlib import Path
     from mrv_ml.chain.contract import registry_contract
-    from mrv_ml.chain import localchain
+    from mrv_ml.chain import kvstore
     from mrv_ml.chain.localchain import LocalChain
 
     mode, directory = sys.argv[1], Path(sys.argv[2])
@@ -76,10 +76,10 @@ WORKER = textwrap.dedent(
         with chain.session() as w3:
             register(w3, "KEPT-0", "11" * 32)
             register(w3, "KEPT-1", "22" * 32)
-            real_commit = localchain.SQLiteKV.commit
+            real_commit = kvstore.SQLiteKV.commit
             def commit_then_die(self):
                 os.kill(os.getpid(), signal.SIGKILL)
-            localchain.SQLiteKV.commit = commit_then_die
+            kvstore.SQLiteKV.commit = commit_then_die
             out(ready=True)
             register(w3, "LOST-2", "33" * 32)
     elif mode == "hold":

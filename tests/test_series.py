@@ -26,11 +26,11 @@ from mrv_ml.measure.series import (
     series_energy_kwh,
 )
 from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.repair import repair_record
 from mrv_ml.record.schema import (
     SCHEMA_VERSION,
     SUPPORTED_SCHEMA_VERSIONS,
     load_record_file,
-    repair_record,
     validate_record,
 )
 from tests.support.records import make_sample_record, make_sample_record_1_0
@@ -349,7 +349,8 @@ def test_a_1_0_record_validates_against_its_own_schema(tmp_path: Path) -> None:
 def test_a_1_0_record_is_anchored_and_verified() -> None:
     from mrv_ml.anchoring.single import anchor_record
     from mrv_ml.storage.store import RecordStore
-    from mrv_ml.verification.verifier import VerdictStatus, verify
+    from mrv_ml.verification.verdict import VerdictStatus
+    from mrv_ml.verification.verifier import verify
 
     store = RecordStore(load_settings().data_dir)
     old = make_sample_record_1_0()

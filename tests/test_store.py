@@ -24,7 +24,8 @@ from mrv_ml.errors import (
     StoreError,
 )
 from mrv_ml.record.proof import Proof
-from mrv_ml.record.schema import dump_json_bytes, dump_record_bytes, load_record_file
+from mrv_ml.record.schema import dump_record_bytes, load_record_file
+from mrv_ml.record.strictjson import dump_json_bytes
 from mrv_ml.storage.store import INDEX_FILE, RecordStore, RecordSummary
 from tests.support.records import make_sample_record
 

@@ -56,7 +56,7 @@ print(tracker.mrv_id, tracker.tx_hash)
 #: time (a module attribute, or a method on its class).
 _STORE = ["mrv_ml.storage.atomicfile:write_bytes", "mrv_ml.storage.store:RecordStore.save_proof"]
 _CHAIN = ["mrv_ml.chain.connection:ChainConnection._sign_and_send", "mrv_ml.chain.connection:ChainConnection._wait"]
-_EMBEDDED = ["mrv_ml.chain.localchain:SQLiteKV.commit"]
+_EMBEDDED = ["mrv_ml.chain.kvstore:SQLiteKV.commit"]
 _RUN = ["mrv_ml.measure.meter:EnergyMeter.stop", "mrv_ml.storage.store:RecordStore.save",
         "mrv_ml.run.tracker:MRVTracker._finish", "mrv_ml.anchoring.single:_register"]
 TARGETS: dict[str, list[str]] = {
@@ -312,7 +312,8 @@ class ChainAnchors:
 
 
 def chain_anchors(settings: Any, data_dir: Path) -> ChainAnchors:
-    from mrv_ml.chain.connection import connect, event_logs
+    from mrv_ml.chain.connection import connect
+    from mrv_ml.chain.events import event_logs
     from mrv_ml.storage.journal import JOURNAL_DIR
 
     registrations: dict[str, list[tuple[str, str]]] = {}

@@ -72,7 +72,7 @@ class BatchOnChain:
 def find_on_chain(conn: Any, root: str, submitter: str) -> BatchOnChain | None:
     """Whether ``submitter`` anchored ``root`` on the connected registry, and where (the
     registry's own entry decides; its event, when the node serves logs, says where)."""
-    from mrv_ml.chain.connection import batch_events
+    from mrv_ml.chain.events import batch_events
 
     ts, _count = conn.call(lambda r: r.functions.getBatch(to_bytes32(root), submitter).call())
     if int(ts) == 0:

@@ -87,7 +87,7 @@ def complete_registered(store: RecordStore, mrv_id: str, digest: str, conn: Any
     killed before it wrote the proof), write the proof from the chain and return it, never
     sending again; ``None`` if it is not registered. Registered with another hash:
     TransactionFailedError. Every anchoring path asks this before sending a record."""
-    from mrv_ml.chain.connection import registration_events
+    from mrv_ml.chain.events import registration_events
     from mrv_ml.errors import TransactionFailedError
 
     submitter = conn.signer_address

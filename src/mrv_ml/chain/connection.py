@@ -1,5 +1,8 @@
-"""Connection to the chain holding the registry: checks at connect, transactions that many
-processes can send with one key, receipts with confirmations.
+"""Connection to the chain holding the registry: checks at connect (the node, its chain id,
+the registry it names), transactions that many processes can send with one key, receipts
+with confirmations. What the node raises is translated in one place,
+:meth:`ChainConnection.node_errors`. Deploying is :mod:`mrv_ml.chain.deploy`, event scans
+:mod:`mrv_ml.chain.events`.
 
 For the embedded ``local`` chain the connection opens :meth:`LocalChain.session` only for
 each operation (``with conn.session():``), so a CLI command that waits never holds the
@@ -10,7 +13,6 @@ session that is held until :meth:`ChainConnection.close`.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ from typing import Any
 
 import filelock
 
+from mrv_ml.chain.deployments import read_deployments
 from mrv_ml.chain.keys import Signer, load_signer, refuse_dev_key_on_public
 from mrv_ml.config import Settings, redact_url
 from mrv_ml.errors import (
@@ -31,19 +34,15 @@ from mrv_ml.errors import (
     LocalOnlyError,
     MRVError,
     NoContractError,
-    StoreError,
     TransactionFailedError,
 )
-from mrv_ml.networks import DEPLOYMENTS_FILE, Network, resolve_for_proof, resolve_network
-from mrv_ml.storage import atomicfile
+from mrv_ml.networks import Network, resolve_for_proof, resolve_network
 
 DEV_CHAIN_IDS = (31337, 1337)
 NONCE_LOCK_DIR = "nonces"
 CONNECT_TIMEOUT_S = 5.0
 HTTP_RETRIES = 5  # attempts per request on 429, 5xx, timeouts and refused connections
 HTTP_BACKOFF_S = 0.25  # first pause; doubles each time
-LOG_RANGE_BLOCKS = 10_000  # what public providers commonly allow per eth_getLogs
-MIN_LOG_RANGE_BLOCKS = 125  # halving a refused range stops here (then the refusal stands)
 GAS_MARGIN = 1.2  # estimates are exact for this contract; the margin covers state changes
 _NONCE_RETRIES = 6
 _NONCE_ERRORS = ("nonce too low", "already known", "replacement transaction underpriced",
@@ -75,53 +74,11 @@ def _short(e: BaseException) -> str:
     return text[:200]
 
 
-def _hex(value: Any) -> str:
+def as_hex(value: Any) -> str:
+    """``0x``-prefixed hex text of a hash (bytes, or hex text with or without ``0x``)."""
     if isinstance(value, str):
         return value if value.startswith("0x") else "0x" + value
     return "0x" + bytes(value).hex()
-
-
-def read_deployments(data_dir: Path) -> dict[str, Any]:
-    path = Path(data_dir) / DEPLOYMENTS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read {path}: {e}") from None
-    return data if isinstance(data, dict) else {}
-
-
-def _write_deployment(data_dir: Path, chain_id: int, entry: dict[str, Any]
-                      ) -> tuple[Path, str | None]:
-    """Record ``entry`` as the registry of ``chain_id``; an earlier one is kept under
-    ``previous`` (records anchored there still name it). Returns (file, replaced address)."""
-    path = Path(data_dir) / DEPLOYMENTS_FILE
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with filelock.FileLock(str(path) + ".lock", timeout=30):
-            data = read_deployments(data_dir)
-            old = data.get(str(chain_id))
-            replaced = None
-            if isinstance(old, dict) and old.get("address") != entry.get("address"):
-                previous = old.pop("previous", [])
-                entry["previous"] = [old, *(previous if isinstance(previous, list) else [])]
-                replaced = str(old.get("address"))
-            data[str(chain_id)] = entry
-            atomicfile.write_json(path, data, what="the deployment")
-    except (OSError, filelock.Timeout, StoreError) as e:
-        raise ConfigError(f"cannot record the deployment in {path}: {e}") from None
-    return path, replaced
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """What ``deploy`` did: the registry's address, where it is recorded, and the address
-    of the registry it replaced as this chain's default (kept in the history), if any."""
-
-    address: str
-    recorded_in: Path
-    replaced: str | None = None
 
 
 class ChainConnection:
@@ -200,59 +157,58 @@ class ChainConnection:
         cannot answer ChainReadError."""
         from mrv_ml.chain.contract import registry_contract
 
-        with self.session() as w3:
-            try:
-                return fn(registry_contract(w3, address) if address else self.registry)
-            except MRVError:
-                raise
-            except Exception as e:
-                raise self._translate(e) from e
+        with self.session() as w3, self.node_errors():
+            return fn(registry_contract(w3, address) if address else self.registry)
 
     def block_hash(self, number: int) -> str | None:
         """The hash of block ``number`` on this chain (``None`` if it has no such block)."""
-        with self.session() as w3:
-            from web3.exceptions import BlockNotFound
+        from web3.exceptions import BlockNotFound
 
+        with self.session() as w3, self.node_errors():
             try:
                 block = w3.eth.get_block(number)
             except BlockNotFound:
                 return None
-            except Exception as e:
-                raise self._translate(e) from e
-        return _hex(block["hash"])
+        return as_hex(block["hash"])
 
     def transaction_block(self, tx_hash: str) -> int | None:
         """The block holding transaction ``tx_hash`` on this chain (``None``: not mined here)."""
-        with self.session() as w3:
-            from web3.exceptions import TransactionNotFound
+        from web3.exceptions import TransactionNotFound
 
+        with self.session() as w3, self.node_errors():
             try:
                 return int(w3.eth.get_transaction_receipt(tx_hash)["blockNumber"])
             except TransactionNotFound:
                 return None
-            except Exception as e:
-                raise self._translate(e) from e
 
     def code(self, address: str) -> bytes:
         """The runtime code at ``address`` on this chain (empty: no contract)."""
-        with self.session() as w3:
-            try:
-                return bytes(w3.eth.get_code(address))
-            except Exception as e:
-                raise self._translate(e) from e
+        with self.session() as w3, self.node_errors():
+            return bytes(w3.eth.get_code(address))
 
     def head(self) -> tuple[int, int | None]:
         """(latest block number, latest finalized block number, if the node knows one)."""
         with self.session() as w3:
-            try:
+            with self.node_errors():
                 latest = int(w3.eth.block_number)
-            except Exception as e:
-                raise self._translate(e) from e
             try:
                 finalized: int | None = int(w3.eth.get_block("finalized")["number"])
             except Exception:  # nodes and chains without a finality gadget
                 finalized = None
         return latest, finalized
+
+    @contextlib.contextmanager
+    def node_errors(self) -> Iterator[None]:
+        """The one guard around what talks to the node: an exception of web3/requests (or of
+        the embedded chain's Web3) becomes mrv-ml's own, by class (:meth:`_translate`):
+        ChainUnavailableError for a node that cannot be reached, ChainReadError for a read it
+        refuses or cannot answer. mrv-ml's own errors pass unchanged."""
+        try:
+            yield
+        except MRVError:
+            raise
+        except Exception as e:
+            raise self._translate(e) from e
 
     def _translate(self, e: BaseException) -> MRVError:
         """A web3/requests exception, by class: unreachable node, or a refused read."""
@@ -334,7 +290,7 @@ class ChainConnection:
                     base_tx["nonce"] = w3.eth.get_transaction_count(sender, "pending")
                     tx = fn_call.build_transaction(base_tx)
                     signed = self.signer.sign_transaction(tx)
-                    return _hex(w3.eth.send_raw_transaction(signed.raw_transaction))
+                    return as_hex(w3.eth.send_raw_transaction(signed.raw_transaction))
             except filelock.Timeout:
                 raise TransactionFailedError(
                     f"another process held the nonce lock of {sender} too long") from None
@@ -359,23 +315,23 @@ class ChainConnection:
     def _wait(self, w3: Any, tx_hash: str) -> TxReceiptSummary:
         timeout_s = self.settings.tx_timeout_s
         deadline = time.monotonic() + timeout_s
-        try:
-            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s,
-                                                          poll_latency=0.1)
-            need = self.network.confirmations
-            while need > 1 and w3.eth.block_number - receipt["blockNumber"] + 1 < need:
-                if time.monotonic() > deadline:
+        with self.node_errors():
+            try:
+                receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s,
+                                                              poll_latency=0.1)
+                need = self.network.confirmations
+                while need > 1 and w3.eth.block_number - receipt["blockNumber"] + 1 < need:
+                    if time.monotonic() > deadline:
+                        raise TransactionFailedError(f"{tx_hash} has not reached {need} "
+                                                     f"confirmations within {timeout_s:g} s")
+                    time.sleep(1.0)
+                block = w3.eth.get_block(receipt["blockNumber"])
+            except Exception as e:
+                # not mined in time: a failed transaction, not an unreachable node
+                if type(e).__name__ == "TimeExhausted":
                     raise TransactionFailedError(
-                        f"{tx_hash} has not reached {need} confirmations within {timeout_s:g} s")
-                time.sleep(1.0)
-            block = w3.eth.get_block(receipt["blockNumber"])
-        except MRVError:
-            raise
-        except Exception as e:
-            if type(e).__name__ == "TimeExhausted":
-                raise TransactionFailedError(
-                    f"{tx_hash} was not mined within {timeout_s:g} s") from e
-            raise self._translate(e) from e
+                        f"{tx_hash} was not mined within {timeout_s:g} s") from e
+                raise
         if receipt["status"] != 1:
             raise TransactionFailedError(f"transaction {tx_hash} reverted "
                                          f"(gas used {receipt['gasUsed']})")
@@ -384,7 +340,7 @@ class ChainConnection:
                                 block_timestamp=int(block["timestamp"]),
                                 gas_used=int(receipt["gasUsed"]), status=int(receipt["status"]),
                                 contract_address=str(created) if created else None,
-                                block_hash=_hex(block["hash"]))
+                                block_hash=as_hex(block["hash"]))
 
 
 def _is_unreachable(e: BaseException) -> bool:
@@ -531,133 +487,8 @@ def _registry_address(conn: ChainConnection, w3: Any, settings: Settings,
     if not is_address(address):
         raise ConfigError(f"invalid contract address {address[:60]!r}")
     checksummed = str(to_checksum_address(address))
-    try:
+    with conn.node_errors():
         code = w3.eth.get_code(checksummed)
-    except Exception as e:
-        raise conn._translate(e) from e
     if len(code) == 0:
         raise NoContractError(f"no contract at {checksummed} on {conn.network.name}")
     return checksummed
-
-
-def deploy(settings: Settings) -> Deployment:
-    """Deploy a registry and record it as this chain's default."""
-    from mrv_ml.chain.contract import load_artifact
-
-    conn = connect(settings, need_signer=True, deploying=True)
-    with conn:
-        if conn._local is not None:
-            from mrv_ml.chain.localchain import LocalChain
-
-            local = LocalChain.for_data_dir(Path(settings.data_dir))
-            with conn.session() as w3:
-                address = local.registry_address(w3)
-            return Deployment(address, local.deployment_path)
-        artifact = load_artifact()
-        factory = conn.w3.eth.contract(abi=artifact.abi_list, bytecode=artifact.bytecode)
-        receipt = conn.send(factory.constructor())
-        if not receipt.contract_address:
-            raise TransactionFailedError("the deployment created no contract")
-        from eth_utils import to_checksum_address
-
-        address = str(to_checksum_address(receipt.contract_address))
-        path, replaced = _write_deployment(Path(settings.data_dir), conn.chain_id, {
-            "address": address, "network": conn.network.name, "tx_hash": receipt.tx_hash,
-            "block_number": receipt.block_number, "deployer": conn.signer_address,
-            "source_sha256": artifact.source_sha256})
-        return Deployment(address, path, replaced)
-
-
-@dataclass(frozen=True)
-class Registration:
-    """One ``MRVRegistered`` event."""
-
-    submitter: str
-    hash_hex: str
-    timestamp: int
-    tx_hash: str
-    block_number: int
-
-
-def event_logs(conn: ChainConnection, event: str, filters: dict[str, Any], *,
-               address: str | None = None, from_block: int | None = None) -> list[Any]:
-    """Logs of ``event`` on the registry (or the one at ``address``) from ``from_block``
-    (default: where the registry was deployed, if known) to the latest block, asked in
-    ranges of at most :data:`LOG_RANGE_BLOCKS`; a range the node refuses is halved (down to
-    :data:`MIN_LOG_RANGE_BLOCKS`), since providers limit ``eth_getLogs`` ranges."""
-    first = from_block if from_block is not None else (conn.registry_block or 0)
-    with conn.session() as w3:
-        try:
-            latest = int(w3.eth.block_number)
-        except Exception as e:
-            raise conn._translate(e) from e
-    out: list[Any] = []
-    size, block = LOG_RANGE_BLOCKS, first
-    def query(low: int, high: int) -> Callable[[Any], Any]:
-        return lambda registry: registry.events[event].get_logs(
-            argument_filters=filters, from_block=low, to_block=high)
-
-    while block <= latest:
-        end = min(block + size - 1, latest)
-        try:
-            out.extend(conn.call(query(block, end), address=address))
-        except ChainReadError:
-            if size <= MIN_LOG_RANGE_BLOCKS:
-                raise
-            size = max(size // 2, MIN_LOG_RANGE_BLOCKS)
-            continue
-        block = end + 1
-    return out
-
-
-def registration_events(conn: ChainConnection, mrv_id: str, *, submitter: str | None = None,
-                        hash_hex: str | None = None, address: str | None = None,
-                        from_block: int | None = None) -> list[Registration]:
-    """``MRVRegistered`` events for ``mrv_id`` (topic idKey), optionally filtered by submitter
-    and hash, oldest first (see :func:`event_logs` for the block range)."""
-    from mrv_ml.chain.contract import id_key
-
-    filters: dict[str, Any] = {"idKey": id_key(mrv_id)}
-    if submitter:
-        filters["submitter"] = submitter
-    if hash_hex:
-        filters["hash"] = bytes.fromhex(hash_hex.removeprefix("0x"))
-    return [Registration(submitter=str(log["args"]["submitter"]),
-                         hash_hex=bytes(log["args"]["hash"]).hex(),
-                         timestamp=int(log["args"]["timestamp"]),
-                         tx_hash=_hex(log["transactionHash"]),
-                         block_number=int(log["blockNumber"]))
-            for log in event_logs(conn, "MRVRegistered", filters, address=address,
-                                  from_block=from_block)]
-
-
-@dataclass(frozen=True)
-class BatchAnchoring:
-    """One ``BatchAnchored`` event."""
-
-    root: str  # 0x + 64 hex
-    submitter: str
-    leaf_count: int
-    timestamp: int
-    tx_hash: str
-    block_number: int
-
-
-def batch_events(conn: ChainConnection, root: str | None, *, submitter: str | None = None,
-                 address: str | None = None, from_block: int | None = None
-                 ) -> list[BatchAnchoring]:
-    """``BatchAnchored`` events for ``root`` (``None``: every root), optionally by one
-    submitter, oldest first."""
-    filters: dict[str, Any] = {}
-    if root is not None:
-        filters["root"] = bytes.fromhex(root.removeprefix("0x"))
-    if submitter:
-        filters["submitter"] = submitter
-    return [BatchAnchoring(root=_hex(log["args"]["root"]),
-                           submitter=str(log["args"]["submitter"]),
-                           leaf_count=int(log["args"]["leafCount"]),
-                           timestamp=int(log["args"]["timestamp"]),
-                           tx_hash=_hex(log["transactionHash"]),
-                           block_number=int(log["blockNumber"]))
-            for log in event_logs(conn, "BatchAnchored", filters, address=address,
-                                  from_block=from_block)]

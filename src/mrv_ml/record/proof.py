@@ -395,7 +395,7 @@ def read_proof_file(path: str | Path) -> Proof | None:
     """The proof at ``path`` (``None`` when there is no such file). A sidecar that exists but
     cannot be read or used raises a :class:`RecordError` naming the file: a corrupt proof
     must not look like "not anchored yet"."""
-    from mrv_ml.record.schema import parse_json_strict, read_file_bytes
+    from mrv_ml.record.strictjson import parse_json_strict, read_file_bytes
 
     p = Path(path)
     if not p.exists():

@@ -1,17 +1,14 @@
-"""MRV records: identity, the JSON Schema, strict reading and canonical-looking writing.
+"""MRV records: identity, the JSON Schema and validation, reading and writing a record.
 
 A record is a plain ``dict`` (JSON object) whose shape is fixed by the JSON Schema of
 its version, shipped in ``schema/mrv-record-<version>.schema.json`` (1.1 adds
 ``energy_emissions.power_series``; 1.0 records are still read and verified, each against
 its own version's schema). This module checks records
 (:func:`validate_record`), reads them strictly from bytes or files
-(:func:`parse_record_bytes`, :func:`load_record_file`), writes them
-(:func:`dump_record_bytes`) and condenses them for listings (:func:`summarize`).
-
-Reading is strict on purpose: Python's ``json`` module accepts ``NaN``, ``Infinity``
-and duplicate keys, none of which another verifier (a browser, another language)
-would read the same way, so a record containing them cannot be fingerprinted
-reproducibly and is refused.
+(:func:`parse_record_bytes`, :func:`load_record_file`, over
+:mod:`mrv_ml.record.strictjson`), writes them (:func:`dump_record_bytes`) and condenses
+them for listings (:func:`summarize`). Repairing a run's record is
+:mod:`mrv_ml.record.repair`.
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ import functools
 import json
 import math
 import re
-import stat
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -36,12 +32,11 @@ from mrv_ml._version import __version__
 from mrv_ml.errors import (
     NonFiniteNumberError,
     NotARecordError,
-    NotJSONError,
     RecordError,
     SchemaValidationError,
     UnknownSchemaVersionError,
 )
-from mrv_ml.record.hashing import first_offending, is_non_finite, is_unrepresentable
+from mrv_ml.record.strictjson import dump_json_bytes, parse_json_strict, read_file_bytes
 
 #: The schema version this release writes.
 SCHEMA_VERSION = "1.1"
@@ -283,108 +278,6 @@ def _power_series_problem(record: Mapping[str, Any]) -> str | None:
     return None
 
 
-#: Where the notes of :func:`repair_record` go (``training.details`` is free-form).
-DROPPED_NOTE_KEY = "mrv_dropped_values"
-_MAX_REPAIRS = 50
-
-
-def _unrepresentable(value: Any) -> bool:
-    """A leaf that JSON/RFC 8785 cannot carry exactly (or at all)."""
-    if isinstance(value, str):
-        return not _is_unicode(value)
-    if value is None or isinstance(value, (bool, int, float)):
-        return is_unrepresentable(value)  # NaN, infinity, integers beyond 2^53
-    return True  # sets, datetimes, objects...
-
-
-def _set_path(record: dict[str, Any], parts: list[Any], value: Any) -> None:
-    target: Any = record
-    for part in parts[:-1]:
-        target = target[part]
-    target[parts[-1]] = value
-
-
-def repair_record(record: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """A record a run has produced, made storable: every value JSON cannot hold (NaN, a set,
-    an integer beyond 2^53, a lone surrogate) and every value the schema refuses is replaced
-    by ``null`` (or, in a free-form section, dropped), and each is named in
-    ``training.details.mrv_dropped_values``. The measurement is never lost for a bad value
-    reported beside it. Returns (record, notes), the record validated; raises the schema
-    error if it cannot help.
-    """
-    try:
-        validate_record(record)
-        return record, []  # the usual case: one validation, the one writing needs anyway
-    except RecordError:
-        pass
-    repaired = copy.deepcopy(record)
-    notes: list[str] = []
-    for _ in range(_MAX_REPAIRS):
-        bad = first_offending(repaired, _unrepresentable)
-        if bad is None:
-            break
-        path, value = bad
-        notes.append(f"{path}: {_short_repr(value)} cannot be represented in JSON")
-        _set_path(repaired, _split_path(path), None)
-    for _ in range(_MAX_REPAIRS):
-        error = best_match(_validator(check_record_header(repaired)).iter_errors(repaired))
-        if error is None or not error.absolute_path:
-            break
-        parts = list(error.absolute_path)
-        if "power_series" in parts[:-1]:  # a series is kept whole or not at all
-            parts = parts[:parts.index("power_series") + 1]
-        parent: Any = repaired
-        for part in parts[:-1]:
-            parent = parent[part]
-        free_form = len(parts) >= 2 and parts[-2] in ("details", "tags")
-        if parent.get(parts[-1]) is None and not free_form:
-            raise SchemaValidationError(f"{_field_path(parts)}: {_describe(error)}")
-        notes.append(f"{_field_path(parts)}: {_short_repr(error.instance)} refused "
-                     f"({_describe(error)})")
-        if free_form:
-            del parent[parts[-1]]
-        else:
-            parent[parts[-1]] = None
-    problem = _power_series_problem(repaired)
-    if problem is not None:
-        _drop_power_series(repaired)
-        notes.append(f"{problem}: the power series was dropped")
-    if notes:
-        details = repaired.setdefault("training", {}).setdefault("details", {})
-        if isinstance(details, dict):
-            details[DROPPED_NOTE_KEY] = notes
-    validate_record(repaired)  # what could not be mended is raised here
-    return repaired, notes
-
-
-def _drop_power_series(record: dict[str, Any]) -> None:
-    """Every power series of ``record`` set to ``null`` (the totals stand without them)."""
-    sections = [record.get("energy_emissions")]
-    distributed = record.get("distributed")
-    if isinstance(distributed, dict) and isinstance(distributed.get("ranks"), list):
-        sections += [rank.get("energy_emissions") for rank in distributed["ranks"]
-                     if isinstance(rank, dict)]
-    for section in sections:
-        if isinstance(section, dict) and section.get("power_series") is not None:
-            section["power_series"] = None
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _split_path(path: str) -> list[Any]:
-    """``a.b[2].c`` -> ``["a", "b", 2, "c"]`` (the paths :func:`first_offending` gives)."""
-    parts: list[Any] = []
-    for piece in path.split("."):
-        name, *indexes = piece.split("[")
-        if name:
-            parts.append(name)
-        parts.extend(int(i.rstrip("]")) for i in indexes)
-    return parts
-
-
 def check_record_header(record: Any) -> str:
     """The cheap part of :func:`validate_record`: is it a record, of a known version?
 
@@ -425,88 +318,6 @@ def check_record_header(record: Any) -> str:
     return version
 
 
-class _Refused(ValueError):
-    """Raised by the parser hooks; ``key`` says which rule."""
-
-    def __init__(self, message: str, key: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-def _reject_constant(name: str) -> Any:
-    raise _Refused(f"{name} is not valid JSON", "non_finite")
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _Refused(f"duplicate key {key!r}", "duplicate_key")
-        result[key] = value
-    return result
-
-
-#: Deeper JSON is refused before parsing. The C decoder recurses once per level and
-#: trusts the interpreter's recursion limit, which libraries such as torch raise: a
-#: hostile file could then overflow the C stack and kill the process.
-MAX_JSON_NESTING = 256
-_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-
-
-def _max_nesting(data: bytes) -> int:
-    """Deepest bracket nesting of JSON text, outside strings (cheap for real records)."""
-    if data.count(b"[") + data.count(b"{") <= MAX_JSON_NESTING:
-        return 0  # cannot be deeper than the number of opening brackets
-    depth = deepest = 0
-    for match in _STRING_OR_BRACKET.finditer(data):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token in (b"]", b"}"):
-            depth -= 1
-    return deepest
-
-
-def parse_json_strict(data: bytes, source: str, *, check_duplicates: bool = True) -> Any:
-    """Parse UTF-8 JSON bytes strictly; :class:`NotJSONError` names ``source``.
-
-    Refuses what the ``json`` module would let through but other readers would not:
-    invalid UTF-8, a byte-order mark, ``NaN``/``Infinity`` literals, duplicate keys
-    (``check_duplicates=False`` skips that last check, which is the slow one).
-    """
-    if not data.strip():
-        raise NotJSONError(f"{source}: not JSON: the file is empty", key="empty")
-    if data.startswith(b"\xef\xbb\xbf"):
-        raise NotJSONError(f"{source}: not JSON: starts with a UTF-8 byte-order mark", key="bom")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise NotJSONError(
-            f"{source}: not JSON: invalid UTF-8 at byte {e.start}", key="invalid_utf8"
-        ) from e
-    depth = _max_nesting(data)
-    if depth > MAX_JSON_NESTING:
-        raise NotJSONError(f"{source}: invalid JSON: nested {depth} levels deep "
-                           f"(at most {MAX_JSON_NESTING})", key="too_deep")
-    try:
-        if not check_duplicates:
-            return json.loads(text, parse_constant=_reject_constant)
-        return json.loads(text, parse_constant=_reject_constant,
-                          object_pairs_hook=_reject_duplicates)
-    except json.JSONDecodeError as e:
-        # The parser ran off the end of the text: most likely a cut-off file.
-        truncated = e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string")
-        hint = "truncated or incomplete JSON" if truncated else "invalid JSON"
-        raise NotJSONError(
-            f"{source}: {hint}: {e.msg} (line {e.lineno}, column {e.colno})"
-        ) from e
-    except _Refused as e:  # our hooks: NaN/Infinity, duplicate keys
-        raise NotJSONError(f"{source}: invalid JSON: {e}", key=e.key) from e
-    except RecursionError as e:
-        raise NotJSONError(f"{source}: invalid JSON: nested too deeply", key="too_deep") from e
-
-
 def parse_record_bytes(data: bytes, source: str) -> dict[str, Any]:
     """Parse and validate a record from raw file bytes; errors start with ``source``."""
     value = parse_json_strict(data, source)
@@ -518,65 +329,12 @@ def parse_record_bytes(data: bytes, source: str) -> dict[str, Any]:
     return record
 
 
-#: Larger input files are refused before they are read (a record is kilobytes).
-MAX_INPUT_BYTES = 64 * 1024 * 1024
-
-
-def read_file_bytes(path: str | Path) -> bytes:
-    """The bytes of an input file; :class:`RecordError` (one line) when it cannot be read.
-    Only regular files, and at most :data:`MAX_INPUT_BYTES`: a device (``/dev/zero``) or a
-    FIFO would exhaust memory or hang."""
-    p = Path(path)
-    try:
-        mode = p.stat().st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(p)
-        if not stat.S_ISREG(mode):
-            raise RecordError(f"{p}: not a regular file")
-        with p.open("rb") as f:
-            data = f.read(MAX_INPUT_BYTES + 1)
-        if len(data) > MAX_INPUT_BYTES:
-            raise RecordError(f"{p}: larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB")
-        return data
-    except FileNotFoundError as e:
-        raise RecordError(f"{p}: no such file") from e
-    except IsADirectoryError as e:
-        raise RecordError(f"{p}: is a directory, not a record file") from e
-    except PermissionError as e:
-        raise RecordError(f"{p}: permission denied") from e
-    except OSError as e:
-        raise RecordError(f"{p}: cannot be read: {e.strerror or e}") from e
-
-
 def load_record_file(path: str | Path) -> dict[str, Any]:
     """Read, parse strictly and validate the record in ``path``.
 
     Every error is a :class:`RecordError` subclass whose message starts with the path.
     """
     return parse_record_bytes(read_file_bytes(path), str(path))
-
-
-def dump_json_bytes(value: Any) -> bytes:
-    """UTF-8 JSON as the store writes it: sorted keys, 2-space indent, final newline.
-
-    The file layout is for people; the fingerprint is computed over the RFC 8785
-    form, never over these bytes.
-    """
-    try:
-        text = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
-    except ValueError as e:
-        bad = first_offending(value, is_non_finite)
-        if bad is not None:
-            raise NonFiniteNumberError(
-                f"{bad[0] or 'record'}: NaN or infinity cannot be represented in JSON"
-            ) from e
-        raise RecordError(f"cannot be written as JSON: {e}") from e
-    except TypeError as e:
-        raise RecordError(f"contains a value JSON cannot hold: {e}") from e
-    try:
-        return (text + "\n").encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise RecordError("contains text that is not valid Unicode (a lone surrogate)") from e
 
 
 def dump_record_bytes(record: Mapping[str, Any]) -> bytes:

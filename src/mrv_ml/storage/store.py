@@ -33,14 +33,12 @@ from mrv_ml.errors import (
 from mrv_ml.record.proof import PROOF_SUFFIX, Proof, read_proof_file
 from mrv_ml.record.schema import (
     check_record_header,
-    dump_json_bytes,
     dump_record_bytes,
     load_record_file,
-    parse_json_strict,
-    read_file_bytes,
     summarize,
     validate_record,
 )
+from mrv_ml.record.strictjson import dump_json_bytes, parse_json_strict, read_file_bytes
 from mrv_ml.record.trust import proof_trust
 from mrv_ml.storage import atomicfile
 
