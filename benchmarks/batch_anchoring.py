@@ -31,7 +31,8 @@ from mrv_ml.chain.connection import connect  # noqa: E402
 from mrv_ml.config import Settings, load_settings  # noqa: E402
 from mrv_ml.record.merkle import StandardMerkleTree  # noqa: E402
 from mrv_ml.storage.store import RecordStore  # noqa: E402
-from mrv_ml.verification.verifier import VerdictStatus, verify, verify_files  # noqa: E402
+from mrv_ml.verification.verdict import VerdictStatus  # noqa: E402
+from mrv_ml.verification.verifier import verify, verify_files  # noqa: E402
 from tests.support.records import make_sample_record  # noqa: E402
 
 BATCH_SIZES = (1, 10, 100, 1_000, 10_000)

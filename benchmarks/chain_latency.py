@@ -25,7 +25,8 @@ from mrv_ml.anchoring.single import anchor_record  # noqa: E402
 from mrv_ml.chain.connection import connect  # noqa: E402
 from mrv_ml.config import Settings  # noqa: E402
 from mrv_ml.storage.store import RecordStore  # noqa: E402
-from mrv_ml.verification.verifier import VerdictStatus, verify  # noqa: E402
+from mrv_ml.verification.verdict import VerdictStatus  # noqa: E402
+from mrv_ml.verification.verifier import verify  # noqa: E402
 from tests.support.records import make_sample_record  # noqa: E402
 
 SEED_GAS_PER_REGISTRATION = 100_000

@@ -19,13 +19,11 @@ from mrv_ml.errors import EvidenceConflictError, KeyConfigError, RecordError
 from mrv_ml.record.hashing import compute_hash
 from mrv_ml.storage.store import RecordStore
 from mrv_ml.verification.attestation import (
-    PAYLOAD_TYPE,
-    PREDICATE_TYPE,
-    STATEMENT_TYPE,
     export_attestation,
-    pae,
     verify_attestation,
 )
+from mrv_ml.verification.dsse import PAYLOAD_TYPE, pae
+from mrv_ml.verification.intoto import PREDICATE_TYPE, STATEMENT_TYPE
 from mrv_ml.verification.verdict import VerdictStatus
 from tests.support.records import make_sample_record
 
@@ -302,7 +300,7 @@ def test_malformed_envelope(tmp_path: Path, capfd: pytest.CaptureFixture[str], c
 def test_signed_statement_of_another_kind_is_refused(researcher: Any, tmp_path: Path) -> None:
     """A validly signed envelope whose payload is not our statement: unusable, not VALID."""
     from mrv_ml.chain.keys import load_signer
-    from mrv_ml.verification.attestation import sign_envelope
+    from mrv_ml.verification.dsse import sign_envelope
 
     signer = load_signer(load_settings())
     assert signer is not None

@@ -17,7 +17,8 @@ import pytest
 from mrv_ml.record.hashing import compute_hash
 from mrv_ml.record.proof import Proof, find_proof
 from mrv_ml.reporting import one_record as report
-from mrv_ml.verification.verifier import Verdict, VerdictStatus
+from mrv_ml.verification.model import Verdict
+from mrv_ml.verification.verdict import VerdictStatus
 from tests.support.records import make_sample_record
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -30,7 +30,7 @@ def case_chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     network (the registry comes from the proof, or the recorded deployment)."""
     data_dir = tmp_path_factory.mktemp("cases") / "mrv_data"
     if request.param == "anvil":
-        from mrv_ml.chain.connection import deploy
+        from mrv_ml.chain.deploy import deploy
 
         node = request.getfixturevalue("anvil")
         node.ensure_running()

@@ -19,7 +19,8 @@ from mrv_ml.errors import MalformedProofError, ProofNeededError, RecordError
 from mrv_ml.record.hashing import hash_to_bytes32
 from mrv_ml.record.proof import proof_path
 from mrv_ml.storage.store import RecordStore
-from mrv_ml.verification.verifier import VerdictStatus, verify
+from mrv_ml.verification.verdict import VerdictStatus
+from mrv_ml.verification.verifier import verify
 from tests.support.records import make_sample_record
 
 REPO = Path(__file__).resolve().parent.parent

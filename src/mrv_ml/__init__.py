@@ -17,8 +17,8 @@ _EXPORTS = {
     "MRVError": "mrv_ml.errors",
     "MRVTracker": "mrv_ml.run.tracker",
     "compute_hash": "mrv_ml.record.hashing",
-    "Verdict": "mrv_ml.verification.verifier",
-    "VerdictStatus": "mrv_ml.verification.verifier",
+    "Verdict": "mrv_ml.verification.model",
+    "VerdictStatus": "mrv_ml.verification.verdict",
     "verify": "mrv_ml.verification.verifier",
     "RecordStore": "mrv_ml.storage.store",
     "load_settings": "mrv_ml.config",
@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from mrv_ml.record.hashing import compute_hash
     from mrv_ml.run.tracker import MRVTracker
     from mrv_ml.storage.store import RecordStore
-    from mrv_ml.verification.verifier import Verdict, VerdictStatus, verify
+    from mrv_ml.verification.model import Verdict
+    from mrv_ml.verification.verdict import VerdictStatus
+    from mrv_ml.verification.verifier import verify
 
 
 def __getattr__(name: str) -> Any:

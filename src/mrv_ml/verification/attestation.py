@@ -1,11 +1,12 @@
-"""in-toto attestations of a record: a Statement v1 in a DSSE envelope, and its verdict.
+"""in-toto attestations of a record: writing one, and its verdict.
 
 ``mrv export --format in-toto`` writes one; ``mrv verify --attestation`` checks it. The
 statement's subjects are the artifacts the researcher names (model weights, say) and the
 record itself; its predicate (``PREDICATE_TYPE``, documented in docs/predicate-mrv-v1.md)
-carries the record's figures and its anchoring as the proof claims it. The envelope is
-signed with the researcher's Ethereum key: EIP-191 ``personal_sign`` over DSSE's PAE, the
-signature's ``keyid`` the checksummed address (any Ethereum tool recovers it).
+carries the record's figures and its anchoring as the proof claims it
+(:mod:`mrv_ml.verification.intoto`). The envelope is signed with the researcher's Ethereum
+key: EIP-191 ``personal_sign`` over DSSE's PAE, the signature's ``keyid`` the checksummed
+address (any Ethereum tool recovers it) (:mod:`mrv_ml.verification.dsse`).
 
 Verification follows the shape of :mod:`mrv_ml.verification.verifier`: :func:`decide` is pure and asks
 for the next piece of evidence (``Decision.need``); :func:`verify_attestation` reads
@@ -16,12 +17,8 @@ verdict) until ``decide`` gives a verdict or names an error. Every rule lives in
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import hashlib
-import re
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -33,156 +30,34 @@ from mrv_ml.errors import (
     RecordError,
     RecordNotFoundError,
 )
-from mrv_ml.record.hashing import HASH_ALGORITHM, canonical_bytes, compute_hash
+from mrv_ml.record.hashing import compute_hash
+from mrv_ml.verification.dsse import (
+    ADDRESS,
+    Envelope,
+    envelope_bytes,
+    read_envelope,
+    recover,
+    sign_envelope,
+)
+from mrv_ml.verification.intoto import (
+    FINGERPRINT_KEY,
+    PREDICATE_TYPE,
+    Statement,
+    build_statement,
+    file_sha256,
+    read_statement,
+)
 from mrv_ml.verification.verdict import VerdictStatus
 
 if TYPE_CHECKING:
     from mrv_ml.chain.connection import ChainConnection
-    from mrv_ml.chain.keys import Signer
     from mrv_ml.config import Settings
-    from mrv_ml.record.proof import Proof
-    from mrv_ml.verification.verifier import Verdict
+    from mrv_ml.verification.model import Verdict
 
-__all__ = ["PAYLOAD_TYPE", "PREDICATE_TYPE", "STATEMENT_TYPE", "AttestationVerdict",
-           "Evidence", "build_statement", "decide", "export_attestation", "pae",
-           "sign_envelope", "verify_attestation"]
+__all__ = ["ATTESTATION_SUFFIX", "AttestationVerdict", "Evidence", "Exported", "decide",
+           "export_attestation", "verify_attestation"]
 
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-PAYLOAD_TYPE = "application/vnd.in-toto+json"
-PREDICATE_TYPE = "https://mrv-ml.org/attestation/training-energy/v1"
-#: The envelope signature scheme (docs/predicate-mrv-v1.md, "Signature").
-SIGNATURE_SCHEME = "eip191-dsse-v1"
-#: The record subject's second digest: the fingerprint the chain anchors (RFC 8785 +
-#: SHA-256, lowercase hex), under the name the proof sidecars already use for it.
-FINGERPRINT_KEY = HASH_ALGORITHM
-RECORD_MEDIA_TYPE = "application/vnd.mrv-ml.record+json"
 ATTESTATION_SUFFIX = ".intoto.jsonl"  # in-toto's convention: one envelope per line
-
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-_CHUNK = 1 << 20
-
-
-# --- the statement -----------------------------------------------------------------------
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a regular file's bytes, read in chunks (model weights may be large)."""
-    p = Path(path)
-    try:
-        if not stat.S_ISREG(p.stat().st_mode):
-            raise RecordError(f"{p}: not a regular file")
-        digest = hashlib.sha256()
-        with p.open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
-        return digest.hexdigest()
-    except FileNotFoundError:
-        raise RecordError(f"{p}: no such file") from None
-    except PermissionError:
-        raise RecordError(f"{p}: permission denied") from None
-    except OSError as e:
-        raise RecordError(f"{p}: cannot be read: {e.strerror or e}") from None
-
-
-def _anchoring(proof: Proof | None) -> dict[str, Any] | None:
-    """The anchoring as the proof claims it; the trust is the proof's claim before any
-    verification (``record.trust.proof_trust``), which only ``mrv verify`` turns into a fact."""
-    from mrv_ml.record.trust import proof_trust
-
-    if proof is None:
-        return None
-    a = proof.anchor
-    if a is None:
-        return {"status": "pending", "mode": None, "network": None, "chain_id": None,
-                "registry": None, "submitter": None, "tx_hash": None, "block_number": None,
-                "block_hash": None, "merkle_root": None, "trust_claimed": None}
-    trust = proof_trust(proof)
-    return {"status": "anchored", "mode": a.mode, "network": a.network,
-            "chain_id": a.chain_id, "registry": a.contract_address, "submitter": a.submitter,
-            "tx_hash": a.tx_hash, "block_number": a.block_number, "block_hash": a.block_hash,
-            "merkle_root": a.merkle.root if a.merkle is not None else None,
-            "trust_claimed": trust.value if trust is not None else None}
-
-
-def build_predicate(record: Mapping[str, Any], record_name: str,
-                    proof: Proof | None) -> dict[str, Any]:
-    """The predicate of ``PREDICATE_TYPE`` for ``record`` (docs/predicate-mrv-v1.md)."""
-    ee = record["energy_emissions"]
-    exp, hw = record["experiment"], record["hardware"]
-    return {
-        "record": {"mrv_id": record["mrv_id"], "name": record_name,
-                   "schema_version": record["schema_version"],
-                   "fingerprint": {"algorithm": HASH_ALGORITHM,
-                                   "digest": compute_hash(record)}},
-        "experiment": {"name": exp.get("name"), "model_name": exp.get("model_name"),
-                       "dataset_name": exp.get("dataset_name"),
-                       "framework": exp.get("framework")},
-        "outcome_status": record["outcome"]["status"],
-        "measurement": {
-            "tool": ee.get("measurement_tool"), "tool_version": ee.get("measurement_tool_version"),
-            "status": ee.get("measurement_status"),
-            "energy_kwh": ee.get("energy_kwh"), "cpu_energy_kwh": ee.get("cpu_energy_kwh"),
-            "gpu_energy_kwh": ee.get("gpu_energy_kwh"),
-            "ram_energy_kwh": ee.get("ram_energy_kwh"), "co2_kg": ee.get("co2_kg"),
-            "duration_s": ee.get("duration_seconds"),
-            "carbon_intensity_g_per_kwh": ee.get("carbon_intensity_g_per_kwh"),
-            "pue": ee.get("pue"), "country_iso_code": ee.get("country_iso_code"),
-            "region": ee.get("region")},
-        "hardware": {"cpu_model": hw.get("cpu_model"), "gpu_count": hw.get("gpu_count"),
-                     "gpu_models": [g.get("name") for g in hw.get("gpus") or []]},
-        # an imported record says how it was measured (schema 1.1's optional field)
-        "provenance": record.get("provenance"),
-        "started_at": record["timestamps"].get("start_time"),
-        "ended_at": record["timestamps"].get("end_time"),
-        "anchoring": _anchoring(proof),
-    }
-
-
-def build_statement(record: Mapping[str, Any], record_name: str, record_sha256: str,
-                    proof: Proof | None, subjects: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """The in-toto Statement v1: ``subjects`` ((name, sha256) of each artifact), then the
-    record (its file's SHA-256 and its fingerprint)."""
-    names = [name for name, _ in subjects] + [record_name]
-    dup = next((n for n in names if names.count(n) > 1), None)
-    if dup is not None:
-        raise RecordError(f"two subjects are named {dup!r}: subjects are named by file "
-                          "name, rename one")
-    descriptors: list[dict[str, Any]] = [{"name": n, "digest": {"sha256": d}}
-                                         for n, d in subjects]
-    descriptors.append({"name": record_name, "mediaType": RECORD_MEDIA_TYPE,
-                        "digest": {"sha256": record_sha256,
-                                   FINGERPRINT_KEY: compute_hash(record)}})
-    return {"_type": STATEMENT_TYPE, "subject": descriptors, "predicateType": PREDICATE_TYPE,
-            "predicate": build_predicate(record, record_name, proof)}
-
-
-# --- the envelope --------------------------------------------------------------------------
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding: what is signed."""
-    t = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %b %d %b" % (len(t), t, len(payload), payload)
-
-
-def sign_envelope(statement: Mapping[str, Any], signer: Signer) -> dict[str, Any]:
-    """The DSSE envelope of ``statement`` (RFC 8785 bytes as the payload), signed."""
-    payload = canonical_bytes(statement)
-    # EIP-191 signs bytes; PAE of a UTF-8 payload is UTF-8 text, so signing its text is
-    # signing exactly these bytes (encode_defunct(text=) encodes UTF-8).
-    sig_hex = signer.sign_text(pae(PAYLOAD_TYPE, payload).decode("utf-8"))
-    return {"payloadType": PAYLOAD_TYPE,
-            "payload": base64.b64encode(payload).decode("ascii"),
-            "signatures": [{"keyid": signer.address,
-                            "sig": base64.b64encode(bytes.fromhex(sig_hex[2:])).decode()}]}
-
-
-def envelope_bytes(envelope: Mapping[str, Any]) -> bytes:
-    """One line of JSON and a newline (the ``.intoto.jsonl`` layout)."""
-    import json
-
-    return (json.dumps(envelope, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 @dataclass(frozen=True)
@@ -208,7 +83,8 @@ def export_attestation(record_path: str | Path, subject_paths: Sequence[str | Pa
     nothing."""
     from mrv_ml.chain.keys import load_signer
     from mrv_ml.record.proof import find_proof_file, read_proof_file
-    from mrv_ml.record.schema import parse_record_bytes, read_file_bytes
+    from mrv_ml.record.schema import parse_record_bytes
+    from mrv_ml.record.strictjson import read_file_bytes
     from mrv_ml.storage.atomicfile import write_bytes
 
     rpath = Path(record_path).expanduser()
@@ -231,135 +107,6 @@ def export_attestation(record_path: str | Path, subject_paths: Sequence[str | Pa
     write_bytes(target, envelope_bytes(sign_envelope(statement, signer)), what="attestation")
     return Exported(target, signer.address, record["mrv_id"],
                     tuple(subjects) + ((rpath.name, hashlib.sha256(data).hexdigest()),))
-
-
-# --- reading -------------------------------------------------------------------------------
-
-
-def _malformed(source: str, problem: str, key: str = "malformed_attestation") -> RecordError:
-    return RecordError(f"{source}: not a usable attestation: {problem}", key=key)
-
-
-def _b64(text: Any, source: str, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise _malformed(source, f"{what} is not a base64 string")
-    try:  # DSSE allows standard or URL-safe base64
-        alphabet = text.replace("-", "+").replace("_", "/")
-        return base64.b64decode(alphabet + "=" * (-len(alphabet) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise _malformed(source, f"{what} is not valid base64") from None
-
-
-@dataclass(frozen=True)
-class EnvelopeSignature:
-    keyid: str
-    sig: bytes
-    recovered: str | None = None  # who made ``sig`` over the PAE; None: nobody (invalid)
-
-
-@dataclass(frozen=True)
-class Envelope:
-    payload_type: str
-    payload: bytes
-    signatures: tuple[EnvelopeSignature, ...]
-
-
-def read_envelope(data: bytes, source: str) -> Envelope:
-    """A DSSE envelope, read strictly; RecordError (exit 3) naming what is wrong."""
-    from mrv_ml.errors import NotJSONError
-    from mrv_ml.record.schema import parse_json_strict
-
-    try:
-        value = parse_json_strict(data, source)
-    except NotJSONError as e:
-        raise _malformed(source, f"the file is not one JSON envelope ({e.key})",
-                         key="not_json") from None
-    if not isinstance(value, dict):
-        raise _malformed(source, "the JSON is not an object")
-    payload_type = value.get("payloadType")
-    if payload_type != PAYLOAD_TYPE:
-        raise _malformed(source, f"payloadType is {payload_type!r}, not {PAYLOAD_TYPE!r}",
-                         key="wrong_payload_type")
-    payload = _b64(value.get("payload"), source, "payload")
-    sigs = value.get("signatures")
-    if not isinstance(sigs, list) or not sigs:
-        raise _malformed(source, "it carries no signatures", key="unsigned_attestation")
-    out: list[EnvelopeSignature] = []
-    for i, s in enumerate(sigs):
-        if not isinstance(s, dict) or not isinstance(s.get("keyid"), str) \
-                or not _ADDRESS.fullmatch(s["keyid"]):
-            raise _malformed(source, f"signature {i} has no keyid naming its signer's address")
-        out.append(EnvelopeSignature(s["keyid"], _b64(s.get("sig"), source,
-                                                        f"signature {i}'s sig")))
-    return Envelope(payload_type, payload, tuple(out))
-
-
-def recover(envelope: Envelope) -> Envelope:
-    """The envelope with each signature's recovered signer (None where none recovers)."""
-    from eth_account import Account
-    from eth_account.messages import encode_defunct
-
-    message = encode_defunct(primitive=pae(envelope.payload_type, envelope.payload))
-    out = []
-    for s in envelope.signatures:
-        try:
-            who: str | None = str(Account.recover_message(message, signature=s.sig)) \
-                if len(s.sig) == 65 else None
-        except Exception:  # eth_keys' BadSignature, ValueError on an invalid v or s
-            who = None
-        out.append(replace(s, recovered=who))
-    return replace(envelope, signatures=tuple(out))
-
-
-@dataclass(frozen=True)
-class Subject:
-    name: str
-    digest: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class Statement:
-    subjects: tuple[Subject, ...]  # the artifacts, without the record
-    record: Subject
-    mrv_id: str
-    predicate: Mapping[str, Any]
-
-
-def read_statement(payload: bytes, source: str) -> Statement:
-    """The statement of a payload whose signature has been checked."""
-    from mrv_ml.errors import NotJSONError
-    from mrv_ml.record.schema import parse_json_strict
-
-    try:
-        value = parse_json_strict(payload, f"{source}: payload")
-    except NotJSONError as e:
-        raise _malformed(source, f"the payload is not JSON ({e.key})") from None
-    if not isinstance(value, dict) or value.get("_type") != STATEMENT_TYPE:
-        raise _malformed(source, f"the payload is not an in-toto Statement ({STATEMENT_TYPE})")
-    if value.get("predicateType") != PREDICATE_TYPE:
-        raise _malformed(source, f"predicateType {value.get('predicateType')!r} is not "
-                                 f"mrv-ml's {PREDICATE_TYPE}", key="unknown_predicate")
-    predicate = value.get("predicate")
-    rec = predicate.get("record") if isinstance(predicate, dict) else None
-    mrv_id = rec.get("mrv_id") if isinstance(rec, dict) else None
-    if not isinstance(mrv_id, str) or not isinstance(predicate, dict):
-        raise _malformed(source, "the predicate names no record (predicate.record.mrv_id)")
-    raw = value.get("subject")
-    if not isinstance(raw, list) or not raw:
-        raise _malformed(source, "the statement has no subjects")
-    subjects: list[Subject] = []
-    for i, s in enumerate(raw):
-        digest = s.get("digest") if isinstance(s, dict) else None
-        if not isinstance(s.get("name"), str) or not isinstance(digest, dict) or not all(
-                isinstance(v, str) for v in digest.values()) or "sha256" not in digest:
-            raise _malformed(source, f"subject {i} has no name or no sha256 digest")
-        subjects.append(Subject(s["name"], dict(digest)))
-    records = [s for s in subjects if FINGERPRINT_KEY in s.digest]
-    if len(records) != 1:
-        raise _malformed(source, f"{len(records)} subjects carry a {FINGERPRINT_KEY} digest; "
-                                 "the record is exactly one")
-    return Statement(tuple(s for s in subjects if s is not records[0]), records[0], mrv_id,
-                     predicate)
 
 
 # --- the verdict ---------------------------------------------------------------------------
@@ -545,7 +292,8 @@ def _match_files(st: Statement, paths: Sequence[Path], source: str) -> tuple[Giv
 
 
 def _read_record(path: Path, subject: str) -> GivenFile:
-    from mrv_ml.record.schema import parse_record_bytes, read_file_bytes
+    from mrv_ml.record.schema import parse_record_bytes
+    from mrv_ml.record.strictjson import read_file_bytes
 
     data = read_file_bytes(path)
     record = parse_record_bytes(data, str(path))
@@ -575,7 +323,8 @@ def _split(st: Statement, inputs: Sequence[str | Path], settings: Settings | Non
     """The record and the subject files among the inputs: a file named as an artifact
     subject is one; else a file that parses as an MRV record is the record; else a file is
     an artifact; anything else is a record ID (or prefix) in the store."""
-    from mrv_ml.record.schema import parse_record_bytes, read_file_bytes
+    from mrv_ml.record.schema import parse_record_bytes
+    from mrv_ml.record.strictjson import read_file_bytes
 
     artifacts = {s.name for s in st.subjects}
     record: Path | None = None
@@ -628,7 +377,7 @@ def verify_attestation(attestation: str | Path, inputs: Sequence[str | Path] = (
     Raises RecordError (an unusable attestation or file, exit 3), EvidenceConflictError
     (a signature that is not its signer's, exit 12), and whatever verifying the record
     raises. Writes nothing."""
-    from mrv_ml.record.schema import read_file_bytes
+    from mrv_ml.record.strictjson import read_file_bytes
     from mrv_ml.verification.verifier import verify
 
     source = str(attestation)
@@ -636,7 +385,7 @@ def verify_attestation(attestation: str | Path, inputs: Sequence[str | Path] = (
     if expected_signer is not None:
         from eth_utils import to_checksum_address
 
-        if not _ADDRESS.fullmatch(expected_signer.strip()):
+        if not ADDRESS.fullmatch(expected_signer.strip()):
             raise RecordError(f"--signer {expected_signer!r} is not an address (0x + 40 hex)")
         pin = str(to_checksum_address(expected_signer.strip()))
     ev = Evidence(recover(read_envelope(read_file_bytes(attestation), source)), signer_pin=pin)

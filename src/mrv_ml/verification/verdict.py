@@ -47,6 +47,21 @@ _EXIT_CODES = {
 }
 
 
+class Need(str, enum.Enum):
+    """The evidence :func:`decide` asks the reader for next. The values are the strings
+    ``dashboard/verdict.js`` answers in ``{need}`` (a ``str`` enum: they compare equal)."""
+
+    CHAIN = "chain"  # chain ID, registry code: who answers, and whether it can be trusted
+    ANCHOR_BLOCK = "anchor_block"  # the proof's anchoring block/tx is on this chain
+    SIGNATURE = "signature"  # who the proof's signature recovers to
+    ENTRY = "entry"  # getMRVHashBy(mrv_id, expected)
+    FIRST = "first"  # getMRVHash(mrv_id)
+    HASH_REGISTRANTS = "hash_registrants"  # MRVRegistered(id, *, hash)
+    MERKLE = "merkle"  # the local Merkle check
+    BATCH = "batch"  # getBatch(root, expected), and verifyBatchProof
+    ROOT_ANCHORERS = "root_anchorers"  # BatchAnchored(root, *)
+
+
 @dataclass(frozen=True)
 class Registration:
     """One on-chain entry a verdict rests on: who put it there, when, and (for a single
@@ -84,6 +99,7 @@ class Evidence:
     record_mrv_id: str
     record_hash: str  # hex64
     proof: Proof | None = None
+    # The pins, as the verifier's policy (:mod:`mrv_ml.verification.policy`) carries them.
     pin: str | None = None  # the submitter the user expects (checksummed), if any
     registry_address: str | None = None
     chain_id: int | None = None  # what the node says
@@ -143,7 +159,7 @@ class Decision:
 
     status: VerdictStatus | None = None
     error: str | None = None
-    need: str | None = None
+    need: Need | None = None
     reason: str = ""
     registration: Registration | None = None
 
@@ -163,7 +179,7 @@ def decide(ev: Evidence) -> Decision:
     if ev.proof is not None and ev.proof.mrv_id != ev.record_mrv_id:
         return Decision(error="proof_of_another_record")
     if ev.chain_id is None or ev.registry_has_code is None:
-        return Decision(need="chain")
+        return Decision(need=Need.CHAIN)
     if proof is not None and proof.anchor is not None:
         if proof.anchor.chain_id != ev.chain_id:
             return Decision(error="proof_chain_mismatch")
@@ -176,7 +192,7 @@ def decide(ev: Evidence) -> Decision:
     if proof is not None and proof.anchor is not None and proof.anchor.block_number is not None \
             and (proof.anchor.block_hash or proof.anchor.tx_hash):
         if ev.anchor_block_ok is None:
-            return Decision(need="anchor_block")
+            return Decision(need=Need.ANCHOR_BLOCK)
         if not ev.anchor_block_ok:
             # Another instance of the chain (another machine's embedded chain, a restarted
             # dev node) or a reorganisation: its registry cannot speak for this proof.
@@ -194,7 +210,7 @@ def _decide_signature(ev: Evidence, anchored: Decision) -> Decision:
     the one who signed."""
     if ev.signed_by is not None:
         if ev.recovered_signer is None:
-            return Decision(need="signature")
+            return Decision(need=Need.SIGNATURE)
         if not _same(ev.recovered_signer, ev.signed_by):
             return Decision(error="bad_signature")
     if ev.signer_pin is not None:
@@ -214,13 +230,13 @@ def _by_others(registrations: tuple[Registration, ...], expected: str | None
 def _decide_batch(ev: Evidence) -> Decision:
     expected = ev.expected_submitter
     if ev.merkle_ok is None:
-        return Decision(need="merkle")
+        return Decision(need=Need.MERKLE)
     if ev.batch is None:
-        return Decision(need="batch")
+        return Decision(need=Need.BATCH)
     if ev.batch.timestamp == 0:
         if ev.merkle_ok:
             if ev.root_anchorers is None:
-                return Decision(need="root_anchorers")
+                return Decision(need=Need.ROOT_ANCHORERS)
             others = _by_others(ev.root_anchorers, expected)
             if others:
                 return _verdict(VerdictStatus.SUBMITTER_MISMATCH, "root_anchored_by_other",
@@ -240,7 +256,7 @@ def _decide_single(ev: Evidence) -> Decision:
     pending = ev.proof is not None and ev.proof.status == "pending"
     if expected is not None:
         if ev.entry is None:
-            return Decision(need="entry")
+            return Decision(need=Need.ENTRY)
         if ev.entry.hash != ZERO_HASH:
             held = Registration(submitter=expected, timestamp=ev.entry.timestamp,
                                 hash=ev.entry.hash)
@@ -248,7 +264,7 @@ def _decide_single(ev: Evidence) -> Decision:
                 return _verdict(VerdictStatus.VALID, "registered_by_submitter", held)
             return _verdict(VerdictStatus.TAMPERED, "hash_differs", held)
         if ev.hash_registrants is None:
-            return Decision(need="hash_registrants")
+            return Decision(need=Need.HASH_REGISTRANTS)
         others = _by_others(ev.hash_registrants, expected)
         if others:
             return _verdict(VerdictStatus.SUBMITTER_MISMATCH, "hash_registered_by_other",
@@ -259,7 +275,7 @@ def _decide_single(ev: Evidence) -> Decision:
             return _verdict(VerdictStatus.NOT_FOUND, "not_anchored_yet")
         return Decision(error="proof_needed")  # pinned, no proof: it may sit in a batch
     if ev.first is None:
-        return Decision(need="first")
+        return Decision(need=Need.FIRST)
     if ev.first.hash == ZERO_HASH:
         if pending:
             return _verdict(VerdictStatus.NOT_FOUND, "not_anchored_yet")
@@ -269,7 +285,7 @@ def _decide_single(ev: Evidence) -> Decision:
     if ev.first.hash == ev.record_hash:
         return _verdict(VerdictStatus.VALID, "registered", first)
     if ev.hash_registrants is None:
-        return Decision(need="hash_registrants")
+        return Decision(need=Need.HASH_REGISTRANTS)
     if ev.hash_registrants:
         # The first registrant may be a squatter; someone registered exactly this hash.
         return _verdict(VerdictStatus.VALID, "registered_by_later_submitter",
@@ -277,7 +293,7 @@ def _decide_single(ev: Evidence) -> Decision:
     return _verdict(VerdictStatus.TAMPERED, "hash_differs", first)
 
 
-#: One line per reason, for people; ``{...}`` are filled by verify._verdict (and app.js).
+#: One line per reason, for people; ``{...}`` are filled by verifier._verdict (and app.js).
 REASONS = {
     "registered": "the hash registered under {mrv_id} (first registrant {submitter}) equals "
                   "this record's",
