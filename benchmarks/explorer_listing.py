@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # for tests.support
 
 from mrv_ml.record.hashing import canonical_bytes, compute_hash  # noqa: E402
-from mrv_ml.record.schema import dump_json_bytes, dump_record_bytes  # noqa: E402
+from mrv_ml.record.schema import dump_record_bytes  # noqa: E402
+from mrv_ml.record.strictjson import dump_json_bytes  # noqa: E402
 from mrv_ml.storage.store import RecordStore  # noqa: E402
 from tests.support.records import make_sample_record  # noqa: E402
 
@@ -91,8 +92,8 @@ def populate_store(root: Path, records: list[dict[str, Any]]) -> None:
 
 
 def populate_registry(url: str, records: list[dict[str, Any]]) -> None:
-    from mrv_ml.registry_service.app import _searchable
     from mrv_ml.registry_service.db import open_database
+    from mrv_ml.registry_service.submission import _searchable
 
     with open_database(url) as db:
         for start in range(0, len(records), 500):

@@ -509,10 +509,11 @@ def test_the_migration_backfills_published_records(tmp_path: Path) -> None:
 
     from mrv_ml.record.hashing import canonical_bytes
     from mrv_ml.registry_service import db as registry_db
+    from mrv_ml.registry_service.db import engine as db_engine
 
     path = tmp_path / "old.sqlite"
-    target = registry_db._target(str(path))
-    old = registry_db.RegistryDB(registry_db._sqlite_engine(target.url), target)
+    target = db_engine._target(str(path))
+    old = registry_db.RegistryDB(db_engine._sqlite_engine(target.url), target)
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(registry_db.MIGRATIONS_DIR))
     with old._transaction(write=True) as conn:

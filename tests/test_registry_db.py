@@ -35,6 +35,7 @@ from mrv_ml.record.hashing import compute_hash
 from mrv_ml.record.schema import new_mrv_id
 from mrv_ml.registry_service import db as registry_db
 from mrv_ml.registry_service.db import VERSION_TABLE, RegistryDB, open_database
+from mrv_ml.registry_service.db import repository as db_repository
 from tests.support.records import make_sample_record
 
 UTC = timezone.utc
@@ -432,7 +433,7 @@ def test_search_filters_and_pages_without_duplicates_or_gaps(
     # Six distinct publication times for 120 records: the pages must break ties by ID.
     base = datetime(2026, 11, 1, tzinfo=UTC)
     clock = iter(range(10_000))
-    monkeypatch.setattr(registry_db, "_now",
+    monkeypatch.setattr(db_repository, "_now",
                         lambda: base + timedelta(seconds=next(clock) // 20))
     model: list[dict[str, Any]] = []
     for n in range(120):

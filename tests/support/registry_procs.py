@@ -430,7 +430,8 @@ def wait_all_anchored(url: str, records: dict[str, dict[str, Any]], timeout_s: f
 def chain_batches(rpc_url: str, registry: str, operator: str, workdir: Path
                   ) -> list[Any]:
     """Every ``BatchAnchored`` event of ``operator`` on ``registry`` (BatchAnchoring)."""
-    from mrv_ml.chain.connection import batch_events, connect
+    from mrv_ml.chain.connection import connect
+    from mrv_ml.chain.events import batch_events
     from mrv_ml.config import Settings
 
     settings = Settings(data_dir=workdir / "chain-reader", network="anvil",
@@ -443,7 +444,8 @@ def assert_each_root_once(rpc_url: str, registry: str, database: str, workdir: P
                           ) -> list[Any]:
     """On chain and in the database: every batch anchored, each root once on chain by the
     operator, each leaf in exactly one batch whose root the chain holds. The batches."""
-    from mrv_ml.chain.connection import batch_events, connect
+    from mrv_ml.chain.connection import connect
+    from mrv_ml.chain.events import batch_events
     from mrv_ml.config import Settings
     from mrv_ml.record.merkle import StandardMerkleTree
     from mrv_ml.registry_service.db import open_database
@@ -476,7 +478,8 @@ def assert_each_root_once(rpc_url: str, registry: str, database: str, workdir: P
 def all_batches(db: Any) -> list[Any]:
     import sqlalchemy as sa
 
-    from mrv_ml.registry_service.db import _batch, batches
+    from mrv_ml.registry_service.db.rows import _batch
+    from mrv_ml.registry_service.db.schema import batches
 
     with db._transaction(write=False) as conn:
         return [_batch(r) for r in conn.execute(sa.select(batches).order_by(batches.c.id))]

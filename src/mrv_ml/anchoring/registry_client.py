@@ -18,6 +18,13 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from mrv_ml.anchoring.wire import (
+    PROOF_STATUSES,
+    SUBMISSIONS_PATH,
+    error_of,
+    proof_path,
+    submission_body,
+)
 from mrv_ml.config import redact_url
 from mrv_ml.errors import (
     ConfigError,
@@ -77,7 +84,7 @@ def _request_once(method: str, url: str, *, token: str | None, body: Any,
     trusted to be well-behaved."""
     import requests
 
-    from mrv_ml.record.schema import parse_json_strict
+    from mrv_ml.record.strictjson import parse_json_strict
 
     headers = {"Accept": "application/json"}
     if token:
@@ -107,7 +114,7 @@ def _request_once(method: str, url: str, *, token: str | None, body: Any,
 
 
 def _refusal(status: int, data: Any, url: str) -> MRVError:
-    error = data.get("error") if isinstance(data, dict) else None
+    error = error_of(data)
     message = str(error.get("message"))[:300] if isinstance(error, dict) else f"HTTP {status}"
     where = redact_url(url)
     if status in (401, 403):
@@ -139,18 +146,17 @@ def submit(store: RecordStore, mrv_id: str, settings: Settings, *, publish: bool
 
     record = store.load(mrv_id)
     fingerprint = compute_hash(record)
-    body: dict[str, Any] = {"fingerprint": fingerprint, "mrv_id": mrv_id}
-    if signer is not None:
-        body.update(signer=signer.address, signature=sign(signer, mrv_id, fingerprint))
-    if publish:
-        body["record"] = record
+    signature = sign(signer, mrv_id, fingerprint) if signer is not None else None
+    body = submission_body(fingerprint, mrv_id,
+                           signer=signer.address if signer is not None else None,
+                           signature=signature, record=record if publish else None)
     token = settings.registry_token.reveal() if settings.registry_token else None
     proof = store.load_proof(mrv_id) or Proof.new(mrv_id, fingerprint)
     errors: list[MRVError] = []
     bases = registry_urls(settings, url)
     for base in bases:
         try:
-            status, data = _request("POST", f"{base}/v1/submissions", token=token, body=body)
+            status, data = _request("POST", base + SUBMISSIONS_PATH, token=token, body=body)
             if status not in (200, 202):
                 raise _refusal(status, data, base)
             proof = _merge(proof, base, fingerprint,
@@ -188,7 +194,7 @@ def fetch_complete(proof: Proof, fingerprint: str, settings: Settings | None = N
         if receipt.anchor is not None:
             continue
         base = _base(receipt.url)
-        status, data = _request("GET", f"{base}/v1/proofs/{fingerprint}?mrv_id={proof.mrv_id}",
+        status, data = _request("GET", base + proof_path(fingerprint, proof.mrv_id),
                                 token=token)
         if status != 200:
             raise _refusal(status, data, base)
@@ -257,7 +263,7 @@ def _checked_document(data: Any, mrv_id: str, fingerprint: str, base: str) -> Pr
     """The registry's answer as a Proof, refused unless it is this record's and, when
     anchored, its Merkle path leads from the fingerprint to the root it names."""
     where = redact_url(base)
-    if not isinstance(data, dict) or data.get("status") not in ("pending", "anchored"):
+    if not isinstance(data, dict) or data.get("status") not in PROOF_STATUSES:
         raise EvidenceConflictError(f"the registry at {where} answered something that is not "
                                     "a proof document", key="bad_registry_proof")
     try:

@@ -16,7 +16,6 @@ layer is thread-safe.
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from mrv_ml._version import __version__
+from mrv_ml.anchoring.wire import PROOF_PATH, SUBMISSIONS_PATH, error_body, proof_path
 from mrv_ml.errors import (
     MRVError,
     RecordError,
@@ -39,10 +39,10 @@ from mrv_ml.errors import (
 )
 from mrv_ml.registry_service.db import PublishedRecord, RegistryDB, Submission
 from mrv_ml.registry_service.proofs import ChainFacts, ProofBuilder
+from mrv_ml.registry_service.submission import _FINGERPRINT, _checked
 from mrv_ml.registry_service.writer import SubmissionWriter
 
 DEFAULT_MAX_RECORD_BYTES = 1 << 20  # a record is a few kB; its time series keeps it small
-_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
 class SubmissionRequest(BaseModel):
@@ -107,8 +107,7 @@ class ServiceState:
 
 def _error(status: int, key: str, message: str, headers: dict[str, str] | None = None
            ) -> JSONResponse:
-    return JSONResponse({"error": {"key": key, "message": message}}, status_code=status,
-                        headers=headers)
+    return JSONResponse(error_body(key, message), status_code=status, headers=headers)
 
 
 def _status_of(e: MRVError) -> int:
@@ -134,7 +133,7 @@ def create_app(state: ServiceState) -> FastAPI:
     def _mrv_error(request: Request, e: MRVError) -> JSONResponse:
         return _error(_status_of(e), e.key, str(e))
 
-    @app.post("/v1/submissions", status_code=202, tags=["write"],
+    @app.post(SUBMISSIONS_PATH, status_code=202, tags=["write"],
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": SubmissionRequest.model_json_schema()}}}},
               responses={200: {"description": "already anchored: the complete proof"},
@@ -159,7 +158,7 @@ def create_app(state: ServiceState) -> FastAPI:
 
         return await run_in_threadpool(_submit, state, body, client)
 
-    @app.get("/v1/proofs/{ref}", tags=["read"])
+    @app.get(PROOF_PATH, tags=["read"])
     def proof(ref: str, mrv_id: str | None = None) -> Response:
         """The proof of a fingerprint (64 hex) or of an MRV ID: ``{"status", "proof"}``."""
         submissions = _submissions(state.db, ref, mrv_id)
@@ -272,7 +271,10 @@ def create_app(state: ServiceState) -> FastAPI:
         """Prometheus metrics (the totals are the database's: every process tells the same)."""
         from mrv_ml.registry_service.metrics import render
 
-        body, content_type = render(state)
+        stats = state.db.stats()
+        loop = state.anchoring
+        body, content_type = render(stats, started_at=state.started_at,
+                                    anchoring_failing=bool(loop is not None and loop.last_error))
         return Response(body, media_type=content_type)
 
     return app
@@ -305,7 +307,7 @@ async def _read_body(request: Request, limit: int) -> bytes | Response:
 
 
 def _submit(state: ServiceState, body: bytes, client: str) -> Response:
-    from mrv_ml.record.schema import parse_json_strict
+    from mrv_ml.record.strictjson import parse_json_strict
 
     data = parse_json_strict(body, "the request body")
     request = _checked(data, state.config.max_record_bytes)
@@ -320,66 +322,6 @@ def _submit(state: ServiceState, body: bytes, client: str) -> Response:
         document["note"] = ("another record was published under this ID first; this "
                             "fingerprint is anchored but the record is not published")
     return JSONResponse(document, status_code=200 if document["status"] == "anchored" else 202)
-
-
-def _checked(data: Any, max_record_bytes: int) -> dict[str, Any]:
-    """The submission's fields, checked: RecordError (400) names what is wrong."""
-    from mrv_ml.chain.signing import recover_signer
-    from mrv_ml.record.hashing import canonical_bytes, compute_hash
-    from mrv_ml.record.schema import MRV_ID_PATTERN, validate_record
-
-    if not isinstance(data, dict):
-        raise RecordError("the body must be a JSON object")
-    unknown = set(data) - {"fingerprint", "mrv_id", "signer", "signature", "record"}
-    if unknown:
-        raise RecordError(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
-    fingerprint, mrv_id = data.get("fingerprint"), data.get("mrv_id")
-    if not isinstance(fingerprint, str) or not _FINGERPRINT.fullmatch(fingerprint):
-        raise RecordError("fingerprint must be 64 lowercase hex digits (sha256-jcs)",
-                          key="bad_fingerprint")
-    if not isinstance(mrv_id, str) or not MRV_ID_PATTERN.fullmatch(mrv_id):
-        raise RecordError("mrv_id must be MRV-<uuid4>", key="bad_mrv_id")
-    out: dict[str, Any] = {"fingerprint": fingerprint, "mrv_id": mrv_id}
-    signer, signature = data.get("signer"), data.get("signature")
-    if (signer is None) != (signature is None):
-        raise RecordError("signer and signature come together", key="bad_signature")
-    if signature is not None:
-        recovered = recover_signer(mrv_id, fingerprint, signature)
-        if not isinstance(signer, str) or recovered.lower() != signer.lower():
-            raise RecordError(f"the signature is by {recovered}, not by the signer given",
-                              key="bad_signature")
-        out.update(signer=recovered, signature=signature.lower())
-    record = data.get("record")
-    if record is not None:
-        if not isinstance(record, dict):
-            raise RecordError("record must be a JSON object")
-        validate_record(record)
-        if record.get("mrv_id") != mrv_id:
-            raise RecordError("the record's mrv_id is not the mrv_id given",
-                              key="record_mismatch")
-        if compute_hash(record) != fingerprint:
-            raise RecordError("the record does not hash to the fingerprint given",
-                              key="fingerprint_mismatch")
-        canonical = canonical_bytes(record)
-        if len(canonical) > max_record_bytes:
-            raise RecordError(f"the record is larger than {max_record_bytes:,} bytes",
-                              key="too_large")
-        out["record_json"] = canonical
-        out["record_fields"] = _searchable(record, out.get("signer"))
-    return out
-
-
-def _searchable(record: Mapping[str, Any], signer: str | None) -> dict[str, Any]:
-    experiment = record.get("experiment") or {}
-    energy = record.get("energy_emissions") or {}
-    times = record.get("timestamps") or {}
-    return {"experiment": experiment.get("name") or "", "model_name":
-            experiment.get("model_name"), "tags": experiment.get("tags") or {},
-            "started_at": times.get("start_time"), "energy_kwh": energy.get("energy_kwh"),
-            "co2_kg": energy.get("co2_kg"), "signer": signer,
-            "status": (record.get("outcome") or {}).get("status"),
-            "dataset_name": experiment.get("dataset_name"),
-            "duration_s": energy.get("duration_seconds")}
 
 
 def _looks_like_id(ref: str) -> bool:
@@ -462,4 +404,4 @@ def _summary(r: PublishedRecord) -> dict[str, Any]:
             "energy_kwh": r.energy_kwh, "co2_kg": r.co2_kg,
             "published_at": r.published_at.isoformat(),
             "links": {"record": f"/v1/records/{r.mrv_id}",
-                      "proof": f"/v1/proofs/{r.fingerprint}?mrv_id={r.mrv_id}"}}
+                      "proof": proof_path(r.fingerprint, r.mrv_id)}}

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 if TYPE_CHECKING:
-    from mrv_ml.registry_service.app import ServiceState
+    from mrv_ml.registry_service.db import RegistryStats
 
 
-def render(state: ServiceState) -> tuple[bytes, str]:
-    """The exposition text and its content type."""
-    stats = state.db.stats()
+def render(stats: RegistryStats, *, anchoring_failing: bool, started_at: float
+           ) -> tuple[bytes, str]:
+    """The exposition text and its content type: the database's totals ``stats``, whether
+    this process's last anchoring run failed, and when it started (``time.time()``)."""
     registry = CollectorRegistry()
 
     def gauge(name: str, text: str, value: float) -> None:
@@ -38,9 +39,8 @@ def render(state: ServiceState) -> tuple[bytes, str]:
           "When the last batch was anchored (0: never)", last or 0)
     gauge("mrv_registry_last_anchor_age_seconds", "Seconds since the last batch was anchored "
           "(-1: never)", time.time() - last if last else -1)
-    loop = state.anchoring
     gauge("mrv_registry_anchoring_failing", "1 when this process's last anchoring run failed",
-          1 if loop is not None and loop.last_error else 0)
+          1 if anchoring_failing else 0)
     gauge("mrv_registry_uptime_seconds", "Seconds since this process started",
-          time.time() - state.started_at)
+          time.time() - started_at)
     return generate_latest(registry), CONTENT_TYPE_LATEST

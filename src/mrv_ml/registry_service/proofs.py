@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mrv_ml.anchoring.wire import proof_document
 from mrv_ml.errors import RegistryConflictError
 from mrv_ml.record.merkle import StandardMerkleTree
 from mrv_ml.record.proof import Anchor, MerklePart, Proof, RegistryReceipt, Signature
@@ -78,10 +79,10 @@ class ProofBuilder:
             proof = replace(proof, pending_reason=f"submitted to the registry at "
                                                   f"{self.base_url}; awaiting its next "
                                                   "anchored batch (mrv anchor --upgrade)")
-            return {"status": "pending", "proof": proof.to_dict()}
+            return proof_document("pending", proof.to_dict())
         proof = replace(proof, status="anchored",
                         anchor=self._anchor(batch, submission.fingerprint))
-        return {"status": "anchored", "proof": proof.to_dict()}
+        return proof_document("anchored", proof.to_dict())
 
     def _tree(self, batch: Batch) -> tuple[StandardMerkleTree, dict[str, int]]:
         with self._lock:

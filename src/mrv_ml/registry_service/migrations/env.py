@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 
 from mrv_ml.errors import MRVStateError
-from mrv_ml.registry_service.db import VERSION_TABLE, metadata
+from mrv_ml.registry_service.db.schema import VERSION_TABLE, metadata
 
 connection = context.config.attributes.get("connection")
 if context.is_offline_mode() or connection is None:
