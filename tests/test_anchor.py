@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 
 from mrv_ml.anchoring.single import SENDING, anchor_pending, anchor_record, mark_pending
-from mrv_ml.chain.connection import ChainConnection, connect, registration_events
+from mrv_ml.chain.connection import ChainConnection, connect
+from mrv_ml.chain.events import registration_events
 from mrv_ml.config import load_settings
 from mrv_ml.errors import ChainUnavailableError, ConfigError
 from mrv_ml.storage.store import RecordStore
-from mrv_ml.verification.verifier import VerdictStatus, verify
+from mrv_ml.verification.verdict import VerdictStatus
+from mrv_ml.verification.verifier import verify
 from tests.support.records import make_sample_record
 
 

@@ -11,14 +11,17 @@ import pytest
 
 from mrv_ml.anchoring import batch
 from mrv_ml.anchoring.single import AnchorOutcome
-from mrv_ml.chain.connection import batch_events, connect
+from mrv_ml.chain.connection import connect
+from mrv_ml.chain.events import batch_events
 from mrv_ml.config import Settings, load_settings
 from mrv_ml.errors import ChainUnavailableError, RecordError, StoreError
 from mrv_ml.record.hashing import compute_hash
 from mrv_ml.record.merkle import StandardMerkleTree, to_bytes32
 from mrv_ml.record.proof import Anchor, MerklePart
 from mrv_ml.storage.store import RecordStore
-from mrv_ml.verification.verifier import Verdict, VerdictStatus, verify, verify_files
+from mrv_ml.verification.model import Verdict
+from mrv_ml.verification.verdict import VerdictStatus
+from mrv_ml.verification.verifier import verify, verify_files
 from tests.support.records import make_sample_record
 
 OTHER_ADDRESS = "0x" + "ab" * 20
@@ -319,7 +322,7 @@ def test_plain_anchor_never_anchors_alone_what_an_unfinished_batch_holds(
     # Killed right after the batch transaction was mined, before any proof was written;
     # then plain `mrv anchor`: registering each record alone would anchor them twice.
     from mrv_ml.anchoring.single import anchor_pending
-    from mrv_ml.chain.connection import registration_events
+    from mrv_ml.chain.events import registration_events
 
     ids, _path, journal = _mined_but_unfinished(store, 4)
     outcomes = anchor_pending(store, settings=load_settings())

@@ -21,7 +21,7 @@ import pytest
 
 from mrv_ml.anchoring.batch import anchor_batch
 from mrv_ml.anchoring.single import anchor_record
-from mrv_ml.chain.connection import deploy
+from mrv_ml.chain.deploy import deploy
 from mrv_ml.chain.localchain import anvil_dev_accounts
 from mrv_ml.config import Secret, Settings
 from mrv_ml.errors import ConfigError, LocalOnlyError, ProofNeededError, RecordError

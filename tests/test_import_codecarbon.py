@@ -28,7 +28,8 @@ from mrv_ml.record.hashing import compute_hash
 from mrv_ml.record.schema import validate_record
 from mrv_ml.reporting.one_record import summary_rows
 from mrv_ml.storage.store import RecordStore
-from mrv_ml.verification.verifier import VerdictStatus, verify
+from mrv_ml.verification.verdict import VerdictStatus
+from mrv_ml.verification.verifier import verify
 from tests.support.cli import MRV
 
 ROOT = Path(__file__).resolve().parent.parent

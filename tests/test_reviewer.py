@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from mrv_ml.anchoring.single import anchor_record
-from mrv_ml.chain.connection import connect, deploy
+from mrv_ml.chain.connection import connect
+from mrv_ml.chain.deploy import deploy
 from mrv_ml.chain.localchain import anvil_dev_accounts
 from mrv_ml.config import Secret, Settings
 from mrv_ml.errors import EvidenceConflictError, MalformedProofError

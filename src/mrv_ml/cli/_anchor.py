@@ -89,7 +89,7 @@ def deploy_command(
     confirmations: ConfirmationsOption = None,
 ) -> None:
     """Deploy the MRVRegistry contract and record its address for this chain."""
-    from mrv_ml.chain.connection import deploy
+    from mrv_ml.chain.deploy import deploy
 
     settings = _settings(network, rpc_url, None, data_dir, confirmations)
     done = deploy(settings)

@@ -69,7 +69,7 @@ def _print_json(value: Any) -> None:
 
 def _read_input(file: str) -> tuple[bytes, str]:
     """Bytes and display name of FILE ("-" is standard input)."""
-    from mrv_ml.record.schema import read_file_bytes
+    from mrv_ml.record.strictjson import read_file_bytes
 
     if file == "-":
         return sys.stdin.buffer.read(), "<stdin>"
@@ -96,7 +96,8 @@ def hash_command(
     were written in the file. Exit 3 if FILE is not a valid record.
     """
     from mrv_ml.record.hashing import HASH_ALGORITHM, compute_hash
-    from mrv_ml.record.schema import parse_json_strict, parse_record_bytes
+    from mrv_ml.record.schema import parse_record_bytes
+    from mrv_ml.record.strictjson import parse_json_strict
 
     data, source = _read_input(file)
     if no_validate:

@@ -27,7 +27,7 @@ from mrv_ml.cli._options import (
 from mrv_ml.units import format_co2_kg
 
 if TYPE_CHECKING:
-    from mrv_ml.verification.verifier import FileVerdict, Verdict
+    from mrv_ml.verification.model import FileVerdict, Verdict
 
 _ICONS = {"VALID": "✅ VALID", "TAMPERED": "❌ TAMPERED", "NOT_FOUND": "⚠️ NOT FOUND",
           "SUBMITTER_MISMATCH": "⚠️ SUBMITTER MISMATCH"}

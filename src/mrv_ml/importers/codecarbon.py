@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 from mrv_ml._version import __version__
 from mrv_ml.errors import ImportFileError, MRVError
 from mrv_ml.record.hashing import canonical_bytes
-from mrv_ml.record.schema import SCHEMA_VERSION, new_mrv_id, read_file_bytes, validate_record
+from mrv_ml.record.schema import SCHEMA_VERSION, new_mrv_id, validate_record
+from mrv_ml.record.strictjson import read_file_bytes
 
 if TYPE_CHECKING:
     from mrv_ml.anchoring.single import AnchorOutcome

@@ -270,7 +270,7 @@ def _record_warnings(record: Mapping[str, Any], mrv_id: str,
 def _item(path: Path, record: dict[str, Any], proof: Proof, proof_file: Path,
           suggestions: Mapping[int, str], private: Sequence[str]) -> _Item:
     from mrv_ml.record.hashing import compute_hash
-    from mrv_ml.record.schema import parse_json_strict, read_file_bytes
+    from mrv_ml.record.strictjson import parse_json_strict, read_file_bytes
 
     mrv_id = str(record["mrv_id"])
     anchor = proof.anchor

@@ -39,8 +39,8 @@ from mrv_ml.units import (
     format_mass_kg,
     format_number,
 )
+from mrv_ml.verification.model import FileVerdict
 from mrv_ml.verification.verdict import VerdictStatus
-from mrv_ml.verification.verifier import FileVerdict
 
 __all__ = ["FORMATS", "Run", "csv_report", "html_report", "json_report", "latex_report",
            "render", "run_fields", "text_table", "totals_text"]

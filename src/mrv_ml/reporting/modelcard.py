@@ -415,7 +415,7 @@ def _checked(result: str, meta: CardMetadata, name: str) -> str:
 
 def read_card(path: str | Path) -> str:
     """A card's text: UTF-8, as the Hub reads it; :class:`ModelCardError` otherwise."""
-    from mrv_ml.record.schema import read_file_bytes
+    from mrv_ml.record.strictjson import read_file_bytes
 
     data = read_file_bytes(path)
     if data.startswith(b"\xef\xbb\xbf"):

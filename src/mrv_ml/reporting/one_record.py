@@ -34,8 +34,8 @@ from mrv_ml.units import (
     format_mass_kg,
     format_number,
 )
+from mrv_ml.verification.model import Verdict
 from mrv_ml.verification.verdict import VerdictStatus
-from mrv_ml.verification.verifier import Verdict
 
 #: Where ``mrv serve`` shows the dashboard by default; ``--dashboard-url`` or the
 #: ``MRV_DASHBOARD_URL`` environment variable point elsewhere (a public deployment).

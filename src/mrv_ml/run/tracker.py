@@ -53,10 +53,10 @@ from mrv_ml.measure.hardware import get_hardware_info
 from mrv_ml.measure.meter import EnergyMeter, check_country
 from mrv_ml.networks import check_address_and_key, check_for_anchoring
 from mrv_ml.record.hashing import compute_hash
+from mrv_ml.record.repair import repair_record
 from mrv_ml.record.schema import (
     SCHEMA_VERSION,
     new_mrv_id,
-    repair_record,
     warm_up_validator,
 )
 from mrv_ml.run import finish
@@ -71,7 +71,7 @@ from mrv_ml.types import Fingerprint
 if TYPE_CHECKING:
     from mrv_ml.record.proof import Proof
     from mrv_ml.run.log_to.dispatch import RunLog
-    from mrv_ml.verification.verifier import Verdict
+    from mrv_ml.verification.model import Verdict
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])

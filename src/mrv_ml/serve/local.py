@@ -26,7 +26,7 @@ from eth_utils import to_checksum_address
 from mrv_ml.chain.localchain import LOCAL_CHAIN_ID, LocalChain
 from mrv_ml.config import Settings
 from mrv_ml.errors import ConfigError, MRVError, RecordError, RecordNotFoundError
-from mrv_ml.record.schema import parse_json_strict
+from mrv_ml.record.strictjson import parse_json_strict
 from mrv_ml.storage.store import RecordStore, RecordSummary
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboard"
@@ -121,7 +121,7 @@ class DashboardServer(ThreadingHTTPServer):
                 address = self.chain.registry_address(w3)
             return {"network": "local", "chain_id": LOCAL_CHAIN_ID, "registry_address": address,
                     "rpc_path": "/rpc", "rpc_url": None, "explorer_url": None, "bridge": True}
-        from mrv_ml.chain.connection import read_deployments
+        from mrv_ml.chain.deployments import read_deployments
         from mrv_ml.networks import resolve_network
 
         network, rpc_url = resolve_network(s)
