@@ -278,6 +278,7 @@ def test_a_command_ignoring_sigint_gets_sigterm_after_the_grace_period(data_dir:
                                                 "later")
 
 
+@pytest.mark.slow
 def test_mrv_run_with_warn_lets_the_command_finish(data_dir: Path) -> None:
     done = run_mrv_subprocess("run", "--no-anchor", "--budget-kwh", "1e-9", "--on-budget",
                               "warn", "--", sys.executable, "-c",

@@ -126,6 +126,7 @@ def _only_record(data_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_make_one_record(data_dir: Path) -> None:
     rank0, rank1 = _run_job(data_dir, "ok", gather_timeout_s=120)
     assert rank0.returncode == 0, rank0.stderr
@@ -151,6 +152,7 @@ def test_two_gloo_ranks_make_one_record(data_dir: Path) -> None:
     assert len(proofs) == 1 and json.loads(proofs[0].read_text())["status"] == "anchored"
 
 
+@pytest.mark.slow
 def test_dead_rank_is_listed_missing_and_run_failed(data_dir: Path) -> None:
     rank0, rank1 = _run_job(data_dir, "die", gather_timeout_s=3)
     assert rank1.returncode == 17  # it died inside the tracked block

@@ -190,6 +190,7 @@ def test_a_read_only_store_still_verifies_and_refuses_to_anchor(confined: Confin
     assert store_bytes(data_dir) == before
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_anchoring_is_a_store_error_and_nothing_is_lost(confined: Confined
                                                                           ) -> None:
     disk = Path(os.environ["MRV_DATA_DIR"]).parent / "small-disk"
