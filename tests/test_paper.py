@@ -19,9 +19,8 @@ from mrv_ml import units
 from mrv_ml.record.hashing import compute_hash
 from mrv_ml.record.proof import Proof
 from mrv_ml.record.trust import Trust
-from mrv_ml.reporting import charts
+from mrv_ml.reporting import charts, text
 from mrv_ml.reporting import many_records as paper
-from mrv_ml.reporting import one_record as report
 from mrv_ml.storage.selection import RecordFilter, Selected, select, totals
 from mrv_ml.storage.store import RecordStore
 from tests.support.cli import MRV
@@ -307,7 +306,7 @@ def test_latex_table_escapes_hostile_text_and_says_what_is_anchored() -> None:
     runs = _hostile_runs()
     tex = paper.latex_report(runs, dashboard_url="https://verify.example/app")
     _check_latex_structure(tex)
-    assert report.latex_escape(HOSTILE) in tex and "\\textless{}" in tex
+    assert text.latex_escape(HOSTILE) in tex and "\\textless{}" in tex
     assert "next line" in tex and "\nnext line" not in tex
     total_row = next(line for line in tex.splitlines() if line.startswith("Total"))
     assert "Total (3 runs; 1 not measured)" in total_row

@@ -17,6 +17,7 @@ import pytest
 from mrv_ml.record.hashing import compute_hash
 from mrv_ml.record.proof import Proof, find_proof
 from mrv_ml.reporting import one_record as report
+from mrv_ml.reporting import text
 from mrv_ml.verification.model import Verdict
 from mrv_ml.verification.verdict import VerdictStatus
 from tests.support.records import make_sample_record
@@ -50,10 +51,10 @@ def _verdict(record: dict[str, Any], status: VerdictStatus, trust: str = "public
 
 
 def test_latex_escape_covers_every_special_character() -> None:
-    escaped = report.latex_escape(NASTY)
+    escaped = text.latex_escape(NASTY)
     assert escaped == (r"Res\_Net \& 50\% \$x\$ \#1 \{a\} \textasciitilde{}b\textasciicircum{}c "
                        r"\textbackslash{}d \textless{}e\textgreater{}")
-    assert report.latex_escape("two\nlines") == "two lines"  # a newline would end the paragraph
+    assert text.latex_escape("two\nlines") == "two lines"  # a newline would end the paragraph
 
 
 def test_latex_citation_escapes_record_fields_and_keeps_figures() -> None:
@@ -129,7 +130,7 @@ def test_citation_of_failed_unmeasured_run_says_so() -> None:
 
 
 def test_deep_link_keeps_existing_query_and_encodes() -> None:
-    link = report.deep_link("https://h.example/verify?lang=en&id=old", "MRV-1 2", "base sepolia")
+    link = text.deep_link("https://h.example/verify?lang=en&id=old", "MRV-1 2", "base sepolia")
     assert parse_qs(urlsplit(link).query) == {"lang": ["en"], "id": ["MRV-1 2"],
                                               "network": ["base sepolia"]}
     assert " " not in link

@@ -23,7 +23,7 @@ from mrv_ml.errors import (
     EXIT_USAGE,
     MRVError,
 )
-from mrv_ml.reporting.one_record import printable
+from mrv_ml.reporting.text import printable
 
 try:  # typer >= 0.24 vendors click: its usage errors are not click's classes
     from typer._click import exceptions as _typer_click

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from mrv_ml.cli._app import app, console, console_err
 from mrv_ml.errors import EXIT_BAD_INPUT, RecordError
-from mrv_ml.reporting.one_record import printable
+from mrv_ml.reporting.text import printable
 from mrv_ml.units import format_datetime, format_duration_s, format_energy_kwh, format_mass_kg
 
 if TYPE_CHECKING:

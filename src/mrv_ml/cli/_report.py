@@ -81,6 +81,7 @@ def report_command(
     from mrv_ml.config import load_settings
     from mrv_ml.reporting import many_records as paper
     from mrv_ml.reporting import one_record as report
+    from mrv_ml.reporting.text import is_loopback_url
     from mrv_ml.storage.selection import RecordFilter, select
     from mrv_ml.storage.store import RecordStore
 
@@ -91,7 +92,7 @@ def report_command(
         overrides["data_dir"] = str(data_dir)
     if rpc_url is not None:  # a reviewer's own node, for --verify
         overrides["rpc_url"] = rpc_url
-    if link is not None and report.is_loopback_url(link):
+    if link is not None and is_loopback_url(link):
         raise typer.BadParameter("a loopback link works only on this machine, never in a "
                                  "paper", param_hint="--link")
     settings = load_settings(overrides or None)

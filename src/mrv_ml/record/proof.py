@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from mrv_ml.errors import MalformedProofError, NotARecordError, RecordError
 from mrv_ml.networks import LOCAL, PRESETS
-from mrv_ml.record.hashing import HASH_ALGORITHM
+from mrv_ml.record.hashing import HASH_ALGORITHM, compute_hash
 from mrv_ml.record.merkle import LEAF_ENCODING, PROOF_FORMAT
 
 PROOF_VERSION = "1.0"
@@ -422,3 +422,18 @@ def find_proof(record_path: Path, mrv_id: str | None,
     if proof is not None and mrv_id is not None and proof.mrv_id != mrv_id:
         return None, f"{path} is the proof of another record ({proof.mrv_id})"
     return proof, None
+
+
+def proof_matches(record: Mapping[str, Any], proof: Proof | None,
+                  digest: str | None = None) -> bool:
+    """Whether the sidecar's digest is this record's fingerprint (it is not after an edit);
+    ``digest``: the fingerprint when the caller has it already (hashing a long record is
+    the cost of a report over thousands)."""
+    if proof is None:
+        return False
+    if digest is not None:
+        return proof.record_digest == digest
+    try:
+        return proof.record_digest == compute_hash(record)
+    except Exception:  # a record that cannot be hashed matches nothing
+        return False

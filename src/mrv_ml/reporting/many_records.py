@@ -4,9 +4,9 @@ paragraph, CSV, JSON, one self-contained HTML file, and a text table.
 Input is what :func:`mrv_ml.storage.selection.select` chose, optionally with a verification of each
 (``mrv report --verify``). Every figure shown goes through :mod:`mrv_ml.units`; CSV and
 JSON keep raw values in base units (the unit is in the column name). Every record field is
-untrusted text and is escaped for its medium: LaTeX (``report.latex_escape``), HTML
+untrusted text and is escaped for its medium: LaTeX (``text.latex_escape``), HTML
 (``html.escape``), CSV (formula injection: a text cell starting with ``= + - @`` or a tab /
-carriage return gets a leading ``'``), the terminal (``report.printable``).
+carriage return gets a leading ``'``), the terminal (``text.printable``).
 
 What a run is worth is said as proven and no more: "verified" only after a VALID
 verification; an anchored record not verified here is "anchored"; a record anchored only on
@@ -26,8 +26,9 @@ from typing import Any
 from mrv_ml.errors import MRVValueError
 from mrv_ml.record.schema import section
 from mrv_ml.record.trust import Trust, proof_trust
-from mrv_ml.reporting import charts
+from mrv_ml.reporting import charts, text
 from mrv_ml.reporting import one_record as report
+from mrv_ml.reporting.badge import badge_status
 from mrv_ml.storage.selection import COMPONENTS, Selected, Totals, totals
 from mrv_ml.units import (
     MISSING,
@@ -81,7 +82,7 @@ def _status(run: Run) -> str:
         return "not verified"
     if sel.proof_error is not None and fv is None:
         return "unreadable proof"
-    return report.badge_status(sel.record, sel.proof, fv.verdict if fv is not None else None,
+    return badge_status(sel.record, sel.proof, fv.verdict if fv is not None else None,
                                sel.digest)
 
 
@@ -215,13 +216,13 @@ def _public_link(runs: Sequence[Run], link: str | None, dashboard_url: str) -> s
     """The one verification link of a paper: ``link`` if given, else the dashboard's deep
     link of the first publicly anchored run; never a link that only works on this machine."""
     if link is not None:
-        return None if report.is_loopback_url(link) else link
-    if report.is_loopback_url(dashboard_url):
+        return None if text.is_loopback_url(link) else link
+    if text.is_loopback_url(dashboard_url):
         return None
     for run in runs:
         if _trust(run) is Trust.PUBLIC:
             sel = run.selected
-            return report.deep_link(dashboard_url, str(run.record.get("mrv_id")),
+            return text.deep_link(dashboard_url, str(run.record.get("mrv_id")),
                                     report.network_of(sel.proof))
     return None
 
@@ -306,7 +307,7 @@ def latex_report(runs: Sequence[Run], *, link: str | None = None,
                  dashboard_url: str = report.DEFAULT_DASHBOARD_URL) -> str:
     r"""A booktabs table of the runs with a totals row, then one paragraph for the paper.
     Needs ``\usepackage{booktabs}`` and ``url`` (or ``hyperref``) for the link."""
-    esc = report.latex_escape
+    esc = text.latex_escape
     t = totals([r.selected for r in runs])
     lines = [
         "% mrv report: needs \\usepackage{booktabs} and \\usepackage{url} (or hyperref)",
@@ -334,7 +335,7 @@ def latex_report(runs: Sequence[Run], *, link: str | None = None,
               "\\label{tab:mrv-runs}", "\\end{table}", ""]
     public = _public_link(runs, link, dashboard_url)
     lines.append(_paragraph(runs, t, public, esc, "CO$_2$e",
-                            lambda u: f"\\url{{{report.latex_url(u)}}}"))
+                            lambda u: f"\\url{{{text.latex_url(u)}}}"))
     return "\n".join(lines) + "\n"
 
 
@@ -357,7 +358,7 @@ def text_table(runs: Sequence[Run]) -> Any:
     for name, footer, justify in columns:
         table.add_column(name, footer=footer, justify=justify,  # type: ignore[arg-type]
                          overflow="fold")
-    p = report.printable
+    p = text.printable
     for run in runs:
         f = run_fields(run)
         table.add_row(p(str(f["mrv_id"])[:12]), p(f["experiment"] or MISSING),

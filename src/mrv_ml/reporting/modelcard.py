@@ -49,14 +49,8 @@ from mrv_ml.errors import (
 from mrv_ml.record.hashing import HASH_ALGORITHM, compute_hash
 from mrv_ml.record.proof import Proof, find_proof
 from mrv_ml.record.trust import TRUST_NOTES, Trust, proof_trust
-from mrv_ml.reporting.one_record import (
-    deep_link,
-    field_at,
-    integrity_line,
-    is_loopback_url,
-    printable,
-    run_sentence,
-)
+from mrv_ml.reporting.one_record import integrity_line, run_sentence
+from mrv_ml.reporting.text import deep_link, field_at, is_loopback_url, printable
 from mrv_ml.storage import atomicfile
 from mrv_ml.verification.verdict import VerdictStatus
 

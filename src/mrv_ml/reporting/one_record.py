@@ -17,14 +17,21 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
-from xml.sax.saxutils import escape as _xml_escape
 
-from mrv_ml.errors import MRVValueError, escape_controls
+from mrv_ml.errors import MRVValueError
 from mrv_ml.measure.uncertainty import bounds_kwh
 from mrv_ml.record.hashing import HASH_ALGORITHM, compute_hash
-from mrv_ml.record.proof import Proof
+from mrv_ml.record.proof import Proof, proof_matches
 from mrv_ml.record.trust import Trust, proof_trust
+from mrv_ml.reporting.badge import badge_status, badge_svg
+from mrv_ml.reporting.text import (
+    deep_link,
+    field_at,
+    is_loopback_url,
+    latex_escape,
+    latex_url,
+    printable,
+)
 from mrv_ml.units import (
     finite_number,
     format_co2_kg,
@@ -43,117 +50,10 @@ DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8750/"  # server.DEFAULT_HOST/PORT
 
 FORMATS = ("text", "citation", "latex", "badge")
 
-# Badge states, in the colours readers know from CI badges.
-BADGE_COLORS = {
-    "verified": "#2e7d32",
-    "anchored": "#1565c0",
-    "pending": "#9e9e9e",
-    "unverified": "#9e9e9e",
-    "modified": "#c62828",
-    "tampered": "#c62828",
-    "not found": "#c62828",
-    "local only": "#9e9e9e",
-    "verified (private)": "#6d8b74",
-    "anchored (private)": "#6d8b74",
-    "submitter mismatch": "#c62828",
-}
-
-# "verified" only for what anyone can check; the author's own chain says so plainly.
-_VALID_BADGE = {Trust.PUBLIC: "verified", Trust.PRIVATE: "verified (private)",
-                Trust.LOCAL: "local only"}
-_ANCHORED_BADGE = {Trust.PUBLIC: "anchored", Trust.PRIVATE: "anchored (private)",
-                   Trust.LOCAL: "local only"}
-_VERDICT_BADGE = {
-    VerdictStatus.VALID: "verified",
-    VerdictStatus.TAMPERED: "tampered",
-    VerdictStatus.NOT_FOUND: "not found",
-    VerdictStatus.SUBMITTER_MISMATCH: "submitter mismatch",
-}
-
-
 # --- helpers -----------------------------------------------------------------------------
 
 
-def field_at(record: Mapping[str, Any], *path: str) -> Any:
-    """The value at ``path`` in a record, ``None`` where any step is missing or is not an
-    object (records are untrusted: a summary must still print for a damaged one)."""
-    node: Any = record
-    for key in path:
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(key)
-    return node
-
-
-def printable(text: object) -> str:
-    """Record text made safe for a terminal or a text file: C0/C1 control characters
-    (ANSI/OSC escape sequences that clear a screen or retitle a window) shown as ``\\xNN``."""
-    return escape_controls(str(text))
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters so record text prints literally."""
-    replacements = {
-        "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-        "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-        "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
-        "|": r"\textbar{}",
-    }
-    flat = printable(" ".join(str(text).split()))  # newlines would end the paragraph
-    return "".join(replacements.get(ch, ch) for ch in flat)
-
-
-def latex_url(url: str) -> str:
-    r"""A URL inside ``\url{}``: ``%`` and ``#`` escaped (so it survives inside footnotes),
-    braces and backslashes percent-encoded (they cannot appear in ``\url`` at all)."""
-    url = "".join(quote(ch) if ch in "{}\\" or ch.isspace() else ch for ch in url)
-    return url.replace("%", r"\%").replace("#", r"\#")
-
-
-def deep_link(dashboard_url: str, mrv_id: str, network: str | None = None) -> str:
-    """The dashboard's deep link for one record: ``<dashboard>?id=MRV-...&network=...``.
-    Existing query parameters of ``dashboard_url`` are kept."""
-    parts = urlsplit(dashboard_url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if k not in ("id", "network")]
-    query.append(("id", mrv_id))
-    if network:
-        query.append(("network", network))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/",
-                       urlencode(query, quote_via=quote), parts.fragment))
-
-
 # --- proof sidecar and status ------------------------------------------------------------
-
-
-def proof_matches(record: Mapping[str, Any], proof: Proof | None,
-                  digest: str | None = None) -> bool:
-    """Whether the sidecar's digest is this record's fingerprint (it is not after an edit);
-    ``digest``: the fingerprint when the caller has it already (hashing a long record is
-    the cost of a report over thousands)."""
-    if proof is None:
-        return False
-    if digest is not None:
-        return proof.record_digest == digest
-    try:
-        return proof.record_digest == compute_hash(record)
-    except Exception:  # a record that cannot be hashed matches nothing
-        return False
-
-
-def badge_status(record: Mapping[str, Any], proof: Proof | None = None,
-                 verdict: Verdict | None = None, digest: str | None = None) -> str:
-    """``verified`` only for a VALID verdict; else what the verdict or sidecar supports."""
-    if verdict is not None:
-        if verdict.status is VerdictStatus.VALID:
-            return _VALID_BADGE[Trust(verdict.trust)]
-        return _VERDICT_BADGE[verdict.status]
-    if proof is None:
-        return "unverified"
-    if not proof_matches(record, proof, digest):
-        return "modified"
-    trust = proof_trust(proof)
-    return "pending" if trust is None else _ANCHORED_BADGE[trust]
 
 
 def network_of(proof: Proof | None, verdict: Verdict | None = None,
@@ -230,20 +130,6 @@ def run_sentence(record: Mapping[str, Any], esc: Any = printable, co2: str = "CO
     return _sentence(record, esc, co2)
 
 
-def is_loopback_url(url: str) -> bool:
-    """Whether ``url`` points at this machine: true only for its author, never in a paper."""
-    import ipaddress
-
-    host = (urlsplit(url).hostname or "").lower()
-    if host in ("localhost", "") or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified
-
-
 def integrity_line(record: Mapping[str, Any], proof: Proof | None) -> str:
     """One sentence on what backs the figures: the fingerprint, and where it is anchored in
     words a reader can act on (a public transaction, or why there is none)."""
@@ -290,46 +176,6 @@ def citation_latex(record: Mapping[str, Any], *, proof: Proof | None = None,
     text = (f"{_sentence(record, latex_escape, 'CO$_2$e')}\n"
             f"{latex_escape(integrity_line(record, proof))}\n")
     return text + (f"Verification: \\url{{{latex_url(link)}}}\n" if link else "")
-
-
-# --- badge -------------------------------------------------------------------------------
-
-
-def _text_width_px(text: str) -> int:
-    """Rough width of 11 px Verdana text (the badge font), wide enough for any glyph."""
-    return int(sum(7.2 if ch.isupper() or ord(ch) > 127 else 6.2 for ch in text)) + 10
-
-
-def badge_svg(record: Mapping[str, Any], *, status: str, link: str | None = None) -> str:
-    """A flat two-part badge: "CO2e" | "420 g · <status>", linked to ``link``."""
-    co2 = format_mass_kg(_facts(record)["co2_kg"])
-    label, message = "CO2e", f"{co2} · {status}"
-    title = f"{label}: {message}"
-    color = BADGE_COLORS.get(status, "#9e9e9e")
-    lw, mw = _text_width_px(label), _text_width_px(message)
-    width = lw + mw
-    body = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
-        f'width="{width}" height="20" role="img" aria-label={_attr(title)}>'
-        f"<title>{_xml_escape(title)}</title>"
-        f'<rect width="{lw}" height="20" fill="#555"/>'
-        f'<rect x="{lw}" width="{mw}" height="20" fill="{color}"/>'
-        f'<g fill="#fff" text-anchor="middle" font-family="Verdana,DejaVu Sans,sans-serif" '
-        f'font-size="11">'
-        f'<text x="{lw / 2:.1f}" y="14">{_xml_escape(label)}</text>'
-        f'<text x="{lw + mw / 2:.1f}" y="14">{_xml_escape(message)}</text>'
-        f"</g></svg>"
-    )
-    if link:
-        inner = body[body.index(">") + 1:-len("</svg>")]
-        head = body[:body.index(">") + 1]
-        body = f"{head}<a href={_attr(link)} xlink:href={_attr(link)}>{inner}</a></svg>"
-    return body + "\n"
-
-
-def _attr(value: str) -> str:
-    """A double-quoted, fully escaped XML attribute value."""
-    return '"' + _xml_escape(value, {'"': "&quot;", "'": "&apos;"}) + '"'
 
 
 # --- summary -----------------------------------------------------------------------------
