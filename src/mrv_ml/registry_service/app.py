@@ -41,6 +41,7 @@ from mrv_ml.registry_service.db import PublishedRecord, RegistryDB, Submission
 from mrv_ml.registry_service.proofs import ChainFacts, ProofBuilder
 from mrv_ml.registry_service.submission import _FINGERPRINT, _checked
 from mrv_ml.registry_service.writer import SubmissionWriter
+from mrv_ml.serve.csp import REGISTRY_CONNECT, page_policy
 
 DEFAULT_MAX_RECORD_BYTES = 1 << 20  # a record is a few kB; its time series keeps it small
 
@@ -373,9 +374,7 @@ def _explore_row(row: Mapping[str, Any], trust: str) -> dict[str, Any]:
 def page_content_security_policy() -> str:
     """The page under ``/explorer/``: only this service's files and API, and whatever chain
     endpoint (http or https) the reader types in to verify against."""
-    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "connect-src 'self' https: http:; base-uri 'none'; form-action 'none'; "
-            "frame-ancestors 'none'")
+    return page_policy(REGISTRY_CONNECT)
 
 
 _DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"  # as mrv serve's

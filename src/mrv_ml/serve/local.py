@@ -27,6 +27,7 @@ from mrv_ml.chain.localchain import LOCAL_CHAIN_ID, LocalChain
 from mrv_ml.config import Settings
 from mrv_ml.errors import ConfigError, MRVError, RecordError, RecordNotFoundError
 from mrv_ml.record.strictjson import parse_json_strict
+from mrv_ml.serve.csp import LOCAL_CONNECT, page_policy
 from mrv_ml.storage.store import RecordStore, RecordSummary
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboard"
@@ -58,9 +59,7 @@ MAX_UPSTREAM_ANSWER_BYTES = 8 * 1024 * 1024
 def content_security_policy() -> str:
     """Only our own files. The page reaches chains through this server's bridge, and may
     also reach a node on this machine (anvil, a dev chain) in its manual RPC mode."""
-    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "connect-src 'self' http://127.0.0.1:* http://localhost:*; base-uri 'none'; "
-            "form-action 'none'; frame-ancestors 'none'")
+    return page_policy(LOCAL_CONNECT)
 
 
 def _rpc_error(req_id: Any, code: int, message: str) -> dict[str, Any]:
