@@ -14,7 +14,7 @@ NVML no GPU (nothing is measured then). Needs the ``torch`` extra with a CUDA bu
 GPUs are the run's visible ones (``CUDA_VISIBLE_DEVICES``, read as CUDA reads it).
 
 Not part of the test suite on a real card; the tests run its measuring half (:func:`run`)
-on a simulated GPU machine (tests/test_gpu_simulated.py) and check the one line without a
+on a simulated GPU machine (tests/unit/measure/test_gpu_simulated.py) and check the one line without a
 GPU.
 """
 

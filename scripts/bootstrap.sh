@@ -38,7 +38,7 @@ if [ "$what" = test ]; then
     fi
   fi
   # pdflatex with booktabs (Debian's texlive-latex-recommended, ~10 MB, about 40 s), so
-  # tests/test_paper.py compiles what `mrv report -f latex` writes.
+  # tests/unit/reporting/test_paper.py compiles what `mrv report -f latex` writes.
   if ! command -v pdflatex >/dev/null 2>&1 || ! kpsewhich booktabs.sty >/dev/null 2>&1; then
     tex="texlive-latex-base texlive-latex-recommended"
     if [ "$(id -u)" = 0 ]; then

@@ -7,7 +7,7 @@ count what falls short: the figures of the hardening work, before and after a fi
 Each kind runs in its own child process, with a memory cap (4 GiB) and a time limit (60 s),
 since an older version may read /dev/zero until memory runs out or wait on a FIFO forever:
 such a kind counts all its invocations as failed. The tests run the same corpus in-process
-(tests/test_hostile_corpus.py); this script is for the figures, not for CI.
+(tests/adversarial/test_hostile_corpus.py); this script is for the figures, not for CI.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 
 Each case is ``{"fn", "args", "expected"}``: ``fn`` names a function of ``mrv_ml.units``
 (``dashboard/units.js`` exports the same names in ``FORMATTERS``), ``args`` its arguments as
-JSON, ``expected`` what Python shows. ``tests/test_units.py`` runs every case through both;
+JSON, ``expected`` what Python shows. ``tests/unit/base/test_units.py`` runs every case through both;
 the hand-checked cases there pin what Python shows in the first place.
 
 Usage:  python scripts/make_format_cases.py [--check]

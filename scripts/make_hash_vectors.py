@@ -3,7 +3,7 @@
 
 Each vector is ``{"name", "value", "canonical", "sha256"}``: ``value`` is any JSON
 value, ``canonical`` its RFC 8785 (JCS) form as a string, ``sha256`` the hex digest of
-the canonical UTF-8 bytes. Python (tests/test_hashing.py) and the browser dashboard
+the canonical UTF-8 bytes. Python (tests/unit/record/test_hashing.py) and the browser dashboard
 both check their canonicalization against this one file, so its format must not change.
 
 Usage:  python scripts/make_hash_vectors.py [--check]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate ``src/mrv_ml/data/verdict_cases.json``: the verdict table shared by Python's
-``verify``, ``mrv verify`` and the dashboard (tests/test_verdict_cases.py runs the first two
-on the embedded chain and anvil, tests/test_dashboard_cases.py the page in Chromium).
+``verify``, ``mrv verify`` and the dashboard (tests/unit/verification/test_verdict_cases.py runs the first two
+on the embedded chain and anvil, tests/dashboard/test_dashboard_cases.py the page in Chromium).
 
 Each case gives the record (``record``, or the raw file text ``record_text`` for the
 strict-reading cases), its proof sidecar (or ``null``), an expected submitter to pin

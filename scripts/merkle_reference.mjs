@@ -1,4 +1,4 @@
-// Reference trees from @openzeppelin/merkle-tree, for tests/test_merkle.py.
+// Reference trees from @openzeppelin/merkle-tree, for tests/unit/record/test_merkle.py.
 // stdin: JSON array of batches, each an array of 0x-prefixed bytes32 values.
 // stdout: JSON array, per batch {root, proofs (one per value, in input order), dump}.
 import { createRequire } from 'node:module';

@@ -107,8 +107,8 @@ def test_the_marker_check_sees_unmarked_imports(tmp_path: Path) -> None:
 def test_blocked_framework_means_skipped_not_failed() -> None:
     """With torch hidden, a function-marked test and two modules importing torch at module
     level are reported as skipped, with the extra to install as the reason."""
-    targets = ["tests/test_integrations_extras.py::test_plain_metrics_keeps_finite_numbers_only",
-               "tests/test_integrations_lightning.py", "tests/test_distributed.py"]
+    targets = ["tests/unit/integrations/test_integrations_extras.py::test_plain_metrics_keeps_finite_numbers_only",
+               "tests/unit/integrations/test_integrations_lightning.py", "tests/unit/integrations/test_distributed.py"]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *targets],
         cwd=REPO_ROOT, env={**os.environ, BLOCK_ENV: "torch"}, capture_output=True, text=True,

@@ -3,7 +3,7 @@ carbon intensity, shares and dates, with SI prefixes and at most three significa
 
 The command line, the reports, the badge and the page all show numbers through this module
 or its twin ``dashboard/units.js``; ``data/format_cases.json`` holds the cases both must
-reproduce exactly (run by ``tests/test_units.py`` in Python and in Chromium). Raw values
+reproduce exactly (run by ``tests/unit/base/test_units.py`` in Python and in Chromium). Raw values
 stay in ``--json`` output and in the record itself.
 
 Rounding is half away from zero on the exact binary value, which is what JavaScript's

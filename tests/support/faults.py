@@ -1,4 +1,4 @@
-"""Killing mrv-ml's real processes at chosen and at random points (tests/test_faults.py).
+"""Killing mrv-ml's real processes at chosen and at random points (tests/adversarial/test_faults.py).
 
 Two ways to kill, both with SIGKILL (no handler, no ``finally``, no atexit runs):
 

@@ -3,7 +3,7 @@ hands mrv-ml, each with the outcome every entry point must give.
 
 Plain data and file builders, no mrv-ml imports beyond the sample record, so the corpus
 can also be run against an older checkout (``scripts/hostile_corpus.py``) to count what
-failed before a fix. ``tests/test_hostile_corpus.py`` runs it against every entry point.
+failed before a fix. ``tests/adversarial/test_hostile_corpus.py`` runs it against every entry point.
 
 Each :class:`Kind` writes its input into a directory and says what it is:
 

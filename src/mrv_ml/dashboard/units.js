@@ -1,6 +1,6 @@
 // The one formatter for every figure the page shows: the twin of Python's mrv_ml/units.py,
 // held to the same table of cases (data/format_cases.json, run in Chromium by
-// tests/test_units.py). Three significant digits, SI prefixes; ties round away from zero
+// tests/unit/base/test_units.py). Three significant digits, SI prefixes; ties round away from zero
 // on the exact binary value, which is what toPrecision does.
 
 export const SIGNIFICANT_DIGITS = 3;
