@@ -74,8 +74,8 @@ def test_oversize_request_refused(served: ServedDashboard) -> None:
     assert status == 413 and out["error"]["code"] == -32600
 
 
-@pytest.mark.parametrize("path", ["../../etc/passwd", "..%2f..%2fetc%2fpasswd", "%2e%2e/server.py",
-                                  "vendor/../../server.py", "nope.js"])
+@pytest.mark.parametrize("path", ["../../etc/passwd", "..%2f..%2fetc%2fpasswd", "%2e%2e/serve/local.py",
+                                  "vendor/../../serve/local.py", "nope.js"])
 def test_traversal_and_missing_files_refused(served: ServedDashboard, path: str) -> None:
     status, _, body = _get(served.url + path)
     assert status == 404 and b"root:" not in body and b"import" not in body

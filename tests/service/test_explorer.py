@@ -459,8 +459,8 @@ def test_the_registry_explores_in_sql(registry: tuple[Any, str, list[dict[str, A
         assert b'id="explorer"' in r.read()
         csp = r.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
-    for bad_path in ("/explorer/../registry/app.py", "/explorer/%2e%2e/server.py",
-                     "/explorer/vendor/../../server.py"):
+    for bad_path in ("/explorer/../registry_service/app.py", "/explorer/%2e%2e/serve/local.py",
+                     "/explorer/vendor/../../serve/local.py"):
         try:
             code = urllib.request.urlopen(url + bad_path, timeout=30).status
         except urllib.error.HTTPError as e:

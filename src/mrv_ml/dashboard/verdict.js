@@ -1,4 +1,4 @@
-// The verdict, decided once: the same pure function as Python's mrv_ml/verdict.py:decide,
+// The verdict, decided once: the same pure function as Python's mrv_ml/verification/verdict.py:decide,
 // run over the same table (data/verdict_cases.json) in the browser tests. It reads nothing:
 // when evidence is missing it answers {need}, and the caller reads exactly that.
 // An outcome is a verdict {status, reason, registration} or an error {error: key}.

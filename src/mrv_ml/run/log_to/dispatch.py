@@ -44,7 +44,7 @@ _said_no_run: set[str] = set()  # "no active run" is said once per process and t
 class RunFacts:
     """What goes into the tracker's run. Raw numbers in the units their names say (the
     tools plot them); ``trust`` is what the anchor is worth before any verification
-    (:func:`mrv_ml.verification.verdict.proof_trust`), never a claim that the record was verified."""
+    (:func:`mrv_ml.record.trust.proof_trust`), never a claim that the record was verified."""
 
     mrv_id: str
     fingerprint: str  # hex SHA-256 of the record's RFC 8785 bytes
