@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))  # for tests.support.records
 from mrv_ml.record.hashing import compute_hash  # noqa: E402
 from mrv_ml.record.proof import Proof  # noqa: E402
 from mrv_ml.reporting import many_records as paper  # noqa: E402
+from mrv_ml.reporting.runs import Run  # noqa: E402
 from mrv_ml.storage.selection import select  # noqa: E402
 from mrv_ml.storage.store import RecordStore  # noqa: E402
 from tests.support.records import make_sample_record  # noqa: E402
@@ -82,7 +83,7 @@ def main() -> None:
         seconds, chosen = _median(lambda: select([], store), args.repeat)
         print(f"{args.count} records, {POINTS} power intervals each")
         print(f"select: {seconds * 1000:8.1f} ms")
-        runs = [paper.Run(s) for s in chosen]
+        runs = [Run(s) for s in chosen]
         for fmt in paper.FORMATS:
             seconds, text = _median(lambda fmt=fmt: paper.render(runs, fmt), args.repeat)
             print(f"{fmt:>6}: {seconds * 1000:8.1f} ms  {len(text.encode()) / 1e6:7.2f} MB")

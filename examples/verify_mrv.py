@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from mrv_ml.errors import EXIT_USAGE, MRVError
-from mrv_ml.reporting.one_record import verdict_headline, verdict_rows
+from mrv_ml.reporting.verdict_text import verdict_headline, verdict_rows
 from mrv_ml.verification.verifier import verify
 
 

@@ -24,7 +24,7 @@ def _row(label: str, value: str) -> None:
 
 
 def print_attestation_verdict(v: AttestationVerdict, source: str) -> None:
-    from mrv_ml.reporting.one_record import verdict_rows
+    from mrv_ml.reporting.verdict_text import verdict_rows
 
     console.print(_HEADLINES[v.status.value], markup=False)
     _row("Attestation", source)

@@ -81,6 +81,7 @@ def report_command(
     from mrv_ml.config import load_settings
     from mrv_ml.reporting import many_records as paper
     from mrv_ml.reporting import one_record as report
+    from mrv_ml.reporting.runs import Run
     from mrv_ml.reporting.text import is_loopback_url
     from mrv_ml.storage.selection import RecordFilter, select
     from mrv_ml.storage.store import RecordStore
@@ -112,7 +113,7 @@ def report_command(
         verifications = list(iter_verify_files([c.path for c in chosen], settings=settings))
     url = dashboard_url or report.DEFAULT_DASHBOARD_URL
     if many:
-        runs = [paper.Run(c, verifications[i] if verifications is not None else None)
+        runs = [Run(c, verifications[i] if verifications is not None else None)
                 for i, c in enumerate(chosen)]
         text = paper.render(runs, fmt.value, link=link, dashboard_url=url)
     else:

@@ -34,7 +34,7 @@ _ICONS = {"VALID": "✅ VALID", "TAMPERED": "❌ TAMPERED", "NOT_FOUND": "⚠️
 
 
 def _print_verdict(v: Verdict, source: str) -> None:
-    from mrv_ml.reporting.one_record import verdict_headline, verdict_rows
+    from mrv_ml.reporting.verdict_text import verdict_headline, verdict_rows
 
     console.print(verdict_headline(v), markup=False)
     for label, value in verdict_rows(v, source):

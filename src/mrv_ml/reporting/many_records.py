@@ -8,9 +8,8 @@ untrusted text and is escaped for its medium: LaTeX (``text.latex_escape``), HTM
 (``html.escape``), CSV (formula injection: a text cell starting with ``= + - @`` or a tab /
 carriage return gets a leading ``'``), the terminal (``text.printable``).
 
-What a run is worth is said as proven and no more: "verified" only after a VALID
-verification; an anchored record not verified here is "anchored"; a record anchored only on
-its author's embedded chain is "local only", never publicly verifiable.
+Each run is a :class:`mrv_ml.reporting.runs.Run`; what it is worth, and its fields, are said
+there.
 """
 
 from __future__ import annotations
@@ -20,16 +19,15 @@ import html
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from mrv_ml.errors import MRVValueError
 from mrv_ml.record.schema import section
-from mrv_ml.record.trust import Trust, proof_trust
+from mrv_ml.record.trust import Trust
 from mrv_ml.reporting import charts, text
 from mrv_ml.reporting import one_record as report
-from mrv_ml.reporting.badge import badge_status
-from mrv_ml.storage.selection import COMPONENTS, Selected, Totals, totals
+from mrv_ml.reporting.runs import Run, run_fields, run_trust, verdict_sentence
+from mrv_ml.storage.selection import COMPONENTS, Totals, totals
 from mrv_ml.units import (
     MISSING,
     format_co2_kg,
@@ -40,11 +38,9 @@ from mrv_ml.units import (
     format_mass_kg,
     format_number,
 )
-from mrv_ml.verification.model import FileVerdict
-from mrv_ml.verification.verdict import VerdictStatus
 
-__all__ = ["FORMATS", "Run", "csv_report", "html_report", "json_report", "latex_report",
-           "render", "run_fields", "text_table", "totals_text"]
+__all__ = ["FORMATS", "csv_report", "html_report", "json_report", "latex_report", "render",
+           "text_table", "totals_text"]
 
 #: The formats of a report over many records.
 FORMATS = ("text", "latex", "csv", "json", "html")
@@ -57,117 +53,6 @@ CSV_FIELDS = (
     "verification", "trust", "file",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-@dataclass(frozen=True)
-class Run:
-    """A chosen record and, when one was run, its verification."""
-
-    selected: Selected
-    verification: FileVerdict | None = None
-
-    @property
-    def record(self) -> dict[str, Any]:
-        return self.selected.record
-
-
-# --- what a run is worth ------------------------------------------------------------------
-
-
-def _status(run: Run) -> str:
-    """The badge words: verified / anchored / local only / pending / unverified / modified /
-    tampered / not found / submitter mismatch / "not verified" (verification failed)."""
-    sel, fv = run.selected, run.verification
-    if fv is not None and fv.verdict is None:
-        return "not verified"
-    if sel.proof_error is not None and fv is None:
-        return "unreadable proof"
-    return badge_status(sel.record, sel.proof, fv.verdict if fv is not None else None,
-                               sel.digest)
-
-
-def _trust(run: Run) -> Trust | None:
-    """What the anchoring (or the verification) is worth, ``None`` when nothing backs it."""
-    fv, sel = run.verification, run.selected
-    if fv is not None:
-        v = fv.verdict
-        return Trust(v.trust) if v is not None and v.status is VerdictStatus.VALID else None
-    if not sel.proof_matches:
-        return None
-    return proof_trust(sel.proof)
-
-
-def _verdict_sentence(run: Run) -> tuple[str, str]:
-    """(tone, sentence): the verdict first, in words that claim no more than it proves."""
-    sel, fv = run.selected, run.verification
-    a = sel.proof.anchor if sel.proof is not None else None
-    where = f"{a.network or 'chain'} (chain {a.chain_id})" if a is not None else "a chain"
-    status = _status(run)
-    if fv is not None and fv.verdict is None:
-        return "bad", f"Not verified: {fv.error}"
-    if fv is not None and fv.verdict is not None and fv.verdict.status is not VerdictStatus.VALID:
-        return "bad", report.verdict_headline(fv.verdict) + "."
-    sentences = {
-        "verified": ("good", f"Verified: the record matches what is anchored on {where}, a "
-                             "public chain anyone can check."),
-        "verified (private)": ("warn", f"Verified on the private network {where}: evidence "
-                                       "only for those who trust that network."),
-        # the proof file's own claim, unchecked: not green until a verification says VALID
-        "anchored": ("warn", f"Anchored on {where}, a public chain; not verified in this "
-                             "report (mrv verify or the verification link checks it)."),
-        "anchored (private)": ("warn", f"Anchored on the private network {where}; not "
-                                       "publicly verifiable."),
-        "local only": ("warn", "Local only: anchored on its author's own embedded chain; not "
-                               "publicly verifiable."),
-        "pending": ("warn", "Not anchored yet: anchoring is pending."),
-        "unverified": ("warn", "Not anchored: nothing vouches for these figures."),
-        "modified": ("bad", "Modified since anchoring: these figures differ from what was "
-                            "anchored."),
-        "unreadable proof": ("bad", f"Its proof file cannot be used: {sel.proof_error}"),
-    }
-    return sentences.get(status, ("bad", status))
-
-
-def _anchor_state(sel: Selected) -> str:
-    if sel.proof_error is not None:
-        return "unreadable"
-    return "none" if sel.proof is None else sel.proof.status
-
-
-def _hardware(record: Mapping[str, Any]) -> str | None:
-    hw = report.facts(record)["hardware"]
-    if hw is not None:
-        return str(hw)
-    cpu = section(record, "hardware").get("cpu_model")
-    return str(cpu) if cpu else None
-
-
-def run_fields(run: Run) -> dict[str, Any]:
-    """One run's raw fields (base units: kWh, kg, s, g/kWh), the CSV row and JSON object."""
-    r = run.record
-    ee, exp = section(r, "energy_emissions"), section(r, "experiment")
-    times, outcome = section(r, "timestamps"), section(r, "outcome")
-    sel = run.selected
-    a = sel.proof.anchor if sel.proof is not None else None
-    trust = _trust(run)
-    return {
-        "mrv_id": r.get("mrv_id"), "experiment": exp.get("name"),
-        "model": exp.get("model_name"), "dataset": exp.get("dataset_name"),
-        "hardware": _hardware(r), "outcome": outcome.get("status"),
-        "start_time": times.get("start_time"), "end_time": times.get("end_time"),
-        "duration_s": ee.get("duration_seconds"), "energy_kwh": ee.get("energy_kwh"),
-        **{f"{c}_energy_kwh": ee.get(f"{c}_energy_kwh") for c in COMPONENTS},
-        "co2_kg": ee.get("co2_kg"),
-        "carbon_intensity_g_per_kwh": ee.get("carbon_intensity_g_per_kwh"),
-        "pue": ee.get("pue"), "country_iso_code": ee.get("country_iso_code"),
-        "measurement_status": ee.get("measurement_status"),
-        "fingerprint": sel.digest, "anchor_state": _anchor_state(sel),
-        "network": a.network if a is not None else None,
-        "chain_id": a.chain_id if a is not None else None,
-        "tx_hash": a.tx_hash if a is not None else None,
-        "verification": _status(run), "trust": trust.value if trust is not None else None,
-        "file": str(sel.path),
-    }
 
 
 def totals_text(t: Totals) -> str:
@@ -220,7 +105,7 @@ def _public_link(runs: Sequence[Run], link: str | None, dashboard_url: str) -> s
     if text.is_loopback_url(dashboard_url):
         return None
     for run in runs:
-        if _trust(run) is Trust.PUBLIC:
+        if run_trust(run) is Trust.PUBLIC:
             sel = run.selected
             return text.deep_link(dashboard_url, str(run.record.get("mrv_id")),
                                     report.network_of(sel.proof))
@@ -263,7 +148,7 @@ def _paragraph(runs: Sequence[Run], t: Totals, link: str | None, esc: Any, co2: 
     if t.measured and t.not_measured:
         what += (f" {t.not_measured} of the runs could not be measured and "
                  f"{'is' if t.not_measured == 1 else 'are'} not included in these totals.")
-    trusts = [_trust(r) for r in runs]
+    trusts = [run_trust(r) for r in runs]
     public = sum(1 for x in trusts if x is Trust.PUBLIC)
     private = sum(1 for x in trusts if x is Trust.PRIVATE)
     local = sum(1 for x in trusts if x is Trust.LOCAL)
@@ -440,7 +325,7 @@ def _quality(record: Mapping[str, Any], points: list[charts.PowerPoint] | None) 
 def _run_html(run: Run) -> str:
     r = run.record
     f = run_fields(run)
-    tone, verdict = _verdict_sentence(run)
+    tone, verdict = verdict_sentence(run)
     series = section(r, "energy_emissions").get("power_series")
     points: list[charts.PowerPoint] | None = None
     if series is None:

@@ -21,6 +21,7 @@ from mrv_ml.record.proof import Proof
 from mrv_ml.record.trust import Trust
 from mrv_ml.reporting import charts, text
 from mrv_ml.reporting import many_records as paper
+from mrv_ml.reporting.runs import Run
 from mrv_ml.storage.selection import RecordFilter, Selected, select, totals
 from mrv_ml.storage.store import RecordStore
 from tests.support.cli import MRV
@@ -55,9 +56,9 @@ def _failed(**overrides: Any) -> dict[str, Any]:
                               energy_emissions__power_series=None, **overrides)
 
 
-def _runs(*records: dict[str, Any], proofs: dict[str, Proof] | None = None) -> list[paper.Run]:
+def _runs(*records: dict[str, Any], proofs: dict[str, Proof] | None = None) -> list[Run]:
     proofs = proofs or {}
-    return [paper.Run(Selected(Path(f"{r['mrv_id']}.json"), r, proofs.get(r["mrv_id"])))
+    return [Run(Selected(Path(f"{r['mrv_id']}.json"), r, proofs.get(r["mrv_id"])))
             for r in records]
 
 
@@ -291,7 +292,7 @@ def _compile(tex: str, where: Path) -> None:
     assert (where / "paper.pdf").stat().st_size > 1000
 
 
-def _hostile_runs() -> list[paper.Run]:
+def _hostile_runs() -> list[Run]:
     public = make_sample_record(experiment__name=HOSTILE, experiment__model_name=HOSTILE,
                                 experiment__dataset_name="CIFAR_10 & more",
                                 energy_emissions__energy_kwh=4.2e-10,  # "< 0.001 µWh"

@@ -17,7 +17,7 @@ import pytest
 from mrv_ml.record.hashing import compute_hash
 from mrv_ml.record.proof import Proof, find_proof
 from mrv_ml.reporting import one_record as report
-from mrv_ml.reporting import text
+from mrv_ml.reporting import text, verdict_text
 from mrv_ml.verification.model import Verdict
 from mrv_ml.verification.verdict import VerdictStatus
 from tests.support.records import make_sample_record
@@ -152,8 +152,8 @@ def test_every_rendering_formats_figures_through_units() -> None:
     assert "(1.11 h)" in summary and "e-05" not in summary
     assert _parse_badge(report.render(record, "badge"))[0] == f"CO2e: {co2} · unverified"
     verdict = _verdict(record, VerdictStatus.VALID)
-    rows = dict(report.verdict_rows(dataclasses.replace(verdict, co2_kg=1.43164e-05,
-                                                        energy_kwh=3.014e-05), "r.json"))
+    rows = dict(verdict_text.verdict_rows(dataclasses.replace(verdict, co2_kg=1.43164e-05,
+                                                              energy_kwh=3.014e-05), "r.json"))
     assert rows["CO2e"] == units.format_co2_kg(1.43164e-05) and rows["Energy"] == energy
     assert not hasattr(report, "format_quantity") and not hasattr(report, "format_duration")
 
