@@ -135,6 +135,8 @@ def _supervise(tracker: MRVTracker, argv: list[str], shown_name: str,
 
     def stop_for_budget() -> str:
         """The budget is crossed (on the budget's thread): SIGINT now, SIGTERM later."""
+        # said before the signal: a child that exits at once is already a budget stop
+        tracker.mark_stopped_by_budget("sent SIGINT to the command")
         if not children:
             early.append(signal.SIGINT)
         elif children[0].poll() is None:
