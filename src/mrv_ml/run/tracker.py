@@ -435,7 +435,7 @@ class MRVTracker:
         if self.blockchain_enabled and self.auto_anchor and self.anchor_mode == "single":
             # web3 and the chain modules take ~1 s to import: do it while training runs,
             # not after it ends.
-            from mrv_ml.anchoring import single as anchor  # noqa: F401
+            from mrv_ml.chain import connection, localchain  # noqa: F401
 
     def _pulse(self) -> Pulse:
         """The heartbeat's figures: the time since start(), CodeCarbon's totals so far and
