@@ -82,12 +82,11 @@ def publish_run(store: RecordStore, settings: Settings, mrv_id: str, *, auto_anc
                   else "auto_anchor is off (run mrv anchor)")
         return AnchorOutcome(mrv_id, "pending", None, mark_pending(store, mrv_id, reason))
     if choose_route(settings) is Route.REGISTRY:
-        from mrv_ml.anchoring.registry_client import through_registry
         from mrv_ml.chain.keys import load_signer
 
         signer = load_signer(settings) if sign else None
-        [outcome] = through_registry(store, settings, [mrv_id], publish=with_record,
-                                     signer=signer)
+        [outcome] = publish(store, settings, [mrv_id], route=Route.REGISTRY,
+                            with_record=with_record, signer=signer)
         return outcome
     # one record: its own transaction (a run is never held back for a batch it did not ask)
     return anchor_record(store, mrv_id, settings=settings)

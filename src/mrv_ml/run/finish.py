@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mrv_ml.anchoring.publish import publish_run
 from mrv_ml.types import Fingerprint, MrvId
 
 if TYPE_CHECKING:
@@ -44,8 +45,6 @@ def anchor(run: Finished, store: RecordStore, settings: Settings, *, auto_anchor
            anchor_mode: str, with_record: bool, sign: bool) -> None:
     """Anchor the stored record by its route; a failure leaves it pending, with the reason
     in ``run.anchor_error`` (anchoring must never lose the run)."""
-    from mrv_ml.anchoring.publish import publish_run  # lazy: web3 is slow to import
-
     try:
         outcome = publish_run(store, settings, run.mrv_id, auto_anchor=auto_anchor,
                               anchor_mode=anchor_mode, with_record=with_record, sign=sign)

@@ -47,6 +47,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from mrv_ml.anchoring.publish import Route, choose_route
 from mrv_ml.config import Settings, load_settings
 from mrv_ml.errors import MRVStateError, MRVValueError, ProgressError
 from mrv_ml.measure.hardware import get_hardware_info
@@ -494,7 +495,7 @@ class MRVTracker:
     @property
     def via_registry(self) -> bool:
         """Whether the record goes to a registry service rather than to the chain."""
-        return bool(self.settings.registry_url)
+        return choose_route(self.settings) is Route.REGISTRY
 
     def _finish(self) -> None:
         """The stored record to its anchoring route; the closing line; the trackers' runs."""
