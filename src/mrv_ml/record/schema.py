@@ -84,7 +84,8 @@ def load_schema(version: str = SCHEMA_VERSION) -> dict[str, Any]:
     return copy.deepcopy(_load_schema(version))
 
 
-def _is_rfc3339(value: object) -> bool:
+def is_rfc3339(value: object) -> bool:
+    """Whether a string is an RFC 3339 date-time (zone included); other types pass."""
     if not isinstance(value, str):
         return True  # formats only constrain strings; "type" catches the rest
     match = _RFC3339.match(value)
@@ -102,7 +103,7 @@ def _is_rfc3339(value: object) -> bool:
 @functools.cache
 def _validator(version: str) -> Draft202012Validator:
     checker = FormatChecker()
-    checker.checks("date-time")(_is_rfc3339)
+    checker.checks("date-time")(is_rfc3339)
     schema = _load_schema(version)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=checker)
@@ -116,7 +117,7 @@ def _fast_validator(version: str) -> Any:
     import jsonschema_rs
 
     return jsonschema_rs.Draft202012Validator(
-        _load_schema(version), validate_formats=True, formats={"date-time": _is_rfc3339})
+        _load_schema(version), validate_formats=True, formats={"date-time": is_rfc3339})
 
 
 def _surely_valid(version: str, instance: Any) -> bool:

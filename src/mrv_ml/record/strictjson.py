@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,10 @@ def parse_json_strict(data: bytes, source: str, *, check_duplicates: bool = True
         ) from e
     except _Refused as e:  # our hooks: NaN/Infinity, duplicate keys
         raise NotJSONError(f"{source}: invalid JSON: {e}", key=e.key) from e
+    except ValueError as e:  # the interpreter's cap on integer digits (sys.int_info)
+        raise NotJSONError(f"{source}: invalid JSON: a number of more than "
+                           f"{sys.get_int_max_str_digits():,} digits", key="number_too_long"
+                           ) from e
     except RecursionError as e:
         raise NotJSONError(f"{source}: invalid JSON: nested too deeply", key="too_deep") from e
 

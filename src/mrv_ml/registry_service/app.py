@@ -7,8 +7,10 @@ record to publish). Reads: ``GET /v1/proofs/{fingerprint or MRV ID}``, ``GET /v1
 
 Bodies are read with a size cap before parsing and parsed strictly (duplicate keys, NaN,
 deep nesting refused, as the CLI reads files); a record sent for publishing must be valid
-and hash to the fingerprint given, a signature must recover its signer. Errors are JSON
-``{"error": {"key", "message"}}`` with a 4xx status (503 while the database is down).
+and hash to the fingerprint given, a signature must recover its signer. Query parameters
+are bounded types (:mod:`.inputs`), checked before any database call. Errors are JSON
+``{"error": {"key", "message"}}`` with a 4xx status (503 while the database is down; 500,
+with a request id and one log line, for anything unexpected: :mod:`.http_errors`).
 Endpoints are plain functions: FastAPI runs them in its thread pool, and the database
 layer is thread-safe.
 """
@@ -20,43 +22,62 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
 
 from mrv_ml._version import __version__
-from mrv_ml.anchoring.wire import PROOF_PATH, SUBMISSIONS_PATH, error_body, proof_path
-from mrv_ml.errors import (
-    MRVError,
-    RecordError,
-    RegistryConflictError,
-    RegistryDatabaseError,
+from mrv_ml.anchoring.wire import PROOF_PATH, SUBMISSIONS_PATH, proof_path
+from mrv_ml.errors import RecordError, RegistryDatabaseError
+from mrv_ml.record.trust import Trust
+from mrv_ml.registry_service import http_errors
+from mrv_ml.registry_service.api_models import (
+    ExplorePage,
+    Health,
+    ProofDocument,
+    RecordsPage,
+    ServiceInfo,
+    SubmissionRequest,
 )
 from mrv_ml.registry_service.db import PublishedRecord, RegistryDB, Submission
+from mrv_ml.registry_service.db.rows import EXPLORE_SORTS
+from mrv_ml.registry_service.http_errors import ContainFailures
+from mrv_ml.registry_service.http_errors import error_response as _error
+from mrv_ml.registry_service.inputs import (
+    FINGERPRINT,
+    MRV_ID,
+    Address,
+    Cursor,
+    Instant,
+    Offset,
+    Tag,
+    Text,
+    one_of,
+)
 from mrv_ml.registry_service.proofs import ChainFacts, ProofBuilder
 from mrv_ml.registry_service.submission import _FINGERPRINT, _checked
 from mrv_ml.registry_service.writer import SubmissionWriter
 from mrv_ml.serve.csp import REGISTRY_CONNECT, page_policy
+from mrv_ml.serve.static import read_page_file
+from mrv_ml.storage.selection import ANCHOR_STATES, STATUSES, TRUST_NAMES, parse_trust
 
 DEFAULT_MAX_RECORD_BYTES = 1 << 20  # a record is a few kB; its time series keeps it small
 
-
-class SubmissionRequest(BaseModel):
-    """A submission (documented in OpenAPI; the body is read strictly by the service)."""
-
-    fingerprint: str = Field(description="SHA-256 (hex, 64 lowercase digits) of the record's "
-                                         "RFC 8785 form: `mrv hash FILE`")
-    mrv_id: str = Field(description="The record's ID, MRV-<uuid4>")
-    signer: str | None = Field(None, description="The researcher's address (with signature)")
-    signature: str | None = Field(None, description="EIP-191 signature (0x + 130 hex) over "
-                                                    "the message of mrv_ml.chain.signing")
-    record: dict[str, Any] | None = Field(None, description="The record itself, to publish it "
-                                                            "(searchable, served as is)")
+#: The refusals each path may answer (500 is on every path): the OpenAPI document's.
+_ERROR_STATUSES: dict[str, tuple[int, ...]] = {
+    SUBMISSIONS_PATH: (400, 401, 409, 413, 429, 503),
+    PROOF_PATH: (400, 404, 409, 503),
+    "/v1/records/{mrv_id}": (404, 503),
+    "/v1/records": (400, 503),
+    "/v1/explore": (400, 503),
+    "/v1/info": (),
+    "/healthz": (),
+    "/readyz": (503,),
+    "/metrics": (503,),
+}
 
 
 @dataclass
@@ -106,21 +127,6 @@ class ServiceState:
         self.started_at = time.time()
 
 
-def _error(status: int, key: str, message: str, headers: dict[str, str] | None = None
-           ) -> JSONResponse:
-    return JSONResponse(error_body(key, message), status_code=status, headers=headers)
-
-
-def _status_of(e: MRVError) -> int:
-    if isinstance(e, RegistryDatabaseError):
-        return 503
-    if isinstance(e, RegistryConflictError):
-        return 409
-    if isinstance(e, RecordError):
-        return 400
-    return 500
-
-
 def create_app(state: ServiceState) -> FastAPI:
     """The FastAPI application over ``state``."""
     app = FastAPI(title="mrv-ml registry", version=__version__,
@@ -129,21 +135,20 @@ def create_app(state: ServiceState) -> FastAPI:
     app.state.registry = state
     # Reads are public (the explorer and pages verifying in a reader's browser).
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"])
-
-    @app.exception_handler(MRVError)
-    def _mrv_error(request: Request, e: MRVError) -> JSONResponse:
-        return _error(_status_of(e), e.key, str(e))
+    app.add_middleware(ContainFailures)  # added last: the outermost
+    http_errors.install(app)
+    http_errors.document(app, _ERROR_STATUSES)
 
     @app.post(SUBMISSIONS_PATH, status_code=202, tags=["write"],
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": SubmissionRequest.model_json_schema()}}}},
-              responses={200: {"description": "already anchored: the complete proof"},
-                         202: {"description": "accepted: a pending receipt"},
+              responses={200: {"description": "already anchored: the complete proof",
+                               "model": ProofDocument},
+                         202: {"description": "accepted: a pending receipt",
+                               "model": ProofDocument},
                          400: {"description": "malformed body, record or signature"},
-                         401: {"description": "a token is required"},
-                         413: {"description": "body too large"},
-                         429: {"description": "rate limit"},
-                         503: {"description": "database unavailable"}})
+                         409: {"description": "this ID or fingerprint was submitted "
+                                              "otherwise before"}})
     async def submit(request: Request) -> Response:
         client, denied = _client(request, state.config)
         if denied is not None:
@@ -159,16 +164,20 @@ def create_app(state: ServiceState) -> FastAPI:
 
         return await run_in_threadpool(_submit, state, body, client)
 
-    @app.get(PROOF_PATH, tags=["read"])
-    def proof(ref: str, mrv_id: str | None = None) -> Response:
+    @app.get(PROOF_PATH, tags=["read"], response_model=None,
+             responses={200: {"model": ProofDocument}})
+    def proof(ref: Annotated[str, PathParam(pattern=f"{FINGERPRINT}|{MRV_ID}")],
+              mrv_id: Annotated[str | None, Query(pattern=MRV_ID)] = None) -> Response:
         """The proof of a fingerprint (64 hex) or of an MRV ID: ``{"status", "proof"}``."""
         submissions = _submissions(state.db, ref, mrv_id)
         if isinstance(submissions, Response):
             return submissions
         return JSONResponse(state.proofs.document(submissions[0]))
 
-    @app.get("/v1/records/{mrv_id}", tags=["read"])
-    def record(mrv_id: str) -> Response:
+    @app.get("/v1/records/{mrv_id}", tags=["read"], response_model=None,
+             responses={200: {"description": "the record's RFC 8785 bytes",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}})
+    def record(mrv_id: Annotated[str, PathParam(pattern=MRV_ID)]) -> Response:
         """A published record, exactly as its fingerprint was computed (RFC 8785 bytes)."""
         found = state.db.published(mrv_id) if _looks_like_id(mrv_id) else None
         if found is None:
@@ -176,34 +185,36 @@ def create_app(state: ServiceState) -> FastAPI:
         return Response(found.record_json, media_type="application/json",
                         headers={"X-MRV-Fingerprint": found.fingerprint})
 
-    @app.get("/v1/records", tags=["read"])
-    def records(experiment: str | None = None, signer: str | None = None,
-                tag: str | None = Query(None, description="key or key=value"),
-                since: datetime | None = None, until: datetime | None = None,
-                after: str | None = Query(None, description="the `next` of the previous page"),
+    @app.get("/v1/records", tags=["read"], response_model=None,
+             responses={200: {"model": RecordsPage}})
+    def records(experiment: Text | None = None, signer: Address | None = None,
+                tag: Tag | None = Query(None, description="key or key=value"),
+                since: Instant | None = None, until: Instant | None = None,
+                after: Cursor | None = Query(None, description="the `next` of the previous "
+                                                               "page"),
                 limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
         """Published records, newest first, filtered; ``next`` pages on."""
         found, next_cursor = state.db.search_published(
-            experiment=experiment, signer=signer, tag=tag, since=since, until=until,
-            after=after, limit=limit)
+            experiment=experiment or None, signer=signer, tag=tag or None, since=since,
+            until=until, after=after, limit=limit)
         return {"records": [_summary(r) for r in found], "next": next_cursor}
 
-    @app.get("/v1/explore", tags=["read"])
-    def explore(experiment: str | None = None,
-                tag: str | None = Query(None, description="key or key=value"),
-                since: datetime | None = None, until: datetime | None = None,
-                status: str | None = Query(None, description="completed, failed, interrupted"),
-                anchor_state: str | None = Query(None, description="pending or anchored"),
-                trust: str | None = Query(None, description="public, private network, local "
-                                                            "only"),
-                sort: str = Query("-date", description="date, energy, co2, duration, "
-                                                      "experiment; - first: descending"),
-                limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0)
+    @app.get("/v1/explore", tags=["read"], response_model=None,
+             responses={200: {"model": ExplorePage}})
+    def explore(experiment: Text | None = None,
+                tag: Tag | None = Query(None, description="key or key=value"),
+                since: Instant | None = None, until: Instant | None = None,
+                status: Text | None = one_of(STATUSES, "the run's outcome"),
+                anchor_state: Text | None = one_of(ANCHOR_STATES, "unanchored: pending here"),
+                trust: Text | None = one_of((*TRUST_NAMES, *(t.value for t in Trust)),
+                                            "the trust level of the chain"),
+                sort: Text = one_of((*EXPLORE_SORTS, *(f"-{k}" for k in EXPLORE_SORTS)),
+                                    "- first: descending", default="-date"),
+                limit: int = Query(100, ge=1, le=500), offset: Offset = 0
                 ) -> dict[str, Any]:
         """The explorer: one page of published records in the order asked, with the count
         and totals (energy, CO2e, duration) of every record the filters match."""
         from mrv_ml.registry_service.db import ExploreQuery
-        from mrv_ml.storage.selection import ANCHOR_STATES, STATUSES, parse_trust
 
         # the same words as mrv serve's /api/explore (selection.RecordFilter.from_query)
         if status and status not in STATUSES:
@@ -239,7 +250,8 @@ def create_app(state: ServiceState) -> FastAPI:
         record page that verifies in the reader's browser against a chain they choose."""
         return _static_page(name)
 
-    @app.get("/v1/info", tags=["read"])
+    @app.get("/v1/info", tags=["read"], response_model=None,
+             responses={200: {"model": ServiceInfo}})
     def info() -> dict[str, Any]:
         """The chain, registry contract and operator this service anchors with."""
         f = state.facts
@@ -250,12 +262,14 @@ def create_app(state: ServiceState) -> FastAPI:
                 "requires_token": state.config.require_token,
                 "max_record_bytes": state.config.max_record_bytes}
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get("/healthz", tags=["operations"], response_model=None,
+             responses={200: {"model": Health}})
     def healthz() -> dict[str, Any]:
         """The process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], response_model=None,
+             responses={200: {"model": Health}})
     def readyz() -> Response:
         """Ready: the database answers (and the last anchoring run did not fail)."""
         try:
@@ -267,7 +281,9 @@ def create_app(state: ServiceState) -> FastAPI:
             return _error(503, "anchoring_failing", loop.last_error)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get("/metrics", tags=["operations"], response_model=None,
+             responses={200: {"description": "Prometheus text format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}})
     def metrics() -> Response:
         """Prometheus metrics (the totals are the database's: every process tells the same)."""
         from mrv_ml.registry_service.metrics import render
@@ -377,20 +393,11 @@ def page_content_security_policy() -> str:
     return page_policy(REGISTRY_CONNECT)
 
 
-_DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboard"  # as mrv serve's
-_PAGE_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
-               ".js": "text/javascript; charset=utf-8", ".json": "application/json",
-               ".svg": "image/svg+xml", ".png": "image/png"}
-
-
 def _static_page(name: str) -> Response:
-    root = _DASHBOARD_DIR.resolve()
-    target = (root / (name or "index.html")).resolve()
-    # Refuse anything outside the dashboard folder (../, symlinks out) or of another type.
-    if ("\x00" in name or not target.is_relative_to(root) or not target.is_file()
-            or target.suffix not in _PAGE_TYPES):
+    page = read_page_file(name)
+    if page is None:
         return _error(404, "not_found", "no such file")
-    return Response(target.read_bytes(), media_type=_PAGE_TYPES[target.suffix], headers={
+    return Response(page.body, media_type=page.content_type, headers={
         "Content-Security-Policy": page_content_security_policy(),
         "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-cache"})

@@ -63,13 +63,20 @@ def _checked(data: Any, max_record_bytes: int) -> dict[str, Any]:
 
 
 def _searchable(record: Mapping[str, Any], signer: str | None) -> dict[str, Any]:
+    """The columns a search reads. Their text holds no NUL (PostgreSQL's text cannot, and a
+    query cannot ask for one): U+FFFD stands in. The record itself is kept byte for byte."""
     experiment = record.get("experiment") or {}
     energy = record.get("energy_emissions") or {}
     times = record.get("timestamps") or {}
-    return {"experiment": experiment.get("name") or "", "model_name":
-            experiment.get("model_name"), "tags": experiment.get("tags") or {},
+    tags = {_no_nul(k): _no_nul(v) for k, v in (experiment.get("tags") or {}).items()}
+    return {"experiment": _no_nul(experiment.get("name") or ""),
+            "model_name": _no_nul(experiment.get("model_name")), "tags": tags,
             "started_at": times.get("start_time"), "energy_kwh": energy.get("energy_kwh"),
             "co2_kg": energy.get("co2_kg"), "signer": signer,
             "status": (record.get("outcome") or {}).get("status"),
-            "dataset_name": experiment.get("dataset_name"),
+            "dataset_name": _no_nul(experiment.get("dataset_name")),
             "duration_s": energy.get("duration_seconds")}
+
+
+def _no_nul(text: Any) -> Any:
+    return text.replace("\x00", "\ufffd") if isinstance(text, str) else text

@@ -6,12 +6,14 @@ The bridge, and the few read methods it lets through, is :mod:`mrv_ml.serve.rpc_
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,20 +26,15 @@ from mrv_ml.errors import ConfigError, MRVError, RecordError, RecordNotFoundErro
 from mrv_ml.record.strictjson import parse_json_strict
 from mrv_ml.serve.csp import LOCAL_CONNECT, page_policy
 from mrv_ml.serve.rpc_proxy import RpcBridge, rpc_error
+from mrv_ml.serve.static import DASHBOARD_DIR, read_page_file
 from mrv_ml.storage.store import RecordStore, RecordSummary
 
-DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboard"
+log = logging.getLogger("mrv_ml.serve")
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8750
 MAX_RPC_BODY_BYTES = 256 * 1024
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-MIME_TYPES = {
-    ".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
-    ".json": "application/json", ".png": "image/png", ".svg": "image/svg+xml",
-    ".ico": "image/x-icon", ".txt": "text/plain; charset=utf-8",
-}
 
 _ID_CHARS = frozenset("MRV-0123456789abcdef")
 _PREFIX_RE = re.compile(r"MRV-[0-9a-f-]{1,36}")
@@ -144,6 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def _headers(self, status: int, ctype: str, length: int) -> None:
+        self._answered = True
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(length))
@@ -169,6 +167,30 @@ class _Handler(BaseHTTPRequestHandler):
         return host in allowed
 
     def do_GET(self) -> None:
+        self._contained(self._get)
+
+    def do_POST(self) -> None:
+        self._contained(self._post)
+
+    def _contained(self, answer: Callable[[], None]) -> None:
+        """``answer`` the request; anything it did not expect is one 500 naming a request
+        id, logged once with the traceback (never sent), or a closed connection when the
+        answer had already begun."""
+        self._answered = False
+        try:
+            answer()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client left: nobody to answer
+        except Exception as e:
+            request_id = uuid.uuid4().hex
+            log.error("mrv serve: unexpected failure answering %s %s (request %s)",
+                      self.command, self.path[:200], request_id, exc_info=e)
+            self.close_connection = True
+            if not self._answered:
+                self._error(500, f"an unexpected failure; this server's log names request "
+                                 f"{request_id}")
+
+    def _get(self) -> None:
         if not self._host_allowed():
             return self._error(421, "this server answers only to its loopback names")
         path = unquote(urlsplit(self.path).path)
@@ -229,18 +251,13 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send_json(200, {"mrv_id": path.name[:-len(".json")]})
 
     def _static(self, path: str) -> None:
-        if path in ("", "/"):
-            path = "/index.html"
-        root = DASHBOARD_DIR.resolve()
-        target = (root / path.lstrip("/")).resolve()
-        # Refuse anything outside the dashboard folder (../, absolute, symlinks out).
-        if not target.is_relative_to(root) or not target.is_file() or "\x00" in path:
+        page = read_page_file(path)
+        if page is None:
             return self._error(404, "not found")
-        body = target.read_bytes()
-        self._headers(200, MIME_TYPES.get(target.suffix, "application/octet-stream"), len(body))
-        self.wfile.write(body)
+        self._headers(200, page.content_type, len(page.body))
+        self.wfile.write(page.body)
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         if not self._host_allowed():
             return self._error(421, "this server answers only to its loopback names")
         if urlsplit(self.path).path != "/rpc":
@@ -249,7 +266,10 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
             return self._error(411, "Content-Length required")
-        if length < 0 or length > MAX_RPC_BODY_BYTES:
+        if length < 0:
+            self.close_connection = True
+            return self._send_json(400, rpc_error(None, -32600, "negative Content-Length"))
+        if length > MAX_RPC_BODY_BYTES:
             self.close_connection = True
             return self._send_json(413, rpc_error(None, -32600,
                                                   f"request larger than {MAX_RPC_BODY_BYTES} bytes"))
@@ -298,7 +318,8 @@ def parse_explore_query(params: Mapping[str, list[str]]) -> ExploreRequest:
         text = one.pop(name, None)
         if text is None:
             return default
-        if not text.isdigit() or not low <= int(text) <= high:
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
             raise RecordError(f"{name} must be a whole number from {low} to {high}")
         return int(text)
 

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mrv_ml.errors import MRVValueError, RecordError
+from mrv_ml.record.schema import MRV_ID_PATTERN
 from mrv_ml.registry_service.db.engine import Database
 from mrv_ml.registry_service.db.rows import (
     MAX_PAGE,
@@ -151,8 +152,10 @@ def _read_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, mrv_id = json.loads(raw)
         when = datetime.fromisoformat(at)
-        if when.tzinfo is None or not isinstance(mrv_id, str):
+        # the ID goes into the query: only an ID (PostgreSQL's text refuses a NUL)
+        if (when.tzinfo is None or not isinstance(mrv_id, str)
+                or not MRV_ID_PATTERN.fullmatch(mrv_id)):
             raise MRVValueError(cursor)
-    except (ValueError, TypeError, binascii.Error):
+        return when.astimezone(UTC), mrv_id  # may overflow: 9999-12-31T23:00-05:00
+    except (ValueError, TypeError, OverflowError, binascii.Error):
         raise RecordError("not a cursor from this registry's search") from None
-    return when.astimezone(UTC), mrv_id
