@@ -31,13 +31,12 @@ CONFIG_FILE_NAME = "mrv.toml"
 DEFAULT_DATA_DIR = "mrv_data"
 
 
-_KEYLIKE_SEGMENT = re.compile(r"[A-Za-z0-9_\-]{16,}")
-
-
 def redact_url(url: str) -> str:
-    """An endpoint URL safe to print, log, serve or write into a sidecar: no user:password,
-    no query, and no path segment long enough to be an API key (``/v3/<key>``). The one
-    place endpoint credentials are taken out."""
+    """An endpoint URL safe to print, log, serve or write into a sidecar: its scheme, host
+    and port only. The path and query are never shown, whatever their length: providers'
+    keys come in every shape (``/v3/<key>``, ``/<key>``, ``?apikey=``), so no rule can tell
+    a key from a route; ``/***`` says something was there. The full URL stays in memory
+    where the connection needs it. The one place endpoint credentials are taken out."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -47,9 +46,8 @@ def redact_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port else host
-    path = "/".join("***" if _KEYLIKE_SEGMENT.fullmatch(seg) else seg
-                    for seg in parts.path.split("/"))
-    return urlunsplit((parts.scheme, netloc, path, "***" if parts.query else "", ""))
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
+    return urlunsplit((parts.scheme, netloc, "/***" if hidden else "", "", ""))
 
 
 _URL_IN_TEXT = re.compile(r"https?://[^\s'\")]+")
@@ -57,13 +55,35 @@ _URL_IN_TEXT = re.compile(r"https?://[^\s'\")]+")
 
 def redact_text(text: str) -> str:
     """``text`` with every http(s) URL in it redacted (see :func:`redact_url`): for
-    messages that may quote an endpoint (errors, pending reasons in sidecars)."""
+    messages that may quote an endpoint (errors, pending reasons in sidecars, logs)."""
     def redact(match: re.Match[str]) -> str:
         url = match.group()
         tail = url[len(url.rstrip(".,;:")):]  # "cannot reach http://h:9: refused"
         return redact_url(url[:len(url) - len(tail)]) + tail
 
     return _URL_IN_TEXT.sub(redact, text)
+
+
+_KEYLIKE_SEGMENT = re.compile(r"[A-Za-z0-9_\-]{16,}")
+
+
+def may_hold_credentials(url: str) -> bool:
+    """Whether a URL that is about to be *published* (a bundle's files) might carry a
+    credential: a user:password, a query, or a path segment long enough to be a key. A
+    second line of defence for text that is public by design (explorer links, a registry's
+    address); what mrv-ml itself writes or prints goes through :func:`redact_url`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return True
+    return bool(parts.username or parts.password or parts.query or any(
+        _KEYLIKE_SEGMENT.fullmatch(segment) for segment in parts.path.split("/")))
+
+
+def text_may_hold_credentials(text: str) -> bool:
+    """Whether any http(s) URL in ``text`` :func:`may_hold_credentials`."""
+    return any(may_hold_credentials(m.group().rstrip(".,;:"))
+               for m in _URL_IN_TEXT.finditer(text))
 
 
 class Secret:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mrv_ml.config import redact_text, redact_url
+from mrv_ml.config import may_hold_credentials, redact_url, text_may_hold_credentials
 from mrv_ml.errors import (
     ConfigError,
     LocalOnlyError,
@@ -202,7 +202,7 @@ def _check_out(out: Path) -> None:
 def _checked_endpoint(url: str) -> str:
     if not re.match(r"^https?://[^\s]+$", url):
         raise ConfigError(f"suggested endpoint {url[:60]!r}: not an http(s) URL")
-    if redact_url(url) != url:
+    if may_hold_credentials(url):
         # A key in the URL would be published with the site: the reader brings their own.
         raise ConfigError(f"suggested endpoint {redact_url(url)}: holds credentials or an API "
                           "key (user:password, a query, a key-like path); suggest a public "
@@ -237,7 +237,7 @@ def _refuse_secrets(value: Any, what: str, private: Sequence[str]) -> None:
     # The sidecar is written with endpoints redacted and never holds a key: a proof that
     # does is refused (naming the field), never quietly cleaned.
     for where, key, text in _strings(value):
-        if redact_text(text) != text:
+        if text_may_hold_credentials(text):
             raise RecordError(f"{what}: field {where} holds an endpoint URL with credentials "
                               "or an API key; a bundle is public, so nothing written")
         if key and _SECRET_KEY.search(key) and text and text != key:
@@ -256,7 +256,7 @@ def _record_warnings(record: Mapping[str, Any], mrv_id: str,
     # as it is, and the author is told what it shows.
     out = []
     checks = (("paths on your machine", lambda t: any(p in t for p in private)),
-              ("URLs that may carry credentials", lambda t: redact_text(t) != t))
+              ("URLs that may carry credentials", text_may_hold_credentials))
     for what, hit in checks:
         fields = [where for where, _, text in _strings(record) if hit(text)]
         if fields:

@@ -95,8 +95,15 @@ def test_replace_ignores_none_and_coerces() -> None:
 
 @pytest.mark.parametrize(("text", "shown"), [
     ("cannot reach http://127.0.0.1:9: refused", "cannot reach http://127.0.0.1:9: refused"),
-    ("cannot reach https://n.io/v3/abcdef0123456789abcdef.", "cannot reach https://n.io/v3/***."),
-    ("at https://u:pw@n.io/rpc?key=K1 now", "at https://n.io/rpc?*** now"),
+    ("cannot reach http://127.0.0.1:9/: refused", "cannot reach http://127.0.0.1:9: refused"),
+    ("cannot reach https://n.io/v3/abcdef0123456789abcdef.", "cannot reach https://n.io/***."),
+    ("at https://u:pw@n.io/rpc?key=K1 now", "at https://n.io/*** now"),
+    # keys of any length, in the path or the query: only scheme, host and port remain
+    ("at http://127.0.0.1:9/v3/SECRETKEY4242 now", "at http://127.0.0.1:9/*** now"),
+    ("at http://h:8545/SECRET88 now", "at http://h:8545/*** now"),
+    ("at http://h:8545/?apikey=SECRET88 now", "at http://h:8545/*** now"),
+    ("at http://h:8545#SECRET88 now", "at http://h:8545/*** now"),
+    ("at http://[::1]:8545/k/" + "A" * 40 + " now", "at http://[::1]:8545/*** now"),
 ])
 def test_endpoint_credentials_are_taken_out_of_messages(text: str, shown: str) -> None:
     from mrv_ml.config import redact_text
