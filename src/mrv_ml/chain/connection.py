@@ -181,6 +181,11 @@ class ChainConnection:
             except TransactionNotFound:
                 return None
 
+    def block_timestamp(self, number: int) -> int:
+        """The timestamp of block ``number`` (a header: any full node has it)."""
+        with self.session() as w3, self.node_errors():
+            return int(w3.eth.get_block(number)["timestamp"])
+
     def code(self, address: str) -> bytes:
         """The runtime code at ``address`` on this chain (empty: no contract)."""
         with self.session() as w3, self.node_errors():

@@ -26,14 +26,19 @@ class Registration:
 
 
 def event_logs(conn: ChainConnection, event: str, filters: dict[str, Any], *,
-               address: str | None = None, from_block: int | None = None) -> list[Any]:
+               address: str | None = None, from_block: int | None = None,
+               to_block: int | None = None) -> list[Any]:
     """Logs of ``event`` on the registry (or the one at ``address``) from ``from_block``
-    (default: where the registry was deployed, if known) to the latest block, asked in
-    ranges of at most :data:`LOG_RANGE_BLOCKS`; a range the node refuses is halved (down to
-    :data:`MIN_LOG_RANGE_BLOCKS`), since providers limit ``eth_getLogs`` ranges."""
+    (default: where the registry was deployed, if known) to ``to_block`` (default: the
+    latest block), asked in ranges of at most :data:`LOG_RANGE_BLOCKS`; a range the node
+    refuses is halved (down to :data:`MIN_LOG_RANGE_BLOCKS`), since providers limit
+    ``eth_getLogs`` ranges."""
     first = from_block if from_block is not None else (conn.registry_block or 0)
-    with conn.session() as w3, conn.node_errors():
-        latest = int(w3.eth.block_number)
+    if to_block is not None:
+        latest = to_block
+    else:
+        with conn.session() as w3, conn.node_errors():
+            latest = int(w3.eth.block_number)
     out: list[Any] = []
     size, block = LOG_RANGE_BLOCKS, first
     def query(low: int, high: int) -> Callable[[Any], Any]:
@@ -47,7 +52,7 @@ def event_logs(conn: ChainConnection, event: str, filters: dict[str, Any], *,
         except ChainReadError:
             if size <= MIN_LOG_RANGE_BLOCKS:
                 raise
-            size = max(size // 2, MIN_LOG_RANGE_BLOCKS)
+            size = max((end - block + 1) // 2, MIN_LOG_RANGE_BLOCKS)  # of what was asked
             continue
         block = end + 1
     return out
@@ -55,7 +60,8 @@ def event_logs(conn: ChainConnection, event: str, filters: dict[str, Any], *,
 
 def registration_events(conn: ChainConnection, mrv_id: str, *, submitter: str | None = None,
                         hash_hex: str | None = None, address: str | None = None,
-                        from_block: int | None = None) -> list[Registration]:
+                        from_block: int | None = None, to_block: int | None = None
+                        ) -> list[Registration]:
     """``MRVRegistered`` events for ``mrv_id`` (topic idKey), optionally filtered by submitter
     and hash, oldest first (see :func:`event_logs` for the block range)."""
     from mrv_ml.chain.contract import id_key
@@ -71,7 +77,48 @@ def registration_events(conn: ChainConnection, mrv_id: str, *, submitter: str | 
                          tx_hash=as_hex(log["transactionHash"]),
                          block_number=int(log["blockNumber"]))
             for log in event_logs(conn, "MRVRegistered", filters, address=address,
-                                  from_block=from_block)]
+                                  from_block=from_block, to_block=to_block)]
+
+
+def blocks_at(conn: ChainConnection, timestamp: int, first: int, latest: int
+              ) -> tuple[int, int] | None:
+    """The blocks from ``first`` to ``latest`` whose timestamp is ``timestamp`` (several
+    blocks may share one second), found by bisection over headers: some 2·log2(blocks)
+    header reads, where a log scan from the deployment would ask thousands of ranges on a
+    public chain. ``None`` when no block has that timestamp. Block timestamps never
+    decrease, so the bisection is sound on any EVM chain."""
+    def first_after(bound: int, strictly: bool) -> int:
+        low, high = first, latest + 1  # the first block whose timestamp passes ``bound``
+        while low < high:
+            middle = (low + high) // 2
+            at = conn.block_timestamp(middle)
+            if at > bound or (not strictly and at == bound):
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
+    start, end = first_after(timestamp, strictly=False), first_after(timestamp, strictly=True)
+    return (start, end - 1) if start < end else None
+
+
+def find_registration(conn: ChainConnection, mrv_id: str, *, submitter: str, hash_hex: str,
+                      timestamp: int, address: str | None = None, from_block: int = 0
+                      ) -> Registration | None:
+    """The ``MRVRegistered`` event of one single registration the contract holds (its
+    submitter, hash and timestamp, as ``getMRVHash*`` answered): the blocks of that
+    timestamp are found by bisection, then only they are asked for logs. ``None`` when no
+    such event is there (a node that lies, or prunes logs)."""
+    with conn.session() as w3, conn.node_errors():
+        latest = int(w3.eth.block_number)
+    window = blocks_at(conn, timestamp, from_block, latest)
+    if window is None:
+        return None
+    found = [r for r in registration_events(conn, mrv_id, submitter=submitter,
+                                            hash_hex=hash_hex, address=address,
+                                            from_block=window[0], to_block=window[1])
+             if r.timestamp == timestamp]
+    return found[0] if found else None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mrv_ml.config import redact_text
 from mrv_ml.errors import (
     ChainUnavailableError,
     MRVError,
@@ -264,14 +265,15 @@ class Reader:
             decision = decide(ev)
         return ev, decision
 
-    def transaction_of(self, ev: Evidence, reg: Registration) -> tuple[str | None, int | None]:
-        """Display only: the transaction behind the registration a verdict rests on."""
+    def transaction_of(self, ev: Evidence, reg: Registration) -> Located:
+        """Display only: the transaction behind the registration a verdict rests on (the
+        verdict itself rests on what the contract answered, never on this)."""
         if reg.tx_hash:
-            return reg.tx_hash, reg.block_number
+            return Located(reg.tx_hash, reg.block_number)
         anchor = ev.proof.anchor if ev.proof is not None else None
         if anchor is not None and anchor.tx_hash and anchor.submitter.lower() == \
                 reg.submitter.lower() and anchor.chain_id == ev.chain_id:
-            return anchor.tx_hash, anchor.block_number
+            return Located(anchor.tx_hash, anchor.block_number)
         if ev.merkle_root is not None and ev.registry_address is not None:
             try:
                 found = [a for a in self.root_anchorers(ev.registry_address, ev.merkle_root,
@@ -282,9 +284,43 @@ class Reader:
             except MRVError:
                 found = []  # a node refusing log queries: the verdict stands without the tx
             if found:
-                return found[0].tx_hash, found[0].block_number
-        return None, None
+                return Located(found[0].tx_hash, found[0].block_number)
+            return Located(None, None)
+        if reg.hash is not None and ev.registry_address is not None:
+            return self._single_registration(ev, reg)
+        return Located(None, None)
 
+    def _single_registration(self, ev: Evidence, reg: Registration) -> Located:
+        """A single registration read by ID (no proof, or a proof without the transaction):
+        its ``MRVRegistered`` event, found from the entry's timestamp."""
+        from mrv_ml.chain.events import find_registration
+
+        assert reg.hash is not None and ev.registry_address is not None
+        try:
+            found = find_registration(self.conn, ev.mrv_id, submitter=reg.submitter,
+                                      hash_hex=reg.hash, timestamp=reg.timestamp,
+                                      address=ev.registry_address,
+                                      from_block=self.from_block(ev) or 0)
+        except ChainUnavailableError:
+            raise
+        except MRVError as e:
+            return Located(None, None, "the registration's transaction was not looked up: "
+                                       f"the node refused ({redact_text(str(e))[:160]}); its "
+                                       "confirmations are unknown")
+        if found is None:
+            return Located(None, None, "no MRVRegistered event of this registration was found "
+                                       "(a node that prunes logs?); its transaction and "
+                                       "confirmations are unknown")
+        return Located(found.tx_hash, found.block_number)
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a registration was mined, for display; ``note`` says why it is unknown."""
+
+    tx_hash: str | None
+    block_number: int | None
+    note: str | None = None
 
 
 class Readers:

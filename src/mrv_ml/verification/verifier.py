@@ -194,7 +194,8 @@ def _verdict(reader: Reader, ev: Evidence, decision: Decision, data: Mapping[str
     conn = reader.conn
     assert decision.status is not None
     reg = decision.registration
-    tx, block = reader.transaction_of(ev, reg) if reg is not None else (None, None)
+    located = reader.transaction_of(ev, reg) if reg is not None else None
+    tx, block = (located.tx_hash, located.block_number) if located else (None, None)
     batch = ev.mode == "batch"
     fields = {"mrv_id": ev.mrv_id, "submitter": reg.submitter if reg else None,
               "expected": ev.expected_submitter, "merkle_root": ev.merkle_root,
@@ -211,6 +212,8 @@ def _verdict(reader: Reader, ev: Evidence, decision: Decision, data: Mapping[str
     if batch and merkle and ev.batch and merkle.leaf_count not in (None, ev.batch.leaf_count):
         notes.append(f"the proof says {merkle.leaf_count} leaves, the chain says "
                      f"{ev.batch.leaf_count}")
+    if located is not None and located.note:
+        notes.append(located.note)
     summary = summarize(data)
     submitter = reg.submitter if reg else None
     trust = trust_of(ev.chain_kind, bool(submitter) and is_dev_address(submitter))
