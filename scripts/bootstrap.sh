@@ -37,6 +37,15 @@ if [ "$what" = test ]; then
       sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
     fi
   fi
+  # OpenSSL's command line: the tests' RFC 3161 authority (openssl ts -reply) and the
+  # independent check of its tokens (openssl ts -verify), tests/support/tsa.py.
+  if ! command -v openssl >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+    fi
+  fi
   # pdflatex with booktabs (Debian's texlive-latex-recommended, ~10 MB, about 40 s), so
   # tests/unit/reporting/test_paper.py compiles what `mrv report -f latex` writes.
   if ! command -v pdflatex >/dev/null 2>&1 || ! kpsewhich booktabs.sty >/dev/null 2>&1; then

@@ -207,6 +207,15 @@ class RegistryUnavailableError(MRVError):
     exit_code = EXIT_CHAIN_UNREACHABLE
 
 
+class TimestampError(MRVError):
+    """A timestamp authority could not be asked, or its answer does not hold (not granted,
+    another imprint or nonce, a bad signature, no timeStamping certificate): nothing is
+    written; try again, or another authority."""
+
+    key = "timestamp_failed"
+    exit_code = EXIT_CHAIN_UNREACHABLE
+
+
 class HubUnavailableError(MRVError):
     """The Hugging Face Hub cannot be reached or did not take an upload (5xx): try again."""
 
@@ -244,6 +253,13 @@ class KeyConfigError(ConfigError):
     """A private key or keystore is invalid, missing, or refused for this network."""
 
     key = "key"
+
+
+class TimestampUntrustedError(ConfigError):
+    """An RFC 3161 timestamp whose signing certificate does not chain to any root the
+    reviewer named (``--tsa-root``): it may be well formed, but it proves nothing to them."""
+
+    key = "timestamp_untrusted"
 
 
 class ChainIdMismatchError(ConfigError):

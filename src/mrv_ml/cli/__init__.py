@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 # Importing registers the commands on `app`.
 # registration order is the order `mrv --help` lists the commands in
-from mrv_ml.cli import _bundle, _verify, _anchor, _account, _core, _export, _import, _registry, _report, _run, _serve  # noqa: E402,F401  isort: skip
+from mrv_ml.cli import _bundle, _verify, _anchor, _account, _core, _export, _import, _registry, _report, _run, _serve, _timestamp  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> None:

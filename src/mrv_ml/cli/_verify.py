@@ -24,6 +24,7 @@ from mrv_ml.cli._options import (
     _record_paths,
     _settings,
 )
+from mrv_ml.cli._timestamp import TsaRootOption
 from mrv_ml.units import format_co2_kg
 
 if TYPE_CHECKING:
@@ -73,18 +74,23 @@ def verify_command(
         help="Endpoint of the chain the proof names (same as BLOCKCHAIN_RPC_URL); give it "
              "twice for two independent providers that must agree.")] = None,
     contract: ContractOption = None, data_dir: DataDirOption = None,
+    tsa_roots: TsaRootOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check records against the chain their proof names; each record's proof is read
-    from beside it. Nothing is written.
+    """Check records against the chain their proof names, and the proof's RFC 3161
+    timestamps against the roots named (--tsa-root: a trusted timestamp suffices where the
+    chain cannot be checked); each record's proof is read from beside it. Nothing is
+    written.
 
     Exit 0 VALID, 1 TAMPERED, 2 NOT FOUND, 5 SUBMITTER MISMATCH (several records: the
     worst), 3 unusable input, 4 chain unreachable, 7 configuration or untrusted evidence,
     9 proof file needed, 11 anchored on its author's local chain only, 12 the endpoints
     disagree (or an attestation's signature is not its signer's).
     """
+    from mrv_ml.anchoring.timestamp import load_roots
     from mrv_ml.verification.verifier import iter_verify_files
 
+    roots = load_roots(tsa_roots or [])
     urls = rpc_urls or []
     if len(urls) > 2:
         raise typer.BadParameter("at most two endpoints (--rpc-url twice)")
@@ -102,7 +108,8 @@ def verify_command(
     paths = _record_paths(records, settings)
     results = iter_verify_files(paths, settings=settings, expected_submitter=submitter,
                                 expected_signer=signer, mrv_id=mrv_id,
-                                witness_rpc_url=urls[1] if len(urls) == 2 else None)
+                                witness_rpc_url=urls[1] if len(urls) == 2 else None,
+                                tsa_roots=roots)
     if len(paths) == 1 and not paths[0].is_dir():
         (result,) = results
         if as_json:

@@ -11,7 +11,14 @@ A record never holds its own hash or anchoring facts; its sidecar does::
                 "registry_block", "confirmations", "explorer_url", "merkle": {...batch only...}},
      "history": [earlier anchors, oldest first],
      "registries": [{"url", "received_at", "anchor": {...} | absent}],  # registry services
-     "signature": {"scheme": "eip191-mrv-v1", "signer": "0x...", "signature": "0x..."}}
+     "signature": {"scheme": "eip191-mrv-v1", "signer": "0x...", "signature": "0x..."},
+     "timestamps": [{"kind": "rfc3161", "tsa_url", "tsr": "<base64 DER TimeStampResp>",
+                     "gen_time", "tsa_name", "certificates": ["<PEM>", ...]}]}
+
+A ``timestamps`` entry is an RFC 3161 authority's answer over the record's fingerprint
+(the SHA-256 of its RFC 8785 bytes): the whole TimeStampResp, which holds the signed token,
+so ``openssl ts -verify -in`` reads it as it is. ``gen_time`` and ``tsa_name`` are what the
+token said when it was fetched, for listing; verification reads the token itself.
 
 :meth:`Proof.from_dict` checks every field that verification relies on (types, hex widths,
 addresses) and raises :class:`MalformedProofError` naming the field; a sidecar whose
@@ -43,7 +50,10 @@ _BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _TX = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _KNOWN = {"proof_version", "mrv_id", "record_hash", "status", "pending_reason", "attempts",
-          "anchor", "history", "registries", "signature"}
+          "anchor", "history", "registries", "signature", "timestamps"}
+MAX_TIMESTAMPS = 16  # a few authorities, each asked once or twice: never unbounded
+MAX_TSR_BYTES = 64 * 1024  # a TSA's answer with its chain is a few kB
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 _SIGNATURE_HEX = re.compile(r"^0x[0-9a-fA-F]{130}$")
 _ANCHOR_KNOWN = {"mode", "network", "chain_id", "contract_address", "submitter", "tx_hash",
                  "block_number", "block_hash", "block_timestamp", "registry_block",
@@ -152,6 +162,25 @@ class Signature:
 
 
 @dataclass(frozen=True)
+class Timestamp:
+    """An RFC 3161 timestamp over the record's fingerprint (``kind`` ``"rfc3161"``)."""
+
+    tsa_url: str
+    tsr: bytes  # the DER TimeStampResp, token included
+    gen_time: str  # as the token states it, RFC 3339 (for listing: the token is the authority)
+    tsa_name: str  # the signing certificate's subject, RFC 4514
+    certificates: tuple[str, ...] = ()  # PEM: the chain the authority sent, untrusted
+    kind: str = "rfc3161"
+
+    def to_dict(self) -> dict[str, Any]:
+        import base64
+
+        return {"kind": self.kind, "tsa_url": self.tsa_url,
+                "tsr": base64.b64encode(self.tsr).decode(), "gen_time": self.gen_time,
+                "tsa_name": self.tsa_name, "certificates": list(self.certificates)}
+
+
+@dataclass(frozen=True)
 class Proof:
     """A record's proof sidecar. ``anchor`` is set exactly when ``status == "anchored"``."""
 
@@ -164,6 +193,7 @@ class Proof:
     history: tuple[Anchor, ...] = ()  # earlier anchors (re-anchored elsewhere, reorganised)
     registries: tuple[RegistryReceipt, ...] = ()  # registry services that took it
     signature: Signature | None = None
+    timestamps: tuple[Timestamp, ...] = ()  # RFC 3161 tokens, oldest first
     proof_version: str = PROOF_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -185,6 +215,11 @@ class Proof:
         return replace(self, status="anchored", anchor=anchor, record_digest=digest,
                        pending_reason=None, proof_version=PROOF_VERSION, history=history)
 
+    def with_timestamp(self, timestamp: Timestamp) -> Proof:
+        """This proof with one more timestamp (evidence is appended, never dropped; the
+        oldest go first when there are more than :data:`MAX_TIMESTAMPS`)."""
+        return replace(self, timestamps=(*self.timestamps, timestamp)[-MAX_TIMESTAMPS:])
+
     def _history_with_current(self) -> tuple[Anchor, ...]:
         return self.history if self.anchor is None else (*self.history, self.anchor)
 
@@ -203,6 +238,8 @@ class Proof:
             data["registries"] = [r.to_dict() for r in self.registries]
         if self.signature is not None:
             data["signature"] = self.signature.to_dict()
+        if self.timestamps:
+            data["timestamps"] = [t.to_dict() for t in self.timestamps]
         return data
 
     @classmethod
@@ -329,6 +366,38 @@ def _parse_signature(data: Any, source: str) -> Signature | None:
                                "signature.signature", "a 65-byte hex signature"))
 
 
+def _parse_timestamps(data: Any, source: str) -> tuple[Timestamp, ...]:
+    import base64
+    import binascii
+
+    if data is None:
+        return ()
+    if not isinstance(data, list) or len(data) > MAX_TIMESTAMPS:
+        raise _bad(source, "timestamps", f"is not a list of at most {MAX_TIMESTAMPS}")
+    out = []
+    for i, item in enumerate(data):
+        where = f"timestamps[{i}]"
+        if not isinstance(item, Mapping) or item.get("kind") != "rfc3161":
+            raise _bad(source, where, "is not an rfc3161 timestamp")
+        url, tsr = item.get("tsa_url"), item.get("tsr")
+        if not isinstance(url, str) or not re.match(r"^https?://\S{1,500}$", url):
+            raise _bad(source, f"{where}.tsa_url", "is not an http(s) URL")
+        if (not isinstance(tsr, str) or len(tsr) > MAX_TSR_BYTES * 4 // 3 + 4
+                or not _BASE64.match(tsr)):
+            raise _bad(source, f"{where}.tsr", "is not base64 of at most 64 kB")
+        try:
+            raw = base64.b64decode(tsr, validate=True)
+        except (binascii.Error, ValueError):
+            raise _bad(source, f"{where}.tsr", "is not base64") from None
+        certificates = item.get("certificates") or []
+        if (not isinstance(certificates, list) or len(certificates) > 8
+                or not all(isinstance(c, str) and len(c) < 16_384 for c in certificates)):
+            raise _bad(source, f"{where}.certificates", "is not a list of PEM certificates")
+        out.append(Timestamp(url, raw, str(item.get("gen_time", ""))[:64],
+                             str(item.get("tsa_name", ""))[:500], tuple(certificates)))
+    return tuple(out)
+
+
 def _parse(data: Any, source: str) -> Proof:
     if not isinstance(data, Mapping):
         raise MalformedProofError(f"{source}: not a proof sidecar: the JSON is not an object")
@@ -363,6 +432,7 @@ def _parse(data: Any, source: str) -> Proof:
         pending_reason=_opt(data, "pending_reason", str, source, ""), attempts=attempts,
         history=history, registries=_parse_registries(data.get("registries"), source),
         signature=_parse_signature(data.get("signature"), source),
+        timestamps=_parse_timestamps(data.get("timestamps"), source),
         proof_version=str(version), extra={k: v for k, v in data.items() if k not in _KNOWN})
 
 

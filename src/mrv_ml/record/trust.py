@@ -19,6 +19,7 @@ class Trust(str, enum.Enum):
     PUBLIC = "public"
     PRIVATE = "private network"
     LOCAL = "local only"
+    TIMESTAMP = "timestamp authority"  # an RFC 3161 token under a root the reviewer named
 
 
 TRUST_NOTES = {
@@ -27,6 +28,9 @@ TRUST_NOTES = {
                    "only for those who trust that node",
     Trust.LOCAL: "anchored on this machine's own embedded chain: it shows the record has not "
                  "changed since it was anchored here, and is no evidence for anyone else",
+    Trust.TIMESTAMP: "an RFC 3161 timestamp by {tsa}, under the root you named ({root}): the "
+                     "record existed, unchanged, at {time}; evidence for whoever trusts that "
+                     "root",
 }
 DEV_KEY_NOTE = "; the submitter is a well-known development key, which anyone can use"
 

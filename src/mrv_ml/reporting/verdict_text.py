@@ -21,6 +21,8 @@ _HEADLINES = {
     ("NOT_FOUND", "batch"): "⚠️ NOT FOUND - the batch root is not anchored",
     ("SUBMITTER_MISMATCH", "single"): "⚠️ SUBMITTER MISMATCH - registered by another address",
     ("SUBMITTER_MISMATCH", "batch"): "⚠️ SUBMITTER MISMATCH - anchored by another address",
+    ("VALID", "rfc3161"): "✅ VALID - timestamped, unchanged since",
+    ("TAMPERED", "rfc3161"): "❌ TAMPERED - the authority timestamped other content",
 }
 #: What the record's own figures are worth under each verdict (shown under the figures).
 UNTRUSTED_NOTE = {
@@ -51,7 +53,9 @@ def verdict_rows(verdict: Verdict, source: str) -> list[tuple[str, str]]:
             (f"Energy{mark}", format_energy_kwh(v.energy_kwh))]
     if not v.figures_trusted:
         rows.append(("Figures", UNTRUSTED_NOTE[v.status]))
-    rows += [("Timestamp", _utc(v.timestamp)), ("Submitter", v.submitter or "-")]
+    rows.append(("Timestamp", _utc(v.timestamp)))
+    if v.mode != "rfc3161":
+        rows.append(("Submitter", v.submitter or "-"))
     if v.expected_submitter and v.expected_submitter != v.submitter:
         rows.append(("Expected submitter", v.expected_submitter))
     if v.signer or v.expected_signer:
@@ -67,17 +71,23 @@ def verdict_rows(verdict: Verdict, source: str) -> list[tuple[str, str]]:
             said = (f"{r['status']}, anchored by {r['submitter'] or '-'} on chain "
                     f"{r['chain_id']} (tx {r['tx_hash'] or '-'}; {r['trust']})")
         rows.append((f"Registry {n}", f"{r['url']}: {said}"))
+    for n, t in enumerate(v.timestamps, 1):
+        rows.append((f"Timestamp {n}", f"{t['status']}: {t['detail']}"))
     rows.append(("Record hash", v.record_hash))
-    if v.mode == "batch":
+    if v.mode == "rfc3161":
+        pass  # no chain evidence: the timestamps above are the evidence
+    elif v.mode == "batch":
         rows.append(("Merkle root", v.merkle_root or "-"))
     else:
         rows.append(("On-chain hash", v.onchain_hash or "-"))
-    rows.append(("Tx", v.tx_hash or "-"))
-    if v.explorer_url:
-        rows.append(("Explorer", v.explorer_url))
-    rows += [("Block", "-" if v.block_number is None else str(v.block_number)),
-             ("Network", f"{v.network} (chain {v.chain_id}), registry {v.contract_address}"),
-             ("Trust", f"{v.trust}: {v.trust_note}")]
+    if v.mode != "rfc3161":
+        rows.append(("Tx", v.tx_hash or "-"))
+        if v.explorer_url:
+            rows.append(("Explorer", v.explorer_url))
+        rows += [("Block", "-" if v.block_number is None else str(v.block_number)),
+                 ("Network", f"{v.network} (chain {v.chain_id}), registry "
+                             f"{v.contract_address}")]
+    rows.append(("Trust", f"{v.trust}: {v.trust_note}"))
     if v.confirmations is not None:
         finality = "" if v.final is None else " (final)" if v.final else " (not final yet)"
         rows.append(("Confirmations", f"{v.confirmations}{finality}"))

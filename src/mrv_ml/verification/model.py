@@ -57,6 +57,10 @@ class Verdict:
     # verified: {"url", "status" (a verdict, PENDING or ERROR), "reason"/"error_key",
     # "submitter", "chain_id", "tx_hash", "block_number", "trust"}.
     registries: tuple[dict[str, Any], ...] = ()
+    # Each RFC 3161 timestamp of the proof, checked offline against the roots named
+    # (--tsa-root): {"kind": "rfc3161", "status" (VALID, TAMPERED, UNTRUSTED, MALFORMED),
+    # "tsa_url", "tsa_name", "gen_time", "root", "detail"}.
+    timestamps: tuple[dict[str, Any], ...] = ()
 
     def __bool__(self) -> bool:
         return self.status is VerdictStatus.VALID

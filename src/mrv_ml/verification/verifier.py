@@ -14,7 +14,7 @@ results :mod:`mrv_ml.verification.model`'s.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ from mrv_ml.errors import (
     ProofNeededError,
     RecordError,
     RegistryUnavailableError,
+    TimestampUntrustedError,
 )
 from mrv_ml.networks import is_dev_address
 from mrv_ml.record.hashing import compute_hash
@@ -55,6 +56,7 @@ from mrv_ml.storage.selection import record_files
 from mrv_ml.verification.model import FileVerdict, Verdict
 from mrv_ml.verification.policy import Policy, pinned
 from mrv_ml.verification.reader import Input, Reader, Readers
+from mrv_ml.verification.timestamp import StampStatus, TimestampCheck, check_timestamp
 from mrv_ml.verification.verdict import (
     REASONS,
     Decision,
@@ -254,7 +256,98 @@ def _what_it_says(verdict: Verdict) -> tuple[Any, ...]:
 
 
 def _verify_all(readers: Readers, witnesses: Readers | None, inp: Input,
-                mrv_id: str | None, policy: Policy) -> Verdict:
+                mrv_id: str | None, policy: Policy, tsa_roots: Sequence[Any] = ()) -> Verdict:
+    """The verdict of the proof's chain anchor and its RFC 3161 timestamps, composed
+    (:func:`_with_timestamps`); a proof without timestamps is its chain anchor's verdict."""
+    stamps = inp.proof.timestamps if inp.proof is not None else ()
+    if not stamps:
+        return _verify_chain(readers, witnesses, inp, mrv_id, policy)
+    try:
+        chain: Verdict | MRVError = _verify_chain(readers, witnesses, inp, mrv_id, policy)
+    except RecordError:
+        raise  # unusable input (a proof of another record...): no evidence can make up for it
+    except MRVError as e:
+        chain = e
+    digest = compute_hash(inp.record)
+    checks = [check_timestamp(t, digest, tsa_roots) for t in stamps]
+    return _with_timestamps(chain, checks, inp, bool(tsa_roots), policy)
+
+
+def _with_timestamps(chain: Verdict | MRVError, checks: list[TimestampCheck], inp: Input,
+                     roots_named: bool, policy: Policy) -> Verdict:
+    """The one composition rule: any of the evidence the reviewer trusts suffices, and none
+    may contradict another.
+
+    - A trusted timestamp of other content: TAMPERED, or an evidence conflict when the chain
+      says VALID (one of them lies: no verdict).
+    - A chain verdict of VALID or TAMPERED stands, its timestamps listed; so does the chain's
+      verdict or error when the reviewer pinned a submitter or a signer (they asked about
+      that registration, that signature: a timestamp says nothing of either).
+    - Otherwise a trusted VALID timestamp gives VALID ("timestamp authority" trust), with
+      what the chain said in the detail.
+    - No trusted timestamp: the chain's verdict or error stands; an untrusted timestamp is
+      an error naming its authority when the reviewer named roots (they meant to use it).
+    """
+    reports = tuple(c.to_dict() for c in checks)
+    valid = [c for c in checks if c.status is StampStatus.VALID]
+    tampered = [c for c in checks if c.status is StampStatus.TAMPERED]
+    if tampered:
+        if isinstance(chain, Verdict) and chain.status is VerdictStatus.VALID:
+            raise EvidenceConflictError(
+                f"{inp.record['mrv_id']}: the chain says VALID but {tampered[0].detail}; "
+                "one piece of evidence is false, so there is no verdict",
+                key="timestamp_conflict")
+        return _timestamp_verdict(tampered[0], inp, reports, chain, VerdictStatus.TAMPERED)
+    pinned = policy.submitter is not None or policy.signer is not None
+    if isinstance(chain, Verdict) and (chain.status in (VerdictStatus.VALID,
+                                                        VerdictStatus.TAMPERED)
+                                       or pinned or not valid):
+        return replace(chain, timestamps=reports)
+    if pinned:
+        assert isinstance(chain, MRVError)
+        raise chain
+    if valid:
+        return _timestamp_verdict(valid[0], inp, reports, chain, VerdictStatus.VALID)
+    assert isinstance(chain, MRVError)
+    if isinstance(chain, ChainUnavailableError):
+        raise chain
+    if not roots_named:
+        raise type(chain)(f"{chain}; its proof also holds {len(checks)} RFC 3161 "
+                          "timestamp(s): name a root you trust with --tsa-root to check them",
+                          key=chain.key)
+    untrusted = next((c for c in checks if c.status is StampStatus.UNTRUSTED), checks[0])
+    raise TimestampUntrustedError(f"{inp.record['mrv_id']}: {untrusted.detail}; and the "
+                                  f"chain: {chain}")
+
+
+def _timestamp_verdict(check: TimestampCheck, inp: Input, reports: tuple[dict[str, Any], ...],
+                       chain: Verdict | MRVError, status: VerdictStatus) -> Verdict:
+    from datetime import datetime
+
+    from mrv_ml.record.schema import summarize
+
+    said = (f"the chain says {chain.status.value}" if isinstance(chain, Verdict)
+            else f"the chain anchor cannot be checked here ({chain})")
+    summary = summarize(inp.record)
+    when = datetime.fromisoformat(check.gen_time.replace("Z", "+00:00")) if check.gen_time \
+        else None
+    return Verdict(
+        status=status, reason="timestamped" if status is VerdictStatus.VALID
+        else "timestamped_other_content", mrv_id=inp.record["mrv_id"],
+        record_hash=compute_hash(inp.record), mode="rfc3161",
+        timestamp=int(when.timestamp()) if when else None,
+        co2_kg=summary.get("co2_kg"), energy_kwh=summary.get("energy_kwh"),
+        trust=Trust.TIMESTAMP.value,
+        trust_note=TRUST_NOTES[Trust.TIMESTAMP].format(tsa=check.tsa_name, root=check.root,
+                                                        time=check.gen_time)
+        if status is VerdictStatus.VALID else
+        f"an authority under the root you named ({check.root}) timestamped another "
+        f"fingerprint: this record is not the one it saw",
+        detail=f"{check.detail}; {said}", timestamps=reports)
+
+
+def _verify_chain(readers: Readers, witnesses: Readers | None, inp: Input,
+                  mrv_id: str | None, policy: Policy) -> Verdict:
     """The verdict of the proof's anchor and, for a record sent to several registries, each
     registry's own anchor verified as well: every witness is reported, none is taken on
     trust, and the verdict stands on the proof's own anchor."""
@@ -316,7 +409,7 @@ def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
            proof: Proof | Mapping[str, Any] | None = None,
            expected_submitter: str | None = None, expected_signer: str | None = None,
            settings: Settings | None = None, connection: ChainConnection | None = None,
-           witness_rpc_url: str | None = None) -> Verdict:
+           witness_rpc_url: str | None = None, tsa_roots: Sequence[Any] = ()) -> Verdict:
     """Verify one record (a file, whose proof is looked for beside it, or a parsed record
     with ``proof``). The chain, registry and submitter come from the proof; ``settings``
     give only the endpoint (``rpc_url``) unless the record has no anchored proof.
@@ -327,12 +420,13 @@ def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
     cannot be trusted) and ChainUnavailableError / ChainReadError (evidence unreachable).
     ``witness_rpc_url``: a second, independent endpoint of the same chain; any
     disagreement between the two is an EvidenceConflictError, never a verdict.
+    ``tsa_roots``: the X.509 roots whose RFC 3161 timestamps the reviewer trusts.
     Verifying writes nothing."""
     inp = _with_registry_proof(_load(record, proof), settings)
     policy = pinned(expected_submitter, expected_signer)
     readers, witnesses = Readers(settings, connection), _witnesses(settings, witness_rpc_url)
     try:
-        return _verify_all(readers, witnesses, inp, mrv_id, policy)
+        return _verify_all(readers, witnesses, inp, mrv_id, policy, tsa_roots)
     finally:
         readers.close()
         if witnesses is not None:
@@ -352,7 +446,8 @@ def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None 
                       expected_signer: str | None = None, mrv_id: str | None = None,
                       connection: ChainConnection | None = None,
                       cross_check_all: bool = False,
-                      witness_rpc_url: str | None = None) -> Iterator[FileVerdict]:
+                      witness_rpc_url: str | None = None,
+                      tsa_roots: Sequence[Any] = ()) -> Iterator[FileVerdict]:
     """Verify many record files (directories expanded), one at a time: memory does not grow
     with the number of records.
 
@@ -374,7 +469,7 @@ def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None 
             try:
                 inp = _with_registry_proof(_load(f, None), settings)
                 yield FileVerdict(f, verdict=_verify_all(readers, witnesses, inp, mrv_id,
-                                                         policy))
+                                                         policy, tsa_roots))
             except ChainUnavailableError:
                 raise
             except MRVError as e:

@@ -1,0 +1,198 @@
+"""RFC 3161 timestamps: ask a timestamp authority (TSA) for a signed token over a record's
+fingerprint, check its answer, and append it to the proof sidecar.
+
+The request is over the SHA-256 of the record's RFC 8785 bytes (the fingerprint
+``mrv verify`` checks, so ``openssl ts -verify -data`` of those bytes agrees), with a nonce
+and the TSA's certificate asked for. The answer is checked before anything is written
+(rfc3161-client, which sigstore-python uses; no hand-written ASN.1): status granted, the
+message imprint and nonce ours, the certificate it was signed with carrying the critical
+``timeStamping`` extended key usage; and, when roots are named (``--tsa-root``), the
+signature and the certificate chain up to one of them. Without a root the signature cannot
+be checked (a TSA seldom sends its root): that is verification's, which always needs the
+roots the reviewer trusts.
+
+No authority is contacted unless one is asked for; :data:`PRESETS` only names well-known
+public ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mrv_ml.config import redact_url
+from mrv_ml.errors import ConfigError, TimestampError
+from mrv_ml.record.hashing import canonical_bytes, compute_hash
+from mrv_ml.record.proof import Proof, Timestamp
+from mrv_ml.storage.store import RecordStore
+
+#: Well-known public authorities, by a short name (``--tsa sigstore``). Contacted only when
+#: named; their answers are checked like any other's.
+PRESETS = {
+    "sigstore": "https://timestamp.sigstore.dev/api/v1/timestamp",
+    "digicert": "http://timestamp.digicert.com",
+    "freetsa": "https://freetsa.org/tsr",
+}
+TIMEOUT_S = 20.0
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Stamped:
+    mrv_id: str
+    timestamp: Timestamp
+
+
+def tsa_url(name_or_url: str) -> str:
+    """A preset's URL, or an http(s) URL as given; ConfigError for anything else."""
+    url = PRESETS.get(name_or_url.strip().lower(), name_or_url.strip())
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--tsa {name_or_url[:60]!r}: not an http(s) URL nor one of "
+                          f"{', '.join(PRESETS)}")
+    return url
+
+
+def load_roots(paths: Sequence[str | Path]) -> list[Any]:
+    """The certificates in the PEM files ``paths`` (each may hold several)."""
+    from cryptography import x509
+
+    roots: list[Any] = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise ConfigError(f"--tsa-root {path}: cannot be read ({e.strerror})") from None
+        try:
+            roots += x509.load_pem_x509_certificates(data)
+        except ValueError:
+            raise ConfigError(f"--tsa-root {path}: not a PEM certificate") from None
+    return roots
+
+
+def request_timestamp(record: dict[str, Any], url: str, roots: Sequence[Any] = (), *,
+                      timeout_s: float = TIMEOUT_S) -> Timestamp:
+    """A checked RFC 3161 timestamp of ``record`` from the authority at ``url``."""
+    import requests
+    from rfc3161_client import HashAlgorithm, TimestampRequestBuilder, decode_timestamp_response
+
+    data = canonical_bytes(record)
+    # SHA-256 of the RFC 8785 bytes: the imprint is the record's fingerprint
+    query = (TimestampRequestBuilder().data(data).hash_algorithm(HashAlgorithm.SHA256)
+             .nonce(nonce=True)
+             .cert_request(cert_request=True).build())
+    where = redact_url(url)
+    try:
+        answer = requests.post(url, data=query.as_bytes(), timeout=timeout_s, stream=True,
+                               headers={"Content-Type": "application/timestamp-query",
+                                        "Accept": "application/timestamp-reply"})
+        body = answer.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+    except requests.RequestException as e:
+        raise TimestampError(f"cannot reach the timestamp authority at {where}: "
+                             f"{type(e).__name__}") from None
+    if answer.status_code != 200:
+        raise TimestampError(f"the timestamp authority at {where} answered HTTP "
+                             f"{answer.status_code}")
+    if len(body) > MAX_ANSWER_BYTES:
+        raise TimestampError(f"the timestamp authority at {where} answered more than "
+                             f"{MAX_ANSWER_BYTES:,} bytes")
+    try:
+        response = decode_timestamp_response(body)
+    except ValueError:
+        raise TimestampError(f"the timestamp authority at {where} answered something that "
+                             "is not an RFC 3161 response") from None
+    certificates = _certificates(response)
+    leaf = _signer(response, certificates)
+    _check_fields(response, leaf, hashlib.sha256(data).digest(), query.nonce, where)
+    if roots:
+        check_answer(response, hashlib.sha256(data).digest(), roots, nonce=query.nonce,
+                     where=where)
+    return Timestamp(tsa_url=url, tsr=body,
+                     gen_time=response.tst_info.gen_time.isoformat().replace("+00:00", "Z"),
+                     tsa_name=leaf.subject.rfc4514_string() if leaf is not None else "",
+                     certificates=tuple(_pem(c) for c in certificates))
+
+
+def check_answer(response: Any, digest: bytes, roots: Sequence[Any], *,
+                 nonce: int | None = None, where: str = "the timestamp authority") -> None:
+    """TimestampError unless ``response`` is a granted, well-signed timestamp of ``digest``
+    whose signing certificate (critical ``timeStamping`` usage) chains to one of ``roots``."""
+    from rfc3161_client import VerificationError, VerifierBuilder
+
+    if not roots:
+        raise TimestampError(f"{where}: no certificate to check its answer against")
+    builder = VerifierBuilder()
+    for root in roots:
+        builder = builder.add_root_certificate(root)
+    if nonce is not None:
+        builder = builder.nonce(nonce)
+    try:
+        builder.build().verify(response, digest)
+    except (VerificationError, ValueError) as e:
+        raise TimestampError(f"the answer of {where} does not hold: {e}") from None
+
+
+def timestamp_stored(store: RecordStore, mrv_id: str, urls: Sequence[str],
+                     roots: Sequence[Any] = ()) -> list[Stamped]:
+    """Timestamp the stored record ``mrv_id`` at each authority of ``urls`` and append each
+    token to its proof sidecar (made pending if it had none). The record is never touched."""
+    record = store.load(mrv_id)
+    digest = compute_hash(record)
+    out = []
+    for url in urls:
+        stamp = request_timestamp(record, url, roots)
+        proof = store.load_proof(mrv_id) or Proof.new(mrv_id, digest)
+        store.save_proof(proof.with_timestamp(stamp))
+        out.append(Stamped(mrv_id, stamp))
+    return out
+
+
+def _check_fields(response: Any, leaf: Any, digest: bytes, nonce: int | None,
+                  where: str) -> None:
+    """What holds without a trusted root: granted, our imprint and nonce, a signing
+    certificate sent with the critical ``timeStamping`` usage. (The signature and chain
+    need a root: :func:`check_answer`, here when roots are named, and at verification.)"""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    from rfc3161_client import PKIStatus
+
+    def refuse(why: str) -> TimestampError:
+        return TimestampError(f"the answer of {where} does not hold: {why}")
+
+    if PKIStatus(response.status) != PKIStatus.GRANTED:
+        raise refuse(f"not granted (status {response.status})")
+    info = response.tst_info
+    if info.message_imprint.message != digest:
+        raise refuse("it timestamps other content than this record's fingerprint")
+    if nonce is not None and info.nonce != nonce:
+        raise refuse("its nonce is not ours (a replayed answer?)")
+    if leaf is None:
+        raise refuse("it does not carry its signing certificate")
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound:
+        raise refuse("its certificate has no extended key usage") from None
+    if not usage.critical or ExtendedKeyUsageOID.TIME_STAMPING not in usage.value:
+        raise refuse("its certificate is not for timestamping (critical timeStamping usage)")
+
+
+def _certificates(response: Any) -> list[Any]:
+    from cryptography import x509
+
+    return [x509.load_der_x509_certificate(der) for der in response.signed_data.certificates]
+
+
+def _signer(response: Any, certificates: Sequence[Any]) -> Any:
+    infos = list(response.signed_data.signer_infos)
+    if len(infos) != 1:
+        return None
+    return next((c for c in certificates if c.issuer == infos[0].issuer
+                 and c.serial_number == infos[0].serial_number), None)
+
+
+def _pem(certificate: Any) -> str:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return str(certificate.public_bytes(Encoding.PEM).decode())

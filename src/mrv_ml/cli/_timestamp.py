@@ -1,0 +1,53 @@
+"""``mrv timestamp``: RFC 3161 timestamps of stored records from the authorities named.
+
+Library errors propagate to :func:`mrv_ml.cli.main` (one line, their exit code).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mrv_ml.cli._app import app, console
+from mrv_ml.cli._core import _safe
+from mrv_ml.cli._options import DataDirOption, _settings
+from mrv_ml.errors import ConfigError
+
+TsaRootOption = Annotated[list[Path] | None, typer.Option(
+    "--tsa-root", metavar="CERT.pem",
+    help="A root certificate (PEM) whose RFC 3161 timestamps you trust; repeatable.")]
+
+
+@app.command("timestamp")
+def timestamp_command(
+    ids: Annotated[list[str], typer.Argument(
+        metavar="ID|FILE...", help="Stored records (IDs, prefixes or their files).")],
+    tsa: Annotated[list[str] | None, typer.Option(
+        "--tsa", metavar="URL|NAME",
+        help="A timestamp authority (URL, or sigstore, digicert, freetsa); repeatable; "
+             "default MRV_TSA_URL.")] = None,
+    tsa_roots: TsaRootOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Ask each authority for a signed RFC 3161 timestamp of each record's fingerprint,
+    check the answer, and add it to the record's proof file. No authority is contacted
+    unless named. Exit 0 when every record was timestamped, else the failure's code."""
+    from mrv_ml.anchoring.timestamp import load_roots, timestamp_stored, tsa_url
+    from mrv_ml.storage.store import RecordStore
+
+    named = tsa or [u for u in os.environ.get("MRV_TSA_URL", "").split() if u]
+    if not named:
+        raise ConfigError("no timestamp authority: give --tsa URL (or set MRV_TSA_URL)")
+    urls = [tsa_url(n) for n in named]
+    roots = load_roots(tsa_roots or [])
+    settings = _settings(None, None, None, data_dir)
+    store = RecordStore(settings.data_dir)
+    for ref in ids:
+        mrv_id = store.stored_id(ref)
+        for stamped in timestamp_stored(store, mrv_id, urls, roots):
+            t = stamped.timestamp
+            console.print(_safe(f"🕰  {mrv_id} timestamped at {t.gen_time} by {t.tsa_name}"),
+                          markup=False)
