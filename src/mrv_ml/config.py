@@ -144,6 +144,9 @@ class Settings:
     heartbeat_s: float = 30.0
     # experiment trackers whose active run gets the record's facts and files (LOG_TO_CHOICES)
     log_to: tuple[str, ...] = ()
+    # RFC 3161 timestamp authorities (URLs or preset names) each record is sent to, right
+    # after it is written (mrv_ml.anchoring.timestamp); none is contacted unless named
+    tsa: tuple[str, ...] = ()
     # a run's budget (mrv_ml.run.budget): limits and what to do when one is crossed; None: no
     # limit, and on_budget None leaves the choice to the caller (tracker warn, mrv run stop)
     budget_kwh: float | None = None
@@ -178,6 +181,7 @@ ENV_VARS: dict[str, str] = {
     "MRV_REGISTRY_URL": "registry_url",
     "MRV_REGISTRY_TOKEN": "registry_token",
     "MRV_LOG_TO": "log_to",
+    "MRV_TSA_URL": "tsa",
     "MRV_BUDGET_KWH": "budget_kwh",
     "MRV_BUDGET_CO2_KG": "budget_co2_kg",
     "MRV_ON_BUDGET": "on_budget",
@@ -229,6 +233,9 @@ def _coerce(values: Mapping[str, Any], source: str = "settings") -> dict[str, An
                     raise MRVValueError("must be an ISO 3166 alpha-3 code such as FRA")
             elif name == "log_to":
                 out[name] = _log_to(raw)
+            elif name == "tsa":  # checked where used (anchoring.timestamp.tsa_url)
+                items = raw.replace(",", " ").split() if isinstance(raw, str) else list(raw)
+                out[name] = tuple(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
             elif name == "tracking_mode":
                 out[name] = str(raw).strip().lower()
                 if out[name] not in TRACKING_MODES:

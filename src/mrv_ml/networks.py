@@ -205,3 +205,12 @@ def resolve_for_proof(settings: Settings, chain_id: int) -> tuple[Network, str |
     raise ConfigError(f"the proof is anchored on chain {chain_id} ({kind}); give the endpoint "
                       "of a node of that chain with --rpc-url (or BLOCKCHAIN_RPC_URL)",
                       key="endpoint_needed")
+
+
+#: Well-known public RFC 3161 timestamp authorities, by a short name (``--tsa sigstore``).
+#: Contacted only when named; their answers are checked like any other's.
+TSA_PRESETS = {
+    "sigstore": "https://timestamp.sigstore.dev/api/v1/timestamp",
+    "digicert": "http://timestamp.digicert.com",
+    "freetsa": "https://freetsa.org/tsr",
+}

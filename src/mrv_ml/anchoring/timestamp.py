@@ -11,8 +11,8 @@ signature and the certificate chain up to one of them. Without a root the signat
 be checked (a TSA seldom sends its root): that is verification's, which always needs the
 roots the reviewer trusts.
 
-No authority is contacted unless one is asked for; :data:`PRESETS` only names well-known
-public ones.
+No authority is contacted unless one is asked for; :data:`mrv_ml.networks.TSA_PRESETS` only
+names well-known public ones.
 """
 
 from __future__ import annotations
@@ -25,17 +25,11 @@ from typing import Any
 
 from mrv_ml.config import redact_url
 from mrv_ml.errors import ConfigError, TimestampError
+from mrv_ml.networks import TSA_PRESETS
 from mrv_ml.record.hashing import canonical_bytes, compute_hash
 from mrv_ml.record.proof import Proof, Timestamp
 from mrv_ml.storage.store import RecordStore
 
-#: Well-known public authorities, by a short name (``--tsa sigstore``). Contacted only when
-#: named; their answers are checked like any other's.
-PRESETS = {
-    "sigstore": "https://timestamp.sigstore.dev/api/v1/timestamp",
-    "digicert": "http://timestamp.digicert.com",
-    "freetsa": "https://freetsa.org/tsr",
-}
 TIMEOUT_S = 20.0
 MAX_ANSWER_BYTES = 64 * 1024
 
@@ -48,10 +42,10 @@ class Stamped:
 
 def tsa_url(name_or_url: str) -> str:
     """A preset's URL, or an http(s) URL as given; ConfigError for anything else."""
-    url = PRESETS.get(name_or_url.strip().lower(), name_or_url.strip())
+    url = TSA_PRESETS.get(name_or_url.strip().lower(), name_or_url.strip())
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"--tsa {name_or_url[:60]!r}: not an http(s) URL nor one of "
-                          f"{', '.join(PRESETS)}")
+                          f"{', '.join(TSA_PRESETS)}")
     return url
 
 

@@ -5,7 +5,6 @@ Library errors propagate to :func:`mrv_ml.cli.main` (one line, their exit code).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -38,12 +37,12 @@ def timestamp_command(
     from mrv_ml.anchoring.timestamp import load_roots, timestamp_stored, tsa_url
     from mrv_ml.storage.store import RecordStore
 
-    named = tsa or [u for u in os.environ.get("MRV_TSA_URL", "").split() if u]
+    settings = _settings(None, None, None, data_dir)
+    named = tsa or list(settings.tsa)
     if not named:
         raise ConfigError("no timestamp authority: give --tsa URL (or set MRV_TSA_URL)")
     urls = [tsa_url(n) for n in named]
     roots = load_roots(tsa_roots or [])
-    settings = _settings(None, None, None, data_dir)
     store = RecordStore(settings.data_dir)
     for ref in ids:
         mrv_id = store.stored_id(ref)

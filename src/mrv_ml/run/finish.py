@@ -1,6 +1,7 @@
-"""What becomes of a run's record after ``stop()`` has stored it: anchored (through the one
-route :func:`mrv_ml.anchoring.publish.publish_run`), told in one closing line, and logged
-into the experiment trackers' runs.
+"""What becomes of a run's record after ``stop()`` has stored it: timestamped by the RFC 3161
+authorities named, anchored (through the one route
+:func:`mrv_ml.anchoring.publish.publish_run`), told in one closing line, and logged into the
+experiment trackers' runs.
 
 Each step is a small sink over a :class:`Finished` run, called in that order by the
 tracker; each may fail without touching the stored record or the steps after it.
@@ -39,6 +40,26 @@ class Finished:
     @property
     def mrv_id(self) -> MrvId:
         return MrvId(str(self.record["mrv_id"]))
+
+
+def timestamp(run: Finished, store: RecordStore, urls: tuple[str, ...]) -> list[str]:
+    """Timestamp the stored record at each authority; one line for each outcome. A failure
+    is told and logged, never raised: the record stands (``mrv timestamp`` retries)."""
+    from mrv_ml.anchoring.timestamp import timestamp_stored
+    from mrv_ml.config import redact_text
+
+    lines = []
+    for url in urls:
+        try:
+            [stamped] = timestamp_stored(store, run.mrv_id, [url])
+        except Exception as e:  # noqa: BLE001 - the record stands; timestamp it later
+            why = redact_text(f"{type(e).__name__}: {e}")
+            log.warning("timestamping %s failed: %s", run.mrv_id, why)
+            lines.append(f"⚠️  not timestamped ({why}); retry: mrv timestamp {run.mrv_id}")
+            continue
+        t = stamped.timestamp
+        lines.append(f"🕰  timestamped at {t.gen_time} by {t.tsa_name}")
+    return lines
 
 
 def anchor(run: Finished, store: RecordStore, settings: Settings, *, auto_anchor: bool,

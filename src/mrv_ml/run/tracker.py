@@ -107,6 +107,8 @@ class MRVTracker:
     ``tracking_mode`` (``"machine"``, the default, or ``"process"``; ``MRV_TRACKING_MODE``)
     is CodeCarbon's: process mode counts this process and its descendants' share of CPU
     and RAM; GPUs are measured per device (``energy_emissions.tracking_scope``).
+    ``timestamp`` (an RFC 3161 authority's URL or preset name, or several; ``MRV_TSA_URL``)
+    asks each for a timestamp of the record right after it is written, into its proof.
     """
 
     def __init__(
@@ -139,6 +141,7 @@ class MRVTracker:
         on_budget: str | None = None,
         forecast_after: float | None = None,
         tracking_mode: str | None = None,
+        timestamp: str | Sequence[str] | None = None,
     ) -> None:
         if not experiment_name or not isinstance(experiment_name, str):
             raise MRVValueError("experiment_name must be a non-empty string")
@@ -147,7 +150,15 @@ class MRVTracker:
         base = settings if settings is not None else load_settings()
         self.settings = base.replace(data_dir=storage_dir, rpc_url=rpc_url,
                                      registry_url=registry_url, log_to=log_to,
-                                     tracking_mode=tracking_mode)
+                                     tracking_mode=tracking_mode,
+                                     tsa=(timestamp,) if isinstance(timestamp, str)
+                                     else timestamp)
+        if self.settings.tsa:  # a bad authority fails now, not after the training
+            from mrv_ml.anchoring.timestamp import tsa_url
+
+            self.tsa_urls = tuple(tsa_url(name) for name in self.settings.tsa)
+        else:
+            self.tsa_urls = ()
         self.publish = publish
         self.sign = sign
         self.experiment_name = experiment_name
@@ -502,6 +513,8 @@ class MRVTracker:
         assert self.record is not None and self.record_path is not None
         assert self.mrv_hash is not None
         run = Finished(self.record, self.record_path, self.mrv_hash)
+        for line in finish.timestamp(run, self.store, self.tsa_urls):
+            self._say(line)
         if self.blockchain_enabled:
             finish.anchor(run, self.store, self.settings, auto_anchor=self.auto_anchor,
                           anchor_mode=self.anchor_mode, with_record=self.publish,

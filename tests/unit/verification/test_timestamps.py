@@ -186,3 +186,28 @@ def test_a_malformed_timestamp_in_a_proof_is_unusable_input(mrv: MRV, timestamps
     path.write_text(json.dumps(data))
     code, out, err = mrv("verify", str(store.path_for(mrv_id)))
     assert code == 3 and "timestamps" in err and "Traceback" not in out + err, out + err
+
+
+def test_the_tracker_timestamps_right_after_writing(authorities: tuple[LocalTSA, LocalTSA],
+                                                   mrv: MRV, tmp_path: Path) -> None:
+    from mrv_ml.run.tracker import MRVTracker
+
+    ours, other = authorities
+    with MRVTracker("stamped", storage_dir=os.environ["MRV_DATA_DIR"], timestamp=ours.url,
+                    quiet=True) as tracker:
+        pass
+    store = RecordStore(os.environ["MRV_DATA_DIR"])
+    proof = store.load_proof(tracker.mrv_id)
+    assert proof is not None and len(proof.timestamps) == 1 and proof.status == "anchored"
+    copy = _reviewer_copy(store, tracker.mrv_id, tmp_path)
+    code, out, err = mrv("verify", str(copy), "--tsa-root", str(ours.root_pem), env=EMPTY)
+    assert code == 0 and "VALID" in out, out + err
+    # an authority that cannot be reached: the run still has its record, told why
+    with MRVTracker("unstamped", storage_dir=os.environ["MRV_DATA_DIR"],
+                    timestamp="http://127.0.0.1:9/tsr", quiet=True) as lost:
+        pass
+    assert lost.record_path is not None and lost.record_path.exists()
+    unstamped = store.load_proof(lost.mrv_id)
+    assert unstamped is None or unstamped.timestamps == ()
+    with pytest.raises(Exception, match="not an http"):
+        MRVTracker("bad", timestamp="ftp://nowhere")
