@@ -16,7 +16,7 @@ from mrv_ml.cli._options import DataDirOption, _settings
 from mrv_ml.errors import ConfigError
 
 TsaRootOption = Annotated[list[Path] | None, typer.Option(
-    "--tsa-root", metavar="CERT.pem",
+    "--tsa-root", metavar="FILE",
     help="A root certificate (PEM) whose RFC 3161 timestamps you trust; repeatable.")]
 
 
