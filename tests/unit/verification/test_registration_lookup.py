@@ -107,3 +107,40 @@ def test_a_node_refusing_logs_keeps_the_status_and_says_so(
     assert code == 0 and verdict["status"] == "VALID", out + err
     assert verdict["tx_hash"] is None and verdict["confirmations"] is None
     assert "the node refused" in verdict["detail"] and proxy.refused_ranges > 0
+
+
+class _Headers:
+    """Block timestamps only: what :func:`blocks_at` reads."""
+
+    def __init__(self, timestamps: list[int]) -> None:
+        self.timestamps = timestamps
+        self.reads = 0
+
+    def block_timestamp(self, number: int) -> int:
+        self.reads += 1
+        return self.timestamps[number]
+
+
+@pytest.mark.parametrize(("timestamps", "wanted", "window"), [
+    ([10, 12, 12, 12, 15, 20], 12, (1, 3)),  # several blocks in one second
+    ([10, 12, 12, 12, 15, 20], 10, (0, 0)),  # the first block
+    ([10, 12, 12, 12, 15, 20], 20, (5, 5)),  # the last
+    ([10, 12, 12, 12, 15, 20], 13, None),  # no block of that second
+    ([10, 12, 12, 12, 15, 20], 9, None),  # before the range
+    ([10, 12, 12, 12, 15, 20], 21, None),  # after it
+])
+def test_the_blocks_of_a_timestamp_are_found_by_bisection(
+        timestamps: list[int], wanted: int, window: tuple[int, int] | None) -> None:
+    from mrv_ml.chain.events import blocks_at
+
+    headers = _Headers(timestamps)
+    assert blocks_at(headers, wanted, 0, len(timestamps) - 1) == window
+    assert headers.reads <= 2 * (len(timestamps).bit_length() + 1)
+
+
+def test_a_million_blocks_take_some_forty_header_reads() -> None:
+    from mrv_ml.chain.events import blocks_at
+
+    headers = _Headers([1_700_000_000 + 12 * n for n in range(1_000_000)])
+    assert blocks_at(headers, 1_700_000_000 + 12 * 654_321, 0, 999_999) == (654_321, 654_321)
+    assert headers.reads <= 42
