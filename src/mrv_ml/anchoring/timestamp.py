@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mrv_ml.config import redact_url
-from mrv_ml.errors import ConfigError, TimestampError
+from mrv_ml.errors import ConfigError, MRVError, TimestampError
 from mrv_ml.networks import TSA_PRESETS
 from mrv_ml.record.hashing import canonical_bytes, compute_hash
 from mrv_ml.record.proof import Proof, Timestamp
@@ -53,12 +53,14 @@ def load_roots(paths: Sequence[str | Path]) -> list[Any]:
     """The certificates in the PEM files ``paths`` (each may hold several)."""
     from cryptography import x509
 
+    from mrv_ml.record.strictjson import read_file_bytes
+
     roots: list[Any] = []
     for path in paths:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as e:
-            raise ConfigError(f"--tsa-root {path}: cannot be read ({e.strerror})") from None
+        try:  # a regular file, bounded: never a device or a FIFO
+            data = read_file_bytes(path)
+        except MRVError as e:
+            raise ConfigError(f"--tsa-root {e}") from None
         try:
             roots += x509.load_pem_x509_certificates(data)
         except ValueError:
@@ -78,11 +80,12 @@ def request_timestamp(record: dict[str, Any], url: str, roots: Sequence[Any] = (
              .nonce(nonce=True)
              .cert_request(cert_request=True).build())
     where = redact_url(url)
-    try:
-        answer = requests.post(url, data=query.as_bytes(), timeout=timeout_s, stream=True,
-                               headers={"Content-Type": "application/timestamp-query",
-                                        "Accept": "application/timestamp-reply"})
-        body = answer.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+    try:  # no redirects: the authority asked is the one that answers
+        with requests.post(url, data=query.as_bytes(), timeout=timeout_s, stream=True,
+                           allow_redirects=False,
+                           headers={"Content-Type": "application/timestamp-query",
+                                    "Accept": "application/timestamp-reply"}) as answer:
+            body = answer.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
     except requests.RequestException as e:
         raise TimestampError(f"cannot reach the timestamp authority at {where}: "
                              f"{type(e).__name__}") from None
@@ -103,7 +106,9 @@ def request_timestamp(record: dict[str, Any], url: str, roots: Sequence[Any] = (
     if roots:
         check_answer(response, hashlib.sha256(data).digest(), roots, nonce=query.nonce,
                      where=where)
-    return Timestamp(tsa_url=url, tsr=body,
+    # the sidecar is shared: the authority's URL as every message shows it (no path, no
+    # query: they may carry an account's key); the token names the authority itself
+    return Timestamp(tsa_url=redact_url(url), tsr=body,
                      gen_time=response.tst_info.gen_time.isoformat().replace("+00:00", "Z"),
                      tsa_name=leaf.subject.rfc4514_string() if leaf is not None else "",
                      certificates=tuple(_pem(c) for c in certificates))

@@ -211,3 +211,14 @@ def test_the_tracker_timestamps_right_after_writing(authorities: tuple[LocalTSA,
     assert unstamped is None or unstamped.timestamps == ()
     with pytest.raises(Exception, match="not an http"):
         MRVTracker("bad", timestamp="ftp://nowhere")
+
+
+def test_an_authoritys_key_in_its_url_is_never_written(
+        authorities: tuple[LocalTSA, LocalTSA], mrv: MRV) -> None:
+    ours, _ = authorities
+    store, mrv_id = _stored()
+    code, out, err = mrv("timestamp", mrv_id, "--tsa", f"{ours.url}/S3CR3T88?apikey=K3Y13CHARSXX")
+    assert code == 0, out + err
+    written = store.proof_path_for(mrv_id).read_text()
+    assert "S3CR3T88" not in written + out + err and "K3Y13CHARSXX" not in written + out + err
+    assert json.loads(written)["timestamps"][0]["tsa_url"].endswith("/***")
