@@ -101,7 +101,7 @@ def request_timestamp(record: dict[str, Any], url: str, roots: Sequence[Any] = (
         raise TimestampError(f"the timestamp authority at {where} answered something that "
                              "is not an RFC 3161 response") from None
     certificates = _certificates(response)
-    leaf = _signer(response, certificates)
+    leaf = signing_certificate(response)
     _check_fields(response, leaf, hashlib.sha256(data).digest(), query.nonce, where)
     if roots:
         check_answer(response, hashlib.sha256(data).digest(), roots, nonce=query.nonce,
@@ -109,7 +109,7 @@ def request_timestamp(record: dict[str, Any], url: str, roots: Sequence[Any] = (
     # the sidecar is shared: the authority's URL as every message shows it (no path, no
     # query: they may carry an account's key); the token names the authority itself
     return Timestamp(tsa_url=redact_url(url), tsr=body,
-                     gen_time=response.tst_info.gen_time.isoformat().replace("+00:00", "Z"),
+                     gen_time=stated_time(response),
                      tsa_name=leaf.subject.rfc4514_string() if leaf is not None else "",
                      certificates=tuple(_pem(c) for c in certificates))
 
@@ -183,12 +183,19 @@ def _certificates(response: Any) -> list[Any]:
     return [x509.load_der_x509_certificate(der) for der in response.signed_data.certificates]
 
 
-def _signer(response: Any, certificates: Sequence[Any]) -> Any:
+def signing_certificate(response: Any) -> Any:
+    """The certificate the token was signed with, as its one SignerInfo names it (issuer
+    and serial, which the signature covers); ``None`` when it is not sent, or several sign."""
     infos = list(response.signed_data.signer_infos)
     if len(infos) != 1:
         return None
-    return next((c for c in certificates if c.issuer == infos[0].issuer
+    return next((c for c in _certificates(response) if c.issuer == infos[0].issuer
                  and c.serial_number == infos[0].serial_number), None)
+
+
+def stated_time(response: Any) -> str:
+    """The time the token states, RFC 3339 in UTC."""
+    return str(response.tst_info.gen_time.isoformat().replace("+00:00", "Z"))
 
 
 def _pem(certificate: Any) -> str:

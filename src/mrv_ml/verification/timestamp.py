@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mrv_ml.anchoring.timestamp import signing_certificate, stated_time
 from mrv_ml.record.proof import Timestamp
 
 SHA256_OID = "2.16.840.1.101.3.4.2.1"
@@ -59,12 +60,13 @@ def check_timestamp(stamp: Timestamp, record_digest: str, roots: Sequence[Any]
     try:
         response = decode_timestamp_response(stamp.tsr)
         info = response.tst_info
-        gen_time = info.gen_time.isoformat().replace("+00:00", "Z")
+        gen_time = stated_time(response)
         imprint, algorithm = info.message_imprint.message, info.message_imprint.hash_algorithm
     except ValueError as e:
         return TimestampCheck(StampStatus.MALFORMED, stamp.tsa_url,
                               f"the token of {where} is not an RFC 3161 answer ({e})")
-    name = _signer_name(response)
+    leaf = signing_certificate(response)
+    name = str(leaf.subject.rfc4514_string()) if leaf is not None else None
     if not roots:
         return TimestampCheck(StampStatus.UNTRUSTED, stamp.tsa_url,
                               f"a timestamp by {name or where}, but no --tsa-root was named: "
@@ -98,14 +100,3 @@ def _chaining_root(response: Any, imprint: bytes, roots: Sequence[Any]) -> str |
         return str(root.subject.rfc4514_string())
     return None
 
-
-def _signer_name(response: Any) -> str | None:
-    from cryptography import x509
-
-    infos = list(response.signed_data.signer_infos)
-    for der in response.signed_data.certificates:
-        cert = x509.load_der_x509_certificate(der)
-        if infos and (cert.issuer, cert.serial_number) == (infos[0].issuer,
-                                                           infos[0].serial_number):
-            return str(cert.subject.rfc4514_string())
-    return None
