@@ -270,11 +270,11 @@ def _verify_all(readers: Readers, witnesses: Readers | None, inp: Input,
         chain = e
     digest = compute_hash(inp.record)
     checks = [check_timestamp(t, digest, tsa_roots) for t in stamps]
-    return _with_timestamps(chain, checks, inp, bool(tsa_roots), policy)
+    return _with_timestamps(chain, checks, inp, digest, bool(tsa_roots), policy)
 
 
 def _with_timestamps(chain: Verdict | MRVError, checks: list[TimestampCheck], inp: Input,
-                     roots_named: bool, policy: Policy) -> Verdict:
+                     digest: str, roots_named: bool, policy: Policy) -> Verdict:
     """The one composition rule: any of the evidence the reviewer trusts suffices, and none
     may contradict another.
 
@@ -297,7 +297,8 @@ def _with_timestamps(chain: Verdict | MRVError, checks: list[TimestampCheck], in
                 f"{inp.record['mrv_id']}: the chain says VALID but {tampered[0].detail}; "
                 "one piece of evidence is false, so there is no verdict",
                 key="timestamp_conflict")
-        return _timestamp_verdict(tampered[0], inp, reports, chain, VerdictStatus.TAMPERED)
+        return _timestamp_verdict(tampered[0], inp, digest, reports, chain,
+                                  VerdictStatus.TAMPERED)
     pinned = policy.submitter is not None or policy.signer is not None
     if isinstance(chain, Verdict) and (chain.status in (VerdictStatus.VALID,
                                                         VerdictStatus.TAMPERED)
@@ -307,7 +308,7 @@ def _with_timestamps(chain: Verdict | MRVError, checks: list[TimestampCheck], in
         assert isinstance(chain, MRVError)
         raise chain
     if valid:
-        return _timestamp_verdict(valid[0], inp, reports, chain, VerdictStatus.VALID)
+        return _timestamp_verdict(valid[0], inp, digest, reports, chain, VerdictStatus.VALID)
     assert isinstance(chain, MRVError)
     if isinstance(chain, ChainUnavailableError):
         raise chain
@@ -320,8 +321,9 @@ def _with_timestamps(chain: Verdict | MRVError, checks: list[TimestampCheck], in
                                   f"chain: {chain}")
 
 
-def _timestamp_verdict(check: TimestampCheck, inp: Input, reports: tuple[dict[str, Any], ...],
-                       chain: Verdict | MRVError, status: VerdictStatus) -> Verdict:
+def _timestamp_verdict(check: TimestampCheck, inp: Input, digest: str,
+                       reports: tuple[dict[str, Any], ...], chain: Verdict | MRVError,
+                       status: VerdictStatus) -> Verdict:
     from datetime import datetime
 
     from mrv_ml.record.schema import summarize
@@ -334,7 +336,7 @@ def _timestamp_verdict(check: TimestampCheck, inp: Input, reports: tuple[dict[st
     return Verdict(
         status=status, reason="timestamped" if status is VerdictStatus.VALID
         else "timestamped_other_content", mrv_id=inp.record["mrv_id"],
-        record_hash=compute_hash(inp.record), mode="rfc3161",
+        record_hash=digest, mode="rfc3161",
         timestamp=int(when.timestamp()) if when else None,
         co2_kg=summary.get("co2_kg"), energy_kwh=summary.get("energy_kwh"),
         trust=Trust.TIMESTAMP.value,
