@@ -34,7 +34,7 @@ OPTIONAL_DEPENDENCIES: dict[str, tuple[tuple[str, ...], str]] = {
     "hub": (("huggingface_hub", "yaml"), "hub"),
     "mlflow": (("mlflow",), "mlflow"),
     "wandb": (("wandb",), "wandb"),
-    "attestation": (("in_toto_attestation", "securesystemslib"), "attestation"),
+    "attestation": (("in_toto_attestation", "sigstore_models"), "attestation"),
 }
 
 BLOCK_ENV = "MRV_TEST_BLOCK_MODULES"

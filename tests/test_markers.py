@@ -33,7 +33,7 @@ NEEDS_MARKER = {
     "mrv_ml.run.log_to.mlflow": "mlflow",
     "mrv_ml.run.log_to.wandb": "wandb",
     "in_toto_attestation": "attestation",
-    "securesystemslib": "attestation",
+    "sigstore_models": "attestation",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mrv_ml.cli._app import console
 from mrv_ml.cli._core import _print_json, _safe
@@ -13,6 +13,7 @@ from mrv_ml.cli._core import _print_json, _safe
 if TYPE_CHECKING:
     from mrv_ml.config import Settings
     from mrv_ml.verification.attestation import AttestationVerdict, Exported
+    from mrv_ml.verification.keys import PublicKey
 
 _HEADLINES = {"VALID": "✅ ATTESTATION VALID", "TAMPERED": "❌ ATTESTATION TAMPERED",
               "NOT_FOUND": "⚠️ ATTESTED RECORD NOT FOUND",
@@ -30,6 +31,8 @@ def print_attestation_verdict(v: AttestationVerdict, source: str) -> None:
     _row("Attestation", source)
     _row("Detail", v.detail)
     _row("Signed by", ", ".join(v.signers))
+    if v.unchecked:
+        _row("Not checked", ", ".join(f"keyid {k or '(empty)'}" for k in v.unchecked))
     if v.expected_signer:
         _row("Expected signer", v.expected_signer)
     for s in v.subjects:
@@ -42,13 +45,15 @@ def print_attestation_verdict(v: AttestationVerdict, source: str) -> None:
 
 def verify_attestation_command(attestation: Path, inputs: Sequence[str], signer: str | None,
                                submitter: str | None, witness_rpc_url: str | None,
-                               settings: Settings, as_json: bool) -> int:
+                               settings: Settings, as_json: bool, *,
+                               keys: Sequence[PublicKey] = (),
+                               tsa_roots: Sequence[Any] = ()) -> int:
     """``mrv verify --attestation``: the verdict printed; returns its exit code."""
     from mrv_ml.verification.attestation import verify_attestation
 
-    v = verify_attestation(attestation, inputs, expected_signer=signer,
+    v = verify_attestation(attestation, inputs, expected_signer=signer, keys=keys,
                            expected_submitter=submitter, witness_rpc_url=witness_rpc_url,
-                           settings=settings)
+                           settings=settings, tsa_roots=tsa_roots)
     if as_json:
         _print_json(dict(v.to_dict(), file=str(attestation)))
     else:
@@ -61,5 +66,6 @@ def print_exported(e: Exported) -> None:
                   f"{e.signer}", markup=False)
     for name, digest in e.subjects:
         _row("Subject", f"{name} sha256:{digest}")
-    console.print(f"Check it: mrv verify --attestation {_safe(str(e.path))} --signer "
-                  f"{e.signer}", markup=False)
+    pin = "--key PUB.pem (the key's public half)" if e.standard_key else f"--signer {e.signer}"
+    console.print(f"Check it: mrv verify --attestation {_safe(str(e.path))} {pin}",
+                  markup=False)

@@ -6,11 +6,14 @@ from __future__ import annotations
 import enum
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mrv_ml.cli._app import app, console_err
+
+if TYPE_CHECKING:
+    from mrv_ml.verification.keys import SigningKey
 
 
 class ExportFormat(str, enum.Enum):
@@ -36,6 +39,12 @@ def export_command(
         "--model-card", metavar="FILE",
         help="hf-model-card: the card (README.md) to update, in place unless -o; the rest "
              "of it is left as it is. Without it, a new minimal card.")] = None,
+    key: Annotated[Path | None, typer.Option(
+        "--key", metavar="KEY.pem",
+        help="in-toto: sign with this Ed25519 or ECDSA P-256 private key (PEM, PKCS#8; "
+             "password, if any, in MRV_KEY_PASSWORD), which securesystemslib, in-toto and "
+             "cosign verify. Without it: an EIP-191 signature by the Ethereum key "
+             "(PRIVATE_KEY or the keystore).")] = None,
     subjects: Annotated[list[Path] | None, typer.Option(
         "--subject", metavar="FILE",
         help="in-toto: an artifact the attestation covers (model weights, ...), by its "
@@ -76,7 +85,7 @@ def export_command(
     Exit 2 for an unknown record, 3 for a record or card that cannot be used (nothing is
     written), 9 for a record that is not anchored and 11 for one anchored only on this
     machine (unless --allow-unanchored), 4 when the Hub cannot be reached, 7 when in-toto
-    has no signing key (PRIVATE_KEY or a keystore).
+    has no usable signing key (--key, PRIVATE_KEY or a keystore).
     """
     from mrv_ml.config import load_settings
 
@@ -89,10 +98,12 @@ def export_command(
             raise typer.BadParameter("--model-card, --push, --verify, --replace, "
                                      "--allow-unanchored and --training-type are for "
                                      "--format hf-model-card")
-        print_exported(export_attestation(ref, subjects or [], settings, output))
+        signing_key = _signing_key(key) if key is not None else None
+        print_exported(export_attestation(ref, subjects or [], settings, output,
+                                          key=signing_key))
         return
-    if subjects:
-        raise typer.BadParameter("--subject is for --format in-toto")
+    if subjects or key:
+        raise typer.BadParameter("--subject and --key are for --format in-toto")
     from mrv_ml.reporting import modelcard
 
     result = modelcard.export(ref, settings=settings, card=model_card, verify=run_verify,
@@ -110,3 +121,15 @@ def export_command(
     if push is not None:
         url = modelcard.push(result.text, push)
         console_err.print(f"pushed the card to {push}: {url}", highlight=False)
+
+
+def _signing_key(path: Path) -> SigningKey:
+    """The --key file; its password from MRV_KEY_PASSWORD, else asked on a terminal."""
+    import os
+
+    from mrv_ml.verification.keys import KEY_PASSWORD_ENV, is_encrypted, load_signing_key
+
+    password = os.environ.get(KEY_PASSWORD_ENV)
+    if password is None and sys.stdin.isatty() and is_encrypted(path):
+        password = typer.prompt(f"Password of {path}", hide_input=True)
+    return load_signing_key(path, password.encode() if password is not None else None)

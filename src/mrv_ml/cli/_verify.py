@@ -58,8 +58,13 @@ def verify_command(
     = None,
     attestation: Annotated[Path | None, typer.Option(
         "--attestation", metavar="FILE", help="Verify this in-toto attestation (mrv export "
-                                              "--format in-toto) instead; --signer pins who "
-                                              "signed it.")] = None,
+                                              "--format in-toto) instead; --key or --signer "
+                                              "pins who signed it.")] = None,
+    keys: Annotated[list[Path] | None, typer.Option(
+        "--key", metavar="PUB.pem",
+        help="With --attestation: a public key you trust (Ed25519 or ECDSA P-256 PEM, e.g. "
+             "cosign.pub); the attestation must be signed by one of them. Repeatable.")]
+    = None,
     mrv_id: Annotated[str | None, typer.Option(
         "--mrv-id", metavar="ID", help="Compare against the registry entry of this ID.")] = None,
     submitter: Annotated[str | None, typer.Option(
@@ -88,6 +93,7 @@ def verify_command(
     disagree (or an attestation's signature is not its signer's).
     """
     from mrv_ml.anchoring.timestamp import load_roots
+    from mrv_ml.verification.keys import load_public_key
     from mrv_ml.verification.verifier import iter_verify_files
 
     roots = load_roots(tsa_roots or [])
@@ -102,7 +108,11 @@ def verify_command(
             raise typer.BadParameter("--mrv-id: an attestation names its record's ID")
         raise typer.Exit(verify_attestation_command(
             attestation, records or [], signer, submitter, urls[1] if len(urls) == 2 else None,
-            settings, as_json))
+            settings, as_json, keys=[load_public_key(k) for k in keys or []], tsa_roots=roots))
+    if keys:
+        raise typer.BadParameter("--key checks an attestation's signature: give --attestation "
+                                 "FILE (a record's proof is signed with an Ethereum key: "
+                                 "--signer)")
     if not records:
         raise typer.BadParameter("give RECORD... (or --attestation FILE)")
     paths = _record_paths(records, settings)

@@ -4,9 +4,10 @@
 statement's subjects are the artifacts the researcher names (model weights, say) and the
 record itself; its predicate (``PREDICATE_TYPE``, documented in docs/predicate-mrv-v1.md)
 carries the record's figures and its anchoring as the proof claims it
-(:mod:`mrv_ml.verification.intoto`). The envelope is signed with the researcher's Ethereum
-key: EIP-191 ``personal_sign`` over DSSE's PAE, the signature's ``keyid`` the checksummed
-address (any Ethereum tool recovers it) (:mod:`mrv_ml.verification.dsse`).
+(:mod:`mrv_ml.verification.intoto`). The envelope is signed with a standard key
+(Ed25519 or ECDSA P-256, ``--key``: what securesystemslib, in-toto and cosign verify) or with
+the researcher's Ethereum key (EIP-191 ``personal_sign`` over DSSE's PAE, the ``keyid`` the
+checksummed address: any Ethereum tool recovers it) (:mod:`mrv_ml.verification.dsse`).
 
 Verification follows the shape of :mod:`mrv_ml.verification.verifier`: :func:`decide` is pure and asks
 for the next piece of evidence (``Decision.need``); :func:`verify_attestation` reads
@@ -34,10 +35,12 @@ from mrv_ml.record.hashing import compute_hash
 from mrv_ml.verification.dsse import (
     ADDRESS,
     Envelope,
+    SignatureCheck,
+    check_signatures,
     envelope_bytes,
     read_envelope,
-    recover,
     sign_envelope,
+    sign_envelope_with_key,
 )
 from mrv_ml.verification.intoto import (
     FINGERPRINT_KEY,
@@ -52,6 +55,7 @@ from mrv_ml.verification.verdict import VerdictStatus
 if TYPE_CHECKING:
     from mrv_ml.chain.connection import ChainConnection
     from mrv_ml.config import Settings
+    from mrv_ml.verification.keys import PublicKey, SigningKey
     from mrv_ml.verification.model import Verdict
 
 __all__ = ["ATTESTATION_SUFFIX", "AttestationVerdict", "Evidence", "Exported", "decide",
@@ -65,9 +69,10 @@ class Exported:
     """What ``mrv export --format in-toto`` wrote."""
 
     path: Path
-    signer: str
+    signer: str  # the address (EIP-191), or the standard key's identity
     mrv_id: str
     subjects: tuple[tuple[str, str], ...]  # (name, sha256), the record last
+    standard_key: bool = False
 
 
 def default_output(mrv_id: str) -> Path:
@@ -75,11 +80,13 @@ def default_output(mrv_id: str) -> Path:
 
 
 def export_attestation(record_path: str | Path, subject_paths: Sequence[str | Path],
-                       settings: Settings, out: str | Path | None = None) -> Exported:
+                       settings: Settings, out: str | Path | None = None, *,
+                       key: SigningKey | None = None) -> Exported:
     """Sign an attestation of the record at ``record_path`` (a file, or an ID or unique
     prefix in the store) and the ``subject_paths``, and
     write it to ``out`` (default ``<mrv_id>.intoto.jsonl`` here), replaced atomically.
-    KeyConfigError (exit 7) when no key is configured: an unsigned attestation attests
+    Signed with ``key`` (a standard key), else with the configured Ethereum key (EIP-191).
+    KeyConfigError (exit 7) when there is neither: an unsigned attestation attests
     nothing."""
     from mrv_ml.chain.keys import load_signer
     from mrv_ml.record.proof import find_proof_file, read_proof_file
@@ -99,14 +106,20 @@ def export_attestation(record_path: str | Path, subject_paths: Sequence[str | Pa
     subjects = [(Path(p).name, file_sha256(p)) for p in subject_paths]
     statement = build_statement(record, rpath.name, hashlib.sha256(data).hexdigest(), proof,
                                 subjects)
-    signer = load_signer(settings)
-    if signer is None:
-        raise KeyConfigError("no signing key configured: set PRIVATE_KEY or create a keystore "
-                             "(mrv account new); an attestation must be signed")
+    if key is not None:
+        envelope, signed_by = sign_envelope_with_key(statement, key), key.identity
+    else:
+        signer = load_signer(settings)
+        if signer is None:
+            raise KeyConfigError("no signing key: give --key KEY.pem (Ed25519 or ECDSA P-256), "
+                                 "or set PRIVATE_KEY or create a keystore (mrv account new) "
+                                 "for an Ethereum signature; an attestation must be signed")
+        envelope, signed_by = sign_envelope(statement, signer), signer.address
     target = Path(out) if out is not None else default_output(record["mrv_id"])
-    write_bytes(target, envelope_bytes(sign_envelope(statement, signer)), what="attestation")
-    return Exported(target, signer.address, record["mrv_id"],
-                    tuple(subjects) + ((rpath.name, hashlib.sha256(data).hexdigest()),))
+    write_bytes(target, envelope_bytes(envelope), what="attestation")
+    return Exported(target, signed_by, record["mrv_id"],
+                    tuple(subjects) + ((rpath.name, hashlib.sha256(data).hexdigest()),),
+                    key is not None)
 
 
 # --- the verdict ---------------------------------------------------------------------------
@@ -132,8 +145,9 @@ class GivenFile:
 class Evidence:
     """What :func:`decide` looks at; ``None`` fields are not read yet."""
 
-    envelope: Envelope
+    envelope: Envelope  # its signatures checked (dsse.check_signatures)
     signer_pin: str | None = None  # checksummed
+    keys_named: bool = False  # --key: one of the named keys must have signed
     statement: Statement | None = None
     files: tuple[GivenFile, ...] | None = None  # the subject files given, matched
     record: GivenFile | None = None
@@ -161,15 +175,21 @@ def _differs(expected: Mapping[str, str], given: GivenFile) -> bool:
 
 
 def decide(ev: Evidence) -> Decision:
-    """The attestation rules, in order: every signature is its keyid's (else
-    ``bad_signature``, exit 12) → the pinned signer signed (else SUBMITTER_MISMATCH,
-    ``signed_by_other``) → each subject file given has its digest (else TAMPERED,
-    ``subject_differs``) → the record has the statement's digests (else TAMPERED,
-    ``record_differs``) → the record's own verdict (its status; VALID only if VALID)."""
-    if any(not _same(s.recovered, s.keyid) for s in ev.envelope.signatures):
+    """The attestation rules, in order: no signature is invalid (else ``bad_signature``,
+    exit 12) → at least one was checked (else ``unchecked_signature``, exit 7: a standard
+    key's signature needs its public key named) → the pinned signer, and one of the named
+    keys, signed (else SUBMITTER_MISMATCH, ``signed_by_other``) → each subject file given
+    has its digest (else TAMPERED, ``subject_differs``) → the record has the statement's
+    digests (else TAMPERED, ``record_differs``) → the record's own verdict (its status;
+    VALID only if VALID)."""
+    sigs = ev.envelope.signatures
+    if any(s.check is SignatureCheck.INVALID for s in sigs):
         return Decision(error="bad_signature")
-    if ev.signer_pin is not None and not any(_same(s.keyid, ev.signer_pin)
-                                             for s in ev.envelope.signatures):
+    verified = [s for s in sigs if s.check is SignatureCheck.VERIFIED]
+    if not verified:
+        return Decision(error="unchecked_signature")
+    if ev.signer_pin is not None and not any(_same(s.signer, ev.signer_pin) for s in verified) \
+            or ev.keys_named and all(s.eip191 for s in verified):
         return Decision(status=VerdictStatus.SUBMITTER_MISMATCH, reason="signed_by_other")
     if ev.statement is None:
         return Decision(need="statement")
@@ -191,7 +211,8 @@ def decide(ev: Evidence) -> Decision:
 
 REASONS = {
     "attested": "signed by {signers}; the record is {mrv_id} and its anchoring is VALID",
-    "signed_by_other": "signed by {signers}, not by the expected signer {expected_signer}",
+    "signed_by_other": "signed by {signers}, not by the expected signer {expected_signer}"
+                       "{unchecked}",
     "subject_differs": "{changed}: the file differs from the attested subject",
     "record_differs": "{record_file} is not the record attested (its digests differ from "
                       "the statement's)",
@@ -217,8 +238,9 @@ class AttestationVerdict:
     status: VerdictStatus
     reason: str
     mrv_id: str
-    signers: tuple[str, ...]
-    expected_signer: str | None = None
+    signers: tuple[str, ...]  # who is shown to have signed: addresses, key identities
+    expected_signer: str | None = None  # --signer's address, or the --key identities
+    unchecked: tuple[str, ...] = ()  # keyids of signatures no named key checks
     subjects: tuple[SubjectCheck, ...] = ()
     record_file: str | None = None
     record: Verdict | None = None
@@ -241,7 +263,8 @@ class AttestationVerdict:
         return data
 
 
-def _verdict(ev: Evidence, decision: Decision, source: str) -> AttestationVerdict:
+def _verdict(ev: Evidence, decision: Decision, expected_keys: str | None
+             ) -> AttestationVerdict:
     assert decision.status is not None and decision.reason is not None
     st = ev.statement
     given = {f.subject: f for f in ev.files or ()}
@@ -260,9 +283,15 @@ def _verdict(ev: Evidence, decision: Decision, source: str) -> AttestationVerdic
                                    r.path if r else None))
     rv = ev.record_verdict if decision.reason not in ("subject_differs", "record_differs") \
         else None
-    signers = tuple(s.keyid for s in ev.envelope.signatures)
+    signers = tuple(s.signer for s in ev.envelope.signatures
+                    if s.check is SignatureCheck.VERIFIED and s.signer is not None)
+    unchecked = tuple(s.keyid for s in ev.envelope.signatures
+                      if s.check is SignatureCheck.UNCHECKED)
+    expected = ev.signer_pin or expected_keys
     detail = REASONS[decision.reason].format(
-        signers=", ".join(signers), expected_signer=ev.signer_pin,
+        signers=", ".join(signers), expected_signer=expected,
+        unchecked=f"; {len(unchecked)} more signature(s) no key you named checks "
+                  f"(keyid {', '.join(k or '(empty)' for k in unchecked)})" if unchecked else "",
         mrv_id=st.mrv_id if st else "?",
         changed=", ".join(c.file or c.name for c in checks if c.status == Check.DIFFERS.value),
         record_file=ev.record.path if ev.record else "?",
@@ -270,7 +299,7 @@ def _verdict(ev: Evidence, decision: Decision, source: str) -> AttestationVerdic
     return AttestationVerdict(
         status=decision.status, reason=decision.reason,
         mrv_id=st.mrv_id if st is not None else "", signers=signers,
-        expected_signer=ev.signer_pin, subjects=tuple(checks),
+        expected_signer=expected, unchecked=unchecked, subjects=tuple(checks),
         record_file=ev.record.path if ev.record else None, record=rv,
         trust=rv.trust if rv is not None else None, detail=detail)
 
@@ -357,26 +386,37 @@ def _split(st: Statement, inputs: Sequence[str | Path], settings: Settings | Non
 
 def _error(key: str, ev: Evidence, source: str) -> Exception:
     if key == "bad_signature":
-        bad = next(s for s in ev.envelope.signatures if not _same(s.recovered, s.keyid))
+        bad = next(s for s in ev.envelope.signatures if s.check is SignatureCheck.INVALID)
+        how = ("it recovers " + bad.signer if bad.signer else "it recovers no key") \
+            if bad.eip191 else "the key you named of that keyid does not verify it"
         return EvidenceConflictError(
             f"{source}: the signature of {bad.keyid} is not theirs over this envelope "
-            f"({'it recovers ' + bad.recovered if bad.recovered else 'it recovers no key'}): "
-            "the payload or the signature was changed", key=key)
+            f"({how}): the payload or the signature was changed", key=key)
+    if key == "unchecked_signature":
+        ids = ", ".join(s.keyid or "(empty)" for s in ev.envelope.signatures)
+        return KeyConfigError(
+            f"{source}: signed with a standard key (keyid {ids}) that no key you named "
+            "checks: name the signer's public key with --key PUB.pem", key=key)
     raise AssertionError(f"decide() gave an unknown error {key!r}")
 
 
 def verify_attestation(attestation: str | Path, inputs: Sequence[str | Path] = (), *,
                        expected_signer: str | None = None,
+                       keys: Sequence[PublicKey] = (),
                        expected_submitter: str | None = None,
                        witness_rpc_url: str | None = None,
                        settings: Settings | None = None,
-                       connection: ChainConnection | None = None) -> AttestationVerdict:
+                       connection: ChainConnection | None = None,
+                       tsa_roots: Sequence[Any] = ()) -> AttestationVerdict:
     """Verify an attestation: its signatures, the subject files among ``inputs`` against
     their digests, the record (the one among ``inputs``, else the one the statement names,
-    beside the attestation or in the store) against its digests, and the record's anchoring (:func:`mrv_ml.verification.verifier.verify`).
-    Raises RecordError (an unusable attestation or file, exit 3), EvidenceConflictError
-    (a signature that is not its signer's, exit 12), and whatever verifying the record
-    raises. Writes nothing."""
+    beside the attestation or in the store) against its digests, and the record's anchoring
+    (:func:`mrv_ml.verification.verifier.verify`). ``keys``: the public keys the reviewer
+    trusts (``--key``); one of them must have signed. ``tsa_roots``: as for
+    :func:`~mrv_ml.verification.verifier.verify`. Raises RecordError (an unusable
+    attestation or file, exit 3), EvidenceConflictError (a signature that is not its
+    signer's, exit 12), KeyConfigError (signed only by keys not named, exit 7), and
+    whatever verifying the record raises. Writes nothing."""
     from mrv_ml.record.strictjson import read_file_bytes
     from mrv_ml.verification.verifier import verify
 
@@ -388,14 +428,16 @@ def verify_attestation(attestation: str | Path, inputs: Sequence[str | Path] = (
         if not ADDRESS.fullmatch(expected_signer.strip()):
             raise RecordError(f"--signer {expected_signer!r} is not an address (0x + 40 hex)")
         pin = str(to_checksum_address(expected_signer.strip()))
-    ev = Evidence(recover(read_envelope(read_file_bytes(attestation), source)), signer_pin=pin)
+    envelope = check_signatures(read_envelope(read_file_bytes(attestation), source), keys)
+    ev = Evidence(envelope, signer_pin=pin, keys_named=bool(keys))
+    expected_keys = ", ".join(k.identity for k in keys) or None
     record: Path | None = None
     while True:
         decision = decide(ev)
         if decision.error is not None:
             raise _error(decision.error, ev, source)
         if decision.need is None:
-            return _verdict(ev, decision, source)
+            return _verdict(ev, decision, expected_keys)
         if decision.need == "statement":
             ev = replace(ev, statement=read_statement(ev.envelope.payload, source))
         elif decision.need == "files":
@@ -411,6 +453,6 @@ def verify_attestation(attestation: str | Path, inputs: Sequence[str | Path] = (
             assert ev.record is not None
             ev = replace(ev, record_verdict=verify(
                 ev.record.path, expected_submitter=expected_submitter, settings=settings,
-                connection=connection, witness_rpc_url=witness_rpc_url))
+                connection=connection, witness_rpc_url=witness_rpc_url, tsa_roots=tsa_roots))
         else:  # pragma: no cover
             raise AssertionError(decision.need)

@@ -1,15 +1,24 @@
-"""The DSSE envelope of an attestation: its pre-authentication encoding (PAE), signing it
-with the researcher's Ethereum key (EIP-191 ``personal_sign`` over the PAE, the
-signature's ``keyid`` the checksummed address), reading an envelope strictly and
-recovering who made each signature. What the payload says is :mod:`~mrv_ml.verification.intoto`'s.
+"""The DSSE envelope of an attestation: its pre-authentication encoding (PAE), signing it,
+reading an envelope strictly and checking who made each signature. What the payload says
+is :mod:`~mrv_ml.verification.intoto`'s.
+
+Two signature schemes, told apart by the ``keyid``:
+
+- a standard key (Ed25519, ECDSA P-256/P-384, :mod:`~mrv_ml.verification.keys`): the
+  signature is securesystemslib's over the PAE, the ``keyid`` the one every in-toto tool
+  computes for the key. Only a public key the reviewer names can check it: a signature no
+  named key checks is *unchecked*, never taken on trust.
+- an Ethereum key (EIP-191 ``personal_sign`` over the PAE): the ``keyid`` is the
+  checksummed address, and anyone recovers the signer from the signature alone.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -18,15 +27,20 @@ from mrv_ml.record.hashing import canonical_bytes
 
 if TYPE_CHECKING:
     from mrv_ml.chain.keys import Signer
+    from mrv_ml.verification.keys import PublicKey, SigningKey
 
 __all__ = ["ADDRESS", "PAYLOAD_TYPE", "SIGNATURE_SCHEME", "Envelope", "EnvelopeSignature",
-           "envelope_bytes", "malformed", "pae", "read_envelope", "recover", "sign_envelope"]
+           "SignatureCheck", "check_signatures", "envelope_bytes", "malformed", "pae",
+           "read_envelope", "sign_envelope", "sign_envelope_with_key"]
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 #: The envelope signature scheme (docs/predicate-mrv-v1.md, "Signature").
 SIGNATURE_SCHEME = "eip191-dsse-v1"
 
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+#: A keyid is a hint (DSSE): cosign leaves it empty, securesystemslib writes 64 hex digits.
+MAX_KEYID = 256
+MAX_SIGNATURES = 16
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -45,6 +59,17 @@ def sign_envelope(statement: Mapping[str, Any], signer: Signer) -> dict[str, Any
             "payload": base64.b64encode(payload).decode("ascii"),
             "signatures": [{"keyid": signer.address,
                             "sig": base64.b64encode(bytes.fromhex(sig_hex[2:])).decode()}]}
+
+
+def sign_envelope_with_key(statement: Mapping[str, Any], key: SigningKey) -> dict[str, Any]:
+    """The DSSE envelope of ``statement`` (RFC 8785 bytes as the payload), signed by
+    securesystemslib with a standard key; its ``keyid`` is the key's securesystemslib ID."""
+    from securesystemslib.dsse import Envelope as SslibEnvelope
+
+    envelope = SslibEnvelope(payload=canonical_bytes(statement), payload_type=PAYLOAD_TYPE,
+                             signatures={})
+    envelope.sign(key.signer)
+    return dict(envelope.to_dict())
 
 
 def envelope_bytes(envelope: Mapping[str, Any]) -> bytes:
@@ -68,11 +93,24 @@ def _b64(text: Any, source: str, what: str) -> bytes:
         raise malformed(source, f"{what} is not valid base64") from None
 
 
+class SignatureCheck(str, enum.Enum):
+    VERIFIED = "verified"  # its signer is ``EnvelopeSignature.signer``
+    INVALID = "invalid"  # not its keyid's signature over this envelope
+    UNCHECKED = "unchecked"  # a standard key's, and no key named checks it
+
+
 @dataclass(frozen=True)
 class EnvelopeSignature:
     keyid: str
     sig: bytes
-    recovered: str | None = None  # who made ``sig`` over the PAE; None: nobody (invalid)
+    check: SignatureCheck | None = None  # None: not checked yet (check_signatures)
+    # Who made ``sig``: the checksummed address it recovers to (EIP-191, even when that is
+    # not its keyid), or the identity of the named key that verifies it.
+    signer: str | None = None
+
+    @property
+    def eip191(self) -> bool:
+        return ADDRESS.fullmatch(self.keyid) is not None
 
 
 @dataclass(frozen=True)
@@ -102,28 +140,51 @@ def read_envelope(data: bytes, source: str) -> Envelope:
     sigs = value.get("signatures")
     if not isinstance(sigs, list) or not sigs:
         raise malformed(source, "it carries no signatures", key="unsigned_attestation")
+    if len(sigs) > MAX_SIGNATURES:
+        raise malformed(source, f"it carries {len(sigs)} signatures; at most {MAX_SIGNATURES} "
+                                "are read")
     out: list[EnvelopeSignature] = []
     for i, s in enumerate(sigs):
-        if not isinstance(s, dict) or not isinstance(s.get("keyid"), str) \
-                or not ADDRESS.fullmatch(s["keyid"]):
-            raise malformed(source, f"signature {i} has no keyid naming its signer's address")
-        out.append(EnvelopeSignature(s["keyid"], _b64(s.get("sig"), source,
-                                                        f"signature {i}'s sig")))
+        keyid = s.get("keyid", "") if isinstance(s, dict) else None
+        if not isinstance(keyid, str) or len(keyid) > MAX_KEYID \
+                or not keyid.isprintable():
+            raise malformed(source, f"signature {i}'s keyid is not a short printable string")
+        out.append(EnvelopeSignature(keyid, _b64(s.get("sig"), source,
+                                                 f"signature {i}'s sig")))
     return Envelope(payload_type, payload, tuple(out))
 
 
-def recover(envelope: Envelope) -> Envelope:
-    """The envelope with each signature's recovered signer (None where none recovers)."""
+def _recovered(message: Any, sig: bytes) -> str | None:
     from eth_account import Account
+
+    try:
+        return str(Account.recover_message(message, signature=sig)) if len(sig) == 65 else None
+    except Exception:  # eth_keys' BadSignature, ValueError on an invalid v or s
+        return None
+
+
+def _check_one(s: EnvelopeSignature, data: bytes, message: Any,
+               keys: Sequence[PublicKey]) -> EnvelopeSignature:
+    if s.eip191:
+        who = _recovered(message, s.sig)
+        ok = who is not None and who.lower() == s.keyid.lower()
+        return replace(s, check=SignatureCheck.VERIFIED if ok else SignatureCheck.INVALID,
+                       signer=who)
+    # The key the keyid names first; then every named key, as cosign leaves keyids empty.
+    named = [k for k in keys if k.keyid == s.keyid]
+    if named and not named[0].verifies(s.sig, data):
+        return replace(s, check=SignatureCheck.INVALID)
+    by = next((k for k in named + list(keys) if k.verifies(s.sig, data)), None)
+    return replace(s, check=SignatureCheck.VERIFIED if by else SignatureCheck.UNCHECKED,
+                   signer=by.identity if by else None)
+
+
+def check_signatures(envelope: Envelope, keys: Sequence[PublicKey] = ()) -> Envelope:
+    """The envelope with each signature checked: an EIP-191 one by recovering its signer,
+    a standard key's with the public ``keys`` the reviewer named."""
     from eth_account.messages import encode_defunct
 
-    message = encode_defunct(primitive=pae(envelope.payload_type, envelope.payload))
-    out = []
-    for s in envelope.signatures:
-        try:
-            who: str | None = str(Account.recover_message(message, signature=s.sig)) \
-                if len(s.sig) == 65 else None
-        except Exception:  # eth_keys' BadSignature, ValueError on an invalid v or s
-            who = None
-        out.append(replace(s, recovered=who))
-    return replace(envelope, signatures=tuple(out))
+    data = pae(envelope.payload_type, envelope.payload)
+    message = encode_defunct(primitive=data)
+    return replace(envelope, signatures=tuple(_check_one(s, data, message, keys)
+                                              for s in envelope.signatures))

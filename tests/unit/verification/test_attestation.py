@@ -281,7 +281,11 @@ def test_tampered_payload_is_a_bad_signature(researcher: Any,
     (b'{"payloadType": "application/vnd.in-toto+json", "payload": "e30=", "signatures": []}',
      "unsigned_attestation", "no signatures"),
     (b'{"payloadType": "application/vnd.in-toto+json", "payload": "e30=", '
-     b'"signatures": [{"sig": "AAAA"}]}', "malformed_attestation", "no keyid"),
+     b'"signatures": [{"keyid": 7, "sig": "AAAA"}]}', "malformed_attestation",
+     "keyid is not a short printable string"),
+    (b'{"payloadType": "application/vnd.in-toto+json", "payload": "e30=", '
+     b'"signatures": [{"keyid": "a\\u001b[2Jb", "sig": "AAAA"}]}', "malformed_attestation",
+     "keyid is not a short printable string"),
     (b'{"payloadType": "application/vnd.in-toto+json", "payload": "%%%", '
      b'"signatures": [{"keyid": "0x0000000000000000000000000000000000000001", "sig": "AA=="}]}',
      "malformed_attestation", "payload is not valid base64"),
@@ -351,7 +355,7 @@ def test_export_without_a_key(tmp_path: Path, capfd: pytest.CaptureFixture[str])
         _export(record)
     out = tmp_path / "a.intoto.jsonl"
     code, text, err = _cli(capfd, "export", str(record), "--format", "in-toto", "-o", str(out))
-    assert code == 7 and "no signing key configured" in err
+    assert code == 7 and "no signing key: give --key" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
 
 
@@ -381,5 +385,5 @@ def test_export_options_of_the_other_format_are_refused(researcher: Any, tmp_pat
     assert code == 64 and "hf-model-card" in err
     code, _, err = _cli(capfd, "export", str(record), "--format", "hf-model-card",
                         "--subject", str(_weights(tmp_path)))
-    assert code == 64 and "--subject is for --format in-toto" in err
+    assert code == 64 and "--subject and --key are for --format in-toto" in err
     assert not list(Path.cwd().glob("*.intoto.jsonl"))
