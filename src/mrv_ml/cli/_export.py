@@ -40,7 +40,7 @@ def export_command(
         help="hf-model-card: the card (README.md) to update, in place unless -o; the rest "
              "of it is left as it is. Without it, a new minimal card.")] = None,
     key: Annotated[Path | None, typer.Option(
-        "--key", metavar="KEY.pem",
+        "--key", metavar="KEY",
         help="in-toto: sign with this Ed25519 or ECDSA P-256 private key (PEM, PKCS#8; "
              "password, if any, in MRV_KEY_PASSWORD), which securesystemslib, in-toto and "
              "cosign verify. Without it: an EIP-191 signature by the Ethereum key "

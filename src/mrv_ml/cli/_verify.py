@@ -61,7 +61,7 @@ def verify_command(
                                               "--format in-toto) instead; --key or --signer "
                                               "pins who signed it.")] = None,
     keys: Annotated[list[Path] | None, typer.Option(
-        "--key", metavar="PUB.pem",
+        "--key", metavar="PUBKEY",
         help="With --attestation: a public key you trust (Ed25519 or ECDSA P-256 PEM, e.g. "
              "cosign.pub); the attestation must be signed by one of them. Repeatable.")]
     = None,
