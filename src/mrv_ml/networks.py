@@ -214,3 +214,11 @@ TSA_PRESETS = {
     "digicert": "http://timestamp.digicert.com",
     "freetsa": "https://freetsa.org/tsr",
 }
+
+#: The root certificate shipped for a preset (``src/mrv_ml/data/tsa_roots/<file>``;
+#: ``--tsa-root sigstore``), each file saying where it was taken from. FreeTSA's root is in
+#: no package this project can take it from: name its file (``--tsa-root ./cacert.pem``).
+TSA_BUILTIN_ROOTS = {
+    "sigstore": "sigstore.pem",
+    "digicert": "digicert.pem",
+}

@@ -7,9 +7,14 @@ and the TSA's certificate asked for. The answer is checked before anything is wr
 (rfc3161-client, which sigstore-python uses; no hand-written ASN.1): status granted, the
 message imprint and nonce ours, the certificate it was signed with carrying the critical
 ``timeStamping`` extended key usage; and, when roots are named (``--tsa-root``), the
-signature and the certificate chain up to one of them. Without a root the signature cannot
-be checked (a TSA seldom sends its root): that is verification's, which always needs the
-roots the reviewer trusts.
+signature and the certificate chain up to one of them, else, for a preset (``--tsa
+sigstore``), up to its built-in root (:func:`preset_roots`). Without a root the signature
+cannot be checked (a TSA seldom sends its root): that is verification's, which always needs
+the roots the reviewer trusts.
+
+Roots are named (:func:`load_roots`) as PEM files or by a preset's name: the built-in roots
+are in ``src/mrv_ml/data/tsa_roots/``, each file saying where it was taken from and its
+SHA-256 fingerprint (:data:`mrv_ml.networks.TSA_BUILTIN_ROOTS`).
 
 No authority is contacted unless one is asked for; :data:`mrv_ml.networks.TSA_PRESETS` only
 names well-known public ones.
@@ -25,7 +30,7 @@ from typing import Any
 
 from mrv_ml.config import redact_url
 from mrv_ml.errors import ConfigError, MRVError, TimestampError
-from mrv_ml.networks import TSA_PRESETS
+from mrv_ml.networks import TSA_BUILTIN_ROOTS, TSA_PRESETS
 from mrv_ml.record.hashing import canonical_bytes, compute_hash
 from mrv_ml.record.proof import Proof, Timestamp
 from mrv_ml.storage.store import RecordStore
@@ -40,6 +45,15 @@ class Stamped:
     timestamp: Timestamp
 
 
+@dataclass(frozen=True)
+class Authority:
+    """A timestamp authority to ask, and the roots its answers are checked against (none:
+    only the answer's fields are)."""
+
+    url: str
+    roots: tuple[Any, ...] = ()
+
+
 def tsa_url(name_or_url: str) -> str:
     """A preset's URL, or an http(s) URL as given; ConfigError for anything else."""
     url = TSA_PRESETS.get(name_or_url.strip().lower(), name_or_url.strip())
@@ -49,23 +63,66 @@ def tsa_url(name_or_url: str) -> str:
     return url
 
 
-def load_roots(paths: Sequence[str | Path]) -> list[Any]:
-    """The certificates in the PEM files ``paths`` (each may hold several)."""
+def load_roots(named: Sequence[str | Path]) -> list[Any]:
+    """The certificates the reviewer names (``--tsa-root``), each once.
+
+    A ``str`` that is a preset's name (``sigstore``, any case) is that preset's built-in
+    root, always: never a file of that name, which a directory someone sent may hold (such a
+    file is named with a path, ``./sigstore``). Anything else, and any :class:`Path`, is a
+    PEM file (it may hold several certificates). ConfigError for a preset without a built-in
+    root, or what is neither a preset nor a PEM file."""
+    roots: list[Any] = []
+    for item in named:
+        if isinstance(item, str) and item.strip().lower() in TSA_PRESETS:
+            certificates = _builtin_root(item.strip().lower())
+        else:
+            certificates = _pem_file(item)
+        for certificate in certificates:  # once each: rfc3161-client refuses a root twice
+            if certificate not in roots:
+                roots.append(certificate)
+    return roots
+
+
+def preset_roots(name_or_url: str) -> list[Any]:
+    """The built-in root of the preset ``name_or_url`` names (``--tsa sigstore``); none for
+    a URL or a preset without one (freetsa)."""
+    name = name_or_url.strip().lower()
+    return load_roots([name]) if name in TSA_BUILTIN_ROOTS else []
+
+
+def _builtin_root(preset: str) -> list[Any]:
+    from importlib import resources
+
+    from cryptography import x509
+
+    file = TSA_BUILTIN_ROOTS.get(preset)
+    if file is None:
+        raise ConfigError(f"--tsa-root {preset}: no built-in root for the {preset} "
+                          "preset (its root is in no package mrv-ml takes roots from); get "
+                          "its root certificate yourself and name the file (--tsa-root "
+                          f"./{preset}-root.pem); built-in: {', '.join(TSA_BUILTIN_ROOTS)}")
+    try:
+        data = (resources.files("mrv_ml") / "data" / "tsa_roots" / file).read_bytes()
+        return x509.load_pem_x509_certificates(data)
+    except (OSError, ValueError):
+        raise ConfigError(f"--tsa-root {preset}: the built-in root {file} is missing or "
+                          "unreadable (a broken installation?)") from None
+
+
+def _pem_file(path: str | Path) -> list[Any]:
     from cryptography import x509
 
     from mrv_ml.record.strictjson import read_file_bytes
 
-    roots: list[Any] = []
-    for path in paths:
-        try:  # a regular file, bounded: never a device or a FIFO
-            data = read_file_bytes(path)
-        except MRVError as e:
-            raise ConfigError(f"--tsa-root {e}") from None
-        try:
-            roots += x509.load_pem_x509_certificates(data)
-        except ValueError:
-            raise ConfigError(f"--tsa-root {path}: not a PEM certificate") from None
-    return roots
+    try:  # a regular file, bounded: never a device or a FIFO
+        data = read_file_bytes(path)
+    except MRVError as e:
+        raise ConfigError(f"--tsa-root {e} (give a PEM file, or a preset's built-in root: "
+                          f"{', '.join(TSA_BUILTIN_ROOTS)})") from None
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise ConfigError(f"--tsa-root {path}: not a PEM certificate") from None
 
 
 def request_timestamp(record: dict[str, Any], url: str, roots: Sequence[Any] = (), *,
@@ -133,15 +190,18 @@ def check_answer(response: Any, digest: bytes, roots: Sequence[Any], *,
         raise TimestampError(f"the answer of {where} does not hold: {e}") from None
 
 
-def timestamp_stored(store: RecordStore, mrv_id: str, urls: Sequence[str],
+def timestamp_stored(store: RecordStore, mrv_id: str, urls: Sequence[str | Authority],
                      roots: Sequence[Any] = ()) -> list[Stamped]:
     """Timestamp the stored record ``mrv_id`` at each authority of ``urls`` and append each
-    token to its proof sidecar (made pending if it had none). The record is never touched."""
+    token to its proof sidecar (made pending if it had none). The record is never touched.
+    A URL's answer is checked against ``roots``, an :class:`Authority`'s against its own."""
     record = store.load(mrv_id)
     digest = compute_hash(record)
     out = []
-    for url in urls:
-        stamp = request_timestamp(record, url, roots)
+    for where in urls:
+        url, checked_by = ((where.url, where.roots) if isinstance(where, Authority)
+                           else (where, roots))
+        stamp = request_timestamp(record, url, checked_by)
         proof = store.load_proof(mrv_id) or Proof.new(mrv_id, digest)
         store.save_proof(proof.with_timestamp(stamp))
         out.append(Stamped(mrv_id, stamp))

@@ -5,7 +5,6 @@ Library errors propagate to :func:`mrv_ml.cli.main` (one line, their exit code).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,9 +14,12 @@ from mrv_ml.cli._core import _safe
 from mrv_ml.cli._options import DataDirOption, _settings
 from mrv_ml.errors import ConfigError
 
-TsaRootOption = Annotated[list[Path] | None, typer.Option(
-    "--tsa-root", metavar="FILE",
-    help="A root certificate (PEM) whose RFC 3161 timestamps you trust; repeatable.")]
+# str, not Path: Path("./sigstore") would print as "sigstore", the preset's name
+TsaRootOption = Annotated[list[str] | None, typer.Option(
+    "--tsa-root", metavar="FILE|NAME",
+    help="A root certificate whose RFC 3161 timestamps you trust, repeatable: a PEM file, or "
+         "a preset's built-in root (sigstore, digicert; a file of such a name: ./NAME). "
+         "mrv timestamp, when none is named: each --tsa preset's built-in root.")]
 
 
 @app.command("timestamp")
@@ -32,21 +34,29 @@ def timestamp_command(
     data_dir: DataDirOption = None,
 ) -> None:
     """Ask each authority for a signed RFC 3161 timestamp of each record's fingerprint,
-    check the answer, and add it to the record's proof file. No authority is contacted
-    unless named. Exit 0 when every record was timestamped, else the failure's code."""
-    from mrv_ml.anchoring.timestamp import load_roots, timestamp_stored, tsa_url
+    check the answer (against the --tsa-root named, else a preset's built-in root), and add
+    it to the record's proof file. No authority is contacted unless named. Exit 0 when every
+    record was timestamped, else the failure's code."""
+    from mrv_ml.anchoring.timestamp import (
+        Authority,
+        load_roots,
+        preset_roots,
+        timestamp_stored,
+        tsa_url,
+    )
     from mrv_ml.storage.store import RecordStore
 
     settings = _settings(None, None, None, data_dir)
     named = tsa or list(settings.tsa)
     if not named:
         raise ConfigError("no timestamp authority: give --tsa URL (or set MRV_TSA_URL)")
-    urls = [tsa_url(n) for n in named]
-    roots = load_roots(tsa_roots or [])
+    roots = load_roots(tsa_roots) if tsa_roots else None  # named: they win over built-ins
+    authorities = [Authority(tsa_url(n), tuple(preset_roots(n) if roots is None else roots))
+                   for n in named]
     store = RecordStore(settings.data_dir)
     for ref in ids:
         mrv_id = store.stored_id(ref)
-        for stamped in timestamp_stored(store, mrv_id, urls, roots):
+        for stamped in timestamp_stored(store, mrv_id, authorities):
             t = stamped.timestamp
             console.print(_safe(f"🕰  {mrv_id} timestamped at {t.gen_time} by {t.tsa_name}"),
                           markup=False)

@@ -40,12 +40,13 @@ class TimestampCheck:
     detail: str
     tsa_name: str | None = None  # the signing certificate's subject, from the token
     gen_time: str | None = None  # the time the token states (RFC 3339, UTC)
-    root: str | None = None  # the named root it chains to
+    root: str | None = None  # the first named root it chains to
+    roots_sha256: tuple[str, ...] = ()  # every named root it chains to (SHA-256 of the DER)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "rfc3161", "status": self.status.value, "tsa_url": self.tsa_url,
                 "tsa_name": self.tsa_name, "gen_time": self.gen_time, "root": self.root,
-                "detail": self.detail}
+                "roots_sha256": list(self.roots_sha256), "detail": self.detail}
 
 
 def check_timestamp(stamp: Timestamp, record_digest: str, roots: Sequence[Any]
@@ -72,31 +73,43 @@ def check_timestamp(stamp: Timestamp, record_digest: str, roots: Sequence[Any]
                               f"a timestamp by {name or where}, but no --tsa-root was named: "
                               "it proves nothing until you name a root you trust",
                               name, gen_time)
-    root = _chaining_root(response, imprint, roots)
-    if root is None:
+    chaining = _chaining_roots(response, imprint, roots)
+    if not chaining:
         return TimestampCheck(StampStatus.UNTRUSTED, stamp.tsa_url,
                               f"the timestamp by {name or where} does not chain to a root you "
                               "named (or its signature or timeStamping usage does not hold)",
                               name, gen_time)
+    root = str(chaining[0].subject.rfc4514_string())
+    under = tuple(root_fingerprint(r) for r in chaining)
     if algorithm.dotted_string != SHA256_OID or imprint != bytes.fromhex(record_digest):
         return TimestampCheck(StampStatus.TAMPERED, stamp.tsa_url,
                               f"{name or where} timestamped other content at {gen_time}, not this "
-                              "record's fingerprint", name, gen_time, root)
+                              "record's fingerprint", name, gen_time, root, under)
     return TimestampCheck(StampStatus.VALID, stamp.tsa_url,
                           f"timestamped by {name or where} at {gen_time} (chains to {root})",
-                          name, gen_time, root)
+                          name, gen_time, root, under)
 
 
-def _chaining_root(response: Any, imprint: bytes, roots: Sequence[Any]) -> str | None:
-    """The subject of the first named root under which the token verifies (signature,
-    certificate chain, timeStamping usage), checked over the token's own imprint."""
+def root_fingerprint(certificate: Any) -> str:
+    """A root certificate's SHA-256 (of its DER), hex: how a root is named in results."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+
+
+def _chaining_roots(response: Any, imprint: bytes, roots: Sequence[Any]) -> list[Any]:
+    """The named roots under which the token verifies (signature, certificate chain,
+    timeStamping usage), checked over the token's own imprint."""
     from rfc3161_client import VerificationError, VerifierBuilder
 
+    out = []
     for root in roots:
         try:
             VerifierBuilder().add_root_certificate(root).build().verify(response, imprint)
         except (VerificationError, ValueError):
             continue
-        return str(root.subject.rfc4514_string())
-    return None
+        out.append(root)
+    return out
 
