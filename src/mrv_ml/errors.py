@@ -23,6 +23,7 @@ EXIT_PROOF_NEEDED = 9
 EXIT_INTERNAL = 10
 EXIT_LOCAL_ONLY = 11
 EXIT_EVIDENCE_CONFLICT = 12
+EXIT_REQUIREMENT_UNMET = 13
 EXIT_USAGE = 64
 EXIT_NOT_EXECUTABLE = 126
 EXIT_COMMAND_NOT_FOUND = 127
@@ -166,6 +167,14 @@ class EvidenceConflictError(MRVError):
 
 
 # --- the local store ---------------------------------------------------------------------
+
+
+class RequirementUnmetError(MRVError):
+    """The evidence was checked, and it does not meet what the reviewer required
+    (``mrv verify --require``): each term that did not hold is named."""
+
+    exit_code = EXIT_REQUIREMENT_UNMET
+    key = "requirement_unmet"
 
 
 class StoreError(MRVError):

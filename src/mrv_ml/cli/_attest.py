@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from mrv_ml.config import Settings
     from mrv_ml.verification.attestation import AttestationVerdict, Exported
     from mrv_ml.verification.keys import PublicKey
+    from mrv_ml.verification.requirement import Requirement
 
 _HEADLINES = {"VALID": "✅ ATTESTATION VALID", "TAMPERED": "❌ ATTESTATION TAMPERED",
               "NOT_FOUND": "⚠️ ATTESTED RECORD NOT FOUND",
@@ -47,13 +48,14 @@ def verify_attestation_command(attestation: Path, inputs: Sequence[str], signer:
                                submitter: str | None, witness_rpc_url: str | None,
                                settings: Settings, as_json: bool, *,
                                keys: Sequence[PublicKey] = (),
-                               tsa_roots: Sequence[Any] = ()) -> int:
+                               tsa_roots: Sequence[Any] = (),
+                               requirement: Requirement | None = None) -> int:
     """``mrv verify --attestation``: the verdict printed; returns its exit code."""
     from mrv_ml.verification.attestation import verify_attestation
 
     v = verify_attestation(attestation, inputs, expected_signer=signer, keys=keys,
                            expected_submitter=submitter, witness_rpc_url=witness_rpc_url,
-                           settings=settings, tsa_roots=tsa_roots)
+                           settings=settings, tsa_roots=tsa_roots, requirement=requirement)
     if as_json:
         _print_json(dict(v.to_dict(), file=str(attestation)))
     else:

@@ -80,6 +80,13 @@ def verify_command(
              "twice for two independent providers that must agree.")] = None,
     contract: ContractOption = None, data_dir: DataDirOption = None,
     tsa_roots: TsaRootOption = None,
+    require: Annotated[str | None, typer.Option(
+        "--require", metavar="REQUIREMENT",
+        help="What must hold for VALID, e.g. 'any-of(chain:public, tsa:root.pem)': terms "
+             "chain:public, chain:ID, chain:any, tsa:ROOT (PEM file or preset), "
+             "signer:0x..., key:PUB.pem (attestations), combined with all-of(...) and "
+             "any-of(...); @FILE reads it from a file. Unmet: exit 13, naming each term.")]
+    = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check records against the chain their proof names, and the proof's RFC 3161
@@ -90,13 +97,21 @@ def verify_command(
     Exit 0 VALID, 1 TAMPERED, 2 NOT FOUND, 5 SUBMITTER MISMATCH (several records: the
     worst), 3 unusable input, 4 chain unreachable, 7 configuration or untrusted evidence,
     9 proof file needed, 11 anchored on its author's local chain only, 12 the endpoints
-    disagree (or an attestation's signature is not its signer's).
+    or the anchors disagree (or an attestation's signature is not its signer's), 13 the
+    --require requirement is not met.
     """
     from mrv_ml.anchoring.timestamp import load_roots
     from mrv_ml.verification.keys import load_public_key
+    from mrv_ml.verification.requirement import KeyTerm, parse_requirement, terms
     from mrv_ml.verification.verifier import iter_verify_files
 
     roots = load_roots(tsa_roots or [])
+    requirement = parse_requirement(require) if require is not None else None
+    if requirement is not None and attestation is None \
+            and any(isinstance(t, KeyTerm) for t in terms(requirement)):
+        raise typer.BadParameter("key: checks an attestation's signature: give --attestation "
+                                 "FILE (a record's proof is signed with an Ethereum key: "
+                                 "signer:0x...)")
     urls = rpc_urls or []
     if len(urls) > 2:
         raise typer.BadParameter("at most two endpoints (--rpc-url twice)")
@@ -108,7 +123,8 @@ def verify_command(
             raise typer.BadParameter("--mrv-id: an attestation names its record's ID")
         raise typer.Exit(verify_attestation_command(
             attestation, records or [], signer, submitter, urls[1] if len(urls) == 2 else None,
-            settings, as_json, keys=[load_public_key(k) for k in keys or []], tsa_roots=roots))
+            settings, as_json, keys=[load_public_key(k) for k in keys or []], tsa_roots=roots,
+            requirement=requirement))
     if keys:
         raise typer.BadParameter("--key checks an attestation's signature: give --attestation "
                                  "FILE (a record's proof is signed with an Ethereum key: "
@@ -119,7 +135,7 @@ def verify_command(
     results = iter_verify_files(paths, settings=settings, expected_submitter=submitter,
                                 expected_signer=signer, mrv_id=mrv_id,
                                 witness_rpc_url=urls[1] if len(urls) == 2 else None,
-                                tsa_roots=roots)
+                                tsa_roots=roots, requirement=requirement)
     if len(paths) == 1 and not paths[0].is_dir():
         (result,) = results
         if as_json:

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from mrv_ml.config import Settings
     from mrv_ml.verification.keys import PublicKey, SigningKey
     from mrv_ml.verification.model import Verdict
+    from mrv_ml.verification.requirement import Requirement
 
 __all__ = ["ATTESTATION_SUFFIX", "AttestationVerdict", "Evidence", "Exported", "decide",
            "export_attestation", "verify_attestation"]
@@ -384,6 +385,14 @@ def _split(st: Statement, inputs: Sequence[str | Path], settings: Settings | Non
     return record, files
 
 
+def _attested(ev: Evidence) -> tuple[frozenset[str], frozenset[str]]:
+    """The envelope's checked signers, for the record's requirement (signer:, key:): the
+    addresses (lowercase) and the standard keys' IDs."""
+    verified = [s for s in ev.envelope.signatures if s.check is SignatureCheck.VERIFIED]
+    return (frozenset(s.keyid.lower() for s in verified if s.eip191),
+            frozenset(s.signer_keyid for s in verified if s.signer_keyid))
+
+
 def _error(key: str, ev: Evidence, source: str) -> Exception:
     if key == "bad_signature":
         bad = next(s for s in ev.envelope.signatures if s.check is SignatureCheck.INVALID)
@@ -407,13 +416,16 @@ def verify_attestation(attestation: str | Path, inputs: Sequence[str | Path] = (
                        witness_rpc_url: str | None = None,
                        settings: Settings | None = None,
                        connection: ChainConnection | None = None,
-                       tsa_roots: Sequence[Any] = ()) -> AttestationVerdict:
+                       tsa_roots: Sequence[Any] = (),
+                       requirement: Requirement | None = None) -> AttestationVerdict:
     """Verify an attestation: its signatures, the subject files among ``inputs`` against
     their digests, the record (the one among ``inputs``, else the one the statement names,
     beside the attestation or in the store) against its digests, and the record's anchoring
     (:func:`mrv_ml.verification.verifier.verify`). ``keys``: the public keys the reviewer
     trusts (``--key``); one of them must have signed. ``tsa_roots``: as for
-    :func:`~mrv_ml.verification.verifier.verify`. Raises RecordError (an unusable
+    :func:`~mrv_ml.verification.verifier.verify`. ``requirement`` (``--require``): what
+    the record's verdict must meet, its ``signer:`` and ``key:`` terms met by this
+    envelope's checked signatures as well as the proof's. Raises RecordError (an unusable
     attestation or file, exit 3), EvidenceConflictError (a signature that is not its
     signer's, exit 12), KeyConfigError (signed only by keys not named, exit 7), and
     whatever verifying the record raises. Writes nothing."""
@@ -428,7 +440,13 @@ def verify_attestation(attestation: str | Path, inputs: Sequence[str | Path] = (
         if not ADDRESS.fullmatch(expected_signer.strip()):
             raise RecordError(f"--signer {expected_signer!r} is not an address (0x + 40 hex)")
         pin = str(to_checksum_address(expected_signer.strip()))
-    envelope = check_signatures(read_envelope(read_file_bytes(attestation), source), keys)
+    # the requirement's key: terms check signatures too, without pinning (--key pins)
+    from mrv_ml.verification.requirement import KeyTerm, terms
+
+    required_keys = [t.key for t in terms(requirement) if isinstance(t, KeyTerm)] \
+        if requirement is not None else []
+    envelope = check_signatures(read_envelope(read_file_bytes(attestation), source),
+                                [*keys, *required_keys])
     ev = Evidence(envelope, signer_pin=pin, keys_named=bool(keys))
     expected_keys = ", ".join(k.identity for k in keys) or None
     record: Path | None = None
@@ -453,6 +471,8 @@ def verify_attestation(attestation: str | Path, inputs: Sequence[str | Path] = (
             assert ev.record is not None
             ev = replace(ev, record_verdict=verify(
                 ev.record.path, expected_submitter=expected_submitter, settings=settings,
-                connection=connection, witness_rpc_url=witness_rpc_url, tsa_roots=tsa_roots))
+                connection=connection, witness_rpc_url=witness_rpc_url, tsa_roots=tsa_roots,
+                requirement=requirement, attested_by=_attested(ev)[0],
+                keyids=_attested(ev)[1]))
         else:  # pragma: no cover
             raise AssertionError(decision.need)

@@ -107,6 +107,7 @@ class EnvelopeSignature:
     # Who made ``sig``: the checksummed address it recovers to (EIP-191, even when that is
     # not its keyid), or the identity of the named key that verifies it.
     signer: str | None = None
+    signer_keyid: str | None = None  # the named key that verifies it (a standard key's)
 
     @property
     def eip191(self) -> bool:
@@ -176,7 +177,7 @@ def _check_one(s: EnvelopeSignature, data: bytes, message: Any,
         return replace(s, check=SignatureCheck.INVALID)
     by = next((k for k in named + list(keys) if k.verifies(s.sig, data)), None)
     return replace(s, check=SignatureCheck.VERIFIED if by else SignatureCheck.UNCHECKED,
-                   signer=by.identity if by else None)
+                   signer=by.identity if by else None, signer_keyid=by.keyid if by else None)
 
 
 def check_signatures(envelope: Envelope, keys: Sequence[PublicKey] = ()) -> Envelope:

@@ -61,6 +61,13 @@ class Verdict:
     # (--tsa-root): {"kind": "rfc3161", "status" (VALID, TAMPERED, UNTRUSTED, MALFORMED),
     # "tsa_url", "tsa_name", "gen_time", "root", "detail"}.
     timestamps: tuple[dict[str, Any], ...] = ()
+    # Every anchor of the proof with its own result: the chain anchor ({"kind": "chain",
+    # "status" (a verdict or ERROR), "chain_id", "network", "trust", "detail"}), then each
+    # timestamp as above. Empty for a proof with a chain anchor only (the verdict is it).
+    anchors: tuple[dict[str, Any], ...] = ()
+    # What the reviewer required (--require) and each term's result:
+    # {"text", "met", "terms": [{"term", "held", "why"}]}; None: the default rule.
+    requirement: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
         return self.status is VerdictStatus.VALID

@@ -25,6 +25,7 @@ from mrv_ml.errors import (
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_PROOF_NEEDED,
+    EXIT_REQUIREMENT_UNMET,
     EXIT_SUBMITTER_MISMATCH,
     EXIT_TAMPERED,
     AnchorNotOnChainError,
@@ -40,6 +41,7 @@ from mrv_ml.errors import (
     ProofNeededError,
     RecordError,
     RegistryUnavailableError,
+    RequirementUnmetError,
     TimestampUntrustedError,
 )
 from mrv_ml.networks import is_dev_address
@@ -56,7 +58,15 @@ from mrv_ml.storage.selection import record_files
 from mrv_ml.verification.model import FileVerdict, Verdict
 from mrv_ml.verification.policy import Policy, pinned
 from mrv_ml.verification.reader import Input, Reader, Readers
-from mrv_ml.verification.timestamp import StampStatus, TimestampCheck, check_timestamp
+from mrv_ml.verification.requirement import Anchors, Requirement, default_requirement, roots_of
+from mrv_ml.verification.requirement import Decision as RequirementDecision
+from mrv_ml.verification.requirement import decide as decide_requirement
+from mrv_ml.verification.timestamp import (
+    StampStatus,
+    TimestampCheck,
+    check_timestamp,
+    root_fingerprint,
+)
 from mrv_ml.verification.verdict import (
     REASONS,
     Decision,
@@ -73,7 +83,8 @@ __all__ = ["iter_verify_files", "verify", "verify_files", "worse"]
 # Worst first decides the exit status of a multi-record run: verdicts by how bad they are
 # for the record, then "could not verify" (proof needed, unusable input, other errors).
 _SEVERITY = {EXIT_OK: 0, EXIT_NOT_FOUND: 1, EXIT_PROOF_NEEDED: 2, EXIT_LOCAL_ONLY: 2,
-             EXIT_SUBMITTER_MISMATCH: 3, EXIT_TAMPERED: 4, EXIT_BAD_INPUT: 5}
+             EXIT_SUBMITTER_MISMATCH: 3, EXIT_REQUIREMENT_UNMET: 3, EXIT_TAMPERED: 4,
+             EXIT_BAD_INPUT: 5}
 
 
 # --- inputs ----------------------------------------------------------------------------
@@ -256,11 +267,17 @@ def _what_it_says(verdict: Verdict) -> tuple[Any, ...]:
 
 
 def _verify_all(readers: Readers, witnesses: Readers | None, inp: Input,
-                mrv_id: str | None, policy: Policy, tsa_roots: Sequence[Any] = ()) -> Verdict:
-    """The verdict of the proof's chain anchor and its RFC 3161 timestamps, composed
-    (:func:`_with_timestamps`); a proof without timestamps is its chain anchor's verdict."""
+                mrv_id: str | None, policy: Policy, tsa_roots: Sequence[Any] = (),
+                requirement: Requirement | None = None,
+                attested_by: frozenset[str] = frozenset(),
+                keyids: frozenset[str] = frozenset()) -> Verdict:
+    """Each anchor of the proof decided on its own (the chain anchor, each RFC 3161
+    timestamp, the signatures), then composed by the one rule,
+    :func:`mrv_ml.verification.requirement.decide`, against what the reviewer requires
+    (``requirement``; else :func:`~mrv_ml.verification.requirement.default_requirement`).
+    ``attested_by``/``keyids``: the signers of an attestation of this record, checked."""
     stamps = inp.proof.timestamps if inp.proof is not None else ()
-    if not stamps:
+    if requirement is None and not stamps:  # the chain anchor alone: its verdict
         return _verify_chain(readers, witnesses, inp, mrv_id, policy)
     try:
         chain: Verdict | MRVError = _verify_chain(readers, witnesses, inp, mrv_id, policy)
@@ -268,57 +285,92 @@ def _verify_all(readers: Readers, witnesses: Readers | None, inp: Input,
         raise  # unusable input (a proof of another record...): no evidence can make up for it
     except MRVError as e:
         chain = e
+    pins = policy.submitter is not None or policy.signer is not None
+    required = requirement or default_requirement(tsa_roots, pins)
     digest = compute_hash(inp.record)
-    checks = [check_timestamp(t, digest, tsa_roots) for t in stamps]
-    return _with_timestamps(chain, checks, inp, digest, bool(tsa_roots), policy)
-
-
-def _with_timestamps(chain: Verdict | MRVError, checks: list[TimestampCheck], inp: Input,
-                     digest: str, roots_named: bool, policy: Policy) -> Verdict:
-    """The one composition rule: any of the evidence the reviewer trusts suffices, and none
-    may contradict another.
-
-    - A trusted timestamp of other content: TAMPERED, or an evidence conflict when the chain
-      says VALID (one of them lies: no verdict).
-    - A chain verdict of VALID or TAMPERED stands, its timestamps listed; so does the chain's
-      verdict or error when the reviewer pinned a submitter or a signer (they asked about
-      that registration, that signature: a timestamp says nothing of either).
-    - Otherwise a trusted VALID timestamp gives VALID ("timestamp authority" trust), with
-      what the chain said in the detail.
-    - No trusted timestamp: the chain's verdict or error stands; an untrusted timestamp is
-      an error naming its authority when the reviewer named roots (they meant to use it).
-    """
+    roots = _distinct([*tsa_roots, *roots_of(required)])
+    checks = tuple(check_timestamp(t, digest, roots) for t in stamps)
+    anchors = Anchors(chain, checks, _signers(inp, digest) | attested_by, keyids)
+    decision = decide_requirement(required, anchors)
     reports = tuple(c.to_dict() for c in checks)
-    valid = [c for c in checks if c.status is StampStatus.VALID]
-    tampered = [c for c in checks if c.status is StampStatus.TAMPERED]
-    if tampered:
-        if isinstance(chain, Verdict) and chain.status is VerdictStatus.VALID:
-            raise EvidenceConflictError(
-                f"{inp.record['mrv_id']}: the chain says VALID but {tampered[0].detail}; "
-                "one piece of evidence is false, so there is no verdict",
-                key="timestamp_conflict")
-        return _timestamp_verdict(tampered[0], inp, digest, reports, chain,
-                                  VerdictStatus.TAMPERED)
-    pinned = policy.submitter is not None or policy.signer is not None
-    if isinstance(chain, Verdict) and (chain.status in (VerdictStatus.VALID,
-                                                        VerdictStatus.TAMPERED)
-                                       or pinned or not valid):
-        return replace(chain, timestamps=reports)
-    if pinned:
-        assert isinstance(chain, MRVError)
-        raise chain
-    if valid:
-        return _timestamp_verdict(valid[0], inp, digest, reports, chain, VerdictStatus.VALID)
-    assert isinstance(chain, MRVError)
+    listed = (_chain_report(chain), *reports)
+    said = {"text": required.text, "met": decision.status is VerdictStatus.VALID
+            or decision.conflict is not None,
+            "terms": [{"term": t, "held": ok, "why": why} for t, ok, why in decision.terms]} \
+        if requirement is not None else None
+    if decision.conflict is not None:
+        raise EvidenceConflictError(
+            f"{inp.record['mrv_id']}: the evidence meets {required.text} but "
+            f"{decision.conflict}; one piece of evidence is false, so there is no verdict",
+            key="anchors_disagree")
+    if decision.status is not None:
+        if decision.basis == "chain":
+            assert isinstance(chain, Verdict)
+            verdict = replace(chain, timestamps=reports)
+        else:
+            assert isinstance(decision.basis, int)
+            verdict = _timestamp_verdict(checks[decision.basis], inp, digest, reports, chain,
+                                         decision.status)
+        return replace(verdict, anchors=listed, requirement=said)
+    return _unmet(required, decision, chain, checks, inp, reports, listed, said,
+                  explicit=requirement is not None, pins=pins, roots_named=bool(roots))
+
+
+def _distinct(certificates: Sequence[Any]) -> list[Any]:
+    seen: dict[str, Any] = {}
+    for c in certificates:
+        seen.setdefault(root_fingerprint(c), c)
+    return list(seen.values())
+
+
+def _signers(inp: Input, digest: str) -> frozenset[str]:
+    """Who signed this record's fingerprint in its proof (lowercase), checked."""
+    from mrv_ml.chain.signing import recover_signer
+
+    sig = inp.proof.signature if inp.proof is not None else None
+    if sig is None:
+        return frozenset()
+    try:
+        return frozenset({recover_signer(inp.record["mrv_id"], digest, sig.signature).lower()})
+    except RecordError:
+        return frozenset()  # a signature that recovers no one vouches for nothing
+
+
+def _chain_report(chain: Verdict | MRVError) -> dict[str, Any]:
+    if isinstance(chain, MRVError):
+        return {"kind": "chain", "status": "ERROR", "error_key": chain.key,
+                "detail": str(chain)}
+    return {"kind": "chain", "status": chain.status.value, "chain_id": chain.chain_id,
+            "network": chain.network, "trust": chain.trust, "mode": chain.mode,
+            "tx_hash": chain.tx_hash, "detail": chain.detail}
+
+
+def _unmet(required: Requirement, decision: RequirementDecision, chain: Verdict | MRVError,
+           checks: Sequence[TimestampCheck], inp: Input, reports: tuple[dict[str, Any], ...],
+           listed: tuple[dict[str, Any], ...], said: dict[str, Any] | None, *,
+           explicit: bool, pins: bool, roots_named: bool) -> Verdict:
+    """The requirement is not met: say why. A chain that cannot be reached is that error
+    (nothing is known). A requirement the reviewer wrote fails with every term that did
+    not hold (exit 13). The default one fails as a chain-only check would: the chain's
+    verdict or error, or, where the reviewer named roots and the chain had no verdict, the
+    timestamp's."""
+    mrv = inp.record["mrv_id"]
     if isinstance(chain, ChainUnavailableError):
+        raise chain
+    if explicit:
+        why = "; ".join(f"{t}: {w}" for t, ok, w in decision.terms if not ok)
+        raise RequirementUnmetError(f"{mrv}: the evidence does not meet {required.text}: "
+                                    f"{why}")
+    if isinstance(chain, Verdict):
+        return replace(chain, timestamps=reports, anchors=listed, requirement=said)
+    if pins:
         raise chain
     if not roots_named:
         raise type(chain)(f"{chain}; its proof also holds {len(checks)} RFC 3161 "
                           "timestamp(s): name a root you trust with --tsa-root to check them",
                           key=chain.key)
     untrusted = next((c for c in checks if c.status is StampStatus.UNTRUSTED), checks[0])
-    raise TimestampUntrustedError(f"{inp.record['mrv_id']}: {untrusted.detail}; and the "
-                                  f"chain: {chain}")
+    raise TimestampUntrustedError(f"{mrv}: {untrusted.detail}; and the chain: {chain}")
 
 
 def _timestamp_verdict(check: TimestampCheck, inp: Input, digest: str,
@@ -411,7 +463,10 @@ def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
            proof: Proof | Mapping[str, Any] | None = None,
            expected_submitter: str | None = None, expected_signer: str | None = None,
            settings: Settings | None = None, connection: ChainConnection | None = None,
-           witness_rpc_url: str | None = None, tsa_roots: Sequence[Any] = ()) -> Verdict:
+           witness_rpc_url: str | None = None, tsa_roots: Sequence[Any] = (),
+           requirement: Requirement | None = None,
+           attested_by: frozenset[str] = frozenset(),
+           keyids: frozenset[str] = frozenset()) -> Verdict:
     """Verify one record (a file, whose proof is looked for beside it, or a parsed record
     with ``proof``). The chain, registry and submitter come from the proof; ``settings``
     give only the endpoint (``rpc_url``) unless the record has no anchored proof.
@@ -423,12 +478,14 @@ def verify(record: Mapping[str, Any] | str | Path, *, mrv_id: str | None = None,
     ``witness_rpc_url``: a second, independent endpoint of the same chain; any
     disagreement between the two is an EvidenceConflictError, never a verdict.
     ``tsa_roots``: the X.509 roots whose RFC 3161 timestamps the reviewer trusts.
+    ``requirement``: what must hold for VALID (``--require``); unmet, RequirementUnmetError.
     Verifying writes nothing."""
     inp = _with_registry_proof(_load(record, proof), settings)
     policy = pinned(expected_submitter, expected_signer)
     readers, witnesses = Readers(settings, connection), _witnesses(settings, witness_rpc_url)
     try:
-        return _verify_all(readers, witnesses, inp, mrv_id, policy, tsa_roots)
+        return _verify_all(readers, witnesses, inp, mrv_id, policy, tsa_roots, requirement,
+                           attested_by, keyids)
     finally:
         readers.close()
         if witnesses is not None:
@@ -449,7 +506,8 @@ def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None 
                       connection: ChainConnection | None = None,
                       cross_check_all: bool = False,
                       witness_rpc_url: str | None = None,
-                      tsa_roots: Sequence[Any] = ()) -> Iterator[FileVerdict]:
+                      tsa_roots: Sequence[Any] = (),
+                      requirement: Requirement | None = None) -> Iterator[FileVerdict]:
     """Verify many record files (directories expanded), one at a time: memory does not grow
     with the number of records.
 
@@ -471,7 +529,7 @@ def iter_verify_files(paths: Iterable[str | Path], *, settings: Settings | None 
             try:
                 inp = _with_registry_proof(_load(f, None), settings)
                 yield FileVerdict(f, verdict=_verify_all(readers, witnesses, inp, mrv_id,
-                                                         policy, tsa_roots))
+                                                         policy, tsa_roots, requirement))
             except ChainUnavailableError:
                 raise
             except MRVError as e:
