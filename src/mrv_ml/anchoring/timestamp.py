@@ -127,12 +127,18 @@ def _pem_file(path: str | Path) -> list[Any]:
 
 def request_timestamp(record: dict[str, Any], url: str, roots: Sequence[Any] = (), *,
                       timeout_s: float = TIMEOUT_S) -> Timestamp:
-    """A checked RFC 3161 timestamp of ``record`` from the authority at ``url``."""
+    """A checked RFC 3161 timestamp of ``record`` from the authority at ``url``: over the
+    SHA-256 of its RFC 8785 bytes, so the token's imprint is the record's fingerprint."""
+    return timestamp_data(canonical_bytes(record), url, roots, timeout_s=timeout_s)
+
+
+def timestamp_data(data: bytes, url: str, roots: Sequence[Any] = (), *,
+                   timeout_s: float = TIMEOUT_S) -> Timestamp:
+    """A checked RFC 3161 timestamp of the SHA-256 of ``data`` from the authority at
+    ``url`` (a record's bytes, or a signature's for a Sigstore bundle)."""
     import requests
     from rfc3161_client import HashAlgorithm, TimestampRequestBuilder, decode_timestamp_response
 
-    data = canonical_bytes(record)
-    # SHA-256 of the RFC 8785 bytes: the imprint is the record's fingerprint
     query = (TimestampRequestBuilder().data(data).hash_algorithm(HashAlgorithm.SHA256)
              .nonce(nonce=True)
              .cert_request(cert_request=True).build())

@@ -1,5 +1,7 @@
 """``mrv export``: a record where readers already look. ``--format hf-model-card`` is
-:mod:`mrv_ml.reporting.modelcard`; ``--format in-toto`` is :mod:`mrv_ml.verification.attestation`."""
+:mod:`mrv_ml.reporting.modelcard`; ``--format in-toto`` is
+:mod:`mrv_ml.verification.attestation`; ``--format sigstore-bundle`` is
+:mod:`mrv_ml.verification.sigstore_bundle`."""
 
 from __future__ import annotations
 
@@ -11,14 +13,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mrv_ml.cli._app import app, console_err
+from mrv_ml.cli._timestamp import TsaRootOption
 
 if TYPE_CHECKING:
+    from mrv_ml.config import Settings
     from mrv_ml.verification.keys import SigningKey
+    from mrv_ml.verification.sigstore_bundle import ExportedBundle
 
 
 class ExportFormat(str, enum.Enum):
     hf_model_card = "hf-model-card"
     in_toto = "in-toto"
+    sigstore_bundle = "sigstore-bundle"
 
 
 class TrainingType(str, enum.Enum):
@@ -31,23 +37,34 @@ def export_command(
     ref: Annotated[str, typer.Argument(
         metavar="RECORD", help="A record file, or an MRV ID (or unique prefix) in the store.")],
     fmt: Annotated[ExportFormat, typer.Option(
-        "--format", "-f", case_sensitive=False, metavar="hf-model-card|in-toto",
+        "--format", "-f", case_sensitive=False,
+        metavar="hf-model-card|in-toto|sigstore-bundle",
         help="hf-model-card: the YAML metadata of a Hugging Face model card "
              "(co2_eq_emissions and an mrv block); in-toto: a signed in-toto "
-             "attestation.")],
+             "attestation; sigstore-bundle: a Sigstore bundle signed with --key (cosign "
+             "verify-blob[-attestation] reads it), nothing uploaded.")],
     model_card: Annotated[Path | None, typer.Option(
         "--model-card", metavar="FILE",
         help="hf-model-card: the card (README.md) to update, in place unless -o; the rest "
              "of it is left as it is. Without it, a new minimal card.")] = None,
     key: Annotated[Path | None, typer.Option(
         "--key", metavar="KEY",
-        help="in-toto: sign with this Ed25519 or ECDSA P-256 private key (PEM, PKCS#8; "
-             "password, if any, in MRV_KEY_PASSWORD), which securesystemslib, in-toto and "
-             "cosign verify. Without it: an EIP-191 signature by the Ethereum key "
-             "(PRIVATE_KEY or the keystore).")] = None,
+        help="in-toto, sigstore-bundle: sign with this Ed25519 or ECDSA P-256 private key "
+             "(PEM, PKCS#8; password, if any, in MRV_KEY_PASSWORD), which securesystemslib, "
+             "in-toto and cosign verify. in-toto without it: an EIP-191 signature by the "
+             "Ethereum key (PRIVATE_KEY or the keystore).")] = None,
+    content: Annotated[str, typer.Option(
+        "--content", metavar="dsse|message",
+        help="sigstore-bundle: dsse, the in-toto attestation in a DSSE envelope (default); "
+             "message, a signature over the record file's bytes.")] = "dsse",
+    tsa: Annotated[list[str] | None, typer.Option(
+        "--tsa", metavar="URL|NAME",
+        help="sigstore-bundle: an RFC 3161 authority (URL, or a preset: sigstore, digicert, "
+             "freetsa) to timestamp the signature at, into the bundle; repeatable.")] = None,
+    tsa_roots: TsaRootOption = None,
     subjects: Annotated[list[Path] | None, typer.Option(
         "--subject", metavar="FILE",
-        help="in-toto: an artifact the attestation covers (model weights, ...), by its "
+        help="in-toto, sigstore-bundle dsse: an artifact the attestation covers (model weights, ...), by its "
              "SHA-256; repeat for more. The record is always a subject.")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", metavar="FILE",
@@ -80,30 +97,41 @@ def export_command(
         help="Record store directory (default: MRV_DATA_DIR, the config file, or "
              "./mrv_data).")] = None,
 ) -> None:
-    """Export a record: Hugging Face model-card metadata, or an in-toto attestation.
+    """Export a record: Hugging Face model-card metadata, an in-toto attestation, or a
+    Sigstore bundle.
 
     Exit 2 for an unknown record, 3 for a record or card that cannot be used (nothing is
     written), 9 for a record that is not anchored and 11 for one anchored only on this
-    machine (unless --allow-unanchored), 4 when the Hub cannot be reached, 7 when in-toto
-    has no usable signing key (--key, PRIVATE_KEY or a keystore).
+    machine (unless --allow-unanchored), 4 when the Hub or a timestamp authority cannot be
+    reached (or the authority's answer does not hold), 7 when in-toto has no usable signing
+    key (--key, PRIVATE_KEY or a keystore; sigstore-bundle: --key).
     """
     from mrv_ml.config import load_settings
 
     settings = load_settings({"data_dir": str(data_dir)} if data_dir is not None else None)
+    if fmt is not ExportFormat.sigstore_bundle and (tsa or tsa_roots or content != "dsse"):
+        raise typer.BadParameter("--content, --tsa and --tsa-root are for --format "
+                                 "sigstore-bundle (a record's own timestamps: mrv timestamp)")
+    if fmt is not ExportFormat.hf_model_card and (model_card or push or run_verify or replace
+                                                  or allow_unanchored or training_type):
+        raise typer.BadParameter("--model-card, --push, --verify, --replace, "
+                                 "--allow-unanchored and --training-type are for "
+                                 "--format hf-model-card")
     if fmt is ExportFormat.in_toto:
         from mrv_ml.cli._attest import print_exported
         from mrv_ml.verification.attestation import export_attestation
 
-        if model_card or push or run_verify or replace or allow_unanchored or training_type:
-            raise typer.BadParameter("--model-card, --push, --verify, --replace, "
-                                     "--allow-unanchored and --training-type are for "
-                                     "--format hf-model-card")
         signing_key = _signing_key(key) if key is not None else None
         print_exported(export_attestation(ref, subjects or [], settings, output,
                                           key=signing_key))
         return
+    if fmt is ExportFormat.sigstore_bundle:
+        _print_bundle(_export_bundle(ref, subjects or [], settings, output, key, content,
+                                     tsa or [], tsa_roots))
+        return
     if subjects or key:
-        raise typer.BadParameter("--subject and --key are for --format in-toto")
+        raise typer.BadParameter("--subject and --key are for --format in-toto and "
+                                 "sigstore-bundle")
     from mrv_ml.reporting import modelcard
 
     result = modelcard.export(ref, settings=settings, card=model_card, verify=run_verify,
@@ -133,3 +161,47 @@ def _signing_key(path: Path) -> SigningKey:
     if password is None and sys.stdin.isatty() and is_encrypted(path):
         password = typer.prompt(f"Password of {path}", hide_input=True)
     return load_signing_key(path, password.encode() if password is not None else None)
+
+
+def _export_bundle(ref: str, subjects: list[Path], settings: Settings, output: Path | None,
+                   key: Path | None, content: str, tsa: list[str],
+                   tsa_roots: list[str] | None) -> ExportedBundle:
+    from mrv_ml.anchoring.timestamp import Authority, load_roots, preset_roots, tsa_url
+    from mrv_ml.errors import KeyConfigError
+    from mrv_ml.verification.sigstore_bundle import BundleContent, export_bundle
+
+    if content not in {c.value for c in BundleContent}:
+        raise typer.BadParameter(f"--content {content!r}: dsse or message")
+    if content == BundleContent.message.value and subjects:
+        raise typer.BadParameter("--subject needs --content dsse (a message signature "
+                                 "covers the record file only)")
+    if key is None:
+        raise KeyConfigError("a Sigstore bundle is signed with a standard key: give --key "
+                             "KEY.pem (Ed25519 or ECDSA P-256; cosign generate-key-pair "
+                             "writes one)")
+    roots = load_roots(tsa_roots) if tsa_roots else None  # named: they win over built-ins
+    authorities = [Authority(tsa_url(n), tuple(preset_roots(n) if roots is None else roots))
+                   for n in tsa]
+    return export_bundle(ref, subjects, settings, output, key=_signing_key(key),
+                         content=BundleContent(content), authorities=authorities)
+
+
+def _print_bundle(e: ExportedBundle) -> None:
+    from mrv_ml.cli._app import console
+    from mrv_ml.cli._core import _safe
+    from mrv_ml.verification.intoto import PREDICATE_TYPE
+
+    what = ("in-toto attestation (DSSE)" if e.content.value == "dsse"
+            else "signature of the record file")
+    console.print(_safe(f"Wrote {e.path}: Sigstore bundle, {what} of {e.mrv_id}, signed by "
+                        f"{e.signer}"), markup=False)
+    for name, digest in e.subjects:
+        console.print(_safe(f"  {'Subject:':<20}{name} sha256:{digest}"), markup=False)
+    for t in e.timestamps:
+        console.print(_safe(f"  {'Signature stamped:':<20}{t.gen_time} by {t.tsa_name}"),
+                      markup=False)
+    record = e.subjects[-1][0]
+    check = ("cosign verify-blob-attestation --key PUB.pem --bundle "
+             f"{e.path} --type {PREDICATE_TYPE} {record}" if e.content.value == "dsse"
+             else f"cosign verify-blob --key PUB.pem --bundle {e.path} {record}")
+    console.print(_safe(f"Check it: {check}"), markup=False)

@@ -59,8 +59,8 @@ if TYPE_CHECKING:
     from mrv_ml.verification.model import Verdict
     from mrv_ml.verification.requirement import Requirement
 
-__all__ = ["ATTESTATION_SUFFIX", "AttestationVerdict", "Evidence", "Exported", "decide",
-           "export_attestation", "verify_attestation"]
+__all__ = ["ATTESTATION_SUFFIX", "AttestationVerdict", "Attested", "Evidence", "Exported",
+           "attest", "decide", "export_attestation", "verify_attestation"]
 
 ATTESTATION_SUFFIX = ".intoto.jsonl"  # in-toto's convention: one envelope per line
 
@@ -80,20 +80,24 @@ def default_output(mrv_id: str) -> Path:
     return Path(mrv_id + ATTESTATION_SUFFIX)
 
 
-def export_attestation(record_path: str | Path, subject_paths: Sequence[str | Path],
-                       settings: Settings, out: str | Path | None = None, *,
-                       key: SigningKey | None = None) -> Exported:
-    """Sign an attestation of the record at ``record_path`` (a file, or an ID or unique
-    prefix in the store) and the ``subject_paths``, and
-    write it to ``out`` (default ``<mrv_id>.intoto.jsonl`` here), replaced atomically.
-    Signed with ``key`` (a standard key), else with the configured Ethereum key (EIP-191).
-    KeyConfigError (exit 7) when there is neither: an unsigned attestation attests
-    nothing."""
-    from mrv_ml.chain.keys import load_signer
+@dataclass(frozen=True)
+class Attested:
+    """A record read for an attestation, and the statement about it (not yet signed)."""
+
+    record: dict[str, Any]
+    path: Path
+    data: bytes  # the record file's bytes, as the reviewer will hold them
+    statement: dict[str, Any]
+    subjects: tuple[tuple[str, str], ...]  # (name, sha256), the record last
+
+
+def attest(record_path: str | Path, subject_paths: Sequence[str | Path],
+           settings: Settings) -> Attested:
+    """The in-toto statement of the record at ``record_path`` (a file, or an ID or unique
+    prefix in the store) and of the ``subject_paths``, with what the proof claims."""
     from mrv_ml.record.proof import find_proof_file, read_proof_file
     from mrv_ml.record.schema import parse_record_bytes
     from mrv_ml.record.strictjson import read_file_bytes
-    from mrv_ml.storage.atomicfile import write_bytes
 
     rpath = Path(record_path).expanduser()
     if not rpath.is_file():  # an ID or a unique prefix in the store
@@ -107,20 +111,35 @@ def export_attestation(record_path: str | Path, subject_paths: Sequence[str | Pa
     subjects = [(Path(p).name, file_sha256(p)) for p in subject_paths]
     statement = build_statement(record, rpath.name, hashlib.sha256(data).hexdigest(), proof,
                                 subjects)
+    return Attested(record, rpath, data, statement,
+                    (*subjects, (rpath.name, hashlib.sha256(data).hexdigest())))
+
+
+def export_attestation(record_path: str | Path, subject_paths: Sequence[str | Path],
+                       settings: Settings, out: str | Path | None = None, *,
+                       key: SigningKey | None = None) -> Exported:
+    """Sign an attestation (:func:`attest`) and write it to ``out`` (default
+    ``<mrv_id>.intoto.jsonl`` here), replaced atomically.
+    Signed with ``key`` (a standard key), else with the configured Ethereum key (EIP-191).
+    KeyConfigError (exit 7) when there is neither: an unsigned attestation attests
+    nothing."""
+    from mrv_ml.chain.keys import load_signer
+    from mrv_ml.storage.atomicfile import write_bytes
+
+    attested = attest(record_path, subject_paths, settings)
     if key is not None:
-        envelope, signed_by = sign_envelope_with_key(statement, key), key.identity
+        envelope, signed_by = sign_envelope_with_key(attested.statement, key), key.identity
     else:
         signer = load_signer(settings)
         if signer is None:
             raise KeyConfigError("no signing key: give --key KEY.pem (Ed25519 or ECDSA P-256), "
                                  "or set PRIVATE_KEY or create a keystore (mrv account new) "
                                  "for an Ethereum signature; an attestation must be signed")
-        envelope, signed_by = sign_envelope(statement, signer), signer.address
-    target = Path(out) if out is not None else default_output(record["mrv_id"])
+        envelope, signed_by = sign_envelope(attested.statement, signer), signer.address
+    mrv_id = attested.record["mrv_id"]
+    target = Path(out) if out is not None else default_output(mrv_id)
     write_bytes(target, envelope_bytes(envelope), what="attestation")
-    return Exported(target, signed_by, record["mrv_id"],
-                    tuple(subjects) + ((rpath.name, hashlib.sha256(data).hexdigest()),),
-                    key is not None)
+    return Exported(target, signed_by, mrv_id, attested.subjects, key is not None)
 
 
 # --- the verdict ---------------------------------------------------------------------------
