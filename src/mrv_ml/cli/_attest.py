@@ -22,7 +22,7 @@ _HEADLINES = {"VALID": "✅ ATTESTATION VALID", "TAMPERED": "❌ ATTESTATION TAM
 
 
 def _row(label: str, value: str) -> None:
-    console.print(f"  {label + ':':<20}{_safe(value)}", markup=False)
+    console.print(f"  {label + ':':<19} {_safe(value)}", markup=False)
 
 
 def print_attestation_verdict(v: AttestationVerdict, source: str) -> None:

@@ -196,9 +196,9 @@ def _print_bundle(e: ExportedBundle) -> None:
     console.print(_safe(f"Wrote {e.path}: Sigstore bundle, {what} of {e.mrv_id}, signed by "
                         f"{e.signer}"), markup=False)
     for name, digest in e.subjects:
-        console.print(_safe(f"  {'Subject:':<20}{name} sha256:{digest}"), markup=False)
+        console.print(_safe(f"  {'Subject:':<19} {name} sha256:{digest}"), markup=False)
     for t in e.timestamps:
-        console.print(_safe(f"  {'Signature stamped:':<20}{t.gen_time} by {t.tsa_name}"),
+        console.print(_safe(f"  {'Signature stamped:':<19} {t.gen_time} by {t.tsa_name}"),
                       markup=False)
     record = e.subjects[-1][0]
     check = ("cosign verify-blob-attestation --key PUB.pem --bundle "

@@ -39,7 +39,7 @@ def _print_verdict(v: Verdict, source: str) -> None:
 
     console.print(verdict_headline(v), markup=False)
     for label, value in verdict_rows(v, source):
-        console.print(f"  {label + ':':<20}{_safe(value)}", markup=False)
+        console.print(f"  {label + ':':<19} {_safe(value)}", markup=False)
 
 
 def _result_json(r: FileVerdict) -> dict[str, Any]:

@@ -193,6 +193,24 @@ function renderFiles() {
   }
   $("files").textContent = lines.join("\n") || "No file yet.";
   $("files").dataset.key = key;
+  renderAnchors();
+}
+
+// The proof's RFC 3161 timestamps, each listed with what it states, none counted: checking
+// one needs a CMS signature and an X.509 chain to a root the reader trusts, and the page
+// has no vendored library for that (PKI.js is not bundled). The verdict is the chain's alone.
+function renderAnchors() {
+  const stamps = state.proof?.timestamps ?? [];
+  $("anchors").hidden = stamps.length === 0;
+  $("anchors").dataset.count = String(stamps.length);
+  if (!stamps.length) return;
+  const stem = (state.recordName || "RECORD.json");
+  $("anchors-note").textContent = `Not checked here: this page cannot verify RFC 3161 timestamps (that needs a CMS ` +
+    `signature and a certificate chain checked against a root you trust, and no library for it is part of the page), ` +
+    `so it neither trusts them nor lets them change the verdict, which is the chain anchor's alone. Check them with: ` +
+    `mrv verify ${stem} --tsa-root ROOT.pem`;
+  dl("anchor-list", stamps.map((t, i) => [`RFC 3161 timestamp ${i + 1}`,
+    `${t.tsaName || "an unnamed authority"} (${t.tsaUrl}) states ${t.genTime || "no time"}: not checked here`]));
 }
 
 // --- reading the evidence decide() asks for ---------------------------------------------

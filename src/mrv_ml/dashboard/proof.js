@@ -8,6 +8,11 @@ const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const FORMAT = "openzeppelin-standard-merkle-tree-v1";
 const MAX_MERKLE_DEPTH = 32;  // anchorBatch's leafCount is a uint32
 const SIGNATURE_HEX = /^0x[0-9a-fA-F]{130}$/;
+// As record/proof.py reads them: a few authorities' tokens, each bounded
+const MAX_TIMESTAMPS = 16;
+const MAX_TSR_BYTES = 65536;
+const TSA_URL = /^https?:\/\/\S{1,500}$/;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 function bad(source, where, problem) {
@@ -52,7 +57,25 @@ function signaturePart(sig, source) {
            signature: matching(sig.signature, SIGNATURE_HEX, source, "signature.signature", "a 65-byte hex signature") };
 }
 
-/** {mrvId, recordDigest, status, pendingReason, anchor: {...} | null, signature: {...} | null} */
+// RFC 3161 tokens are listed, not checked: the page has no CMS/X.509 verifier (app.js says so)
+function timestampsPart(list, source) {
+  if (list == null) return [];
+  if (!Array.isArray(list) || list.length > MAX_TIMESTAMPS) throw bad(source, "timestamps", `is not a list of at most ${MAX_TIMESTAMPS}`);
+  return list.map((t, i) => {
+    const where = `timestamps[${i}]`;
+    if (!isObj(t) || t.kind !== "rfc3161") throw bad(source, where, "is not an rfc3161 timestamp");
+    if (typeof t.tsa_url !== "string" || !TSA_URL.test(t.tsa_url)) throw bad(source, `${where}.tsa_url`, "is not an http(s) URL");
+    if (typeof t.tsr !== "string" || t.tsr.length > Math.floor(MAX_TSR_BYTES * 4 / 3) + 4 ||
+        t.tsr.length % 4 !== 0 || !BASE64.test(t.tsr)) throw bad(source, `${where}.tsr`, "is not base64 of at most 64 kB");
+    const certificates = t.certificates ?? [];
+    if (!Array.isArray(certificates) || certificates.length > 8 ||
+        !certificates.every((c) => typeof c === "string" && c.length < 16384)) throw bad(source, `${where}.certificates`, "is not a list of PEM certificates");
+    return { tsaUrl: t.tsa_url, tsaName: String(t.tsa_name ?? "").slice(0, 500), genTime: String(t.gen_time ?? "").slice(0, 64) };
+  });
+}
+
+/** {mrvId, recordDigest, status, pendingReason, anchor: {...} | null, signature: {...} | null,
+ *  timestamps: [{tsaUrl, tsaName, genTime}]} */
 export function parseProof(data, source) {
   if (!isObj(data)) throw new InputError("malformed_proof", `${source}: not a proof sidecar: the JSON is not an object`);
   if (typeof data.mrv_id !== "string" || !data.mrv_id) throw bad(source, "mrv_id", "is missing");
@@ -82,5 +105,5 @@ export function parseProof(data, source) {
   }
   return { mrvId: data.mrv_id, recordDigest: digest, status: data.status,
            pendingReason: typeof data.pending_reason === "string" ? data.pending_reason : null, anchor,
-           signature: signaturePart(data.signature, source) };
+           signature: signaturePart(data.signature, source), timestamps: timestampsPart(data.timestamps, source) };
 }

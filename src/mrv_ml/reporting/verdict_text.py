@@ -73,6 +73,15 @@ def verdict_rows(verdict: Verdict, source: str) -> list[tuple[str, str]]:
         rows.append((f"Registry {n}", f"{r['url']}: {said}"))
     for n, t in enumerate(v.timestamps, 1):
         rows.append((f"Timestamp {n}", f"{t['status']}: {t['detail']}"))
+    if v.mode == "rfc3161":  # the verdict stands on a timestamp: what the chain said too
+        chain = next((a for a in v.anchors if a["kind"] == "chain"), None)
+        if chain is not None:
+            rows.append(("Chain anchor", f"{chain['status']}: {chain['detail']}"))
+    if v.requirement is not None:
+        met = "met" if v.requirement["met"] else "not met"
+        rows.append(("Required", f"{v.requirement['text']} ({met})"))
+        rows += [(f"  {t['term']}", f"{'held' if t['held'] else 'did not hold'}: {t['why']}")
+                 for t in v.requirement["terms"]]
     rows.append(("Record hash", v.record_hash))
     if v.mode == "rfc3161":
         pass  # no chain evidence: the timestamps above are the evidence

@@ -364,6 +364,10 @@ def _connect_configured(settings: Settings, inp: Input) -> ChainConnection:
 
     _network, url = resolve_network(settings)
     if url is None and not local_chain_exists(settings):
+        if inp.proof is not None:  # a proof, pending: timestamps at most, no chain anchor
+            raise ProofNeededError(
+                f"{inp.source}: its proof holds no chain anchor (status {inp.proof.status}) "
+                "and there is no local chain here to look it up on")
         raise ProofNeededError(
             f"{inp.source} has no proof file beside it and there is no local chain here to "
             f"look it up on: verification needs its proof file {inp.expected_proof_file}")

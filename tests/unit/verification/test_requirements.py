@@ -286,3 +286,19 @@ def test_require_is_checked_before_any_chain_is_read(mrv: MRV, tmp_path: Path) -
     code, out, err = mrv("verify", str(tmp_path / "r.json"), "--require",
                          f"all-of(chain:any, key:{pub})")
     assert code == 64 and "--attestation" in err and "Traceback" not in err, out + err
+
+
+def test_the_text_verdict_names_the_requirement_and_the_chains_word(
+        authorities: tuple[LocalTSA, LocalTSA], mrv: MRV, tmp_path: Path) -> None:
+    ours, _ = authorities
+    store = RecordStore(os.environ["MRV_DATA_DIR"])
+    record = make_sample_record()
+    store.save(record)
+    assert mrv("timestamp", record["mrv_id"], "--tsa", ours.url)[0] == 0
+    copy = _reviewer_copy(store, record["mrv_id"], tmp_path, "text")
+    code, out, err = mrv("verify", str(copy), "--require",
+                         f"any-of(chain:public, tsa:{ours.root_pem})", env=EMPTY)
+    assert code == 0, out + err
+    assert "Required:" in out and "(met)" in out
+    assert "chain:public:" in out and "did not hold" in out
+    assert "Chain anchor:" in out  # what the chain said, beside the timestamp's VALID
