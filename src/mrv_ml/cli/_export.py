@@ -177,8 +177,8 @@ def _export_bundle(ref: str, subjects: list[Path], settings: Settings, output: P
                                  "covers the record file only)")
     if key is None:
         raise KeyConfigError("a Sigstore bundle is signed with a standard key: give --key "
-                             "KEY.pem (Ed25519 or ECDSA P-256; cosign generate-key-pair "
-                             "writes one)")
+                             "KEY.pem (Ed25519 or ECDSA P-256: openssl genpkey -algorithm "
+                             "ed25519 -out key.pem)")
     roots = load_roots(tsa_roots) if tsa_roots else None  # named: they win over built-ins
     authorities = [Authority(tsa_url(n), tuple(preset_roots(n) if roots is None else roots))
                    for n in tsa]

@@ -96,6 +96,11 @@ def load_signing_key(path: str | Path, password: bytes | None = None) -> Signing
     from securesystemslib.signer import CryptoSigner
 
     data = _read(path, "--key")
+    if b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----" in data:
+        raise KeyConfigError(f"{path}: cosign's own key format (scrypt and NaCl secretbox) is "
+                             "not read: make a PEM key with `openssl genpkey -algorithm "
+                             "ed25519 -out key.pem` and give it to cosign with `cosign "
+                             "import-key-pair --key key.pem`")
     try:
         key = load_pem_private_key(data, password=password)
     except TypeError:

@@ -189,6 +189,14 @@ def test_encrypted_openssl_key_and_refused_keys(tmp_path: Path,
                             "-o", str(tmp_path / "x.jsonl"))
         assert code == 7 and "Ed25519 or ECDSA" in err and len(err.strip().splitlines()) == 1
         monkeypatch.setenv("MRV_KEY_PASSWORD", "")
+    # cosign's own encrypted format (its header and a JSON body of scrypt/secretbox fields)
+    cosign_key = tmp_path / "cosign.key"
+    cosign_key.write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"
+                          + base64.b64encode(b'{"kdf":{"name":"scrypt"}}').decode()
+                          + "\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n")
+    code, _, err = _cli(capfd, "export", str(record), "-f", "in-toto", "--key",
+                        str(cosign_key))
+    assert code == 7 and "cosign import-key-pair" in err
     # a public key given to sign with; not a key at all
     for path in (public, record):
         code, _, err = _cli(capfd, "export", str(record), "-f", "in-toto", "--key", str(path))
