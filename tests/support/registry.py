@@ -69,6 +69,12 @@ def running_registry(settings: Settings, database: str, **options: Any) -> Itera
     service = build(settings, database=database, base_url=f"http://127.0.0.1:{port}", **options)
     try:
         with serving(service.app, port) as base_url:
+            # the loop anchors once as it starts: wait for that run, so a test's first
+            # submissions are not anchored by it when the machine is slow
+            deadline = time.monotonic() + 60
+            while (service.loop is not None and service.loop.last_run_at is None
+                   and time.monotonic() < deadline):
+                time.sleep(0.02)
             yield service, base_url
     finally:
         service.close()

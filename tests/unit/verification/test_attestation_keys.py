@@ -204,3 +204,28 @@ def test_encrypted_openssl_key_and_refused_keys(tmp_path: Path,
     # --key is an attestation's: a record's proof is signed with an Ethereum key
     code, _, err = _cli(capfd, "verify", str(record), "--key", str(public))
     assert code == 64 and "--attestation" in err
+
+
+def test_require_key_and_chain_terms_for_an_attestation(tmp_path: Path,
+                                                        capfd: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    private, public = _securesystemslib_pair(tmp_path, "ed25519")
+    (tmp_path / "other").mkdir()
+    _, stranger = _securesystemslib_pair(tmp_path / "other", "ecdsa")
+    record = _anchored()
+    att = tmp_path / "run.intoto.jsonl"
+    assert _cli(capfd, "export", str(record), "-f", "in-toto", "--key", str(private),
+                "-o", str(att))[0] == 0
+    code, out, err = _cli(capfd, "verify", "--attestation", str(att), "--json", "--require",
+                          f"all-of(chain:any, key:{public})")
+    verdict = json.loads(out)
+    assert code == 0 and verdict["status"] == "VALID", out + err
+    assert [t["held"] for t in verdict["record"]["requirement"]["terms"]] == [True, True]
+    # the key named is not the signer's: its signature is checked by no key given
+    code, out, err = _cli(capfd, "verify", "--attestation", str(att), "--require",
+                          f"all-of(chain:any, key:{stranger})")
+    assert code == 7, out + err
+    # the signer's key, but the record is anchored on this machine's chain only
+    code, out, err = _cli(capfd, "verify", "--attestation", str(att), "--require",
+                          f"all-of(chain:public, key:{public})")
+    assert code == 13 and "chain:public" in err, out + err

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -193,14 +192,6 @@ def test_without_require_the_chain_or_any_named_root_and_only_the_chain_when_pin
 # --- end to end --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def authorities(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalTSA,
-                                                                              LocalTSA]]:
-    base = tmp_path_factory.mktemp("tsa")
-    with LocalTSA(base / "ours") as ours, LocalTSA(base / "other", "other TSA") as other:
-        yield ours, other
-
-
 EMPTY = {"MRV_DATA_DIR": "/nonexistent/empty-store"}
 
 
@@ -302,3 +293,41 @@ def test_the_text_verdict_names_the_requirement_and_the_chains_word(
     assert "Required:" in out and "(met)" in out
     assert "chain:public:" in out and "did not hold" in out
     assert "Chain anchor:" in out  # what the chain said, beside the timestamp's VALID
+
+
+@pytest.mark.anvil
+def test_chain_public_is_met_by_a_public_chains_anchor(authorities: tuple[LocalTSA, LocalTSA],
+                                                       mrv: MRV, tmp_path: Path) -> None:
+    """chain:public with a real node: anvil standing in for Sepolia (chain 11155111), the
+    record anchored by a key that is not a development key; the reviewer's node is named
+    with --rpc-url, as for any public chain."""
+    from eth_account import Account
+
+    from mrv_ml.anchoring.single import anchor_record
+    from mrv_ml.config import Secret, Settings
+    from tests.support.anvil import AnvilNode, anvil_executable, rpc
+
+    executable = anvil_executable()
+    if executable is None:
+        pytest.skip("anvil is not installed")
+    ours, _ = authorities
+    researcher = Account.create()
+    with AnvilNode(executable, chain_id=11155111) as sepolia:
+        rpc(sepolia.url, "anvil_setBalance", [researcher.address, hex(10**18)])
+        registry = sepolia.deploy_registry()
+        settings = Settings(data_dir=tmp_path / "author", network="sepolia",
+                            network_chosen=True, rpc_url=sepolia.url,
+                            contract_address=registry,
+                            private_key=Secret(researcher.key.hex()), confirmations=0)
+        store = RecordStore(settings.data_dir)
+        record = make_sample_record()
+        store.save(record)
+        assert anchor_record(store, record["mrv_id"], settings=settings).anchored
+        copy = _reviewer_copy(store, record["mrv_id"], tmp_path, "public")
+        either = f"any-of(chain:public, tsa:{ours.root_pem})"
+        code, out, err = mrv("verify", str(copy), "--rpc-url", sepolia.url, "--require",
+                             either, "--json", env=EMPTY)
+        verdict = json.loads(out)
+        assert code == 0 and verdict["trust"] == "public", out + err
+        assert verdict["mode"] == "single" and verdict["chain_id"] == 11155111
+        assert [t["held"] for t in verdict["requirement"]["terms"]] == [True, False]

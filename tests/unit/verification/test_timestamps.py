@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,6 @@ from mrv_ml.storage.store import RecordStore
 from tests.support.cli import MRV
 from tests.support.records import make_sample_record
 from tests.support.tsa import LocalTSA
-
-
-@pytest.fixture(scope="module")
-def authorities(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalTSA,
-                                                                              LocalTSA]]:
-    base = tmp_path_factory.mktemp("tsa")
-    with LocalTSA(base / "ours") as ours, LocalTSA(base / "other", "other TSA") as other:
-        yield ours, other
 
 
 def _stored() -> tuple[RecordStore, str]:
