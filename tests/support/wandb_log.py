@@ -9,6 +9,7 @@ CRC, little-endian length, type FULL/FIRST/MIDDLE/LAST) behind a 7-byte file hea
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ def _chunks(data: bytes) -> Iterator[bytes]:
             pos += _BLOCK - pos % _BLOCK
             continue
         _crc, length, kind = struct.unpack_from("<IHB", data, pos)
+        if pos + 7 + length > len(data):
+            return  # a record still being written
         payload = data[pos + 7:pos + 7 + length]
         pos += 7 + length
         if kind == 0 and length == 0:  # zero padding at the end of a block
@@ -44,14 +47,23 @@ def _chunks(data: bytes) -> Iterator[bytes]:
             raise ValueError(f"record type {kind} at byte {pos}")
 
 
-def records(run_dir: Path) -> list[Any]:
-    """The run's records (``Record`` messages), in order."""
+def records(run_dir: Path, timeout_s: float = 30.0) -> list[Any]:
+    """The run's records (``Record`` messages), in order, once the log is complete.
+
+    ``run.finish()`` returns before wandb-core's writer has flushed the log (seen here: one
+    run in a dozen read short, the artifact and summary records missing), so this reads
+    again until the run's last record, ``exit``, is there."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    [log_file] = Path(run_dir).glob("run-*.wandb")
-    out = []
-    for chunk in _chunks(log_file.read_bytes()):
-        record = pb.Record()
-        record.ParseFromString(chunk)
-        out.append(record)
-    return out
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out = []
+        for log_file in Path(run_dir).glob("run-*.wandb"):
+            for chunk in _chunks(log_file.read_bytes()):
+                record = pb.Record()
+                record.ParseFromString(chunk)
+                out.append(record)
+        if (out and out[-1].WhichOneof("record_type") == "exit") \
+                or time.monotonic() > deadline:
+            return out
+        time.sleep(0.05)
