@@ -74,6 +74,7 @@ class SigningKey:
 
     signer: CryptoSigner
     kind: str  # "ed25519", "ecdsa-p256", "ecdsa-p384"
+    public: Any  # its public key (cryptography)
 
     @property
     def keyid(self) -> str:
@@ -84,7 +85,12 @@ class SigningKey:
         return f"{self.kind} key {self.keyid}"
 
     def public_pem(self) -> str:
-        return str(self.signer.public_key.keyval["public"])
+        """The public half as PEM (SubjectPublicKeyInfo), as ``openssl pkey -pubout``
+        writes it (securesystemslib keeps an Ed25519 key as hex, not PEM)."""
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        return str(self.public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+                   .decode("ascii"))
 
 
 def load_signing_key(path: str | Path, password: bytes | None = None) -> SigningKey:
@@ -120,7 +126,7 @@ def load_signing_key(path: str | Path, password: bytes | None = None) -> Signing
     kind = _kind(key)
     if kind is None:
         raise _refused(path, key)
-    return SigningKey(CryptoSigner(key), kind)
+    return SigningKey(CryptoSigner(key), kind, key.public_key())
 
 
 @dataclass(frozen=True)
