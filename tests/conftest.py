@@ -35,7 +35,7 @@ OPTIONAL_DEPENDENCIES: dict[str, tuple[tuple[str, ...], str]] = {
     "mlflow": (("mlflow",), "mlflow"),
     "wandb": (("wandb",), "wandb"),
     "attestation": (("in_toto_attestation", "sigstore_models"), "attestation"),
-    "standards": (("cyclonedx",), "standards"),
+    "standards": (("cyclonedx", "spdx_python_model"), "standards"),
 }
 
 BLOCK_ENV = "MRV_TEST_BLOCK_MODULES"
