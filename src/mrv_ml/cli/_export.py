@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mrv_ml.cli._app import app, console_err
+from mrv_ml.cli._standards import FORMATS, StandardOptions, check_options, export_standard
 from mrv_ml.cli._timestamp import TsaRootOption
 
 if TYPE_CHECKING:
@@ -25,6 +26,11 @@ class ExportFormat(str, enum.Enum):
     hf_model_card = "hf-model-card"
     in_toto = "in-toto"
     sigstore_bundle = "sigstore-bundle"
+    boamps = "boamps"
+    cyclonedx = "cyclonedx"
+    spdx_ai = "spdx-ai"
+    sci = "sci"
+    ai_act = "ai-act"
 
 
 class TrainingType(str, enum.Enum):
@@ -34,15 +40,22 @@ class TrainingType(str, enum.Enum):
 
 @app.command("export")
 def export_command(
-    ref: Annotated[str, typer.Argument(
-        metavar="RECORD", help="A record file, or an MRV ID (or unique prefix) in the store.")],
+    refs: Annotated[list[str], typer.Argument(
+        metavar="RECORD...",
+        help="A record file, or an MRV ID (or unique prefix) in the store; cyclonedx, "
+             "spdx-ai, sci and ai-act take several records of one model (a fine-tune and "
+             "its parent, a sweep).")],
     fmt: Annotated[ExportFormat, typer.Option(
         "--format", "-f", case_sensitive=False,
-        metavar="hf-model-card|in-toto|sigstore-bundle",
+        metavar="hf-model-card|in-toto|sigstore-bundle|boamps|cyclonedx|spdx-ai|sci|ai-act",
         help="hf-model-card: the YAML metadata of a Hugging Face model card "
              "(co2_eq_emissions and an mrv block); in-toto: a signed in-toto "
              "attestation; sigstore-bundle: a Sigstore bundle signed with --key (cosign "
-             "verify-blob[-attestation] reads it), nothing uploaded.")],
+             "verify-blob[-attestation] reads it), nothing uploaded; boamps: Boavizta's "
+             "AI energy report; cyclonedx: a CycloneDX 1.6 ML-BOM; spdx-ai: an SPDX 3.0 AI "
+             "package; sci: the Software Carbon Intensity (ISO/IEC 21031); ai-act: the EU "
+             "AI Act's Annex XI energy section (Markdown with JSON). Each names the MRV ID "
+             "and the fingerprint mrv verify checks.")],
     model_card: Annotated[Path | None, typer.Option(
         "--model-card", metavar="FILE",
         help="hf-model-card: the card (README.md) to update, in place unless -o; the rest "
@@ -62,6 +75,39 @@ def export_command(
         help="sigstore-bundle: an RFC 3161 authority (URL, or a preset: sigstore, digicert, "
              "freetsa) to timestamp the signature at, into the bundle; repeatable.")] = None,
     tsa_roots: TsaRootOption = None,
+    task_family: Annotated[str | None, typer.Option(
+        "--task-family", metavar="TEXT",
+        help="boamps: the task family (imageClassification, textGeneration...); else the "
+             "record's tag task_family, else unspecified.")] = None,
+    infra_type: Annotated[str | None, typer.Option(
+        "--infra-type", metavar="TYPE",
+        help="boamps: publicCloud, privateCloud, onPremise or other (default).")] = None,
+    functional_unit: Annotated[str | None, typer.Option(
+        "--functional-unit", metavar="LABEL=N",
+        help="sci: the functional unit R, N of LABEL in the run (\"1M training tokens=42\", "
+             "\"sample=50000\", \"FLOP=3e18\"), or epoch (the records' epochs).")] = None,
+    embodied_kg: Annotated[float | None, typer.Option(
+        "--embodied-kg", metavar="KG",
+        help="sci: the hardware's total embodied emissions, kg CO2e (M = KG x run time / "
+             "lifetime x share); 0 leaves M out and says so. There is no default.")] = None,
+    lifetime_years: Annotated[float | None, typer.Option(
+        "--lifetime-years", metavar="YEARS",
+        help="sci: the hardware's expected lifespan, over which --embodied-kg is "
+             "spread.")] = None,
+    hardware_share: Annotated[float | None, typer.Option(
+        "--hardware-share", metavar="SHARE",
+        help="sci: the part of the hardware reserved for the run, in (0, 1] (default "
+             "1).")] = None,
+    training_flops: Annotated[float | None, typer.Option(
+        "--training-flops", metavar="FLOP",
+        help="ai-act: the training compute as you state it.")] = None,
+    parameters: Annotated[float | None, typer.Option(
+        "--parameters", metavar="N",
+        help="ai-act: the model's parameters, with --tokens for the estimate C = 6 N D, "
+             "labelled as an estimate.")] = None,
+    tokens: Annotated[float | None, typer.Option(
+        "--tokens", metavar="N", help="ai-act: the training tokens (see --parameters).")]
+    = None,
     subjects: Annotated[list[Path] | None, typer.Option(
         "--subject", metavar="FILE",
         help="in-toto, sigstore-bundle dsse: an artifact the attestation covers (model weights, ...), by its "
@@ -97,8 +143,9 @@ def export_command(
         help="Record store directory (default: MRV_DATA_DIR, the config file, or "
              "./mrv_data).")] = None,
 ) -> None:
-    """Export a record: Hugging Face model-card metadata, an in-toto attestation, or a
-    Sigstore bundle.
+    """Export a record: Hugging Face model-card metadata, an in-toto attestation, a
+    Sigstore bundle, or the reporting standards (BoAmps, CycloneDX, SPDX AI, SCI, the AI
+    Act's energy section), to standard output unless -o.
 
     Exit 2 for an unknown record, 3 for a record or card that cannot be used (nothing is
     written), 9 for a record that is not anchored and 11 for one anchored only on this
@@ -109,6 +156,21 @@ def export_command(
     from mrv_ml.config import load_settings
 
     settings = load_settings({"data_dir": str(data_dir)} if data_dir is not None else None)
+    standard = StandardOptions(task_family, infra_type, functional_unit, embodied_kg,
+                               lifetime_years, hardware_share, training_flops, parameters,
+                               tokens)
+    check_options(fmt.value if fmt.value in FORMATS else None, standard)
+    if fmt.value in FORMATS:
+        if model_card or push or run_verify or replace or allow_unanchored or training_type \
+                or subjects or tsa or tsa_roots or content != "dsse":
+            raise typer.BadParameter(f"--format {fmt.value} takes the records, -o, --key "
+                                     "(boamps) and its own options only")
+        export_standard(fmt.value, refs, settings, output, standard,
+                        _signing_key(key) if key is not None else None)
+        return
+    if len(refs) != 1:
+        raise typer.BadParameter(f"--format {fmt.value} exports one record")
+    ref = refs[0]
     if fmt is not ExportFormat.sigstore_bundle and (tsa or tsa_roots or content != "dsse"):
         raise typer.BadParameter("--content, --tsa and --tsa-root are for --format "
                                  "sigstore-bundle (a record's own timestamps: mrv timestamp)")

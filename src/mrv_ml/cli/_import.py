@@ -1,4 +1,4 @@
-"""``mrv import``: records from measurements mrv-ml did not take (CodeCarbon's CSV)."""
+"""``mrv import``: records from measurements mrv-ml did not take (CodeCarbon's CSV, BoAmps)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from mrv_ml.cli._options import (
     _settings,
 )
 
-import_app = typer.Typer(help="Make records from other tools' output (CodeCarbon's emissions.csv).",
+import_app = typer.Typer(help="Make records from other tools' output (CodeCarbon's "
+                                "emissions.csv, BoAmps reports).",
                          no_args_is_help=True, context_settings=HELP_OPTIONS)
 app.add_typer(import_app, name="import")
 
@@ -91,3 +92,33 @@ def import_codecarbon_command(
                   if not o.anchored and o.error_exit_code is not None]
         if failed:
             raise typer.Exit(failed[0].error_exit_code or 8)
+
+
+@import_app.command("boamps")
+def import_boamps_command(
+    report_file: Annotated[Path, typer.Argument(
+        metavar="REPORT_JSON", help="A BoAmps report (Boavizta's AI energy-report format).")],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Check the report and say what would be imported; write "
+                          "nothing.")] = False,
+    data_dir: DataDirOption = None, as_json: JsonOption = False,
+) -> None:
+    """One record from a BoAmps report, marked as imported (its tool measured it; mrv-ml
+    did not watch the run), left pending for mrv anchor. A report imported before is not
+    imported again. Exit 3 for a report that is not valid BoAmps (nothing is written)."""
+    from mrv_ml.importers.boamps import import_boamps
+    from mrv_ml.storage.store import RecordStore
+
+    settings = _settings(None, None, None, data_dir)
+    result = import_boamps(report_file, RecordStore(settings.data_dir), dry_run=dry_run)
+    if as_json:
+        _print_json({"file": str(report_file), "mrv_id": result.mrv_id,
+                     "duplicate": result.duplicate, "dry_run": dry_run})
+    elif result.duplicate:
+        console.print(f"= already imported as {result.mrv_id}", markup=False)
+    else:
+        verb = "would import" if dry_run else "imported"
+        console.print(_safe(f"📥 {report_file.name}: {verb} as {result.mrv_id}"),
+                      markup=False)
+        if not dry_run:
+            console.print("Pending: mrv anchor anchors it.", markup=False)

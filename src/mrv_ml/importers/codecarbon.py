@@ -404,15 +404,16 @@ class ImportResult:
     dry_run: bool = False
 
 
-def imported_rows(store: RecordStore) -> dict[str, str]:
-    """``source_row_sha256`` → ``mrv_id`` of every record imported into ``store`` from a
-    CodeCarbon CSV. Only records tagged ``imported`` are opened (the listing's index has
-    the tags), so a large store of tracked runs costs one listing."""
+def imported_rows(store: RecordStore, importer: str = IMPORTER) -> dict[str, str]:
+    """``source_row_sha256`` → ``mrv_id`` of every record imported into ``store`` by
+    ``importer`` (a CodeCarbon CSV's rows, a BoAmps report). Only records tagged
+    ``imported`` are opened (the listing's index has the tags), so a large store of tracked
+    runs costs one listing."""
     from mrv_ml.storage.store import UNREADABLE
 
     found: dict[str, str] = {}
     for summary in store.list():
-        if summary.status == UNREADABLE or summary.tags.get("imported") != IMPORTER:
+        if summary.status == UNREADABLE or summary.tags.get("imported") != importer:
             continue
         try:
             record = store.load(summary.mrv_id)
