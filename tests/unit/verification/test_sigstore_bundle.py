@@ -19,6 +19,7 @@ import pytest
 from mrv_ml.storage.store import RecordStore
 from mrv_ml.verification.intoto import PREDICATE_TYPE
 from tests.support.cli import MRV
+from tests.support.keys import key_pair
 from tests.support.records import make_sample_record
 from tests.support.tsa import LocalTSA
 
@@ -27,20 +28,6 @@ from tests.support.tsa import LocalTSA
 def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTSA]:
     with LocalTSA(tmp_path_factory.mktemp("tsa")) as tsa:
         yield tsa
-
-
-def _pair(tmp_path: Path, kind: str) -> tuple[Path, Any]:
-    """A PKCS#8 private key file and its public key (cryptography)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-
-    key: Any = ed25519.Ed25519PrivateKey.generate() if kind == "ed25519" \
-        else ec.generate_private_key(ec.SECP256R1())
-    path = tmp_path / f"{kind}.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    return path, key.public_key()
 
 
 def _record() -> tuple[Path, str]:
@@ -72,7 +59,7 @@ def test_a_dsse_bundle_parses_verifies_and_its_timestamp_stamps_the_signature(
     from securesystemslib.dsse import Envelope
     from securesystemslib.signer import SSlibKey
 
-    private, public = _pair(tmp_path, kind)
+    private, public = key_pair(tmp_path, kind)
     record_path, mrv_id = _record()
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(b"\x01" * 4096)
@@ -107,7 +94,7 @@ def test_a_message_bundle_signs_the_record_files_bytes(kind: str, mrv: MRV,
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    private, public = _pair(tmp_path, kind)
+    private, public = key_pair(tmp_path, kind)
     record_path, mrv_id = _record()
     out = tmp_path / "message.sigstore.json"
     code, said, err = mrv("export", record_path, "-f", "sigstore-bundle", "--content",
@@ -134,7 +121,7 @@ def test_a_message_bundle_signs_the_record_files_bytes(kind: str, mrv: MRV,
 
 
 def test_bad_requests_are_refused_and_nothing_is_written(mrv: MRV, tmp_path: Path) -> None:
-    private, _ = _pair(tmp_path, "ecdsa")
+    private, _ = key_pair(tmp_path, "ecdsa")
     _, mrv_id = _record()
     out = tmp_path / "b.json"
     code, said, err = mrv("export", mrv_id, "-f", "sigstore-bundle", "-o", out)

@@ -41,17 +41,14 @@ The document is validated with the library's strict JSON validator before it is 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from mrv_ml._version import __version__
 from mrv_ml.errors import MissingExtraError, RecordError
-from mrv_ml.record.schema import MRV_ID_PATTERN, is_rfc3339
 from mrv_ml.reporting.standards.evidence import Component as Part
-from mrv_ml.reporting.standards.evidence import Evidence
+from mrv_ml.reporting.standards.evidence import Evidence, distinct
 
 if TYPE_CHECKING:
     from cyclonedx.model import Property
@@ -90,39 +87,6 @@ def _num(value: float) -> str:
 def _bound(value: float) -> str:
     # A bound is computed (a figure times a factor): 12 significant digits, not float noise.
     return _num(float(f"{value:.12g}"))
-
-
-def _end_time(e: Evidence) -> datetime:
-    # The document's timestamp is the records' own time, never the clock's: deterministic.
-    stamps = e.record.get("timestamps")
-    for key in ("end_time", "start_time"):
-        text = stamps.get(key) if isinstance(stamps, Mapping) else None
-        if isinstance(text, str) and is_rfc3339(text):
-            text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # datetime keeps microseconds only
-            try:
-                return datetime.fromisoformat(
-                    re.sub(r"[Zz]$", "+00:00", text)).astimezone(timezone.utc)
-            except ValueError:
-                continue
-    raise RecordError(f"{e.mrv_id}: the record states no end time: a CycloneDX export needs "
-                      "one for its timestamp")
-
-
-def _distinct(evidence: Sequence[Evidence]) -> list[Evidence]:
-    """The records, each once; RecordError for two different records under one MRV ID."""
-    if not evidence:
-        raise RecordError("no record to export as CycloneDX")
-    by_id: dict[str, Evidence] = {}
-    for e in evidence:
-        # The ID goes into a URN and property names: only the schema's form is safe there.
-        if not MRV_ID_PATTERN.fullmatch(e.mrv_id):
-            raise RecordError(f"{e.mrv_id[:_MAX_QUOTE]!r} is not an MRV ID: the record cannot "
-                              "be exported as CycloneDX")
-        seen = by_id.setdefault(e.mrv_id, e)
-        if seen.fingerprint != e.fingerprint:
-            raise RecordError(f"{e.mrv_id}: given twice, as two different records "
-                              f"({seen.fingerprint_uri} and {e.fingerprint_uri}): export one")
-    return sorted(by_id.values(), key=lambda e: e.mrv_id)
 
 
 def _method(part: Part) -> str:
@@ -247,7 +211,7 @@ def render(evidence: Sequence[Evidence]) -> str:
         raise MissingExtraError("CycloneDX export needs cyclonedx-python-lib: pip install "
                                 f"'mrv-ml[{EXTRA}]' (import failed: {missing})") from missing
 
-    records = _distinct(evidence)
+    records = distinct(evidence, "CycloneDX")
     models: dict[str, list[Evidence]] = {}
     for e in records:
         models.setdefault(model_name(e), []).append(e)
@@ -283,7 +247,7 @@ def render(evidence: Sequence[Evidence]) -> str:
                                      "\n".join(sorted(e.fingerprint for e in records))),
             components=components,
             metadata=BomMetaData(
-                timestamp=max(_end_time(e) for e in records),
+                timestamp=max(e.end_time for e in records),
                 tools=ToolRepository(components=[Component(
                     type=ComponentType.APPLICATION, name="mrv-ml", version=__version__)]),
                 properties=meta))

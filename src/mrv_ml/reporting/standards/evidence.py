@@ -13,8 +13,10 @@ point a reader at evidence that does not hold for what it reports.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,12 @@ from mrv_ml.errors import RecordError
 from mrv_ml.measure.uncertainty import bounds_kwh
 from mrv_ml.record.hashing import HASH_ALGORITHM, compute_hash
 from mrv_ml.record.proof import Proof
+from mrv_ml.record.schema import MRV_ID_PATTERN, is_rfc3339
 from mrv_ml.record.trust import TRUST_NOTES, Trust, proof_trust
 from mrv_ml.reporting.text import field_at
 
-__all__ = ["COMPONENTS", "Anchoring", "Component", "Evidence", "Figures", "evidence_of",
-           "load_evidence"]
+__all__ = ["COMPONENTS", "Anchoring", "Component", "Evidence", "Figures", "distinct",
+           "evidence_of", "load_evidence"]
 
 COMPONENTS = ("cpu", "gpu", "ram")
 
@@ -157,6 +160,23 @@ class Evidence:
         return self.path.name if self.path is not None else f"{self.mrv_id}.json"
 
     @property
+    def end_time(self) -> datetime:
+        """When the run ended (else began), UTC: the time an export is dated by, never the
+        clock's, so the same records give the same document."""
+        stamps = self.record.get("timestamps")
+        for key in ("end_time", "start_time"):
+            text = stamps.get(key) if isinstance(stamps, Mapping) else None
+            if isinstance(text, str) and is_rfc3339(text):
+                text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # datetime keeps microseconds
+                try:
+                    return datetime.fromisoformat(
+                        re.sub(r"[Zz]$", "+00:00", text)).astimezone(timezone.utc)
+                except ValueError:
+                    continue
+        raise RecordError(f"{self.mrv_id}: the record states no end time: an export is dated "
+                          "by it")
+
+    @property
     def verify_command(self) -> str:
         """What a reader runs, with the record and its proof file beside it."""
         return f"mrv verify {self.record_file_name}"
@@ -247,6 +267,23 @@ def evidence_of(record: Mapping[str, Any], proof: Proof | None = None,
                    for t in (proof.timestamps if proof is not None else ()))
     return Evidence(record, path, proof, mrv_id, digest, figures_of(record),
                     _anchoring(proof), stamps)
+
+
+def distinct(evidence: Sequence[Evidence], what: str) -> list[Evidence]:
+    """The records, each once, by MRV ID; RecordError for none, for an ID not of the
+    schema's form (it goes into identifiers and URNs), or for two records under one ID."""
+    if not evidence:
+        raise RecordError(f"no record to export as {what}")
+    by_id: dict[str, Evidence] = {}
+    for e in evidence:
+        if not MRV_ID_PATTERN.fullmatch(e.mrv_id):
+            raise RecordError(f"{e.mrv_id[:80]!r} is not an MRV ID: the record cannot be "
+                              f"exported as {what}")
+        seen = by_id.setdefault(e.mrv_id, e)
+        if seen.fingerprint != e.fingerprint:
+            raise RecordError(f"{e.mrv_id}: given twice, as two different records "
+                              f"({seen.fingerprint_uri} and {e.fingerprint_uri}): export one")
+    return sorted(by_id.values(), key=lambda e: e.mrv_id)
 
 
 def load_evidence(refs: Sequence[str | Path], data_dir: str | Path) -> list[Evidence]:

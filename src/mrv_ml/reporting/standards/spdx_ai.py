@@ -51,7 +51,6 @@ import json
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timezone
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -59,8 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 from mrv_ml._version import __version__
 from mrv_ml.errors import MissingExtraError, RecordError
-from mrv_ml.record.schema import MRV_ID_PATTERN, is_rfc3339
-from mrv_ml.reporting.standards.evidence import Evidence
+from mrv_ml.reporting.standards.evidence import Evidence, distinct
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -104,41 +102,15 @@ def _bound(value: float) -> float:
     return float(f"{value:.12g}")
 
 
-def _end_time(e: Evidence) -> datetime:
-    # The document's times are the records' own, never the clock's: deterministic.
-    stamps = e.record.get("timestamps")
-    for key in ("end_time", "start_time"):
-        text = stamps.get(key) if isinstance(stamps, Mapping) else None
-        if isinstance(text, str) and is_rfc3339(text):
-            text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # datetime keeps microseconds only
-            try:
-                return datetime.fromisoformat(
-                    re.sub(r"[Zz]$", "+00:00", text)).astimezone(timezone.utc)
-            except ValueError:
-                continue
-    raise RecordError(f"{e.mrv_id}: the record states no end time: an SPDX export needs one "
-                      "for its creation time")
-
-
 def _distinct(evidence: Sequence[Evidence]) -> list[Evidence]:
-    """The records, each once, by MRV ID; RecordError for two records under one ID."""
-    if not evidence:
-        raise RecordError("no record to export as SPDX")
-    by_id: dict[str, Evidence] = {}
-    for e in evidence:
-        # Only the schema's form of an ID: it is what a reader looks the record up by.
-        if not MRV_ID_PATTERN.fullmatch(e.mrv_id):
-            raise RecordError(f"{e.mrv_id[:80]!r} is not an MRV ID: the record cannot be "
-                              "exported as SPDX")
-        # The fingerprint makes the spdxIds: a SHA-256 in hex, nothing else, goes there.
+    """The records, each once (:func:`distinct`); their fingerprints make the spdxIds: a
+    SHA-256 in hex, nothing else, goes there."""
+    records = distinct(evidence, "SPDX")
+    for e in records:
         if not _SHA256_HEX.fullmatch(e.fingerprint):
             raise RecordError(f"{e.mrv_id}: {e.fingerprint[:80]!r} is not a SHA-256 "
                               "fingerprint: the record cannot be exported as SPDX")
-        seen = by_id.setdefault(e.mrv_id, e)
-        if seen.fingerprint != e.fingerprint:
-            raise RecordError(f"{e.mrv_id}: given twice, as two different records "
-                              f"({seen.fingerprint_uri} and {e.fingerprint_uri}): export one")
-    return sorted(by_id.values(), key=lambda e: e.mrv_id)
+    return records
 
 
 def _figures(e: Evidence) -> dict[str, Any]:
@@ -191,7 +163,7 @@ def _document(spdx: ModuleType, records: list[Evidence]) -> Any:
     doc_id = ID_PREFIX + hashlib.sha256(
         "\n".join(sorted(e.fingerprint for e in records)).encode("ascii")).hexdigest()
     info = spdx.CreationInfo(
-        specVersion=SPEC_VERSION, created=max(_end_time(e) for e in records),
+        specVersion=SPEC_VERSION, created=max(e.end_time for e in records),
         comment="created is the end time of the newest record's training, not the moment of "
                 "export, so that the same records give the same document")
     agent = spdx.SoftwareAgent(spdxId=f"{doc_id}#mrv-ml", name="mrv-ml", creationInfo=info)
@@ -211,7 +183,7 @@ def _document(spdx: ModuleType, records: list[Evidence]) -> Any:
     packages: list[Any] = []
     for name, runs in sorted(models.items()):
         pkg_id = f"{doc_id}#model-{uuid.uuid5(_UUID_NAMESPACE, name)}"
-        trained = max(_end_time(e) for e in runs)
+        trained = max(e.end_time for e in runs)
         package = spdx.ai_AIPackage(
             spdxId=pkg_id, name=name, creationInfo=info,
             software_primaryPurpose=spdx.software_SoftwarePurpose.model,

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from mrv_ml.errors import RecordError
 from mrv_ml.reporting.standards import boamps
 from mrv_ml.reporting.standards.evidence import evidence_of
 from mrv_ml.verification.keys import load_signing_key
+from tests.support.keys import key_pair
 from tests.support.records import make_sample_record
 from tests.unit.reporting.standards.test_evidence import estimated_record
 
@@ -89,19 +90,9 @@ def test_the_quality_tier_follows_the_ranges(low: float, high: float, tier: str 
     assert boamps.quality_of(evidence_of(estimated_record()).figures) is None
 
 
-def _key(tmp_path: Path, kind: str) -> tuple[Path, Any]:
-    private = ed25519.Ed25519PrivateKey.generate() if kind == "ed25519" \
-        else ec.generate_private_key(ec.SECP256R1())
-    path = tmp_path / f"{kind}.pem"
-    path.write_bytes(private.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return path, private.public_key()
-
-
 @pytest.mark.parametrize("kind", ["ecdsa", "ed25519"])
 def test_a_signed_report_carries_a_hash_anyone_checks(kind: str, tmp_path: Path) -> None:
-    path, public = _key(tmp_path, kind)
+    path, public = key_pair(tmp_path, kind)
     report = _report(make_sample_record(), key=load_signing_key(path))
     h = report["$hash"]
     assert h["cryptographicAlgorithm"] == ("EDDSA" if kind == "ed25519" else "ECDSA")

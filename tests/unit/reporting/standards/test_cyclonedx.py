@@ -167,15 +167,7 @@ def test_bad_input_is_refused_with_a_one_line_record_error() -> None:
         evidence_of(failed)  # render is never reached with a record without figures
     with pytest.raises(RecordError, match="no record"):
         render([])
-    e = evidence_of(make_sample_record())
-    changed = evidence_of({**e.record, "outcome": {"status": "failed"}})
-    with pytest.raises(RecordError, match="two different records"):
-        render([e, changed])
-    hostile_id = evidence_of(make_sample_record(mrv_id="MRV-x\n\x1b[2J" + "y" * 10_000))
-    with pytest.raises(RecordError, match="is not an MRV ID") as err:
-        render([hostile_id])
-    assert "\n" not in str(err.value) and "\x1b" not in str(err.value)
-    assert len(str(err.value)) < 300
+    e = evidence_of(make_sample_record())  # (the shared checks: test_evidence.py)
     # what the schema refuses is caught by the validator before anything is returned
     garbled = dataclasses.replace(e, fingerprint="not-hex")
     with pytest.raises(RecordError, match="cannot be expressed as valid CycloneDX 1.6"):

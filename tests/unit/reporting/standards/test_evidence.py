@@ -82,3 +82,23 @@ def test_the_evidence_names_the_fingerprint_and_the_anchoring(mrv: object) -> No
     assert e.anchoring is not None and e.anchoring.trust is Trust.LOCAL
     assert e.anchoring.chain_id == 1337 and e.anchoring.tx_hash
     assert e.verify_command == f"mrv verify {Path(path).name}"
+
+
+def test_distinct_records_each_once_and_refuses_what_no_identifier_may_hold() -> None:
+    from mrv_ml.reporting.standards.evidence import distinct
+
+    e = evidence_of(make_sample_record())
+    assert distinct([e, e], "X") == [e]
+    with pytest.raises(RecordError, match="no record to export as X"):
+        distinct([], "X")
+    changed = evidence_of({**e.record, "outcome": {"status": "failed"}})
+    with pytest.raises(RecordError, match="two different records"):
+        distinct([e, changed], "X")
+    hostile_id = evidence_of(make_sample_record(mrv_id="MRV-x\n\x1b[2J" + "y" * 10_000))
+    with pytest.raises(RecordError, match="is not an MRV ID") as err:
+        distinct([hostile_id], "X")
+    assert "\n" not in str(err.value) and "\x1b" not in str(err.value)
+    assert len(str(err.value)) < 300
+    no_time = evidence_of(make_sample_record(timestamps={"end_time": "yesterday"}))
+    with pytest.raises(RecordError, match="no end time"):
+        no_time.end_time  # noqa: B018 - the property raises
