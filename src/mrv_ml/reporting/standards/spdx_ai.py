@@ -36,12 +36,14 @@ What is checked before returning: the bindings refuse, as each value is set and 
 document is serialized, what the SPDX model does not allow (types, patterns, vocabularies,
 required and maximal counts: the bindings are generated from the SPDX SHACL model), and the
 document is read back with the bindings' deserializer and compared with what was exported.
-SPDX's own validator (``spdx3-validate``: the JSON schema and the SHACL shapes) needs the
-SPDX 3.0.1 JSON schema, SHACL model and JSON-LD context, which it downloads from spdx.org on
-each run and which no package ships: :func:`validate` runs it with local copies of those
-three files (nothing is ever fetched), and :func:`render` runs it too where they are
-vendored in ``mrv_ml/schema/spdx/3.0.1/``. They are not vendored yet: spdx.org could not be
-reached from where this was built.
+Then the document is checked against SPDX's published 3.0.1 JSON schema, vendored in
+``mrv_ml/schema/spdx/3.0.1/spdx-json-schema.json`` (``VENDORED.md``: its source and its
+SHA-256, the same as spdx.org's), the first of the two checks of SPDX's validator
+(``spdx3-validate``). The second, its SHACL shapes, needs the SPDX model (``spdx-model.ttl``)
+and JSON-LD context, which spdx3-validate downloads from spdx.org on each run and which no
+package this project can reach ships: :func:`validate` runs both with local copies of the
+three files (nothing is ever fetched), and :func:`render` runs it too once the other two are
+vendored beside the schema.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 __all__ = ["CONTEXT_URL", "EXTRA", "ID_PREFIX", "SPEC_VERSION", "VALIDATION_FILES",
-           "model_name", "render", "validate", "vendored_validation_data"]
+           "check_schema", "model_name", "render", "validate", "vendored_validation_data"]
 
 EXTRA = "standards"
 SPEC_VERSION = "3.0.1"
@@ -290,11 +292,29 @@ def _read_back(spdx: ModuleType, text: str, records: list[Evidence]) -> None:
                           "of: it is not exported")
 
 
+def _vendored() -> Path:
+    return Path(str(resources.files("mrv_ml") / "schema" / "spdx" / SPEC_VERSION))
+
+
 def vendored_validation_data() -> Path | None:
-    """The folder of the SPDX 3.0.1 files :func:`validate` needs, where they are vendored
-    (``mrv_ml/schema/spdx/3.0.1/``), else None."""
-    folder = Path(str(resources.files("mrv_ml") / "schema" / "spdx" / SPEC_VERSION))
+    """The folder of the SPDX 3.0.1 files :func:`validate` needs, where all three are
+    vendored (``mrv_ml/schema/spdx/3.0.1/``), else None."""
+    folder = _vendored()
     return folder if all((folder / name).is_file() for name in VALIDATION_FILES) else None
+
+
+def check_schema(text: str) -> None:
+    """RecordError unless ``text`` is valid under SPDX's published 3.0.1 JSON schema (the
+    vendored copy): spdx3-validate's first check, offline."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    schema = json.loads((_vendored() / VALIDATION_FILES[0]).read_text(encoding="utf-8"))
+    error = best_match(Draft202012Validator(schema).iter_errors(json.loads(text)))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(the document)"
+        raise RecordError(f"the records cannot be expressed as valid SPDX {SPEC_VERSION}: "
+                          f"{where}: {' '.join(error.message.split())[:_MAX_QUOTE]}")
 
 
 def validate(text: str, data_dir: Path) -> None:
@@ -354,6 +374,7 @@ def render(evidence: Sequence[Evidence]) -> str:
         raise RecordError(f"the records cannot be expressed as SPDX {SPEC_VERSION}: "
                           f"{str(refused)[:_MAX_QUOTE]}") from refused
     _read_back(spdx, text, records)
+    check_schema(text)
     data_dir = vendored_validation_data()
     if data_dir is not None:
         validate(text, data_dir)

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +234,39 @@ def test_a_missing_library_is_named_with_the_extra(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "spdx_python_model", None)  # as if not installed
     with pytest.raises(MissingExtraError, match=r"pip install 'mrv-ml\[standards\]'"):
         render([evidence_of(make_sample_record())])
+
+
+def test_spdx3_validates_own_json_schema_check_agrees_with_the_export() -> None:
+    """The vendored schema is spdx.org's (its SHA-256), and spdx3-validate's own JSON-schema
+    check passes what render returns and fails what SPDX refuses."""
+    import hashlib
+    from importlib import resources
+
+    from spdx3_validate.core import schema_validator
+
+    from mrv_ml.reporting.standards.spdx_ai import check_schema
+
+    file = resources.files("mrv_ml") / "schema" / "spdx" / "3.0.1" / VALIDATION_FILES[0]
+    assert hashlib.sha256(file.read_bytes()).hexdigest() == \
+        "582c64e809d5b3ef9bd0c4de13a32391b47b0284a3e8d199569fb96f649234b1"
+    validator = schema_validator(json.loads(file.read_text()))
+    text = render([evidence_of(make_sample_record())])
+    assert list(validator.iter_errors(json.loads(text))) == []
+    broken = json.loads(text)
+    quantities = [n for n in _nodes(broken) if "ai_energyQuantity" in n]
+    assert quantities
+    for node in quantities:
+        node["ai_energyQuantity"] = "2.3e-05"  # an exponent: not an xsd:decimal
+    assert list(validator.iter_errors(broken)) != []
+    with pytest.raises(RecordError, match="cannot be expressed as valid SPDX 3.0.1"):
+        check_schema(json.dumps(broken))
+
+
+def _nodes(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        yield value
+        for v in value.values():
+            yield from _nodes(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _nodes(v)
