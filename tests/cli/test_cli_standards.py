@@ -82,3 +82,18 @@ def test_a_changed_record_is_not_exported(anchored: dict, mrv: MRV, tmp_path: Pa
         store.proof_path_for(anchored["mrv_id"]).read_bytes())
     code, out, err = mrv("export", str(changed), "-f", "ai-act")
     assert code == 3 and "changed since it was anchored" in err and out == ""
+
+
+def test_a_signed_boamps_export_and_key_misuse(anchored: dict, mrv: MRV, tmp_path: Path
+                                               ) -> None:
+    from tests.support.keys import key_pair
+
+    private, _ = key_pair(tmp_path, "ed25519")
+    code, out, err = mrv("export", anchored["mrv_id"], "-f", "boamps", "--key", str(private))
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["$hash"]["cryptographicAlgorithm"] == "EDDSA"
+    assert "BEGIN PUBLIC KEY" in report["header"]["publisher"]["publicKey"]
+    code, out, err = mrv("export", anchored["mrv_id"], "-f", "sci", "--key", str(private),
+                         "--functional-unit", "epoch", "--embodied-kg", "0")
+    assert code == 64 and "--key signs" in err

@@ -151,7 +151,7 @@ def export_command(
     written), 9 for a record that is not anchored and 11 for one anchored only on this
     machine (unless --allow-unanchored), 4 when the Hub or a timestamp authority cannot be
     reached (or the authority's answer does not hold), 7 when in-toto has no usable signing
-    key (--key, PRIVATE_KEY or a keystore; sigstore-bundle: --key).
+    key (--key, PRIVATE_KEY or a keystore; sigstore-bundle and boamps: --key).
     """
     from mrv_ml.config import load_settings
 
@@ -165,6 +165,8 @@ def export_command(
                 or subjects or tsa or tsa_roots or content != "dsse":
             raise typer.BadParameter(f"--format {fmt.value} takes the records, -o, --key "
                                      "(boamps) and its own options only")
+        if key is not None and fmt is not ExportFormat.boamps:
+            raise typer.BadParameter("--key signs in-toto, sigstore-bundle and boamps exports")
         export_standard(fmt.value, refs, settings, output, standard,
                         _signing_key(key) if key is not None else None)
         return

@@ -87,8 +87,6 @@ def export_standard(fmt: str, refs: Sequence[str], settings: Settings, output: P
     from mrv_ml.reporting.standards.evidence import load_evidence
     from mrv_ml.storage.atomicfile import write_bytes
 
-    if key is not None and fmt != "boamps":
-        raise typer.BadParameter("--key signs in-toto, sigstore-bundle and boamps exports")
     evidence = load_evidence(refs, settings.data_dir)
     text = _render(fmt, evidence, options, key)
     if output is None:
