@@ -41,7 +41,7 @@ class TrainingType(str, enum.Enum):
 @app.command("export")
 def export_command(
     refs: Annotated[list[str], typer.Argument(
-        metavar="RECORD...",
+        metavar="RECORD",
         help="A record file, or an MRV ID (or unique prefix) in the store; cyclonedx, "
              "spdx-ai, sci and ai-act take several records of one model (a fine-tune and "
              "its parent, a sweep).")],
