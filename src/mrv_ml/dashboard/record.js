@@ -3,7 +3,7 @@
 // validate_record (the full JSON Schema stays Python's; the page checks the fields it shows).
 import { InputError } from "./strictjson.js";
 
-export const KNOWN_SCHEMAS = ["1.0", "1.1"];
+export const KNOWN_SCHEMAS = ["1.0", "1.1", "1.2"];
 const ID_RE = /^MRV-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 

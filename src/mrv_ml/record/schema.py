@@ -39,9 +39,9 @@ from mrv_ml.errors import (
 from mrv_ml.record.strictjson import dump_json_bytes, parse_json_strict, read_file_bytes
 
 #: The schema version this release writes.
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 #: Every schema version this release can read and verify, oldest first.
-SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("1.0", "1.1")
+SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("1.0", "1.1", "1.2")
 #: The arrays of a power series (schema 1.1), one value per interval each.
 POWER_SERIES_ARRAYS = ("start_offset_s", "duration_s", "cpu_power_w", "gpu_power_w",
                        "ram_power_w", "measured")

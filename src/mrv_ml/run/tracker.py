@@ -66,6 +66,7 @@ from mrv_ml.run.environment import software_versions, source_state
 from mrv_ml.run.finish import Finished
 from mrv_ml.run.forecast import Forecast, Forecaster, forecast_line, point_at
 from mrv_ml.run.heartbeat import DEFAULT_FIRST_AFTER_S, Heartbeat, Pulse
+from mrv_ml.run.scheduler import scheduler_section
 from mrv_ml.storage.store import RecordStore
 from mrv_ml.types import Fingerprint
 
@@ -477,7 +478,7 @@ class MRVTracker:
             self._prefetch.join()
         hardware = self._static.get("hardware") or get_hardware_info()
         source = self._static["source"] if "source" in self._static else source_state()
-        return {
+        record: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "mrv_id": new_mrv_id(),
             "experiment": {
@@ -502,6 +503,10 @@ class MRVTracker:
             "distributed": None,
             "timestamps": {"start_time": self._start_time, "end_time": end_time},
         }
+        scheduler = scheduler_section(os.environ)  # the job that placed this run, if any
+        if scheduler is not None:
+            record["scheduler"] = scheduler
+        return record
 
     @property
     def via_registry(self) -> bool:

@@ -60,8 +60,8 @@ def _check_shape(series: dict[str, Any]) -> None:
 
 
 def test_schema_versions() -> None:
-    assert SCHEMA_VERSION == "1.1"
-    assert SUPPORTED_SCHEMA_VERSIONS == ("1.0", "1.1")
+    assert SCHEMA_VERSION == "1.2"
+    assert SUPPORTED_SCHEMA_VERSIONS == ("1.0", "1.1", "1.2")
 
 
 def test_a_short_run_gives_one_point_per_measurement_after_the_extrapolated_gap() -> None:

@@ -169,7 +169,7 @@ def test_unknown_schema_version_is_checked_before_the_schema() -> None:
     with pytest.raises(UnknownSchemaVersionError) as info:
         validate_record({"schema_version": "9.0", "mrv_id": "MRV-x", "future": True})
     assert str(info.value) == (f"schema_version '9.0' is not known to mrv-ml {__version__} "
-                               "(known: 1.0, 1.1); upgrade mrv-ml")
+                               "(known: 1.0, 1.1, 1.2); upgrade mrv-ml")
 
 
 def test_older_schema_version_says_so() -> None:
