@@ -53,7 +53,7 @@ from mrv_ml.reporting.standards.evidence import Evidence, distinct
 if TYPE_CHECKING:
     from cyclonedx.model import Property
 
-__all__ = ["EXTRA", "NAMESPACE", "SPEC_VERSION", "model_name", "render"]
+__all__ = ["EXTRA", "NAMESPACE", "SPEC_VERSION", "render"]
 
 EXTRA = "standards"
 SPEC_VERSION = "1.6"
@@ -62,18 +62,6 @@ NAMESPACE = "mrv-ml"  # the properties' taxonomy prefix
 #: re-exporting the same records gives the same document.
 _UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:mrv-ml:cyclonedx")
 _MAX_QUOTE = 80  # longest piece of input quoted in an error message
-
-
-def model_name(e: Evidence) -> str:
-    """The model a record trained: ``experiment.model_name``, else ``experiment.name``,
-    else the MRV ID."""
-    experiment = e.record.get("experiment")
-    if isinstance(experiment, Mapping):
-        for key in ("model_name", "name"):
-            value = experiment.get(key)
-            if isinstance(value, str) and value.strip():
-                return value
-    return e.mrv_id
 
 
 def _model_ref(name: str) -> str:
@@ -146,7 +134,7 @@ def _training(e: Evidence) -> Iterator[tuple[str, str]]:
 def _record(e: Evidence) -> Iterator[tuple[str, str]]:
     """Where a reader checks the record, as (field, value) under ``mrv-ml:record:<ID>:``."""
     yield "fingerprint", e.fingerprint_uri
-    yield "model", model_name(e)
+    yield "model", e.model
     yield "anchoredWhere", e.anchored_where
     yield "verifyCommand", e.verify_command
     a = e.anchoring
@@ -214,7 +202,7 @@ def render(evidence: Sequence[Evidence]) -> str:
     records = distinct(evidence, "CycloneDX")
     models: dict[str, list[Evidence]] = {}
     for e in records:
-        models.setdefault(model_name(e), []).append(e)
+        models.setdefault(e.model, []).append(e)
     try:
         components = []
         for name, runs in models.items():

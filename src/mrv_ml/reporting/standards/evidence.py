@@ -156,6 +156,16 @@ class Evidence:
         return f"{HASH_ALGORITHM}:{self.fingerprint}"
 
     @property
+    def model(self) -> str:
+        """The model the record trained: ``experiment.model_name``, else
+        ``experiment.name``, else the MRV ID (what groups several records of one model)."""
+        for key in ("model_name", "name"):
+            value = field_at(self.record, "experiment", key)
+            if isinstance(value, str) and value.strip():
+                return value
+        return self.mrv_id
+
+    @property
     def record_file_name(self) -> str:
         return self.path.name if self.path is not None else f"{self.mrv_id}.json"
 

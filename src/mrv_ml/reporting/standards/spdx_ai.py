@@ -52,7 +52,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 __all__ = ["CONTEXT_URL", "EXTRA", "ID_PREFIX", "SPEC_VERSION", "VALIDATION_FILES",
-           "check_schema", "model_name", "render", "validate", "vendored_validation_data"]
+           "check_schema", "render", "validate", "vendored_validation_data"]
 
 EXTRA = "standards"
 SPEC_VERSION = "3.0.1"
@@ -78,18 +78,6 @@ VALIDATION_FILES = ("spdx-json-schema.json", "spdx-model.ttl", "spdx-context.jso
 _UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:mrv-ml:spdx")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _MAX_QUOTE = 200  # longest piece of a library's message quoted in an error
-
-
-def model_name(e: Evidence) -> str:
-    """The model a record trained: ``experiment.model_name``, else ``experiment.name``,
-    else the MRV ID."""
-    experiment = e.record.get("experiment")
-    if isinstance(experiment, Mapping):
-        for key in ("model_name", "name"):
-            value = experiment.get(key)
-            if isinstance(value, str) and value.strip():
-                return value
-    return e.mrv_id
 
 
 def _decimal(value: float) -> str:
@@ -180,7 +168,7 @@ def _document(spdx: ModuleType, records: list[Evidence]) -> Any:
 
     models: dict[str, list[Evidence]] = {}
     for e in records:
-        models.setdefault(model_name(e), []).append(e)
+        models.setdefault(e.model, []).append(e)
     elements: list[Any] = [agent, tool, supplier]
     packages: list[Any] = []
     for name, runs in sorted(models.items()):
