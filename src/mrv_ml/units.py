@@ -141,7 +141,7 @@ def format_share(part: float | None, whole: float | None) -> str:
 
 def format_date(value: str | None) -> str:
     """An RFC 3339 time as its UTC day, "27 Nov 2026" ("—" when unreadable)."""
-    moment = _utc(value)
+    moment = utc_moment(value)
     if moment is None:
         return MISSING
     return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
@@ -149,14 +149,15 @@ def format_date(value: str | None) -> str:
 
 def format_datetime(value: str | None) -> str:
     """An RFC 3339 time in UTC to the minute, "27 Nov 2026 14:05 UTC"."""
-    moment = _utc(value)
+    moment = utc_moment(value)
     if moment is None:
         return MISSING
     return f"{format_date(value)} {moment.hour:02d}:{moment.minute:02d} UTC"
 
 
-def _utc(value: str | None) -> datetime | None:
-    # A time without an offset is no particular moment: not shown as one.
+def utc_moment(value: object) -> datetime | None:
+    """An RFC 3339 time (with its offset) as an aware datetime in UTC, else None: a time
+    without an offset is no particular moment."""
     if not isinstance(value, str) or _RFC3339.match(value) is None:
         return None
     text = re.sub(r"(\.\d{6})\d+", r"\1", value)  # datetime keeps microseconds only
@@ -167,6 +168,6 @@ def _utc(value: str | None) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
-__all__ = ["MISSING", "SIGNIFICANT_DIGITS", "finite_number", "format_co2_kg", "format_date", "format_datetime",
+__all__ = ["MISSING", "SIGNIFICANT_DIGITS", "finite_number", "utc_moment", "format_co2_kg", "format_date", "format_datetime",
            "format_duration_s", "format_energy_kwh", "format_intensity_g_per_kwh",
            "format_mass_kg", "format_number", "format_power_w", "format_share"]

@@ -71,16 +71,31 @@ def load_roots(named: Sequence[str | Path]) -> list[Any]:
     file is named with a path, ``./sigstore``). Anything else, and any :class:`Path`, is a
     PEM file (it may hold several certificates). ConfigError for a preset without a built-in
     root, or what is neither a preset nor a PEM file."""
-    roots: list[Any] = []
+    certificates: list[Any] = []
     for item in named:
         if isinstance(item, str) and item.strip().lower() in TSA_PRESETS:
-            certificates = _builtin_root(item.strip().lower())
+            certificates += _builtin_root(item.strip().lower())
         else:
-            certificates = _pem_file(item)
-        for certificate in certificates:  # once each: rfc3161-client refuses a root twice
-            if certificate not in roots:
-                roots.append(certificate)
+            certificates += _pem_file(item)
+    return distinct_roots(certificates)
+
+
+def distinct_roots(certificates: Sequence[Any]) -> list[Any]:
+    """``certificates`` each once, in order: rfc3161-client refuses a root given twice."""
+    roots: list[Any] = []
+    for certificate in certificates:
+        if certificate not in roots:  # X.509 certificates compare by their DER bytes
+            roots.append(certificate)
     return roots
+
+
+def authorities(named: Sequence[str], tsa_roots: Sequence[str] | None) -> list[Authority]:
+    """The authorities ``named`` (``--tsa``: URLs or presets), each answer to be checked
+    against the roots named (``--tsa-root``), which win; else against the preset's built-in
+    root; else (a URL, or a preset without one) only its fields."""
+    roots = load_roots(tsa_roots) if tsa_roots else None
+    return [Authority(tsa_url(n), tuple(preset_roots(n) if roots is None else roots))
+            for n in named]
 
 
 def preset_roots(name_or_url: str) -> list[Any]:

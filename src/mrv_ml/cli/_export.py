@@ -230,7 +230,7 @@ def _signing_key(path: Path) -> SigningKey:
 def _export_bundle(ref: str, subjects: list[Path], settings: Settings, output: Path | None,
                    key: Path | None, content: str, tsa: list[str],
                    tsa_roots: list[str] | None) -> ExportedBundle:
-    from mrv_ml.anchoring.timestamp import Authority, load_roots, preset_roots, tsa_url
+    from mrv_ml.anchoring.timestamp import authorities
     from mrv_ml.errors import KeyConfigError
     from mrv_ml.verification.sigstore_bundle import BundleContent, export_bundle
 
@@ -243,11 +243,8 @@ def _export_bundle(ref: str, subjects: list[Path], settings: Settings, output: P
         raise KeyConfigError("a Sigstore bundle is signed with a standard key: give --key "
                              "KEY.pem (Ed25519 or ECDSA P-256: openssl genpkey -algorithm "
                              "ed25519 -out key.pem)")
-    roots = load_roots(tsa_roots) if tsa_roots else None  # named: they win over built-ins
-    authorities = [Authority(tsa_url(n), tuple(preset_roots(n) if roots is None else roots))
-                   for n in tsa]
     return export_bundle(ref, subjects, settings, output, key=_signing_key(key),
-                         content=BundleContent(content), authorities=authorities)
+                         content=BundleContent(content), authorities=authorities(tsa, tsa_roots))
 
 
 def _print_bundle(e: ExportedBundle) -> None:

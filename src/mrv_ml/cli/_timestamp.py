@@ -37,26 +37,18 @@ def timestamp_command(
     check the answer (against the --tsa-root named, else a preset's built-in root), and add
     it to the record's proof file. No authority is contacted unless named. Exit 0 when every
     record was timestamped, else the failure's code."""
-    from mrv_ml.anchoring.timestamp import (
-        Authority,
-        load_roots,
-        preset_roots,
-        timestamp_stored,
-        tsa_url,
-    )
+    from mrv_ml.anchoring.timestamp import authorities, timestamp_stored
     from mrv_ml.storage.store import RecordStore
 
     settings = _settings(None, None, None, data_dir)
     named = tsa or list(settings.tsa)
     if not named:
         raise ConfigError("no timestamp authority: give --tsa URL (or set MRV_TSA_URL)")
-    roots = load_roots(tsa_roots) if tsa_roots else None  # named: they win over built-ins
-    authorities = [Authority(tsa_url(n), tuple(preset_roots(n) if roots is None else roots))
-                   for n in named]
+    asked = authorities(named, tsa_roots)
     store = RecordStore(settings.data_dir)
     for ref in ids:
         mrv_id = store.stored_id(ref)
-        for stamped in timestamp_stored(store, mrv_id, authorities):
+        for stamped in timestamp_stored(store, mrv_id, asked):
             t = stamped.timestamp
             console.print(_safe(f"🕰  {mrv_id} timestamped at {t.gen_time} by {t.tsa_name}"),
                           markup=False)

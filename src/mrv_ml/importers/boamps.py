@@ -19,7 +19,6 @@ nothing.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from mrv_ml._version import __version__
 from mrv_ml.errors import ImportFileError, MRVError
-from mrv_ml.importers.codecarbon import UNKNOWN_METHOD, imported_rows
+from mrv_ml.importers.codecarbon import UNKNOWN_METHOD, imported_rows, utc_text
 from mrv_ml.record.hashing import canonical_bytes
 from mrv_ml.record.schema import SCHEMA_VERSION, new_mrv_id, validate_record
 from mrv_ml.record.strictjson import parse_json_strict, read_file_bytes
+from mrv_ml.units import finite_number
 
 if TYPE_CHECKING:
     from mrv_ml.storage.store import RecordStore
@@ -50,12 +50,6 @@ def _text(value: Any, most: int = 500) -> str | None:
     return value[:most] if isinstance(value, str) and value.strip() else None
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _start(text: Any, where: str) -> datetime | None:
     """BoAmps' ``YYYY-MM-DD HH:MM:SS`` (no zone: read as UTC, and the provenance says so)."""
     if text is None:
@@ -68,10 +62,6 @@ def _start(text: Any, where: str) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc)
 
 
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _hardware(report: Mapping[str, Any]) -> dict[str, Any]:
     parts = (report.get("infrastructure") or {}).get("components") or []
     cpu = next((p for p in parts if p.get("componentType") == "cpu"), None)
@@ -79,11 +69,11 @@ def _hardware(report: Mapping[str, Any]) -> dict[str, Any]:
     gpus: list[dict[str, Any]] = []
     for p in parts:
         if p.get("componentType") == "gpu":
-            memory = _number(p.get("memorySize"))
+            memory = finite_number(p.get("memorySize"))
             count = p.get("nbComponent") if isinstance(p.get("nbComponent"), int) else 1
             gpus += [{"name": _text(p.get("componentName")) or "GPU", "memory_gb": memory}
                      for _ in range(max(0, min(count, 1024)))]
-    ram_gb = _number(ram.get("memorySize")) if ram else None
+    ram_gb = finite_number(ram.get("memorySize")) if ram else None
     if ram_gb is not None and isinstance(ram.get("nbComponent"), int):  # type: ignore[union-attr]
         ram_gb *= ram["nbComponent"]  # type: ignore[index]
     return {"cpu_model": _text(cpu.get("componentName")) if cpu else None,
@@ -105,15 +95,15 @@ def report_to_record(report: Mapping[str, Any], *, file_name: str, file_sha256: 
     if unit not in KWH_PER_UNIT:
         raise ImportFileError(f"{where}: measures[0].unit {str(unit)[:20]!r} is not an energy "
                               f"({', '.join(KWH_PER_UNIT)})")
-    power = _number(measure.get("powerConsumption"))
+    power = finite_number(measure.get("powerConsumption"))
     if power is None or power < 0:
         raise ImportFileError(f"{where}: measures[0].powerConsumption is not an energy >= 0")
     energy_kwh = power * KWH_PER_UNIT[unit]
-    duration = _number(measure.get("measurementDuration"))
+    duration = finite_number(measure.get("measurementDuration"))
     if duration is not None and duration < 0:
         raise ImportFileError(f"{where}: measures[0].measurementDuration is negative")
     env = report.get("environment") or {}
-    intensity = _number(env.get("powerSourceCarbonIntensity"))
+    intensity = finite_number(env.get("powerSourceCarbonIntensity"))
     if intensity is None or intensity < 0:  # a record states its CO2e: never a guess
         raise ImportFileError(f"{where}: environment.powerSourceCarbonIntensity is "
                               f"{'negative' if intensity is not None else 'missing'}: BoAmps "
@@ -165,7 +155,7 @@ def report_to_record(report: Mapping[str, Any], *, file_name: str, file_sha256: 
                      or "unknown", "mrv_ml": __version__, "codecarbon": None,
                      "frameworks": {}, "os": _text((report.get("system") or {}).get("os"))},
         "source": None, "distributed": None,
-        "timestamps": {"start_time": _utc(start), "end_time": _utc(end)},
+        "timestamps": {"start_time": utc_text(start), "end_time": utc_text(end)},
         "provenance": {
             "kind": "imported", "importer": IMPORTER, "importer_version": __version__,
             "measured_by": tool, "source_file_name": file_name,

@@ -76,7 +76,8 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 _MAX_SHOWN = 40  # characters of a bad value quoted in a message
 
 
-def _utc_text(moment: datetime) -> str:
+def utc_text(moment: datetime) -> str:
+    """A moment as records write times: RFC 3339 in UTC, microseconds, ``Z``."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -251,8 +252,8 @@ class CodeCarbonRow:
                          "frameworks": {}, "os": self.text("os")},
             "source": None,
             "distributed": None,
-            "timestamps": {"start_time": _utc_text(self.end_time - timedelta(seconds=duration_s)),
-                           "end_time": _utc_text(self.end_time)},
+            "timestamps": {"start_time": utc_text(self.end_time - timedelta(seconds=duration_s)),
+                           "end_time": utc_text(self.end_time)},
             "provenance": {
                 "kind": "imported",
                 "importer": IMPORTER,

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mrv_ml.anchoring.timestamp import distinct_roots
 from mrv_ml.errors import (
     EXIT_BAD_INPUT,
     EXIT_LOCAL_ONLY,
@@ -61,12 +62,7 @@ from mrv_ml.verification.reader import Input, Reader, Readers
 from mrv_ml.verification.requirement import Anchors, Requirement, default_requirement, roots_of
 from mrv_ml.verification.requirement import Decision as RequirementDecision
 from mrv_ml.verification.requirement import decide as decide_requirement
-from mrv_ml.verification.timestamp import (
-    StampStatus,
-    TimestampCheck,
-    check_timestamp,
-    root_fingerprint,
-)
+from mrv_ml.verification.timestamp import StampStatus, TimestampCheck, check_timestamp
 from mrv_ml.verification.verdict import (
     REASONS,
     Decision,
@@ -288,7 +284,7 @@ def _verify_all(readers: Readers, witnesses: Readers | None, inp: Input,
     pins = policy.submitter is not None or policy.signer is not None
     required = requirement or default_requirement(tsa_roots, pins)
     digest = compute_hash(inp.record)
-    roots = _distinct([*tsa_roots, *roots_of(required)])
+    roots = distinct_roots([*tsa_roots, *roots_of(required)])
     checks = tuple(check_timestamp(t, digest, roots) for t in stamps)
     anchors = Anchors(chain, checks, _signers(inp, digest) | attested_by, keyids)
     decision = decide_requirement(required, anchors)
@@ -314,13 +310,6 @@ def _verify_all(readers: Readers, witnesses: Readers | None, inp: Input,
         return replace(verdict, anchors=listed, requirement=said)
     return _unmet(required, decision, chain, checks, inp, reports, listed, said,
                   explicit=requirement is not None, pins=pins, roots_named=bool(roots))
-
-
-def _distinct(certificates: Sequence[Any]) -> list[Any]:
-    seen: dict[str, Any] = {}
-    for c in certificates:
-        seen.setdefault(root_fingerprint(c), c)
-    return list(seen.values())
 
 
 def _signers(inp: Input, digest: str) -> frozenset[str]:

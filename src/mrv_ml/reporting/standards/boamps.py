@@ -56,8 +56,10 @@ from typing import TYPE_CHECKING, Any
 
 from mrv_ml.errors import RecordError
 from mrv_ml.record.hashing import canonical_bytes
+from mrv_ml.record.schema import is_rfc3339
 from mrv_ml.reporting.standards.evidence import Evidence, Figures
 from mrv_ml.reporting.text import field_at
+from mrv_ml.units import utc_moment
 
 if TYPE_CHECKING:
     from mrv_ml.verification.keys import SigningKey
@@ -127,13 +129,8 @@ def quality_of(figures: Figures) -> str | None:
 
 def _when(text: Any) -> str | None:
     """An RFC 3339 time as BoAmps writes times (``YYYY-MM-DD HH:MM:SS``, UTC)."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    moment = utc_moment(text) if is_rfc3339(text) else None
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment is not None else None
 
 
 def _description(e: Evidence, quality: str | None) -> str:

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from mrv_ml._version import __version__
 from mrv_ml.errors import MissingExtraError, RecordError
 from mrv_ml.reporting.standards.evidence import Component as Part
-from mrv_ml.reporting.standards.evidence import Evidence, distinct
+from mrv_ml.reporting.standards.evidence import Evidence, bound, distinct
 
 if TYPE_CHECKING:
     from cyclonedx.model import Property
@@ -73,8 +73,7 @@ def _num(value: float) -> str:
 
 
 def _bound(value: float) -> str:
-    # A bound is computed (a figure times a factor): 12 significant digits, not float noise.
-    return _num(float(f"{value:.12g}"))
+    return _num(bound(value))
 
 
 def _method(part: Part) -> str:

@@ -13,10 +13,9 @@ point a reader at evidence that does not hold for what it reports.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +26,18 @@ from mrv_ml.record.proof import Proof
 from mrv_ml.record.schema import MRV_ID_PATTERN, is_rfc3339
 from mrv_ml.record.trust import TRUST_NOTES, Trust, proof_trust
 from mrv_ml.reporting.text import field_at
+from mrv_ml.units import finite_number, utc_moment
 
-__all__ = ["COMPONENTS", "Anchoring", "Component", "Evidence", "Figures", "distinct",
+__all__ = ["COMPONENTS", "Anchoring", "Component", "Evidence", "Figures", "bound", "distinct",
            "evidence_of", "load_evidence"]
 
 COMPONENTS = ("cpu", "gpu", "ram")
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not math.isfinite(value):
-        return None
-    return float(value)
+def bound(value: float) -> float:
+    """A range's end as an export writes it: a figure times a factor, so 12 significant
+    digits, not float noise."""
+    return float(f"{value:.12g}")
 
 
 @dataclass(frozen=True)
@@ -176,13 +175,9 @@ class Evidence:
         stamps = self.record.get("timestamps")
         for key in ("end_time", "start_time"):
             text = stamps.get(key) if isinstance(stamps, Mapping) else None
-            if isinstance(text, str) and is_rfc3339(text):
-                text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # datetime keeps microseconds
-                try:
-                    return datetime.fromisoformat(
-                        re.sub(r"[Zz]$", "+00:00", text)).astimezone(timezone.utc)
-                except ValueError:
-                    continue
+            moment = utc_moment(text) if isinstance(text, str) and is_rfc3339(text) else None
+            if moment is not None:
+                return moment
         raise RecordError(f"{self.mrv_id}: the record states no end time: an export is dated "
                           "by it")
 
@@ -205,7 +200,7 @@ class Evidence:
 
 
 def _component(ee: Mapping[str, Any], name: str) -> Component | None:
-    energy = _number(ee.get(f"{name}_energy_kwh"))
+    energy = finite_number(ee.get(f"{name}_energy_kwh"))
     info = field_at(ee, "methods", name)
     if energy is None:
         return None
@@ -227,26 +222,26 @@ def figures_of(record: Mapping[str, Any]) -> Figures:
         error = ee.get("measurement_error") if isinstance(ee, Mapping) else None
         raise RecordError(f"{mrv_id}: the energy measurement failed ({error or 'no figures'})"
                           ": there is no figure to report", key="no_figures")
-    energy, co2 = _number(ee.get("energy_kwh")), _number(ee.get("co2_kg"))
+    energy, co2 = finite_number(ee.get("energy_kwh")), finite_number(ee.get("co2_kg"))
     if energy is None or co2 is None:
         raise RecordError(f"{mrv_id}: the record states no energy or no CO2e figure: there is "
                           "no figure to report", key="no_figures")
     grid = field_at(ee, "methods", "grid")
     u = grid.get("uncertainty") if isinstance(grid, Mapping) else None
-    low = _number(u.get("low_factor")) if isinstance(u, Mapping) else None
-    high = _number(u.get("high_factor")) if isinstance(u, Mapping) else None
+    low = finite_number(u.get("low_factor")) if isinstance(u, Mapping) else None
+    high = finite_number(u.get("high_factor")) if isinstance(u, Mapping) else None
     country = ee.get("country_iso_code")
     return Figures(
-        energy_kwh=energy, co2_kg=co2, duration_s=_number(ee.get("duration_seconds")),
+        energy_kwh=energy, co2_kg=co2, duration_s=finite_number(ee.get("duration_seconds")),
         components=tuple(c for c in (_component(ee, n) for n in COMPONENTS) if c is not None),
-        carbon_intensity_g_per_kwh=_number(ee.get("carbon_intensity_g_per_kwh")),
+        carbon_intensity_g_per_kwh=finite_number(ee.get("carbon_intensity_g_per_kwh")),
         grid_method=str(grid.get("method")) if isinstance(grid, Mapping) else None,
         grid_low_factor=low if low is not None else 1.0,
         grid_high_factor=high if high is not None else 1.0,
         country_iso_code=str(country) if isinstance(country, str) and country else None,
         region=str(ee["region"]) if isinstance(ee.get("region"), str) and ee["region"] else None,
         location_source=str(ee.get("location_source")) if ee.get("location_source") else None,
-        pue=_number(ee.get("pue")),
+        pue=finite_number(ee.get("pue")),
         measurement_tool=str(ee.get("measurement_tool") or "CodeCarbon"),
         measurement_tool_version=str(ee["measurement_tool_version"])
         if ee.get("measurement_tool_version") else None)

@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 from mrv_ml._version import __version__
 from mrv_ml.errors import MissingExtraError, RecordError
-from mrv_ml.reporting.standards.evidence import Evidence, distinct
+from mrv_ml.reporting.standards.evidence import Evidence, bound, distinct
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -87,11 +87,6 @@ def _decimal(value: float) -> str:
     return format(Decimal(repr(float(value))), "f")
 
 
-def _bound(value: float) -> float:
-    # A bound is computed (a figure times a factor): 12 significant digits, not float noise.
-    return float(f"{value:.12g}")
-
-
 def _distinct(evidence: Sequence[Evidence]) -> list[Evidence]:
     """The records, each once (:func:`distinct`); their fingerprints make the spdxIds: a
     SHA-256 in hex, nothing else, goes there."""
@@ -111,14 +106,14 @@ def _figures(e: Evidence) -> dict[str, Any]:
         "energy_kwh": f.energy_kwh, "co2e_kg": f.co2_kg}
     # The bounds whenever a figure is not exact (SPDX's energy is one bare quantity).
     if (f.energy_low_kwh, f.energy_high_kwh) != (f.energy_kwh, f.energy_kwh):
-        out["energy_range_kwh"] = [_bound(f.energy_low_kwh), _bound(f.energy_high_kwh)]
+        out["energy_range_kwh"] = [bound(f.energy_low_kwh), bound(f.energy_high_kwh)]
     if (f.co2_low_kg, f.co2_high_kg) != (f.co2_kg, f.co2_kg):
-        out["co2e_range_kg"] = [_bound(f.co2_low_kg), _bound(f.co2_high_kg)]
+        out["co2e_range_kg"] = [bound(f.co2_low_kg), bound(f.co2_high_kg)]
     out["estimated"] = not f.all_measured
     out["components"] = [
         {"name": c.name, "energy_kwh": c.energy_kwh, "method": c.method,
          "measured": c.measured,
-         **({"range_kwh": [_bound(c.low_kwh), _bound(c.high_kwh)]} if c.has_range else {}),
+         **({"range_kwh": [bound(c.low_kwh), bound(c.high_kwh)]} if c.has_range else {}),
          **({"assumption": c.assumption} if c.assumption else {})}
         for c in f.components]
     optional = {
