@@ -46,6 +46,18 @@ if [ "$what" = test ]; then
       sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
     fi
   fi
+  # Debian's SLURM (slurmctld, slurmd, the client commands) and munge: tests/support/slurm.py
+  # starts a two-node cluster of its own from these binaries (the packaged services are not
+  # used). About 15 s.
+  if [ ! -x /usr/sbin/slurmd ] || [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/munged ] \
+      || ! command -v srun >/dev/null 2>&1; then
+    slurm="slurmctld slurmd slurm-client munge"
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $slurm >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $slurm >/dev/null
+    fi
+  fi
   # pdflatex with booktabs (Debian's texlive-latex-recommended, ~10 MB, about 40 s), so
   # tests/unit/reporting/test_paper.py compiles what `mrv report -f latex` writes.
   if ! command -v pdflatex >/dev/null 2>&1 || ! kpsewhich booktabs.sty >/dev/null 2>&1; then

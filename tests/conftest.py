@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 pytest_plugins = ["tests.support.anvil", "tests.support.browser", "tests.support.cli",
-                  "tests.support.postgres"]
+                  "tests.support.postgres", "tests.support.slurm"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,6 +104,9 @@ _ISOLATED_VARS = [
     # a test machine that is itself a SLURM job or a Kubernetes pod: the tests' records are
     # not placed by it (tests/unit/run/test_scheduler.py sets these where it means to)
     "SLURM_JOB_ID", "KUBERNETES_SERVICE_HOST",
+    # nor is a test run by a launcher's ranks (tests/unit/run/test_launch.py sets them)
+    "SLURM_STEP_ID", "SLURM_STEPID", "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT",
+    "TORCHELASTIC_RUN_ID", "OMPI_COMM_WORLD_RANK", "MRV_GATHER_TIMEOUT_S",
 ]
 
 

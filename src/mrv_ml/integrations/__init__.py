@@ -103,6 +103,8 @@ class FitRun:
             kwargs = {k: v for k, v in defaults.items() if v is not None}
             kwargs.update(self.tracker_kwargs)
             kwargs.setdefault("framework", self.framework)
+            # the callbacks track on global rank 0 alone: no parts to wait for
+            kwargs.setdefault("job", False)
             tracker = MRVTracker(experiment_name=self.experiment_name, **kwargs)
             tracker.start()
             self.tracker = tracker

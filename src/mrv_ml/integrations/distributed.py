@@ -22,10 +22,10 @@ parts that arrive are used, ranks that do not report within ``gather_timeout_s``
 in ``missing_ranks`` and the run is marked failed. The store outlives the other ranks because
 rank 0 serves it.
 
-Totals: CodeCarbon measures the whole machine (all CPU packages, all GPUs, all RAM), so
-ranks on the same host report the same machine. The total counts each host once (the
-largest reading among its ranks) and sums over hosts; summing every rank would count a host
-with 8 ranks 8 times.
+Totals count each host once (:func:`mrv_ml.run.job.aggregate_energy`: CodeCarbon measures the
+whole machine). Without ``torch.distributed`` (``mrv run`` or ``MRVTracker`` under ``srun``,
+``torchrun``, ``mpirun``) the tracker itself elects one measurer per node
+(:mod:`mrv_ml.run.launch`); here every rank measures, as it always did.
 """
 
 from __future__ import annotations
@@ -37,12 +37,20 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
 from mrv_ml.errors import ConfigError
 from mrv_ml.extras import require
+from mrv_ml.run.job import (
+    DEFAULT_GATHER_TIMEOUT_S,
+    aggregate_energy,
+    build_distributed_section,
+    job_outcome,
+)
+from mrv_ml.run.job import outcome_of as _outcome
+from mrv_ml.run.job import utc_now as _utc_now
 
 _torch = require("torch", "torch")
 import torch.distributed as dist  # noqa: E402  (after the extra check)
@@ -51,142 +59,11 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DistributedMRVTracker", "aggregate_energy", "build_distributed_section"]
 
-#: How long rank 0 waits for the other ranks' parts, by default (seconds).
-DEFAULT_GATHER_TIMEOUT_S = 300.0
 _POLL_S = 0.1
 _KEY_PREFIX = "mrv-ml"
 # Each tracker in a job gets the next number, the same on every rank (they run the same
 # code), so two trackers in one job never read each other's parts.
 _sequence = itertools.count()
-
-_COMPONENTS = ("cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh")
-
-
-def _utc_now() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _outcome(exc: BaseException | None) -> dict[str, Any]:
-    if exc is None:
-        return {"status": "completed", "error_type": None, "error_message": None}
-    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-    return {"status": status, "error_type": type(exc).__name__,
-            "error_message": " ".join(str(exc).split())[:500] or None}
-
-
-# --- totals ------------------------------------------------------------------------------
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def aggregate_energy(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Job totals from per-rank parts (``{"rank", "hostname", "energy_emissions"}``).
-
-    Each host is counted once, through its largest reading (CodeCarbon measures the whole
-    machine); hosts are summed. Durations take the longest rank. Ranks whose measurement
-    failed are left out of the sums and named in ``measurement_error``; if none measured,
-    the totals are ``null`` with ``measurement_status: failed`` (numbers are never invented).
-    """
-    measured = [p for p in parts if isinstance(p.get("energy_emissions"), Mapping)
-                and p["energy_emissions"].get("measurement_status") == "measured"
-                and _num(p["energy_emissions"].get("energy_kwh")) is not None]
-    unmeasured = sorted(int(p["rank"]) for p in parts if p not in measured)
-    base: dict[str, Any] = {}
-    ranked = sorted(parts, key=lambda p: int(p["rank"]))
-    for part in ranked:  # tool, location and PUE from the lowest rank that has them
-        ee = part.get("energy_emissions")
-        if isinstance(ee, Mapping):
-            base = dict(ee)
-            break
-    base.pop("intervals", None)  # per-rank intervals stay in the per-rank entries
-    if "power_series" in base:
-        # Each rank's power series stays in its own entry; the job's total has none (the
-        # ranks' clocks and intervals differ, and a host's series counts the whole machine).
-        base["power_series"] = None
-    totals: dict[str, Any] = {**base, "measurement_tool": base.get("measurement_tool",
-                                                                     "CodeCarbon")}
-    durations = [_num((p.get("energy_emissions") or {}).get("duration_seconds")) for p in parts]
-    known = [d for d in durations if d is not None]
-    totals["duration_seconds"] = max(known) if known else None
-    if not measured:
-        errors = [f"rank {p['rank']}: {(p.get('energy_emissions') or {}).get('measurement_error')}"
-                  for p in ranked]
-        totals.update(measurement_status="failed", energy_kwh=None, co2_kg=None,
-                      cpu_energy_kwh=None, gpu_energy_kwh=None, ram_energy_kwh=None,
-                      carbon_intensity_g_per_kwh=None,
-                      measurement_error="; ".join(errors) or "no rank measured its energy")
-        return totals
-    per_host: dict[str, Mapping[str, Any]] = {}
-    for part in measured:
-        host = str(part.get("hostname") or f"rank-{part['rank']}")
-        ee = part["energy_emissions"]
-        if host not in per_host or ee["energy_kwh"] > per_host[host]["energy_kwh"]:
-            per_host[host] = ee
-    totals["measurement_status"] = "measured"
-    totals["energy_kwh"] = sum(float(ee["energy_kwh"]) for ee in per_host.values())
-    co2 = [_num(ee.get("co2_kg")) for ee in per_host.values()]
-    totals["co2_kg"] = sum(c for c in co2 if c is not None)
-    for component in _COMPONENTS:
-        values = [_num(ee.get(component)) for ee in per_host.values()]
-        totals[component] = (sum(v for v in values if v is not None)
-                             if any(v is not None for v in values) else None)
-    intensity = None
-    if totals["energy_kwh"] > 0:
-        intensity = totals["co2_kg"] / totals["energy_kwh"] * 1000.0  # energy-weighted mean
-    totals["carbon_intensity_g_per_kwh"] = intensity
-    countries = {ee.get("country_iso_code") for ee in per_host.values()}
-    if len(countries) > 1:
-        totals["country_iso_code"], totals["region"] = None, None
-    notes = [f"totals count each of {len(per_host)} host(s) once (CodeCarbon measures the "
-             "whole machine)"]
-    if unmeasured:
-        notes.append(f"ranks {', '.join(map(str, unmeasured))} not measured and not counted")
-    totals["measurement_error"] = "; ".join(notes) if unmeasured else None
-    return totals
-
-
-def build_distributed_section(parts: Sequence[Mapping[str, Any]], world_size: int,
-                              backend: str | None, missing_ranks: Sequence[int],
-                              gather_timeout_s: float) -> dict[str, Any]:
-    """``record["distributed"]``: per-rank entries, missing ranks, and how totals are made."""
-    ranks = []
-    for part in sorted(parts, key=lambda p: int(p["rank"])):
-        ranks.append({k: part.get(k) for k in (
-            "rank", "local_rank", "hostname", "hardware", "energy_emissions", "outcome",
-            "start_time", "end_time")})
-    return {
-        "world_size": world_size,
-        "backend": backend,
-        "ranks": ranks,
-        "missing_ranks": sorted(int(r) for r in missing_ranks),
-        "gather_timeout_s": gather_timeout_s,
-        "aggregation": "per-host maximum, summed over hosts",
-    }
-
-
-def job_outcome(own: Mapping[str, Any], parts: Sequence[Mapping[str, Any]],
-                missing_ranks: Sequence[int], gather_timeout_s: float) -> dict[str, Any]:
-    """The job failed if rank 0 failed, if any rank reported a failure, or if a rank is
-    missing; the first cause found is the one named."""
-    if own.get("status") != "completed":
-        return dict(own)
-    for part in sorted(parts, key=lambda p: int(p["rank"])):
-        outcome = part.get("outcome") or {}
-        if outcome.get("status") not in (None, "completed"):
-            return {"status": outcome["status"], "error_type": outcome.get("error_type"),
-                    "error_message": f"rank {part['rank']}: {outcome.get('error_message')}"}
-    if missing_ranks:
-        listed = ", ".join(str(r) for r in sorted(missing_ranks))
-        return {"status": "failed", "error_type": "MissingRanks",
-                "error_message": f"rank(s) {listed} did not report within "
-                                 f"{gather_timeout_s:g} s (died or hung)"}
-    return dict(own)
 
 
 # --- the tracker -------------------------------------------------------------------------
@@ -305,7 +182,8 @@ class DistributedMRVTracker:
     def _make_writer_tracker(self) -> Any:
         from mrv_ml.run.tracker import MRVTracker
 
-        return MRVTracker(**self._tracker_args)
+        # job=False: the parts come through this process group, not the launcher's ranks
+        return MRVTracker(**self._tracker_args, job=False)
 
     def _make_meter(self) -> Any:
         from mrv_ml.config import load_settings

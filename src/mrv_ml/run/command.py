@@ -55,11 +55,13 @@ DEFAULT_BUDGET_GRACE_S = 30.0
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What :func:`run_tracked` did: the exit status to pass on and the stored record."""
+    """What :func:`run_tracked` did: the exit status to pass on and the stored record
+    (``None`` on a launched job's other ranks, which handed their part to rank 0:
+    ``tracker.part``)."""
 
     exit_code: int
-    record: dict[str, Any]
-    mrv_id: str
+    record: dict[str, Any] | None
+    mrv_id: str | None
     record_path: Path | None
     tracker: MRVTracker
 
@@ -121,8 +123,8 @@ def run_tracked(
     tracker.start()
     returncode = _supervise(tracker, [program, *command[1:]], command[0], budget_grace_s)
     exit_code = _record_exit(tracker, returncode, stopped=tracker.stopped_by_budget)
-    record = tracker.stop()
-    return CommandResult(exit_code=exit_code, record=record, mrv_id=record["mrv_id"],
+    tracker.stop()
+    return CommandResult(exit_code=exit_code, record=tracker.record, mrv_id=tracker.mrv_id,
                          record_path=tracker.record_path, tracker=tracker)
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -66,6 +67,16 @@ from mrv_ml.run.environment import software_versions, source_state
 from mrv_ml.run.finish import Finished
 from mrv_ml.run.forecast import Forecast, Forecaster, forecast_line, point_at
 from mrv_ml.run.heartbeat import DEFAULT_FIRST_AFTER_S, Heartbeat, Pulse
+from mrv_ml.run.job import (
+    JOBS_FOLDER,
+    JOIN_GRACE_S,
+    PartExchange,
+    aggregate_energy,
+    build_distributed_section,
+    gather_timeout,
+    job_outcome,
+)
+from mrv_ml.run.launch import Launch, Role, launch_from
 from mrv_ml.run.scheduler import scheduler_section
 from mrv_ml.storage.store import RecordStore
 from mrv_ml.types import Fingerprint
@@ -110,6 +121,14 @@ class MRVTracker:
     and RAM; GPUs are measured per device (``energy_emissions.tracking_scope``).
     ``timestamp`` (an RFC 3161 authority's URL or preset name, or several; ``MRV_TSA_URL``)
     asks each for a timestamp of the record right after it is written, into its proof.
+
+    Under a launcher (``srun``, ``torchrun``, ``mpirun``: :mod:`mrv_ml.run.launch`) the job
+    writes one record: rank 0 measures its node and writes it, local rank 0 of every other
+    node measures that node, the other processes only report; all hand their part to rank 0
+    through the record store (``.jobs/``: ``storage_dir`` must be a folder every node
+    sees), which waits for them up to ``gather_timeout_s`` (``MRV_GATHER_TIMEOUT_S``,
+    300 s). On the other ranks ``stop()`` returns the part handed over and ``mrv_id`` stays
+    ``None``. ``job=False`` makes every process its own run, as it is without a launcher.
     """
 
     def __init__(
@@ -143,6 +162,8 @@ class MRVTracker:
         forecast_after: float | None = None,
         tracking_mode: str | None = None,
         timestamp: str | Sequence[str] | None = None,
+        job: bool = True,
+        gather_timeout_s: float | None = None,
     ) -> None:
         if not experiment_name or not isinstance(experiment_name, str):
             raise MRVValueError("experiment_name must be a non-empty string")
@@ -180,6 +201,14 @@ class MRVTracker:
         self.heartbeat_s = (self.settings.heartbeat_s if heartbeat_s is None
                             else float(heartbeat_s))
         self.store = RecordStore(self.settings.data_dir)
+        # this process's place in a launched job: a bad rank fails now, not after the run
+        self.launch: Launch | None = launch_from(os.environ) if job else None
+        self.role = self.launch.role if self.launch is not None else Role.WRITER
+        self.gather_timeout_s = gather_timeout(gather_timeout_s, os.environ)
+        self._exchange = (PartExchange(self.store.root / JOBS_FOLDER / self.launch.job)
+                          if self.launch is not None else None)
+        #: what this process handed to rank 0, when it is not the writer
+        self.part: dict[str, Any] | None = None
         # the budget (arguments over MRV_BUDGET_*): a bad value fails now, before the run
         self.budget = budget_from(budget_kwh, budget_co2_kg, on_budget, self.settings)
         self.forecast_after = forecast_after
@@ -213,6 +242,7 @@ class MRVTracker:
         self.anchor_error: str | None = None
 
         self._meter: EnergyMeter | None = None
+        self._started = False
         self._heartbeat: Heartbeat | None = None
         self._started_at = 0.0  # time.monotonic() at start()
         self._prefetch: threading.Thread | None = None
@@ -344,9 +374,14 @@ class MRVTracker:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> MRVTracker:
-        if self._meter is not None:
+        if self._started:
             raise MRVStateError("this MRVTracker was already started; create a new one per run")
+        self._started = True
         self._start_time = utc_now_iso()
+        if self.role is not Role.WRITER:
+            return self._start_member()
+        if self.launch is not None:
+            self.add_record_hook(self._complete_job)
         self._meter = EnergyMeter(self.settings)
         self._meter.start()
         # Facts that do not change during the run are gathered now, off the critical
@@ -367,12 +402,16 @@ class MRVTracker:
         return self
 
     def stop(self) -> dict[str, Any]:
-        """Stop measuring, write the record, anchor it if enabled; returns the record."""
-        if self._meter is None:
+        """Stop measuring, write the record, anchor it if enabled; returns the record (on
+        a launched job's other ranks: the part handed to rank 0)."""
+        if not self._started:
             raise MRVStateError("stop() called before start()")
         if self.record is not None:
             return self.record
         end_time = utc_now_iso()  # the run ended now, not after the meter has wound down
+        if self.role is not Role.WRITER:
+            return self._stop_member(end_time)
+        assert self._meter is not None
         self._stop_heartbeat()  # its line is cleared before anything else is said
         if self._monitor is not None:
             self._monitor.stop()
@@ -392,6 +431,8 @@ class MRVTracker:
         # The record is safely on disk before any chain call (StoreError propagates).
         self.record_path = self.store.save(record)
         self.record = record
+        if self._exchange is not None:  # the parts are in the record now
+            self._exchange.remove()
         self._finish()
         return record
 
@@ -425,6 +466,74 @@ class MRVTracker:
                 template._adopt(tracker)
 
         return wrapper  # type: ignore[return-value]
+
+    # -- one record for a launched job ----------------------------------------------------
+
+    def _part(self, energy: dict[str, Any] | None, hardware: dict[str, Any] | None,
+              outcome: dict[str, Any], end_time: str | None) -> dict[str, Any]:
+        assert self.launch is not None
+        return {"rank": self.launch.rank, "local_rank": self.launch.local_rank,
+                "node": self.launch.node, "hostname": socket.gethostname(),
+                "role": self.role.value, "hardware": hardware, "energy_emissions": energy,
+                "outcome": outcome, "start_time": self._start_time, "end_time": end_time}
+
+    def _start_member(self) -> MRVTracker:
+        """Another rank than 0: measure the node if this is its first process, else
+        nothing; no lines (rank 0 speaks for the job)."""
+        assert self._exchange is not None and self.launch is not None
+        self._exchange.announce(self.launch.rank)
+        if self.role is Role.MEASURER:
+            self._meter = EnergyMeter(self.settings)
+            self._meter.start()
+            self._prefetch = threading.Thread(target=self._gather_static, daemon=True,
+                                              name="mrv-prefetch")
+            self._prefetch.start()
+        return self
+
+    def _stop_member(self, end_time: str) -> dict[str, Any]:
+        if self.part is not None:
+            return self.part
+        energy = hardware = None
+        if self._meter is not None:
+            energy = self._meter.stop().to_record_section()
+            if self._prefetch is not None:
+                self._prefetch.join()
+            hardware = self._static.get("hardware")
+        self.part = self._part(energy, hardware, dict(self._outcome), end_time)
+        assert self._exchange is not None and self.launch is not None
+        self._exchange.publish(self.part)
+        return self.part
+
+    def _complete_job(self, record: dict[str, Any]) -> None:
+        """Rank 0's record becomes the job's: the other ranks' parts, the totals counting
+        each host once, the job's outcome."""
+        launch, exchange = self.launch, self._exchange
+        assert launch is not None and exchange is not None
+        others = range(1, launch.world_size)
+        if not exchange.announced(others, min(JOIN_GRACE_S, self.gather_timeout_s)):
+            # no other rank tracks (`if rank == 0: MRVTracker(...)`): a record of its own
+            record["energy_emissions"].setdefault("notes", []).append(
+                f"rank 0 of {launch.world_size} ({launch.launcher} {launch.job}); no other "
+                f"rank tracked, so this record measures node {launch.node} only")
+            return
+        parts, missing = exchange.collect(others, 0.0)
+        if missing:
+            self._say(f"⏳ MRV: waiting for {len(missing)} of {launch.world_size - 1} other "
+                      f"rank(s) of {launch.job} (up to {self.gather_timeout_s:g} s)")
+            late, missing = exchange.collect(missing, self.gather_timeout_s)
+            parts += late
+        if missing:
+            self._say(f"⚠️  MRV: no part from rank(s) {', '.join(map(str, missing))}: "
+                      "the record says they are missing")
+        mine = self._part(record["energy_emissions"], record.get("hardware"),
+                          record["outcome"], record["timestamps"]["end_time"])
+        every = [mine, *parts]
+        record["distributed"] = build_distributed_section(
+            every, launch.world_size, None, missing, self.gather_timeout_s,
+            launcher=launch.launcher, job=launch.job)
+        record["energy_emissions"] = aggregate_energy(every)
+        record["outcome"] = {**record["outcome"], **job_outcome(
+            record["outcome"], parts, missing, self.gather_timeout_s)}
 
     # -- verification -----------------------------------------------------------------------
 

@@ -1,0 +1,88 @@
+"""MRVTracker under a launcher, in one process: each rank's tracker plays its part (the
+ranks' environments are set here; tests/cluster runs the real launchers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mrv_ml.record.schema import load_record_file
+from mrv_ml.run import tracker as tracker_module
+from mrv_ml.run.tracker import MRVTracker
+
+
+def _srun(monkeypatch: pytest.MonkeyPatch, rank: int, local: int) -> None:
+    for name, value in {"SLURM_JOB_ID": "7", "SLURM_STEP_ID": "0", "SLURM_PROCID": str(rank),
+                        "SLURM_LOCALID": str(local), "SLURM_STEP_NUM_TASKS": "3",
+                        "SLURMD_NODENAME": "n1"}.items():
+        monkeypatch.setenv(name, value)
+
+
+def _tracker(store: Path, **kwargs: object) -> MRVTracker:
+    return MRVTracker("job", blockchain_enabled=False, quiet=True, storage_dir=store,
+                      **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_ranks_hand_their_parts_to_rank_0_which_writes_one_record(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    _srun(monkeypatch, 2, 1)
+    reporter = _tracker(store).start()
+    assert reporter._meter is None  # its node is measured by its first process
+    part = reporter.stop()
+    assert reporter.mrv_id is None and reporter.record_path is None
+    assert (part["rank"], part["role"], part["energy_emissions"]) == (2, "reporter", None)
+    assert not list(store.glob("MRV-*.json"))
+
+    _srun(monkeypatch, 1, 0)
+    with _tracker(store) as measurer:
+        pass
+    assert measurer.part is not None and measurer.part["role"] == "measurer"
+    assert measurer.part["energy_emissions"]["measurement_status"] == "measured"
+
+    _srun(monkeypatch, 0, 0)
+    with _tracker(store, gather_timeout_s=5) as writer:
+        pass
+    record = load_record_file(writer.record_path)  # type: ignore[arg-type]
+    assert [r["role"] for r in record["distributed"]["ranks"]] == [
+        "writer", "measurer", "reporter"]
+    assert record["distributed"]["missing_ranks"] == []
+    assert record["outcome"]["status"] == "completed"
+    assert not (store / ".jobs").exists()
+
+
+def test_a_failed_rank_fails_the_job(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    _srun(monkeypatch, 2, 1)
+    with pytest.raises(ValueError), _tracker(store):
+        raise ValueError("loss is nan")
+    _srun(monkeypatch, 0, 0)
+    with _tracker(store, gather_timeout_s=0.5) as writer:
+        pass
+    record = writer.record
+    assert record is not None
+    assert record["outcome"]["status"] == "failed"
+    assert record["outcome"]["error_message"].startswith("rank 2: loss is nan")
+    assert record["distributed"]["missing_ranks"] == [1]
+
+
+def test_rank_0_alone_writes_its_own_record_and_says_what_it_measured(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(tracker_module, "JOIN_GRACE_S", 0.3)
+    _srun(monkeypatch, 0, 0)
+    with _tracker(tmp_path / "store") as writer:  # `if rank == 0: MRVTracker(...)`
+        pass
+    record = writer.record
+    assert record is not None and record["distributed"] is None
+    assert record["outcome"]["status"] == "completed"
+    assert any("no other rank tracked, so this record measures node n1 only" in note
+               for note in record["energy_emissions"]["notes"])
+
+
+def test_job_false_makes_every_process_its_own_run(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _srun(monkeypatch, 2, 1)
+    with _tracker(tmp_path / "store", job=False) as alone:
+        pass
+    assert alone.mrv_id is not None and alone.launch is None
