@@ -139,7 +139,8 @@ class Settings:
     measure_power_secs: float = 2.0
     # CodeCarbon's tracking_mode (TRACKING_MODES): the whole machine, or this process and
     # its descendants' share of CPU and RAM (what each covers: measurement.tracking_scope)
-    tracking_mode: str = "machine"
+    # (None: not chosen; the tracker takes process mode on a node the job shares, else machine)
+    tracking_mode: str | None = None
     # seconds between the tracker's progress lines on stderr (0: none)
     heartbeat_s: float = 30.0
     # experiment trackers whose active run gets the record's facts and files (LOG_TO_CHOICES)

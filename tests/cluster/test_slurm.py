@@ -54,7 +54,8 @@ def test_two_tasks_on_a_node_write_one_record_that_counts_the_node_once(
     # the same load, on the same machine, at the same time: once alone, once as two tasks
     single = subprocess.Popen(_mrv_run(alone, sys.executable, str(load_script), str(LOAD_S)),
                               env=slurm_cluster.env, stderr=subprocess.PIPE, text=True)
-    step = slurm_cluster.run(["srun", "-N", "1", "-n", "2", *_mrv_run(
+    # --exclusive: the node is the job's alone, so both runs measure the whole machine
+    step = slurm_cluster.run(["srun", "--exclusive", "-N", "1", "-n", "2", *_mrv_run(
         job, sys.executable, str(load_script), str(LOAD_S))], timeout=120)
     assert single.wait(timeout=120) == 0, single.stderr.read() if single.stderr else ""
     assert step.returncode == 0, step.stderr
@@ -77,6 +78,28 @@ def test_two_tasks_on_a_node_write_one_record_that_counts_the_node_once(
     assert record["energy_emissions"]["measurement_error"] is None
     assert not (job / ".jobs").exists()  # the parts are in the record, not left behind
     assert "scheduler" not in one
+    assert record["scheduler"]["node_share"]["shared"] is False
+    assert record["energy_emissions"]["tracking_mode"] == "machine"
+    assert record["energy_emissions"]["methods"]["attribution"]["method"].startswith(
+        "the whole node: the job was given")
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a shared node needs two CPUs")
+def test_a_job_given_part_of_a_node_is_measured_by_its_own_processes(
+        slurm_cluster: SlurmCluster, load_script: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    step = slurm_cluster.run(["srun", "-N", "1", "-n", "1", "-c", "1", *_mrv_run(
+        store, sys.executable, str(load_script), "1")])
+    assert step.returncode == 0, step.stderr
+    [record] = _records(store)
+    share = record["scheduler"]["node_share"]
+    assert share == {"shared": True, "cpus_given": 1, "machine_cpus": os.cpu_count(),
+                     "source": "env SLURM_CPUS_ON_NODE"}
+    energy = record["energy_emissions"]
+    assert energy["tracking_mode"] == "process"
+    assert energy["methods"]["attribution"]["method"].startswith(
+        "the job's own processes (because the job shares its node)")
+    assert energy["tracking_scope"]["ram"].startswith("this process and its descendants")
 
 
 def test_a_step_over_two_nodes_is_measured_by_one_process_on_each(

@@ -44,7 +44,7 @@ def test_a_torchrun_job_with_a_tracker_on_every_rank_writes_one_record(
     done = subprocess.run(_torchrun(str(script), str(store)), capture_output=True,
                           text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "rank 1 record None" in done.stdout
+    assert "rank 1 record None" in done.stdout, (done.stdout, done.stderr[-3000:])
     [path] = store.glob("MRV-*.json")
     record = load_record_file(path)
     assert f"rank 0 record {record['mrv_id']}" in done.stdout

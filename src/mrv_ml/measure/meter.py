@@ -222,7 +222,7 @@ class EnergyMeter:
             "measure_power_secs": self._measure_power_secs,
             "allow_multiple_runs": True,
             "pue": self._settings.pue,
-            "tracking_mode": self._settings.tracking_mode,
+            "tracking_mode": self._settings.tracking_mode or "machine",
             # every measurement goes to our handlers: the record's power series, and a look
             # at the GPUs' other processes and CodeCarbon's methods (cheap, rate-limited)
             "output_handlers": [codecarbon_handler(self.series), _tick_handler(self._tick)],
@@ -322,7 +322,7 @@ class EnergyMeter:
                            pue=self._settings.pue, country_iso_code=self.country_iso_code,
                            region=self._settings.region, location_source=self.location_source,
                            tool_version=_codecarbon_version(),
-                           tracking_mode=self._settings.tracking_mode)
+                           tracking_mode=self._settings.tracking_mode or "machine")
         if self.location_source == "default":
             base.notes.append(DEFAULT_LOCATION_NOTE)
         self._gpu_facts(base)

@@ -13,6 +13,7 @@ them gives less detail, never an error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mrv_ml.measure.uncertainty import RANGES, cpu_range
@@ -206,3 +207,25 @@ def tracking_scope(tracking_mode: str, modes: dict[str, str]) -> dict[str, str]:
             "ram": ("this process and its descendants' resident memory through CodeCarbon's "
                     "RAM model"),
             "gpu": gpu}
+
+
+def attribution(tracking_mode: str, share: Mapping[str, Any], *, chosen: bool) -> dict[str, Any]:
+    """``energy_emissions.methods.attribution``: how much of the node the figures give the
+    job, and why (``share``: :func:`mrv_ml.run.scheduler.node_share`)."""
+    given = (f"{share['cpus_given']:g} of the machine's {share['machine_cpus']} CPUs "
+             f"({share['source']})")
+    if not share["shared"]:
+        return {"method": f"the whole node: the job was given {given}", "measured": False}
+    why = "as chosen" if chosen else "because the job shares its node"
+    if tracking_mode == "process":
+        return {"method": f"the job's own processes ({why}): it was given {given}; "
+                          "CodeCarbon's process mode counts their CPU time and memory, "
+                          "GPUs are the ones CUDA_VISIBLE_DEVICES gives the job, measured "
+                          "whole (what each figure covers: tracking_scope)",
+                "measured": False,
+                "assumption": "where CodeCarbon cannot divide the CPU by process (RAPL, "
+                              "constant TDP) the CPU figure is the whole package's; the "
+                              f"job's share of the CPUs is {share['cpus_given']:g}/"
+                              f"{share['machine_cpus']}, not applied to it"}
+    return {"method": f"the whole node ({why}), though the job was given {given}: the "
+                      "figures include whatever else ran on the node", "measured": False}

@@ -35,9 +35,9 @@ from mrv_ml.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_GATHER_TIMEOUT_S", "JOBS_FOLDER", "JOIN_GRACE_S", "PartExchange", "aggregate_energy",
-           "build_distributed_section", "gather_timeout", "job_outcome", "outcome_of",
-           "utc_now"]
+__all__ = ["DEFAULT_GATHER_TIMEOUT_S", "JOBS_FOLDER", "JOIN_GRACE_S", "PartExchange",
+           "aggregate_energy", "build_distributed_section", "gather_timeout", "host_energy",
+           "job_outcome", "outcome_of", "utc_now"]
 
 #: How long rank 0 waits for the other ranks' parts, by default (seconds).
 DEFAULT_GATHER_TIMEOUT_S = 300.0
@@ -98,11 +98,53 @@ def _reports_only(part: Mapping[str, Any]) -> bool:
     return part.get("role") == "reporter"
 
 
+def _gpu_set(ee: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(str(d.get("uuid") or d.get("nvml_index")) for d in
+                     ee.get("gpu_devices") or [] if isinstance(d, Mapping))
+
+
+def host_energy(readings: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """One host's energy from the readings of its processes.
+
+    Machine mode (CodeCarbon's default): each reading is the whole machine, so the host is
+    its largest reading. Process mode (a shared node): each process measured its own
+    processes' CPU time and memory, which do not overlap, so CPU and RAM are summed; a GPU
+    is measured whole by every process that sees it, so processes that see disjoint GPUs
+    are summed and processes that see the same GPUs count them once (the largest reading).
+    """
+    if len(readings) == 1 or any(ee.get("tracking_mode") != "process" for ee in readings):
+        return max(readings, key=lambda ee: float(ee["energy_kwh"]))
+    gpu_sets = [_gpu_set(ee) for ee in readings]
+    disjoint = sum(len(g) for g in gpu_sets) == len(frozenset().union(*gpu_sets))
+    gpus = [_num(ee.get("gpu_energy_kwh")) or 0.0 for ee in readings]
+    excess = 0.0 if disjoint else sum(gpus) - max(gpus)
+    widest = readings[gpus.index(max(gpus))]
+    parts = sum(_num(widest.get(c)) or 0.0 for c in _COMPONENTS)
+    overhead = float(widest["energy_kwh"]) / parts if parts > 0 else 1.0  # the PUE
+    intensity = (_num(widest.get("co2_kg")) or 0.0) / float(widest["energy_kwh"]) \
+        if float(widest["energy_kwh"]) > 0 else 0.0
+    energy = sum(float(ee["energy_kwh"]) for ee in readings) - excess * overhead
+    total: dict[str, Any] = {
+        "energy_kwh": energy,
+        "co2_kg": sum(_num(ee.get("co2_kg")) or 0.0 for ee in readings)
+        - excess * overhead * intensity,
+        "country_iso_code": widest.get("country_iso_code"),
+    }
+    for component in _COMPONENTS:
+        values = [_num(ee.get(component)) for ee in readings]
+        total[component] = (sum(v for v in values if v is not None)
+                            if any(v is not None for v in values) else None)
+    if total["gpu_energy_kwh"] is not None:
+        total["gpu_energy_kwh"] -= excess
+    return total
+
+
 def aggregate_energy(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Job totals from per-rank parts (``{"rank", "hostname", "energy_emissions"}``).
 
-    Each host is counted once, through its largest reading (CodeCarbon measures the whole
-    machine); hosts are summed. Durations take the longest rank. Parts that measured by
+    Each host is counted once (:func:`host_energy`: its largest reading where CodeCarbon
+    measured the whole machine; its processes' own shares summed in process mode); hosts
+    are summed. Durations take the longest rank. Parts that measured by
     design nothing (``role: "reporter"``) are not counted; measurers whose measurement
     failed are left out of the sums and named in ``measurement_error``; if none measured,
     the totals are ``null`` with ``measurement_status: failed`` (numbers are never invented).
@@ -137,12 +179,11 @@ def aggregate_energy(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                       carbon_intensity_g_per_kwh=None,
                       measurement_error="; ".join(errors) or "no rank measured its energy")
         return totals
-    per_host: dict[str, Mapping[str, Any]] = {}
+    by_host: dict[str, list[Mapping[str, Any]]] = {}
     for part in measured:
         host = str(part.get("hostname") or f"rank-{part['rank']}")
-        ee = part["energy_emissions"]
-        if host not in per_host or ee["energy_kwh"] > per_host[host]["energy_kwh"]:
-            per_host[host] = ee
+        by_host.setdefault(host, []).append(part["energy_emissions"])
+    per_host = {host: host_energy(readings) for host, readings in by_host.items()}
     totals["measurement_status"] = "measured"
     totals["energy_kwh"] = sum(float(ee["energy_kwh"]) for ee in per_host.values())
     co2 = [_num(ee.get("co2_kg")) for ee in per_host.values()]
@@ -158,8 +199,7 @@ def aggregate_energy(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     countries = {ee.get("country_iso_code") for ee in per_host.values()}
     if len(countries) > 1:
         totals["country_iso_code"], totals["region"] = None, None
-    notes = [f"totals count each of {len(per_host)} host(s) once (CodeCarbon measures the "
-             "whole machine)"]
+    notes = [f"totals count each of {len(per_host)} host(s) once"]
     if unmeasured:
         notes.append(f"ranks {', '.join(map(str, unmeasured))} not measured and not counted")
     totals["measurement_error"] = "; ".join(notes) if unmeasured else None
@@ -177,6 +217,11 @@ def build_distributed_section(parts: Sequence[Mapping[str, Any]], world_size: in
                               job: str | None = None) -> dict[str, Any]:
     """``record["distributed"]``: per-rank entries, missing ranks, and how totals are made
     (and, for a launched job, which launcher and which job)."""
+    process_mode = any((p.get("energy_emissions") or {}).get("tracking_mode") == "process"
+                       for p in parts)
+    aggregation = ("per host: CPU and RAM of its processes summed, each GPU counted once "
+                   "(process mode, a shared node); summed over hosts" if process_mode
+                   else "per-host maximum, summed over hosts")
     ranks = [{k: part.get(k) for k in _RANK_FIELDS if k in part or k not in _LAUNCH_FIELDS}
              for part in sorted(parts, key=lambda p: int(p["rank"]))]
     section: dict[str, Any] = {
@@ -185,7 +230,7 @@ def build_distributed_section(parts: Sequence[Mapping[str, Any]], world_size: in
         "ranks": ranks,
         "missing_ranks": sorted(int(r) for r in missing_ranks),
         "gather_timeout_s": gather_timeout_s,
-        "aggregation": "per-host maximum, summed over hosts",
+        "aggregation": aggregation,
     }
     if launcher is not None:
         section["launcher"], section["job"] = launcher, job

@@ -2,11 +2,12 @@
 
 A launcher that starts many copies of one program (``srun``, ``torchrun``, ``mpirun``) tells
 each copy its rank, its rank on its node and how many there are. From that one rule follows
-(:attr:`Launch.role`): rank 0 **writes** the job's record and measures its node; the first
+(:meth:`Launch.role_in`): rank 0 **writes** the job's record and measures its node; the first
 process on every other node (local rank 0) **measures** that node and hands over its part;
 every other process only **reports** its part (its outcome and times). CodeCarbon measures
 the whole machine, so one measurer per node is what keeps a node with four tasks from being
-counted four times.
+counted four times. In CodeCarbon's process mode (a shared node) each process measures its
+own processes, which no other process counts, so there every process measures.
 
 The launchers are read innermost first: ``torchrun`` inside an ``srun`` step numbers the
 processes that really run, so its ``RANK``/``LOCAL_RANK`` win over ``SLURM_PROCID``. A SLURM
@@ -53,11 +54,13 @@ class Launch:
     node_count: int | None
     sources: Mapping[str, str]
 
-    @property
-    def role(self) -> Role:
+    def role_in(self, tracking_mode: str) -> Role:
+        """This process's part under CodeCarbon's ``tracking_mode``."""
         if self.rank == 0:
             return Role.WRITER
-        return Role.MEASURER if self.local_rank == 0 else Role.REPORTER
+        if self.local_rank == 0 or tracking_mode == "process":
+            return Role.MEASURER
+        return Role.REPORTER
 
 
 def _int(environ: Mapping[str, str], name: str) -> int | None:

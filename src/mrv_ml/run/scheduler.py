@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_TEXT", "scheduler_section"]
+__all__ = ["MAX_TEXT", "node_share", "scheduler_section"]
 
 MAX_TEXT = 4096  # a node list of thousands of nodes is compressed by SLURM; never more
 _MAX_FILE = 4096
@@ -151,3 +151,40 @@ def scheduler_section(environ: Mapping[str, str], *,
     else:
         return None
     return {"kind": kind, "facts": facts, "cgroup": _cgroup(proc_self_cgroup, cgroup_root)}
+
+
+def _cpuset_size(text: str) -> int | None:
+    """CPUs in a cpuset list such as ``0-3,8``, or None where it cannot be read."""
+    count = 0
+    for item in text.split(","):
+        low, _, high = item.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            return None
+        count += (int(high) - int(low) + 1) if high else 1
+    return count if count > 0 else None
+
+
+def node_share(section: Mapping[str, Any] | None, machine_cpus: int | None
+               ) -> dict[str, Any] | None:
+    """Whether the job shares its node: the fewest CPUs any of the scheduler's facts gives it
+    (SLURM's ``cpus_on_node``, the cgroup's CPU quota, its cpuset), against the machine's
+    logical CPUs. ``{"shared", "cpus_given", "machine_cpus", "source"}``; None where no
+    scheduler placed the run or nothing says what it was given (a pod with no CPU limit)."""
+    if section is None or not machine_cpus:
+        return None
+    given: list[tuple[float, str]] = []
+    cpus = section["facts"].get("cpus_on_node")
+    if cpus is not None and isinstance(cpus["value"], int) and cpus["value"] > 0:
+        given.append((float(cpus["value"]), cpus["source"]))
+    quota = section["cgroup"].get("cpu_quota_cores")
+    if quota is not None and isinstance(quota["value"], (int, float)) and quota["value"] > 0:
+        given.append((float(quota["value"]), quota["source"]))
+    cpuset = section["cgroup"].get("cpuset")
+    size = _cpuset_size(cpuset["value"]) if cpuset is not None else None
+    if cpuset is not None and size is not None:
+        given.append((float(size), cpuset["source"]))
+    if not given:
+        return None
+    cpus_given, source = min(given)
+    return {"shared": cpus_given < machine_cpus, "cpus_given": cpus_given,
+            "machine_cpus": machine_cpus, "source": source}

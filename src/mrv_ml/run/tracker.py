@@ -53,6 +53,7 @@ from mrv_ml.config import Settings, load_settings
 from mrv_ml.errors import MRVStateError, MRVValueError, ProgressError
 from mrv_ml.measure.hardware import get_hardware_info
 from mrv_ml.measure.meter import EnergyMeter, check_country
+from mrv_ml.measure.methods import attribution
 from mrv_ml.networks import check_address_and_key, check_for_anchoring
 from mrv_ml.record.hashing import compute_hash
 from mrv_ml.record.repair import repair_record
@@ -77,7 +78,7 @@ from mrv_ml.run.job import (
     job_outcome,
 )
 from mrv_ml.run.launch import Launch, Role, launch_from
-from mrv_ml.run.scheduler import scheduler_section
+from mrv_ml.run.scheduler import node_share, scheduler_section
 from mrv_ml.storage.store import RecordStore
 from mrv_ml.types import Fingerprint
 
@@ -116,9 +117,12 @@ class MRVTracker:
     ``MRV_BUDGET_KWH``, ``MRV_BUDGET_CO2_KG``) and ``on_budget`` (``"warn"``, the default,
     or ``"stop"``; ``MRV_ON_BUDGET``) set a budget; ``forecast_after`` is the progress (in
     the units given to :meth:`update_progress`) after which the run is first forecast.
-    ``tracking_mode`` (``"machine"``, the default, or ``"process"``; ``MRV_TRACKING_MODE``)
-    is CodeCarbon's: process mode counts this process and its descendants' share of CPU
-    and RAM; GPUs are measured per device (``energy_emissions.tracking_scope``).
+    ``tracking_mode`` (``"machine"`` or ``"process"``; ``MRV_TRACKING_MODE``) is CodeCarbon's:
+    process mode counts this process and its descendants' share of CPU and RAM; GPUs are
+    measured per device (``energy_emissions.tracking_scope``). Not chosen, it is process
+    mode where a scheduler placed the run on a node it shares (fewer CPUs given than the
+    machine has: :func:`~mrv_ml.run.scheduler.node_share`), machine mode otherwise; the
+    record says which and why (``energy_emissions.methods.attribution``).
     ``timestamp`` (an RFC 3161 authority's URL or preset name, or several; ``MRV_TSA_URL``)
     asks each for a timestamp of the record right after it is written, into its proof.
 
@@ -170,9 +174,16 @@ class MRVTracker:
         if anchor_mode not in ANCHOR_MODES:
             raise MRVValueError(f"anchor_mode must be one of {ANCHOR_MODES}, not {anchor_mode!r}")
         base = settings if settings is not None else load_settings()
+        # the job that placed this run, if any, and whether it shares its node
+        self.scheduler = scheduler_section(os.environ)
+        self.node_share = node_share(self.scheduler, os.cpu_count())
+        chosen = tracking_mode or base.tracking_mode
+        shared = self.node_share is not None and self.node_share["shared"]
+        self._mode_chosen = chosen is not None
         self.settings = base.replace(data_dir=storage_dir, rpc_url=rpc_url,
                                      registry_url=registry_url, log_to=log_to,
-                                     tracking_mode=tracking_mode,
+                                     tracking_mode=chosen or ("process" if shared
+                                                              else "machine"),
                                      tsa=(timestamp,) if isinstance(timestamp, str)
                                      else timestamp)
         if self.settings.tsa:  # a bad authority fails now, not after the training
@@ -203,7 +214,8 @@ class MRVTracker:
         self.store = RecordStore(self.settings.data_dir)
         # this process's place in a launched job: a bad rank fails now, not after the run
         self.launch: Launch | None = launch_from(os.environ) if job else None
-        self.role = self.launch.role if self.launch is not None else Role.WRITER
+        self.role = (self.launch.role_in(str(self.settings.tracking_mode))
+                     if self.launch is not None else Role.WRITER)
         self.gather_timeout_s = gather_timeout(gather_timeout_s, os.environ)
         self._exchange = (PartExchange(self.store.root / JOBS_FOLDER / self.launch.job)
                           if self.launch is not None else None)
@@ -612,9 +624,13 @@ class MRVTracker:
             "distributed": None,
             "timestamps": {"start_time": self._start_time, "end_time": end_time},
         }
-        scheduler = scheduler_section(os.environ)  # the job that placed this run, if any
-        if scheduler is not None:
-            record["scheduler"] = scheduler
+        if self.scheduler is not None:
+            record["scheduler"] = self.scheduler
+            if self.node_share is not None:
+                record["scheduler"]["node_share"] = self.node_share
+                energy.setdefault("methods", {})["attribution"] = attribution(
+                    str(self.settings.tracking_mode), self.node_share,
+                    chosen=self._mode_chosen)
         return record
 
     @property

@@ -21,7 +21,7 @@ def _records(data_dir: Path) -> list[dict]:
 
 
 def test_setting_from_the_environment_and_bad_values(tmp_path: Path) -> None:
-    assert load_settings(cwd=tmp_path, environ={}).tracking_mode == "machine"
+    assert load_settings(cwd=tmp_path, environ={}).tracking_mode is None  # not chosen
     settings = load_settings(cwd=tmp_path, environ={"MRV_TRACKING_MODE": "Process"})
     assert settings.tracking_mode == "process"
     with pytest.raises(ConfigError, match="tracking_mode: must be one of machine, process"):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mrv_ml.errors import ConfigError
-from mrv_ml.run.job import PartExchange, aggregate_energy, gather_timeout
+from mrv_ml.run.job import PartExchange, aggregate_energy, gather_timeout, host_energy
 
 
 def _part(rank: int, host: str, kwh: float | None, role: str) -> dict[str, Any]:
@@ -69,3 +69,26 @@ def test_the_gather_timeout_comes_from_the_argument_then_the_environment() -> No
     assert gather_timeout(None, {}) == 300.0
     assert gather_timeout(None, {"MRV_GATHER_TIMEOUT_S": "2.5"}) == 2.5
     assert gather_timeout(7, {"MRV_GATHER_TIMEOUT_S": "2.5"}) == 7.0
+
+
+def _process(kwh_cpu: float, kwh_gpu: float, gpus: list[str]) -> dict[str, Any]:
+    energy = (kwh_cpu + kwh_gpu) * 1.5  # PUE 1.5
+    return {"measurement_status": "measured", "tracking_mode": "process",
+            "energy_kwh": energy, "co2_kg": energy * 0.4, "cpu_energy_kwh": kwh_cpu,
+            "gpu_energy_kwh": kwh_gpu, "ram_energy_kwh": 0.0,
+            "gpu_devices": [{"uuid": g} for g in gpus]}
+
+
+def test_process_mode_sums_each_process_share_and_counts_a_shared_gpu_once() -> None:
+    same = host_energy([_process(1.0, 4.0, ["GPU-a"]), _process(2.0, 4.0, ["GPU-a"])])
+    assert same["cpu_energy_kwh"] == 3.0 and same["gpu_energy_kwh"] == 4.0
+    assert same["energy_kwh"] == pytest.approx(7.0 * 1.5)
+    assert same["co2_kg"] == pytest.approx(7.0 * 1.5 * 0.4)
+    apart = host_energy([_process(1.0, 4.0, ["GPU-a"]), _process(2.0, 5.0, ["GPU-b"])])
+    assert apart["gpu_energy_kwh"] == 9.0 and apart["energy_kwh"] == pytest.approx(12 * 1.5)
+
+
+def test_machine_mode_takes_the_largest_reading_of_a_host() -> None:
+    machine = [{**_process(1.0, 0.0, []), "tracking_mode": "machine"},
+               {**_process(3.0, 0.0, []), "tracking_mode": "machine"}]
+    assert host_energy(machine)["cpu_energy_kwh"] == 3.0

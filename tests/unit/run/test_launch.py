@@ -23,7 +23,8 @@ def test_an_srun_task_reads_its_step_not_the_allocation() -> None:
     assert launch is not None
     assert (launch.launcher, launch.job, launch.rank, launch.local_rank, launch.world_size,
             launch.node, launch.node_count) == ("slurm", "slurm-41.0", 3, 1, 4, "gpu07", 2)
-    assert launch.role is Role.REPORTER
+    assert launch.role_in("machine") is Role.REPORTER
+    assert launch.role_in("process") is Role.MEASURER  # its own processes, no one else's
     assert launch.sources["world_size"] == "SLURM_STEP_NUM_TASKS"
     assert launch.sources["node"] == "SLURMD_NODENAME"
 
@@ -37,7 +38,7 @@ def test_torchrun_inside_srun_numbers_the_processes() -> None:
     launch = launch_from({**SRUN, **TORCHRUN})
     assert launch is not None
     assert (launch.launcher, launch.rank, launch.world_size) == ("torchrun", 2, 4)
-    assert launch.role is Role.MEASURER  # local rank 0 of its node, not rank 0
+    assert launch.role_in("machine") is Role.MEASURER  # local rank 0 of its node, not rank 0
     assert launch.node == socket.gethostname()
     assert launch.job == "torchrun-5f2c-10.0.0.1-29500"
 
@@ -45,7 +46,8 @@ def test_torchrun_inside_srun_numbers_the_processes() -> None:
 def test_open_mpi_and_a_job_key_that_is_not_a_plain_name() -> None:
     launch = launch_from(MPIRUN)
     assert launch is not None
-    assert (launch.launcher, launch.rank, launch.role) == ("mpi", 1, Role.REPORTER)
+    assert (launch.launcher, launch.rank, launch.role_in("machine")) == (
+        "mpi", 1, Role.REPORTER)
     assert launch.job.startswith("mpi-") and "/" not in launch.job and "@" not in launch.job
     hostile = launch_from({**TORCHRUN, "TORCHELASTIC_RUN_ID": "../../etc"})
     assert hostile is not None and "/" not in hostile.job and ".." not in hostile.job
@@ -74,4 +76,4 @@ def test_impossible_ranks_are_refused(changes: dict[str, str]) -> None:
 
 def test_the_first_process_of_the_job_writes() -> None:
     launch = launch_from({**SRUN, "SLURM_PROCID": "0", "SLURM_LOCALID": "0"})
-    assert launch is not None and launch.role is Role.WRITER
+    assert launch is not None and launch.role_in("process") is Role.WRITER

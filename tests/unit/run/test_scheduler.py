@@ -4,14 +4,16 @@ its source; a run no scheduler placed has none; the tracker writes it into a val
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import codecarbon.core.util  # noqa: F401 - see the tracker test
 import pytest
 
 from mrv_ml.errors import SchemaValidationError
 from mrv_ml.record.schema import validate_record
-from mrv_ml.run.scheduler import scheduler_section
+from mrv_ml.run.scheduler import node_share, scheduler_section
 from tests.support.records import make_sample_record
 
 SRUN = {"SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0", "SLURM_JOB_PARTITION": "gpu",
@@ -105,12 +107,54 @@ def test_the_tracker_writes_the_section_into_a_valid_record(
     # without SLURM here that would fail every later CodeCarbon start in this process.
     for name, value in SRUN.items():
         monkeypatch.setenv(name, value)
-    with MRVTracker("under-srun", blockchain_enabled=False, quiet=True) as tracker:
+    # job=False: this process alone, not rank 1 of the step (tests/unit/run/test_tracker_job.py)
+    with monkeypatch.context() as machine:  # a 16-CPU node, of which the job was given 8
+        machine.setattr(os, "cpu_count", lambda: 16)
+        tracker = MRVTracker("under-srun", blockchain_enabled=False, quiet=True, job=False)
+    with tracker:
         pass
     record = tracker.record
     assert record is not None and record["schema_version"] == "1.2"
     assert record["scheduler"]["facts"]["job_id"]["value"] == "4242"
+    share = record["scheduler"]["node_share"]
+    assert share["cpus_given"] == 8 and share["source"] == "env SLURM_CPUS_ON_NODE"
+    attribution = record["energy_emissions"]["methods"]["attribution"]
+    assert share == {"shared": True, "cpus_given": 8, "machine_cpus": 16,
+                     "source": "env SLURM_CPUS_ON_NODE"}
+    # not chosen: process mode, because the job shares its node, and the record says so
+    assert record["energy_emissions"]["tracking_mode"] == "process"
+    assert attribution["method"].startswith("the job's own processes (because the job "
+                                            "shares its node): it was given 8 of the "
+                                            "machine's 16 CPUs")
+    assert "8/16, not applied" in attribution["assumption"]
     validate_record(record)
     bad = dict(record, scheduler=dict(record["scheduler"], kind="pbs"))
     with pytest.raises(SchemaValidationError):
         validate_record(bad)
+
+
+def _section(cpus_on_node: int | None = None, quota: float | None = None,
+             cpuset: str | None = None) -> dict[str, Any]:
+    facts = {} if cpus_on_node is None else {
+        "cpus_on_node": {"value": cpus_on_node, "source": "env SLURM_CPUS_ON_NODE"}}
+    cgroup: dict[str, Any] = {}
+    if quota is not None:
+        cgroup["cpu_quota_cores"] = {"value": quota, "source": "/sys/fs/cgroup/job/cpu.max"}
+    if cpuset is not None:
+        cgroup["cpuset"] = {"value": cpuset, "source": "/sys/fs/cgroup/job/cpuset.cpus.effective"}
+    return {"kind": "slurm", "facts": facts, "cgroup": cgroup}
+
+
+def test_a_job_given_fewer_cpus_than_the_machine_shares_its_node() -> None:
+    share = node_share(_section(cpus_on_node=8, quota=2.5, cpuset="0-3,8"), 64)
+    assert share == {"shared": True, "cpus_given": 2.5, "machine_cpus": 64,
+                     "source": "/sys/fs/cgroup/job/cpu.max"}  # the fewest CPUs given wins
+    assert node_share(_section(cpus_on_node=64), 64)["shared"] is False  # type: ignore[index]
+    assert node_share(_section(cpuset="0-1,4"), 8)["cpus_given"] == 3  # type: ignore[index]
+
+
+def test_nothing_said_about_cpus_says_nothing_about_sharing() -> None:
+    assert node_share(None, 8) is None
+    assert node_share(_section(), 8) is None
+    assert node_share(_section(cpuset="0-x"), 8) is None
+    assert node_share(_section(cpus_on_node=4), None) is None
