@@ -16,6 +16,10 @@ from mrv_ml.cli._options import RpcOption
 from mrv_ml.storage import atomicfile
 
 
+class GroupBy(str, enum.Enum):
+    slurm_job = "slurm_job"
+
+
 class ReportFormat(str, enum.Enum):
     text = "text"
     citation = "citation"
@@ -47,6 +51,10 @@ def report_command(
     tags: Annotated[list[str] | None, typer.Option(
         "--tag", metavar="KEY[=VALUE]",
         help="Only records with this tag (and value); repeat to require several.")] = None,
+    group_by: Annotated[GroupBy | None, typer.Option(
+        "--group-by", case_sensitive=False, metavar="slurm_job",
+        help="One row per SLURM job (an array's tasks together), a node measured twice "
+             "at the same time counted once; -f text, csv or json.")] = None,
     table: Annotated[bool, typer.Option(
         "--table", help="-f latex for one record: the table and paragraph, not the "
                         "sentence.")] = False,
@@ -100,6 +108,18 @@ def report_command(
     record_filter = RecordFilter(experiment=experiment,
                                  tags=tuple(RecordFilter.parse_tag(t) for t in tags or []))
     chosen = select(refs or [], RecordStore(settings.data_dir), record_filter)
+    if group_by is not None:
+        from mrv_ml.reporting import jobs
+
+        if run_verify:
+            raise typer.BadParameter("verify the records on their own (mrv verify); "
+                                     "--group-by only adds them up", param_hint="--verify")
+        if fmt.value not in jobs.GROUPED_FORMATS:
+            raise typer.BadParameter(f"--group-by makes a table: -f text, csv or json, "
+                                     f"not {fmt.value}", param_hint="--format")
+        groups = jobs.group_by_slurm_job([Run(c) for c in chosen])
+        _write(jobs.render_groups(groups, fmt.value), output)
+        return
     many = len(chosen) > 1 or fmt in (ReportFormat.csv, ReportFormat.json, ReportFormat.html) \
         or (fmt is ReportFormat.latex and table)
     if many and fmt in _ONE_RECORD_ONLY:
@@ -126,15 +146,10 @@ def report_command(
                              proof_error=one.proof_error,
                              verdict=fv.verdict if fv is not None else None,
                              dashboard_url=url, network=settings.network)
-    if output is None:
-        if many and fmt is ReportFormat.text and sys.stdout.isatty():
-            console.print(paper.text_table(runs))
-        else:
-            sys.stdout.write(text)  # exact bytes: a badge or LaTeX must not be re-wrapped
-            sys.stdout.flush()
+    if output is None and many and fmt is ReportFormat.text and sys.stdout.isatty():
+        console.print(paper.text_table(runs))
     else:
-        atomicfile.write_bytes(output, text.encode("utf-8"), what="the report")
-        console_err.print(f"wrote {output}", highlight=False)
+        _write(text, output)
     if verifications:
         from mrv_ml.verification.verifier import worse
 
@@ -143,3 +158,12 @@ def report_command(
             worst = worse(worst, fv.exit_code)
         if worst:
             raise typer.Exit(worst)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)  # exact bytes: a badge or LaTeX must not be re-wrapped
+        sys.stdout.flush()
+    else:
+        atomicfile.write_bytes(output, text.encode("utf-8"), what="the report")
+        console_err.print(f"wrote {output}", highlight=False)

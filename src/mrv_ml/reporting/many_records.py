@@ -39,7 +39,7 @@ from mrv_ml.units import (
     format_number,
 )
 
-__all__ = ["FORMATS", "csv_report", "html_report", "json_report", "latex_report", "render",
+__all__ = ["FORMATS", "csv_cell", "csv_report", "html_report", "json_report", "latex_report", "render",
            "text_table", "totals_text"]
 
 #: The formats of a report over many records.
@@ -68,7 +68,7 @@ def totals_text(t: Totals) -> str:
 # --- CSV and JSON ------------------------------------------------------------------------
 
 
-def _csv_cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
     """A cell a spreadsheet shows as text, never runs as a formula."""
     if value is None:
         return ""
@@ -83,7 +83,7 @@ def csv_report(runs: Sequence[Run]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     for run in runs:
-        writer.writerow({k: _csv_cell(v) for k, v in run_fields(run).items()})
+        writer.writerow({k: csv_cell(v) for k, v in run_fields(run).items()})
     return buffer.getvalue()
 
 
