@@ -177,3 +177,22 @@ def test_an_array_job_writes_a_record_per_task_and_a_killed_task_fails_alone(
         else:
             assert record["outcome"]["status"] == "completed"
             assert record["energy_emissions"]["measurement_status"] == "measured"
+
+
+def test_two_runs_in_one_batch_script_elect_one_measurer_by_the_node_lock(
+        slurm_cluster: SlurmCluster, load_script: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    run = " ".join(_mrv_run(store, sys.executable, str(load_script), "3"))
+    script = tmp_path / "two.sh"
+    script.write_text(f"#!/bin/bash\n{run} &\nsleep 1\n{run} &\nwait\n")
+    done = slurm_cluster.run(["sbatch", "--parsable", "--exclusive", "-o",
+                              str(tmp_path / "two.out"), str(script)], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    slurm_cluster.wait_job(done.stdout.strip())
+    [record] = _records(store)  # one record: the second run joined the first's round
+    distributed = record["distributed"]
+    assert distributed["launcher"] == "node-lock"
+    assert distributed["job"] == f"slurm-{done.stdout.strip()}"
+    assert [(r["rank"], r["role"]) for r in distributed["ranks"]] == [
+        (0, "writer"), (1, "reporter")]
+    assert record["outcome"]["status"] == "completed"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from mrv_ml.errors import ConfigError
 
-__all__ = ["Launch", "Role", "launch_from"]
+__all__ = ["Launch", "Role", "launch_from", "unranked_launch"]
 
 _SAFE_KEY = re.compile(r"[A-Za-z0-9._-]{1,80}")
 
@@ -137,3 +137,22 @@ def launch_from(environ: Mapping[str, str]) -> Launch | None:
                        ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"),
                        ("SLURM_STEP_NUM_NODES", "SLURM_NNODES"), ("SLURMD_NODENAME",))
     return None
+
+
+def unranked_launch(environ: Mapping[str, str], rank: int) -> Launch | None:
+    """For a process of a job that no launcher numbered (a SLURM batch script, a Kubernetes
+    pod): its place as the node's lock gave it (:mod:`mrv_ml.run.node_lock`, ``rank`` 0 the
+    measurer), or None where it belongs to no job."""
+    job_id = environ.get("SLURM_JOB_ID", "").strip()
+    pod = next((environ[n].strip() for n in ("MY_POD_NAME", "POD_NAME", "HOSTNAME")
+                if environ.get(n, "").strip()), "")
+    if job_id:
+        job, node_src = _job_key("slurm", job_id), "SLURMD_NODENAME"
+    elif environ.get("KUBERNETES_SERVICE_HOST", "").strip() and pod:
+        job, node_src = _job_key("pod", pod), "MY_NODE_NAME"
+    else:
+        return None
+    node = environ.get(node_src, "").strip()[:255] or socket.gethostname()
+    return Launch("node-lock", job, rank, rank, 0, node, 1,
+                  {"rank": "node lock", "node": node_src if environ.get(node_src) else
+                   "hostname"})

@@ -77,7 +77,8 @@ from mrv_ml.run.job import (
     gather_timeout,
     job_outcome,
 )
-from mrv_ml.run.launch import Launch, Role, launch_from
+from mrv_ml.run.launch import Launch, Role, launch_from, unranked_launch
+from mrv_ml.run.node_lock import Round, join_node_round
 from mrv_ml.run.scheduler import node_share, scheduler_section
 from mrv_ml.storage.store import RecordStore
 from mrv_ml.types import Fingerprint
@@ -214,6 +215,10 @@ class MRVTracker:
         self.store = RecordStore(self.settings.data_dir)
         # this process's place in a launched job: a bad rank fails now, not after the run
         self.launch: Launch | None = launch_from(os.environ) if job else None
+        # no launcher's ranks, but a job (a batch script, a pod): the node's lock elects
+        self._node_round = bool(job and self.launch is None
+                                and unranked_launch(os.environ, 0) is not None)
+        self._round: Round | None = None
         self.role = (self.launch.role_in(str(self.settings.tracking_mode))
                      if self.launch is not None else Role.WRITER)
         self.gather_timeout_s = gather_timeout(gather_timeout_s, os.environ)
@@ -390,9 +395,13 @@ class MRVTracker:
             raise MRVStateError("this MRVTracker was already started; create a new one per run")
         self._started = True
         self._start_time = utc_now_iso()
+        if self._node_round:
+            self._join_node_round()
         if self.role is not Role.WRITER:
             return self._start_member()
-        if self.launch is not None:
+        if self._round is not None:
+            self.add_record_hook(self._complete_round)
+        elif self.launch is not None:
             self.add_record_hook(self._complete_job)
         self._meter = EnergyMeter(self.settings)
         self._meter.start()
@@ -489,6 +498,20 @@ class MRVTracker:
                 "role": self.role.value, "hardware": hardware, "energy_emissions": energy,
                 "outcome": outcome, "start_time": self._start_time, "end_time": end_time}
 
+    def _join_node_round(self) -> None:
+        """A job's process that no launcher numbered: the first on this node measures it,
+        those that join while it runs report to it (mrv_ml.run.node_lock)."""
+        first = unranked_launch(os.environ, 0)
+        assert first is not None
+        joined = join_node_round(first.job)
+        if joined is None:  # no usable temporary folder: this process alone, as before
+            return
+        self._round = joined
+        self.launch = unranked_launch(os.environ, joined.rank)
+        assert self.launch is not None
+        self.role = self.launch.role_in(str(self.settings.tracking_mode))
+        self._exchange = joined.exchange
+
     def _start_member(self) -> MRVTracker:
         """Another rank than 0: measure the node if this is its first process, else
         nothing; no lines (rank 0 speaks for the job)."""
@@ -534,6 +557,23 @@ class MRVTracker:
                       f"rank(s) of {launch.job} (up to {self.gather_timeout_s:g} s)")
             late, missing = exchange.collect(missing, self.gather_timeout_s)
             parts += late
+        self._assemble(record, parts, missing, launch.world_size)
+
+    def _complete_round(self, record: dict[str, Any]) -> None:
+        """The node's measurer (no launcher's ranks): its record becomes the job's on this
+        node once every process that joined has reported or is gone."""
+        assert self._round is not None and self._exchange is not None
+        members, missing = self._round.close(self.gather_timeout_s)
+        if not members:
+            return  # no other process of the job ran here meanwhile: a record of its own
+        parts, unusable = self._exchange.collect([m for m in members if m not in missing],
+                                                 0.0)
+        self._assemble(record, parts, sorted({*missing, *unusable}), 1 + len(members))
+
+    def _assemble(self, record: dict[str, Any], parts: list[dict[str, Any]],
+                  missing: list[int], world_size: int) -> None:
+        launch = self.launch
+        assert launch is not None
         if missing:
             self._say(f"⚠️  MRV: no part from rank(s) {', '.join(map(str, missing))}: "
                       "the record says they are missing")
@@ -541,7 +581,7 @@ class MRVTracker:
                           record["outcome"], record["timestamps"]["end_time"])
         every = [mine, *parts]
         record["distributed"] = build_distributed_section(
-            every, launch.world_size, None, missing, self.gather_timeout_s,
+            every, world_size, None, missing, self.gather_timeout_s,
             launcher=launch.launcher, job=launch.job)
         record["energy_emissions"] = aggregate_energy(every)
         record["outcome"] = {**record["outcome"], **job_outcome(

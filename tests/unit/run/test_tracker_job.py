@@ -3,6 +3,7 @@ ranks' environments are set here; tests/cluster runs the real launchers)."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,27 @@ def test_job_false_makes_every_process_its_own_run(
     with _tracker(tmp_path / "store", job=False) as alone:
         pass
     assert alone.mrv_id is not None and alone.launch is None
+
+
+def test_processes_of_a_batch_script_elect_the_first_on_the_node(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # `mrv run a & mrv run b & wait` in a batch script: a job, no launcher's ranks
+    monkeypatch.setenv("SLURM_JOB_ID", "9")
+    monkeypatch.setenv("SLURMD_NODENAME", "n1")
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "node-tmp"))
+    (tmp_path / "node-tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    store = tmp_path / "store"
+    first = _tracker(store).start()
+    second = _tracker(store).start()  # joins while the first runs
+    assert second._meter is None
+    part = second.stop()
+    assert (part["rank"], part["role"]) == (1, "reporter")
+    record = first.stop()
+    assert record["distributed"]["launcher"] == "node-lock"
+    assert record["distributed"]["job"] == "slurm-9"
+    assert [(r["rank"], r["role"], r["node"]) for r in record["distributed"]["ranks"]] == [
+        (0, "writer", "n1"), (1, "reporter", "n1")]
+    third = _tracker(store).start()  # after the round closed: measures anew, alone
+    assert third.stop()["distributed"] is None
+    assert len(list(store.glob("MRV-*.json"))) == 2
