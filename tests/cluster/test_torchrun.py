@@ -1,4 +1,4 @@
-"""``MRVTracker`` and ``mrv run`` under ``torchrun --nproc-per-node 2`` (gloo): the launcher's
+"""``MRVTracker`` under ``torchrun --nproc-per-node 2`` (gloo): the launcher's
 ranks elect one measurer per node and the job writes one record."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from mrv_ml.record.schema import load_record_file
-from tests.support.cli import mrv_command
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
@@ -53,16 +52,3 @@ def test_a_torchrun_job_with_a_tracker_on_every_rank_writes_one_record(
     assert [(r["rank"], r["local_rank"], r["role"]) for r in distributed["ranks"]] == [
         (0, 0, "writer"), (1, 1, "reporter")]
     assert record["outcome"]["status"] == "completed"
-
-
-def test_mrv_run_under_torchrun_writes_one_record(tmp_path: Path) -> None:
-    store = tmp_path / "store"
-    done = subprocess.run(_torchrun("--no-python", *mrv_command(), "run", "--no-anchor", "-q",
-                                    "--data-dir", str(store), "--", sys.executable, "-c",
-                                    "print('trained')"),
-                          capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("trained") == 2
-    [path] = store.glob("MRV-*.json")
-    assert [r["role"] for r in load_record_file(path)["distributed"]["ranks"]] == [
-        "writer", "reporter"]
