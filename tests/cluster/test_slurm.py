@@ -19,6 +19,7 @@ from tests.support.slurm import SlurmCluster
 
 pytestmark = [pytest.mark.slurm]
 
+_CPUS = os.cpu_count() or 1
 #: seconds of CPU load, as the issue's check asks
 LOAD_S = 10
 LOAD = ("import sys, time\n"
@@ -48,14 +49,16 @@ def _mrv_run(store: Path, *command: str) -> list[str]:
             *command]
 
 
+@pytest.mark.skipif(_CPUS < 2 or _CPUS % 2 == 1,
+                    reason="two tasks with the whole node need an even number of CPUs")
 def test_two_tasks_on_a_node_write_one_record_that_counts_the_node_once(
         slurm_cluster: SlurmCluster, load_script: Path, tmp_path: Path) -> None:
     alone, job = tmp_path / "alone", tmp_path / "job"
     # the same load, on the same machine, at the same time: once alone, once as two tasks
     single = subprocess.Popen(_mrv_run(alone, sys.executable, str(load_script), str(LOAD_S)),
                               env=slurm_cluster.env, stderr=subprocess.PIPE, text=True)
-    # --exclusive: the node is the job's alone, so both runs measure the whole machine
-    step = slurm_cluster.run(["srun", "--exclusive", "-N", "1", "-n", "2", *_mrv_run(
+    # every CPU of the node to the step: not shared, so both runs measure the whole machine
+    step = slurm_cluster.run(["srun", "-N", "1", "-n", "2", "-c", str(_CPUS // 2), *_mrv_run(
         job, sys.executable, str(load_script), str(LOAD_S))], timeout=120)
     assert single.wait(timeout=120) == 0, single.stderr.read() if single.stderr else ""
     assert step.returncode == 0, step.stderr
@@ -105,7 +108,7 @@ def test_a_job_given_part_of_a_node_is_measured_by_its_own_processes(
 def test_a_step_over_two_nodes_is_measured_by_one_process_on_each(
         slurm_cluster: SlurmCluster, load_script: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
-    step = slurm_cluster.run(["srun", "--exclusive", "-N", "2", "-n", "2", *_mrv_run(
+    step = slurm_cluster.run(["srun", "-N", "2", "-n", "2", "-c", str(_CPUS), *_mrv_run(
         store, sys.executable, str(load_script), "1")])
     assert step.returncode == 0, step.stderr
     [record] = _records(store)

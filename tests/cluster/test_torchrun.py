@@ -14,6 +14,7 @@ from mrv_ml.record.schema import load_record_file
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 
 TRAIN = '''
+import os
 import sys
 import torch
 import torch.distributed as dist
@@ -26,7 +27,8 @@ with MRVTracker("ddp_toy", model_name="Toy", blockchain_enabled=False, quiet=Tru
     dist.all_reduce(total)          # a real collective over gloo
     assert total.item() == 3.0
 dist.barrier()
-print("rank", dist.get_rank(), "record", tracker.mrv_id, flush=True)
+# one write per rank: two ranks' print() pieces would interleave on the shared pipe
+os.write(1, f"rank {dist.get_rank()} record {tracker.mrv_id}\\n".encode())
 dist.destroy_process_group()
 '''
 

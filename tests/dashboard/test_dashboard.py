@@ -190,8 +190,9 @@ def test_phone_width_has_no_horizontal_scroll(browser: Any, dashboard_server: Se
         context.close()
 
 
-def _set_proof(page: Any, tmp_path: Path, proof: dict[str, Any]) -> None:
-    path = tmp_path / "p.proof.json"
+def _set_proof(page: Any, tmp_path: Path, proof: dict[str, Any],
+               name: str = "p.proof.json") -> None:
+    path = tmp_path / name  # a file of another name each time: the input's change fires
     path.write_text(json.dumps(proof), encoding="utf-8")
     page.set_input_files("#proof-file", str(path))
 

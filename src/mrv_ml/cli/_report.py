@@ -52,9 +52,9 @@ def report_command(
         "--tag", metavar="KEY[=VALUE]",
         help="Only records with this tag (and value); repeat to require several.")] = None,
     group_by: Annotated[GroupBy | None, typer.Option(
-        "--group-by", case_sensitive=False, metavar="slurm_job",
-        help="One row per SLURM job (an array's tasks together), a node measured twice "
-             "at the same time counted once; -f text, csv or json.")] = None,
+        "--group-by", case_sensitive=False, metavar="FIELD",
+        help="slurm_job: one row per SLURM job (an array's tasks together), a node "
+             "measured twice at the same time counted once; -f text, csv or json.")] = None,
     table: Annotated[bool, typer.Option(
         "--table", help="-f latex for one record: the table and paragraph, not the "
                         "sentence.")] = False,

@@ -376,9 +376,18 @@ function errorText(key, ev) {
 }
 
 // --- verification ----------------------------------------------------------------------
+// Each verification is numbered: one that a newer input (another file, a proof) overtook
+// while it waited on the chain shows nothing, so an old verdict never lands beside, or
+// over, the newer input's.
+let verifications = 0;
+
 async function verify() {
+  const run = ++verifications;
+  const overtaken = () => run !== verifications;
   if (!state.record) { showError("choose a record file first", "no_record"); return; }
-  if (!state.provider && !(await connect())) {
+  const connected = state.provider || (await connect());
+  if (overtaken()) return;
+  if (!connected) {
     showError("cannot verify: not connected to a chain (see Connection)", "chain_unreachable");
     $("verdict").hidden = true;
     renderRecord(state.record, null, { error: "chain_unreachable" });
@@ -393,8 +402,12 @@ async function verify() {
              signerPin: signerPin ? ethers.getAddress(signerPin) : null };
   let decision;
   try {
-    for (decision = decide(ev); decision.need; decision = decide(ev)) ev = await read(ev, decision.need);
+    for (decision = decide(ev); decision.need; decision = decide(ev)) {
+      ev = await read(ev, decision.need);
+      if (overtaken()) return;
+    }
   } catch (e) {
+    if (overtaken()) return;
     showError(`verification failed: ${friendly(e)}`, e.key || "chain_read_failed");
     $("verdict").hidden = true;  // never an earlier verdict beside this error
     renderRecord(state.record, null, { error: e.key || "chain_read_failed" });
@@ -415,6 +428,7 @@ async function verify() {
     const finalized = await state.provider.getBlock("finalized").catch(() => null);
     head = { latest: await state.provider.getBlockNumber(), finalized: finalized?.number ?? null };
   } catch { head = null; }
+  if (overtaken()) return;
   const facts = renderVerdict(ev, decision, tx, head, block);
   renderRecord(state.record, decision.status, facts);
 }

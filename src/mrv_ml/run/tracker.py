@@ -38,7 +38,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import socket
 import sys
 import threading
 import time
@@ -68,17 +67,9 @@ from mrv_ml.run.environment import software_versions, source_state
 from mrv_ml.run.finish import Finished
 from mrv_ml.run.forecast import Forecast, Forecaster, forecast_line, point_at
 from mrv_ml.run.heartbeat import DEFAULT_FIRST_AFTER_S, Heartbeat, Pulse
-from mrv_ml.run.job import (
-    JOBS_FOLDER,
-    JOIN_GRACE_S,
-    PartExchange,
-    aggregate_energy,
-    build_distributed_section,
-    gather_timeout,
-    job_outcome,
-)
-from mrv_ml.run.launch import Launch, Role, launch_from, unranked_launch
-from mrv_ml.run.node_lock import Round, join_node_round
+from mrv_ml.run.job import gather_timeout
+from mrv_ml.run.job_place import JobPlace
+from mrv_ml.run.launch import Role, launch_from
 from mrv_ml.run.scheduler import node_share, scheduler_section
 from mrv_ml.storage.store import RecordStore
 from mrv_ml.types import Fingerprint
@@ -213,17 +204,13 @@ class MRVTracker:
         self.heartbeat_s = (self.settings.heartbeat_s if heartbeat_s is None
                             else float(heartbeat_s))
         self.store = RecordStore(self.settings.data_dir)
-        # this process's place in a launched job: a bad rank fails now, not after the run
-        self.launch: Launch | None = launch_from(os.environ) if job else None
-        # no launcher's ranks, but a job (a batch script, a pod): the node's lock elects
-        self._node_round = bool(job and self.launch is None
-                                and unranked_launch(os.environ, 0) is not None)
-        self._round: Round | None = None
-        self.role = (self.launch.role_in(str(self.settings.tracking_mode))
-                     if self.launch is not None else Role.WRITER)
+        # a job of many processes: this process's place in it is found at start()
+        self.job = job
         self.gather_timeout_s = gather_timeout(gather_timeout_s, os.environ)
-        self._exchange = (PartExchange(self.store.root / JOBS_FOLDER / self.launch.job)
-                          if self.launch is not None else None)
+        if job:  # a launcher's impossible ranks fail now, not after the run
+            launch_from(os.environ)
+        self.job_place: JobPlace | None = None
+        self.role = Role.WRITER
         #: what this process handed to rank 0, when it is not the writer
         self.part: dict[str, Any] | None = None
         # the budget (arguments over MRV_BUDGET_*): a bad value fails now, before the run
@@ -395,14 +382,16 @@ class MRVTracker:
             raise MRVStateError("this MRVTracker was already started; create a new one per run")
         self._started = True
         self._start_time = utc_now_iso()
-        if self._node_round:
-            self._join_node_round()
-        if self.role is not Role.WRITER:
-            return self._start_member()
-        if self._round is not None:
-            self.add_record_hook(self._complete_round)
-        elif self.launch is not None:
-            self.add_record_hook(self._complete_job)
+        if self.job:
+            self.job_place = JobPlace.for_process(
+                os.environ, self.store.root, str(self.settings.tracking_mode),
+                self.gather_timeout_s, self._say)
+        if self.job_place is not None:
+            self.role = self.job_place.role
+            if self.role is not Role.WRITER:
+                return self._start_member()
+            place, started = self.job_place, self._start_time
+            self.add_record_hook(lambda record: place.complete(record, started))
         self._meter = EnergyMeter(self.settings)
         self._meter.start()
         # Facts that do not change during the run are gathered now, off the critical
@@ -452,8 +441,8 @@ class MRVTracker:
         # The record is safely on disk before any chain call (StoreError propagates).
         self.record_path = self.store.save(record)
         self.record = record
-        if self._exchange is not None:  # the parts are in the record now
-            self._exchange.remove()
+        if self.job_place is not None:  # the parts are in the record now
+            self.job_place.done()
         self._finish()
         return record
 
@@ -488,35 +477,13 @@ class MRVTracker:
 
         return wrapper  # type: ignore[return-value]
 
-    # -- one record for a launched job ----------------------------------------------------
-
-    def _part(self, energy: dict[str, Any] | None, hardware: dict[str, Any] | None,
-              outcome: dict[str, Any], end_time: str | None) -> dict[str, Any]:
-        assert self.launch is not None
-        return {"rank": self.launch.rank, "local_rank": self.launch.local_rank,
-                "node": self.launch.node, "hostname": socket.gethostname(),
-                "role": self.role.value, "hardware": hardware, "energy_emissions": energy,
-                "outcome": outcome, "start_time": self._start_time, "end_time": end_time}
-
-    def _join_node_round(self) -> None:
-        """A job's process that no launcher numbered: the first on this node measures it,
-        those that join while it runs report to it (mrv_ml.run.node_lock)."""
-        first = unranked_launch(os.environ, 0)
-        assert first is not None
-        joined = join_node_round(first.job)
-        if joined is None:  # no usable temporary folder: this process alone, as before
-            return
-        self._round = joined
-        self.launch = unranked_launch(os.environ, joined.rank)
-        assert self.launch is not None
-        self.role = self.launch.role_in(str(self.settings.tracking_mode))
-        self._exchange = joined.exchange
+    # -- one record for a job of many processes -------------------------------------------
 
     def _start_member(self) -> MRVTracker:
-        """Another rank than 0: measure the node if this is its first process, else
-        nothing; no lines (rank 0 speaks for the job)."""
-        assert self._exchange is not None and self.launch is not None
-        self._exchange.announce(self.launch.rank)
+        """Not the writer: measure the node (or, in process mode, this process's own) if
+        this process's role says so, else nothing; no lines (rank 0 speaks for the job)."""
+        assert self.job_place is not None
+        self.job_place.announce()
         if self.role is Role.MEASURER:
             self._meter = EnergyMeter(self.settings)
             self._meter.start()
@@ -528,64 +495,17 @@ class MRVTracker:
     def _stop_member(self, end_time: str) -> dict[str, Any]:
         if self.part is not None:
             return self.part
+        assert self.job_place is not None
         energy = hardware = None
         if self._meter is not None:
             energy = self._meter.stop().to_record_section()
             if self._prefetch is not None:
                 self._prefetch.join()
             hardware = self._static.get("hardware")
-        self.part = self._part(energy, hardware, dict(self._outcome), end_time)
-        assert self._exchange is not None and self.launch is not None
-        self._exchange.publish(self.part)
+        self.part = self.job_place.part(energy, hardware, self._outcome, self._start_time,
+                                        end_time)
+        self.job_place.hand_over(self.part)
         return self.part
-
-    def _complete_job(self, record: dict[str, Any]) -> None:
-        """Rank 0's record becomes the job's: the other ranks' parts, the totals counting
-        each host once, the job's outcome."""
-        launch, exchange = self.launch, self._exchange
-        assert launch is not None and exchange is not None
-        others = range(1, launch.world_size)
-        if not exchange.announced(others, min(JOIN_GRACE_S, self.gather_timeout_s)):
-            # no other rank tracks (`if rank == 0: MRVTracker(...)`): a record of its own
-            record["energy_emissions"].setdefault("notes", []).append(
-                f"rank 0 of {launch.world_size} ({launch.launcher} {launch.job}); no other "
-                f"rank tracked, so this record measures node {launch.node} only")
-            return
-        parts, missing = exchange.collect(others, 0.0)
-        if missing:
-            self._say(f"⏳ MRV: waiting for {len(missing)} of {launch.world_size - 1} other "
-                      f"rank(s) of {launch.job} (up to {self.gather_timeout_s:g} s)")
-            late, missing = exchange.collect(missing, self.gather_timeout_s)
-            parts += late
-        self._assemble(record, parts, missing, launch.world_size)
-
-    def _complete_round(self, record: dict[str, Any]) -> None:
-        """The node's measurer (no launcher's ranks): its record becomes the job's on this
-        node once every process that joined has reported or is gone."""
-        assert self._round is not None and self._exchange is not None
-        members, missing = self._round.close(self.gather_timeout_s)
-        if not members:
-            return  # no other process of the job ran here meanwhile: a record of its own
-        parts, unusable = self._exchange.collect([m for m in members if m not in missing],
-                                                 0.0)
-        self._assemble(record, parts, sorted({*missing, *unusable}), 1 + len(members))
-
-    def _assemble(self, record: dict[str, Any], parts: list[dict[str, Any]],
-                  missing: list[int], world_size: int) -> None:
-        launch = self.launch
-        assert launch is not None
-        if missing:
-            self._say(f"⚠️  MRV: no part from rank(s) {', '.join(map(str, missing))}: "
-                      "the record says they are missing")
-        mine = self._part(record["energy_emissions"], record.get("hardware"),
-                          record["outcome"], record["timestamps"]["end_time"])
-        every = [mine, *parts]
-        record["distributed"] = build_distributed_section(
-            every, world_size, None, missing, self.gather_timeout_s,
-            launcher=launch.launcher, job=launch.job)
-        record["energy_emissions"] = aggregate_energy(every)
-        record["outcome"] = {**record["outcome"], **job_outcome(
-            record["outcome"], parts, missing, self.gather_timeout_s)}
 
     # -- verification -----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mrv_ml.record.schema import load_record_file
-from mrv_ml.run import tracker as tracker_module
+from mrv_ml.run import job_place
 from mrv_ml.run.tracker import MRVTracker
 
 
@@ -70,7 +70,7 @@ def test_a_failed_rank_fails_the_job(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 def test_rank_0_alone_writes_its_own_record_and_says_what_it_measured(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(tracker_module, "JOIN_GRACE_S", 0.3)
+    monkeypatch.setattr(job_place, "JOIN_GRACE_S", 0.3)
     _srun(monkeypatch, 0, 0)
     with _tracker(tmp_path / "store") as writer:  # `if rank == 0: MRVTracker(...)`
         pass
@@ -86,7 +86,7 @@ def test_job_false_makes_every_process_its_own_run(
     _srun(monkeypatch, 2, 1)
     with _tracker(tmp_path / "store", job=False) as alone:
         pass
-    assert alone.mrv_id is not None and alone.launch is None
+    assert alone.mrv_id is not None and alone.job_place is None
 
 
 def test_processes_of_a_batch_script_elect_the_first_on_the_node(
