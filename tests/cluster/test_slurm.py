@@ -129,7 +129,7 @@ def test_a_rank_that_dies_is_named_missing_and_the_job_failed(
     die = ('[ "$SLURM_PROCID" = 1 ] && kill -KILL $PPID; '
            f'exec {sys.executable} {load_script} 1')
     step = slurm_cluster.run(["srun", "-N", "1", "-n", "2", *_mrv_run(store, "bash", "-c", die)],
-                             extra_env={"MRV_GATHER_TIMEOUT_S": "3"})
+                             extra_env={"MRV_GATHER_TIMEOUT_S": "1.5"})
     assert step.returncode != 0
     [record] = _records(store)
     assert record["distributed"]["missing_ranks"] == [1]
@@ -153,7 +153,7 @@ def test_an_array_job_writes_a_record_per_task_and_a_killed_task_fails_alone(
                 f"open(os.path.join({str(pids)!r}, os.environ['SLURM_ARRAY_TASK_ID']), 'w')"
                 ".write(str(os.getpid()))\n"
                 "t = time.monotonic()\n"
-                "while time.monotonic() - t < 4:\n"
+                "while time.monotonic() - t < 2:\n"
                 "    pass\n")
     (tmp_path / "train.py").write_text(training)
     script = tmp_path / "array.sh"
@@ -184,7 +184,7 @@ def test_an_array_job_writes_a_record_per_task_and_a_killed_task_fails_alone(
 def test_two_runs_in_one_batch_script_elect_one_measurer_by_the_node_lock(
         slurm_cluster: SlurmCluster, load_script: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
-    run = " ".join(_mrv_run(store, sys.executable, str(load_script), "3"))
+    run = " ".join(_mrv_run(store, sys.executable, str(load_script), "2"))
     script = tmp_path / "two.sh"
     script.write_text(f"#!/bin/bash\n{run} &\nsleep 0.5\n{run} &\nwait\n")
     done = slurm_cluster.run(["sbatch", "--parsable", "--exclusive", "-o",
