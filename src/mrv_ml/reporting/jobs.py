@@ -27,7 +27,13 @@ from mrv_ml.reporting import text
 from mrv_ml.reporting.many_records import csv_cell
 from mrv_ml.reporting.runs import Run
 from mrv_ml.storage.selection import Totals, totals
-from mrv_ml.units import MISSING, format_duration_s, format_energy_kwh, format_mass_kg
+from mrv_ml.units import (
+    MISSING,
+    format_duration_s,
+    format_energy_kwh,
+    format_mass_kg,
+    utc_moment,
+)
 
 __all__ = ["GROUP_BY", "JobGroup", "group_by_slurm_job", "render_groups", "slurm_job_of"]
 
@@ -78,12 +84,8 @@ def _nodes(record: Mapping[str, Any]) -> frozenset[str]:
 
 def _window(record: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
     stamps = record.get("timestamps") or {}
-    try:
-        start = datetime.fromisoformat(str(stamps["start_time"]).replace("Z", "+00:00"))
-        end = datetime.fromisoformat(str(stamps["end_time"]).replace("Z", "+00:00"))
-    except (KeyError, ValueError):
-        return None
-    return (start, end) if start <= end else None
+    start, end = utc_moment(stamps.get("start_time")), utc_moment(stamps.get("end_time"))
+    return (start, end) if start is not None and end is not None and start <= end else None
 
 
 def _whole_machine(record: Mapping[str, Any]) -> bool:
@@ -95,23 +97,21 @@ def _whole_machine(record: Mapping[str, Any]) -> bool:
 def _overlapping(runs: Sequence[Run]) -> set[str]:
     """MRV IDs of machine-mode records that measured a node a larger record of the same
     job measured at the same time."""
-    candidates = [r for r in runs if _whole_machine(r.record) and _nodes(r.record)
-                  and _window(r.record) is not None]
-    candidates.sort(key=lambda r: -float(r.record["energy_emissions"].get("energy_kwh") or 0))
-    kept: list[Run] = []
+    candidates = []
+    for run in runs:
+        nodes, window = _nodes(run.record), _window(run.record)
+        if _whole_machine(run.record) and nodes and window is not None:
+            energy = float(run.record["energy_emissions"].get("energy_kwh") or 0)
+            candidates.append((energy, str(run.record["mrv_id"]), nodes, window))
+    candidates.sort(key=lambda c: -c[0])
+    kept: list[tuple[frozenset[str], tuple[datetime, datetime]]] = []
     left_out: set[str] = set()
-    for run in candidates:
-        nodes, (start, end) = _nodes(run.record), _window(run.record)  # type: ignore[misc]
-        clash = False
-        for other in kept:
-            o_start, o_end = _window(other.record)  # type: ignore[misc]
-            if nodes & _nodes(other.record) and start < o_end and o_start < end:
-                clash = True
-                break
-        if clash:
-            left_out.add(str(run.record["mrv_id"]))
+    for _, mrv_id, nodes, (start, end) in candidates:
+        if any(nodes & other and start < o_end and o_start < end
+               for other, (o_start, o_end) in kept):
+            left_out.add(mrv_id)
         else:
-            kept.append(run)
+            kept.append((nodes, (start, end)))
     return left_out
 
 

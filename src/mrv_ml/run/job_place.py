@@ -23,7 +23,7 @@ from mrv_ml.run.job import (
     build_distributed_section,
     job_outcome,
 )
-from mrv_ml.run.launch import Launch, launch_from, unranked_launch
+from mrv_ml.run.launch import Launch, unranked_launch
 from mrv_ml.run.node_lock import Round, join_node_round
 
 __all__ = ["JobPlace"]
@@ -44,12 +44,12 @@ class JobPlace:
         self._round = node_round
 
     @classmethod
-    def for_process(cls, environ: Mapping[str, str], store_root: Path, tracking_mode: str,
-                    gather_timeout_s: float, say: Callable[[str], None]) -> JobPlace | None:
-        """Where this process stands in its job, or None when it runs alone. A launcher's
-        ranks are read now (a bad rank fails before the run); the node's lock, for a job no
-        launcher numbered, is joined now too: call this when the run starts."""
-        launch = launch_from(environ)
+    def for_process(cls, launch: Launch | None, environ: Mapping[str, str], store_root: Path,
+                    tracking_mode: str, gather_timeout_s: float, say: Callable[[str], None]
+                    ) -> JobPlace | None:
+        """Where this process stands in its job, or None when it runs alone: ``launch``,
+        the launcher's ranks (:func:`~mrv_ml.run.launch.launch_from`), or else, for a job no
+        launcher numbered, the node's lock, joined now: call this when the run starts."""
         if launch is not None:
             return cls(launch, PartExchange(store_root / JOBS_FOLDER / launch.job),
                        tracking_mode, gather_timeout_s, say)

@@ -66,12 +66,14 @@ def _mutex(folder: Path) -> Iterator[None]:
 
 
 def _read_state(folder: Path) -> dict[str, Any]:
+    """The rounds so far; no state (or an unreadable one): none, so a new round opens."""
     try:
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        state = None
+    if not isinstance(state, dict):
         return {"round": 0, "open": False, "measurer": None, "members": {}}
-    return state if isinstance(state, dict) else {"round": 0, "open": False,
-                                                   "measurer": None, "members": {}}
+    return state
 
 
 def _write_state(folder: Path, state: Mapping[str, Any]) -> None:

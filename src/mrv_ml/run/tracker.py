@@ -42,7 +42,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -67,7 +66,7 @@ from mrv_ml.run.environment import software_versions, source_state
 from mrv_ml.run.finish import Finished
 from mrv_ml.run.forecast import Forecast, Forecaster, forecast_line, point_at
 from mrv_ml.run.heartbeat import DEFAULT_FIRST_AFTER_S, Heartbeat, Pulse
-from mrv_ml.run.job import gather_timeout
+from mrv_ml.run.job import gather_timeout, utc_now
 from mrv_ml.run.job_place import JobPlace
 from mrv_ml.run.launch import Role, launch_from
 from mrv_ml.run.scheduler import node_share, scheduler_section
@@ -84,10 +83,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ANCHOR_MODES = ("single", "batch")
 _MAX_ERROR_MESSAGE = 2000
-
-
-def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class MRVTracker:
@@ -204,11 +199,11 @@ class MRVTracker:
         self.heartbeat_s = (self.settings.heartbeat_s if heartbeat_s is None
                             else float(heartbeat_s))
         self.store = RecordStore(self.settings.data_dir)
-        # a job of many processes: this process's place in it is found at start()
+        # a job of many processes: the launcher's ranks now (impossible ones fail before the
+        # run), this process's place among them at start()
         self.job = job
         self.gather_timeout_s = gather_timeout(gather_timeout_s, os.environ)
-        if job:  # a launcher's impossible ranks fail now, not after the run
-            launch_from(os.environ)
+        self._launch = launch_from(os.environ) if job else None
         self.job_place: JobPlace | None = None
         self.role = Role.WRITER
         #: what this process handed to rank 0, when it is not the writer
@@ -381,10 +376,10 @@ class MRVTracker:
         if self._started:
             raise MRVStateError("this MRVTracker was already started; create a new one per run")
         self._started = True
-        self._start_time = utc_now_iso()
+        self._start_time = utc_now()
         if self.job:
             self.job_place = JobPlace.for_process(
-                os.environ, self.store.root, str(self.settings.tracking_mode),
+                self._launch, os.environ, self.store.root, str(self.settings.tracking_mode),
                 self.gather_timeout_s, self._say)
         if self.job_place is not None:
             self.role = self.job_place.role
@@ -418,7 +413,7 @@ class MRVTracker:
             raise MRVStateError("stop() called before start()")
         if self.record is not None:
             return self.record
-        end_time = utc_now_iso()  # the run ended now, not after the meter has wound down
+        end_time = utc_now()  # the run ended now, not after the meter has wound down
         if self.role is not Role.WRITER:
             return self._stop_member(end_time)
         assert self._meter is not None
@@ -585,7 +580,7 @@ class MRVTracker:
             "timestamps": {"start_time": self._start_time, "end_time": end_time},
         }
         if self.scheduler is not None:
-            record["scheduler"] = self.scheduler
+            record["scheduler"] = dict(self.scheduler)
             if self.node_share is not None:
                 record["scheduler"]["node_share"] = self.node_share
                 energy.setdefault("methods", {})["attribution"] = attribution(
